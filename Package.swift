@@ -1,0 +1,53 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "payment-sessions",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "LMDB", targets: ["LMDB"]),
+        .library(name: "PaymentSessions", targets: ["PaymentSessions"]),
+        .executable(name: "payment-sessions", targets: ["PaymentSessionsCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"]), .brew(["lmdb"])]
+        ),
+        .target(name: "LMDB", dependencies: ["CLMDB"]),
+        .target(name: "PaymentSessions", dependencies: ["LMDB"]),
+        .executableTarget(
+            name: "PaymentSessionsCLI",
+            dependencies: [
+                "PaymentSessions",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Test helpers (temporary directories, child processes); not a product.
+        .target(name: "TestSupport"),
+        // A tiny second process for the LMDB layer's cross-process tests.
+        .executableTarget(name: "LMDBProbe", dependencies: ["LMDB"]),
+        .testTarget(
+            name: "LMDBTests",
+            dependencies: ["LMDB", "LMDBProbe", "TestSupport"]
+        ),
+        .testTarget(
+            name: "PaymentSessionsTests",
+            dependencies: [
+                "PaymentSessions",
+                "TestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
+            name: "PaymentSessionsCLITests",
+            dependencies: ["PaymentSessions", "PaymentSessionsCLI", "TestSupport"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

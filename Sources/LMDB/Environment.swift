@@ -1,0 +1,331 @@
+import CLMDB
+import Foundation
+import Synchronization
+
+/// An open LMDB environment: one directory holding `data.mdb` and `lock.mdb`, with any
+/// number of named databases, shared by every thread and process that opens it.
+///
+/// ```swift
+/// let env = try Environment.open(path: "/tmp/example")
+/// let users = try env.database(named: "users")
+/// try env.write { txn in
+///     try txn.put("Ada", forKey: "user:1", in: users)
+/// }
+/// let name = try env.read { txn in try txn.get("user:1", in: users) }
+/// ```
+///
+/// One `Environment` exists per directory per process: opening a path that is already
+/// open returns the same object (LMDB's locks break if a process opens a path twice).
+/// The environment closes when the last reference to it goes away.
+public final class Environment: @unchecked Sendable {
+    let handle: OpaquePointer
+    /// The canonical path of the environment's directory.
+    public let path: String
+    /// The options it was opened with.
+    public let options: Options
+    /// The largest key liblmdb accepts (`mdb_env_get_maxkeysize`): 511 bytes by default.
+    public let maxKeySize: Int
+    let gate = TransactionGate()
+    private let databases = Mutex<[String: Database]>([:])
+
+    private init(handle: OpaquePointer, path: String, options: Options) {
+        self.handle = handle
+        self.path = path
+        self.options = options
+        self.maxKeySize = Int(mdb_env_get_maxkeysize(handle))
+    }
+
+    deinit {
+        mdb_env_close(handle)
+        EnvironmentRegistry.shared.remove(path: path)
+    }
+
+    /// Opens (or creates) the environment in directory `path`, or returns the one this
+    /// process already has open there.
+    ///
+    /// Stale reader slots left by dead processes are cleared on open
+    /// (`mdb_reader_check`).
+    ///
+    /// - Throws: ``LMDBError`` naming `mdb_env_open` and the path: `.system(errno: ENOENT)`
+    ///   for a missing directory that may not be created, `.system(errno: EACCES)` when it
+    ///   is not accessible, `.invalidFile` when `data.mdb` is not an LMDB file,
+    ///   `.incompatibleOptions` when this process has it open with other options.
+    public static func open(path: String, options: Options = Options()) throws -> Environment {
+        let canonical = try canonicalDirectory(path, options: options)
+        return try EnvironmentRegistry.shared.environment(at: canonical, options: options) {
+            try openUnregistered(canonical, options: options)
+        }
+    }
+
+    private static func canonicalDirectory(_ path: String, options: Options) throws -> String {
+        let operation = "mdb_env_open(\(path))"
+        if options.createDirectory && !options.readOnly {
+            try makeDirectories(path, operation: operation)
+        }
+        guard let resolved = realpath(path, nil) else {
+            throw LMDBError(.system(errno: errno), operation: operation)
+        }
+        defer { free(resolved) }
+        var status = stat()
+        if stat(resolved, &status) != 0 { throw LMDBError(.system(errno: errno), operation: operation) }
+        if (status.st_mode & S_IFMT) != S_IFDIR { throw LMDBError(.system(errno: ENOTDIR), operation: operation) }
+        return String(cString: resolved)
+    }
+
+    /// `mkdir -p`, keeping the `errno` of the step that failed.
+    private static func makeDirectories(_ path: String, operation: String) throws {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+            prefix += "/" + component
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw LMDBError(.system(errno: errno), operation: operation)
+            }
+        }
+    }
+
+    private static func openUnregistered(_ path: String, options: Options) throws -> Environment {
+        let operation = "mdb_env_open(\(path))"
+        var envHandle: OpaquePointer?
+        try check(mdb_env_create(&envHandle), "mdb_env_create")
+        guard let envHandle else { throw LMDBError(.system(errno: ENOMEM), operation: "mdb_env_create") }
+        do {
+            try check(mdb_env_set_maxdbs(envHandle, MDB_dbi(options.maxDatabases)), "mdb_env_set_maxdbs")
+            try check(mdb_env_set_maxreaders(envHandle, UInt32(options.maxReaders)), "mdb_env_set_maxreaders")
+            try check(mdb_env_set_mapsize(envHandle, options.mapSize), "mdb_env_set_mapsize")
+            try check(
+                mdb_env_open(envHandle, path, options.environmentFlags, mdb_mode_t(options.fileMode)), operation)
+        } catch {
+            mdb_env_close(envHandle)
+            throw error
+        }
+        let environment = Environment(handle: envHandle, path: path, options: options)
+        _ = try? environment.clearStaleReaders()
+        return environment
+    }
+
+    // MARK: - Transactions
+
+    /// Runs `body` in a read-only snapshot and returns its result.
+    ///
+    /// Readers never wait for the writer, and may run on any thread (`MDB_NOTLS`).
+    /// Values read must be decoded or copied before `body` returns.
+    public func read<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
+        let txn = try begin(readOnly: true)
+        let transaction = ReadTransaction(environment: self, handle: txn, checksThread: false)
+        defer {
+            transaction.abortIfLive()
+            gate.leave()
+        }
+        return try body(transaction)
+    }
+
+    /// Runs `body` in the write transaction and commits when it returns; when it throws,
+    /// nothing it did is kept and the error is rethrown.
+    ///
+    /// Only one write transaction runs at a time per environment, across processes:
+    /// this call waits for the writer lock. Calling `write` from inside `write` on the
+    /// same thread throws ``LMDBError/Code/nestedWriteTransaction`` (use
+    /// ``WriteTransaction/nested(_:)``).
+    ///
+    /// ## Map growth
+    /// When the data outgrows the map (`MDB_MAP_FULL`), the transaction is aborted, the
+    /// map is doubled once no other transaction of this process is open (new ones wait
+    /// meanwhile), and **`body` runs again** from the start. So `body` must have no
+    /// effects outside the transaction (no network calls, no counters it does not reset)
+    /// or they may happen twice. Past ``Options/maxMapSize`` the call throws
+    /// ``LMDBError/Code/mapFull``.
+    public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
+        if options.readOnly {
+            throw LMDBError(.readOnlyEnvironment, operation: "mdb_txn_begin(\(path))")
+        }
+        if gate.callerIsWriter() {
+            throw LMDBError(.nestedWriteTransaction, operation: "mdb_txn_begin(\(path))")
+        }
+        while true {
+            let txn = try begin(readOnly: false)
+            gate.setWriter(true)
+            let transaction = WriteTransaction(environment: self, handle: txn, checksThread: true)
+            let outcome: Result<R, any Error>
+            do {
+                let value = try body(transaction)
+                guard let live = transaction.handle else {
+                    throw LMDBError(.badTransaction, operation: "mdb_txn_commit(\(path))")
+                }
+                transaction.handle = nil
+                let rc = mdb_txn_commit(live)
+                transaction.noteResult(rc)
+                try check(rc, "mdb_txn_commit(\(path))")
+                outcome = .success(value)
+            } catch {
+                transaction.abortIfLive()
+                outcome = .failure(error)
+            }
+            gate.setWriter(false)
+            gate.leave()
+            if case .failure = outcome, transaction.hitMapFull {
+                try growMap()
+                continue
+            }
+            return try outcome.get()
+        }
+    }
+
+    /// Begins a liblmdb transaction inside the gate, adopting a map another process grew.
+    /// On success the caller owns one gate entry.
+    private func begin(readOnly: Bool) throws -> OpaquePointer {
+        let flags: UInt32 = readOnly ? UInt32(MDB_RDONLY) : 0
+        while true {
+            gate.enter()
+            var txn: OpaquePointer?
+            let rc = mdb_txn_begin(handle, nil, flags, &txn)
+            if rc == MDB_SUCCESS, let txn { return txn }
+            gate.leave()
+            if rc == MDB_MAP_RESIZED {
+                // Another process grew the map: adopt its size (0 = read it from the file).
+                _ = try gate.whenQuiescent(timeout: options.growthTimeout, operation: "mdb_env_set_mapsize(adopt)") {
+                    try check(mdb_env_set_mapsize(handle, 0), "mdb_env_set_mapsize(adopt)")
+                }
+                continue
+            }
+            if rc == EACCES && !readOnly {
+                throw LMDBError(.readOnlyEnvironment, operation: "mdb_txn_begin(\(path))")
+            }
+            try check(rc, "mdb_txn_begin(\(path))")
+            throw LMDBError(.system(errno: ENOMEM), operation: "mdb_txn_begin(\(path))")
+        }
+    }
+
+    /// Doubles the map, up to `maxMapSize`; throws `mapFull` when already there.
+    private func growMap() throws {
+        let operation = "mdb_env_set_mapsize(\(path))"
+        _ = try gate.whenQuiescent(timeout: options.growthTimeout, operation: operation) {
+            let current = info().mapSize
+            guard current < options.maxMapSize else {
+                throw LMDBError(.mapFull, operation: "\(operation): map is \(current) bytes, maxMapSize reached")
+            }
+            let grown = min(max(current * 2, current + (1 << 20)), options.maxMapSize)
+            try check(mdb_env_set_mapsize(handle, grown), operation)
+        }
+    }
+
+    // MARK: - Databases
+
+    /// The named database `name` (or the unnamed main database for `nil`), opened once
+    /// and cached for the life of the environment.
+    ///
+    /// Call it outside any transaction of this thread: a first open runs its own
+    /// short transaction (a write transaction when `create` is true), which commits
+    /// before the handle is shared, as LMDB requires.
+    ///
+    /// - Throws: ``LMDBError/Code/databaseNotFound(name:)`` when the database does not exist
+    ///   and `create` is `false` (or the environment is read-only),
+    ///   ``LMDBError/Code/databasesFull`` beyond ``Options/maxDatabases``.
+    public func database(named name: String?, create: Bool = true) throws -> Database {
+        try databases(named: [name], create: create)[0]
+    }
+
+    /// Several named databases at once, opening those not yet cached in one transaction
+    /// (one commit instead of one per database); see ``database(named:create:)``.
+    public func databases(named names: [String?], create: Bool = true) throws -> [Database] {
+        let cached = databases.withLock { cache in names.compactMap { cache[$0 ?? ""] } }
+        if cached.count == names.count { return cached }
+        return try databases.withLock { cache in
+            let missing = names.filter { cache[$0 ?? ""] == nil }
+            let writable = create && !options.readOnly
+            var opened: [(String?, MDB_dbi)] = []
+            let open: (Transaction) throws -> Void = { txn in
+                opened = []
+                for name in missing {
+                    let operation = "mdb_dbi_open(\(name ?? "<main>"))"
+                    var dbi = MDB_dbi()
+                    let rc = mdb_dbi_open(try txn.usableHandle(operation), name, writable ? UInt32(MDB_CREATE) : 0, &dbi)
+                    if rc == MDB_NOTFOUND {
+                        throw LMDBError(.databaseNotFound(name: name ?? "<main>"), operation: operation)
+                    }
+                    try check(rc, operation)
+                    opened.append((name, dbi))
+                }
+            }
+            if !missing.isEmpty {
+                if writable {
+                    try write { try open($0) }
+                } else {
+                    try readCommitting { try open($0) }
+                }
+            }
+            for (name, dbi) in opened { cache[name ?? ""] = Database(dbi: dbi, name: name) }
+            return names.compactMap { cache[$0 ?? ""] }
+        }
+    }
+
+    /// A read transaction that is committed (not aborted), so that database handles it
+    /// opened stay valid afterwards.
+    private func readCommitting(_ body: (ReadTransaction) throws -> Void) throws {
+        let txn = try begin(readOnly: true)
+        let transaction = ReadTransaction(environment: self, handle: txn, checksThread: false)
+        defer {
+            transaction.abortIfLive()
+            gate.leave()
+        }
+        try body(transaction)
+        transaction.handle = nil
+        try check(mdb_txn_commit(txn), "mdb_txn_commit(\(path))")
+    }
+
+    // MARK: - Maintenance
+
+    /// Facts about the map and the reader table (`mdb_env_info`).
+    public func info() -> EnvironmentInfo {
+        var raw = MDB_envinfo()
+        mdb_env_info(handle, &raw)
+        return EnvironmentInfo(
+            mapSize: raw.me_mapsize, lastPageNumber: raw.me_last_pgno, lastTransactionID: raw.me_last_txnid,
+            maxReaders: Int(raw.me_maxreaders), readersUsed: Int(raw.me_numreaders))
+    }
+
+    /// Statistics of the main (unnamed) database, whose entries are the named databases
+    /// (`mdb_env_stat`).
+    public func statistics() throws -> DatabaseStatistics {
+        var stat = MDB_stat()
+        try check(mdb_env_stat(handle, &stat), "mdb_env_stat(\(path))")
+        return DatabaseStatistics(stat)
+    }
+
+    /// The size of `data.mdb` on disk, in bytes.
+    public func fileSize() throws -> Int {
+        var status = stat()
+        let file = path + "/data.mdb"
+        if stat(file, &status) != 0 { throw LMDBError(.system(errno: errno), operation: "stat(\(file))") }
+        return Int(status.st_size)
+    }
+
+    /// Flushes buffers to disk (`mdb_env_sync`). Needed only with ``Durability/noSync`` or
+    /// ``Durability/noMetaSync``; with `force`, syncs even then.
+    public func sync(force: Bool = true) throws {
+        try check(mdb_env_sync(handle, force ? 1 : 0), "mdb_env_sync(\(path))")
+    }
+
+    /// Clears reader slots left by processes that died inside a read transaction
+    /// (`mdb_reader_check`). Such slots otherwise pin old pages and make the file grow.
+    ///
+    /// - Returns: How many slots were cleared.
+    @discardableResult
+    public func clearStaleReaders() throws -> Int {
+        var dead: Int32 = 0
+        try check(mdb_reader_check(handle, &dead), "mdb_reader_check(\(path))")
+        return Int(dead)
+    }
+
+    /// Writes a consistent copy of the environment into directory `destination`, which
+    /// must exist and hold no `data.mdb`, while other threads and processes go on writing
+    /// (`mdb_env_copy2`). With `compact`, free pages are omitted and pages renumbered.
+    public func copy(to destination: String, compact: Bool = true) throws {
+        let operation = "mdb_env_copy2(\(path) -> \(destination))"
+        if FileManager.default.fileExists(atPath: destination + "/data.mdb") {
+            throw LMDBError(.system(errno: EEXIST), operation: operation)
+        }
+        gate.enter()
+        defer { gate.leave() }
+        try check(mdb_env_copy2(handle, destination, compact ? UInt32(MDB_CP_COMPACT) : 0), operation)
+    }
+}

@@ -1,0 +1,232 @@
+import Foundation
+
+/// A payment session: one payment provider's attempt to pay for one cart, as Medusa's
+/// `PaymentSession` resource describes it.
+///
+/// A plain value: read it from a ``PaymentSessionStore``, change it only through the
+/// store's operations (which enforce the rules and indexes), print it with
+/// ``jsonText(expandingCart:)``.
+///
+/// ```swift
+/// let session = try store.create(NewPaymentSession(cartID: "cart_01H...", providerID: "stripe"))
+/// print(session.jsonText())
+/// // {"id":"ps_01JD...","cart_id":"cart_01H...","provider_id":"stripe","is_selected":false,
+/// //  "status":"pending","data":{},"created_at":"2026-11-24T23:43:53.123456Z",...}
+/// ```
+public struct PaymentSession: Sendable, Hashable {
+    /// `ps_` + ULID; the primary key.
+    public var id: String
+    /// The cart this session pays for.
+    public var cartID: String
+    /// The payment provider in charge (`manual`, `stripe`, ...).
+    public var providerID: String
+    /// Whether this is the cart's chosen payment method. At most one per cart.
+    public var isSelected: Bool
+    /// Where the session stands; see ``PaymentSessionStatus``.
+    public var status: PaymentSessionStatus
+    /// The provider's own state: any JSON object.
+    public var data: [String: JSONValue]
+    /// A unique key that makes a retried create return the first session.
+    public var idempotencyKey: String?
+    /// When the session was created (microsecond precision).
+    public var createdAt: Date
+    /// When the session last changed (microsecond precision).
+    public var updatedAt: Date
+
+    /// A session with every field given; dates are rounded to the microsecond.
+    public init(
+        id: String, cartID: String, providerID: String, isSelected: Bool = false, status: PaymentSessionStatus = .pending,
+        data: [String: JSONValue] = [:], idempotencyKey: String? = nil, createdAt: Date, updatedAt: Date
+    ) {
+        self.id = id
+        self.cartID = cartID
+        self.providerID = providerID
+        self.isSelected = isSelected
+        self.status = status
+        self.data = data
+        self.idempotencyKey = idempotencyKey
+        self.createdAt = Timestamp.normalized(createdAt)
+        self.updatedAt = Timestamp.normalized(updatedAt)
+    }
+}
+
+// MARK: - JSON form
+
+extension PaymentSession {
+    /// The schema's JSON form: snake_case keys in schema order, `status` as its string,
+    /// `data` as an object, RFC 3339 dates with microseconds and `Z`, `idempotency_key`
+    /// omitted when absent, and `cart` only when `cart` is given (the store does not own
+    /// carts: the caller supplies the expanded object).
+    public func jsonText(expandingCart cart: [String: JSONValue]? = nil) -> String {
+        var writer = JSONWriter()
+        write(to: &writer, cart: cart)
+        return writer.text
+    }
+
+    /// The JSON form as UTF-8 bytes; see ``jsonText(expandingCart:)``.
+    public func jsonBytes(expandingCart cart: [String: JSONValue]? = nil) -> [UInt8] {
+        var writer = JSONWriter()
+        write(to: &writer, cart: cart)
+        return writer.bytes
+    }
+
+    func write(to writer: inout JSONWriter, cart: [String: JSONValue]?) {
+        writer.raw("{")
+        writer.key("id")
+        writer.write(string: id)
+        writer.raw(",")
+        writer.key("cart_id")
+        writer.write(string: cartID)
+        if let cart {
+            writer.raw(",")
+            writer.key("cart")
+            writer.write(object: cart)
+        }
+        writer.raw(",")
+        writer.key("provider_id")
+        writer.write(string: providerID)
+        writer.raw(",")
+        writer.key("is_selected")
+        writer.raw(isSelected ? "true" : "false")
+        writer.raw(",")
+        writer.key("status")
+        writer.write(string: status.rawValue)
+        writer.raw(",")
+        writer.key("data")
+        writer.write(object: data)
+        if let idempotencyKey {
+            writer.raw(",")
+            writer.key("idempotency_key")
+            writer.write(string: idempotencyKey)
+        }
+        writer.raw(",")
+        writer.key("created_at")
+        writer.write(string: Timestamp.rfc3339(createdAt))
+        writer.raw(",")
+        writer.key("updated_at")
+        writer.write(string: Timestamp.rfc3339(updatedAt))
+        writer.raw("}")
+    }
+
+    /// Reads a session from its JSON form, as ``jsonText(expandingCart:)`` writes it and
+    /// `export` prints it. Every field is checked as the store checks input; `cart` is
+    /// ignored, unknown keys are refused.
+    ///
+    /// - Throws: ``PaymentSessionError/invalidInput(field:value:reason:)`` naming the field.
+    public init(jsonText: String) throws(PaymentSessionError) {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(Array(jsonText.utf8))
+        } catch {
+            throw .invalidInput(field: "session", value: nil, reason: error.description)
+        }
+        guard case .object(let members) = value else {
+            throw .invalidInput(field: "session", value: nil, reason: "expected a JSON object, got \(value.typeName)")
+        }
+        try self.init(jsonObject: members)
+    }
+
+    /// Reads a session from the members of its JSON object; see ``init(jsonText:)``.
+    public init(jsonObject members: [String: JSONValue]) throws(PaymentSessionError) {
+        let known: Set<String> = [
+            "id", "cart_id", "cart", "provider_id", "is_selected", "status", "data", "idempotency_key", "created_at",
+            "updated_at",
+        ]
+        if let unknown = members.keys.sorted().first(where: { !known.contains($0) }) {
+            throw .invalidInput(field: unknown, value: nil, reason: "unknown field")
+        }
+        func string(_ field: String) throws(PaymentSessionError) -> String {
+            guard let value = members[field] else { throw .invalidInput(field: field, value: nil, reason: "required") }
+            guard case .string(let text) = value else {
+                throw .invalidInput(field: field, value: value.jsonText, reason: "expected a string, got \(value.typeName)")
+            }
+            return text
+        }
+        func date(_ field: String) throws(PaymentSessionError) -> Date {
+            let text = try string(field)
+            guard let micros = Timestamp.parseRFC3339(text) else {
+                throw .invalidInput(field: field, value: text, reason: "expected an RFC 3339 date-time with timezone")
+            }
+            return Timestamp.date(microseconds: micros)
+        }
+        let statusText = try string("status")
+        guard let status = PaymentSessionStatus(rawValue: statusText) else {
+            throw .invalidInput(
+                field: "status", value: statusText,
+                reason: "expected one of \(PaymentSessionStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var isSelected = false
+        switch members["is_selected"] {
+        case nil: break
+        case .bool(let flag)?: isSelected = flag
+        case let other?:
+            throw .invalidInput(field: "is_selected", value: other.jsonText, reason: "expected a boolean")
+        }
+        var data: [String: JSONValue] = [:]
+        switch members["data"] {
+        case nil: break
+        case .object(let object)?: data = object
+        case let other?:
+            throw .invalidInput(field: "data", value: other.jsonText, reason: "expected a JSON object, got \(other.typeName)")
+        }
+        var idempotencyKey: String?
+        switch members["idempotency_key"] {
+        case nil, .null?: break
+        case .string(let key)?: idempotencyKey = key
+        case let other?:
+            throw .invalidInput(field: "idempotency_key", value: other.jsonText, reason: "expected a string")
+        }
+        self.init(
+            id: try string("id"), cartID: try string("cart_id"), providerID: try string("provider_id"),
+            isSelected: isSelected, status: status, data: data, idempotencyKey: idempotencyKey,
+            createdAt: try date("created_at"), updatedAt: try date("updated_at"))
+        try SessionValidation.validate(self)
+    }
+}
+
+// MARK: - Codable
+
+extension PaymentSession: Codable {
+    enum CodingKeys: String, CodingKey {
+        case id, cartID = "cart_id", providerID = "provider_id", isSelected = "is_selected", status, data
+        case idempotencyKey = "idempotency_key", createdAt = "created_at", updatedAt = "updated_at"
+    }
+
+    /// Encodes the schema's JSON form (dates as RFC 3339 strings whatever the encoder's
+    /// date strategy, `idempotency_key` omitted when absent).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(cartID, forKey: .cartID)
+        try container.encode(providerID, forKey: .providerID)
+        try container.encode(isSelected, forKey: .isSelected)
+        try container.encode(status, forKey: .status)
+        try container.encode(data, forKey: .data)
+        try container.encodeIfPresent(idempotencyKey, forKey: .idempotencyKey)
+        try container.encode(Timestamp.rfc3339(createdAt), forKey: .createdAt)
+        try container.encode(Timestamp.rfc3339(updatedAt), forKey: .updatedAt)
+    }
+
+    /// Decodes the schema's JSON form, with the same checks as ``init(jsonObject:)``.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        func date(_ key: CodingKeys) throws -> Date {
+            let text = try container.decode(String.self, forKey: key)
+            guard let micros = Timestamp.parseRFC3339(text) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: key, in: container, debugDescription: "expected an RFC 3339 date-time, got \(text)")
+            }
+            return Timestamp.date(microseconds: micros)
+        }
+        self.init(
+            id: try container.decode(String.self, forKey: .id),
+            cartID: try container.decode(String.self, forKey: .cartID),
+            providerID: try container.decode(String.self, forKey: .providerID),
+            isSelected: try container.decodeIfPresent(Bool.self, forKey: .isSelected) ?? false,
+            status: try container.decode(PaymentSessionStatus.self, forKey: .status),
+            data: try container.decodeIfPresent([String: JSONValue].self, forKey: .data) ?? [:],
+            idempotencyKey: try container.decodeIfPresent(String.self, forKey: .idempotencyKey),
+            createdAt: try date(.createdAt), updatedAt: try date(.updatedAt))
+        try SessionValidation.validate(self)
+    }
+}

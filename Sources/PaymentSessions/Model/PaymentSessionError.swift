@@ -1,0 +1,102 @@
+import Foundation
+import LMDB
+
+/// Everything that can go wrong in the store, each case carrying the failing input.
+///
+/// ``code`` groups the cases the way the command-line tool and HTTP services report
+/// them (`not_found`, `invalid_input`, `invalid_transition`, `conflict`, `storage`).
+/// When a store operation throws, nothing was written: its transaction rolled back.
+public enum PaymentSessionError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No session has this id.
+    case sessionNotFound(id: String)
+    /// No session has this idempotency key.
+    case idempotencyKeyNotFound(key: String)
+    /// The cart has no selected session.
+    case noSelection(cartID: String)
+    /// The store directory holds no store, and opening was not allowed to create one.
+    case storeNotFound(path: String)
+    /// A field is missing, malformed or out of bounds. `value` is the offending input
+    /// (shortened when long), when there is one to show.
+    case invalidInput(field: String, value: String?, reason: String)
+    /// The status table forbids this move (see ``PaymentSessionStatus/canMove(to:)``).
+    case invalidTransition(id: String, from: PaymentSessionStatus, to: PaymentSessionStatus)
+    /// The session is `canceled`: its data can no longer change.
+    case sessionIsFinal(id: String)
+    /// The session cannot be selected in its status (a `canceled` session never can).
+    case notSelectable(id: String, status: PaymentSessionStatus)
+    /// The cart already has a session for this provider.
+    case duplicateSession(cartID: String, providerID: String, existingID: String)
+    /// A session with this id exists already.
+    case duplicateID(id: String)
+    /// The idempotency key belongs to a session of another cart or provider.
+    case idempotencyConflict(key: String, existingID: String, existingCartID: String, existingProviderID: String)
+    /// `expectedUpdatedAt` did not match: someone changed the session since the caller read it.
+    case staleUpdate(id: String, expected: Date, actual: Date)
+    /// A record or index entry could not be decoded. The store needs `verify` and repair.
+    case corruptRecord(key: String, reason: String)
+    /// The store was written in a format this version does not know.
+    case unsupportedFormat(found: UInt32, supported: UInt32)
+    /// LMDB failed (disk full, permissions, map full past its maximum, ...).
+    case storage(LMDBError)
+    /// Line `line` of an import failed with `error`; nothing was imported.
+    indirect case importFailed(line: Int, error: PaymentSessionError)
+
+    /// The kind of failure, stable for scripts and HTTP mapping.
+    public enum Code: String, Sendable, CaseIterable {
+        /// The session, key or store does not exist.
+        case notFound = "not_found"
+        /// The input is malformed.
+        case invalidInput = "invalid_input"
+        /// The status table or a final state forbids the change.
+        case invalidTransition = "invalid_transition"
+        /// The change clashes with existing data or a concurrent change.
+        case conflict
+        /// The disk, LMDB or the stored bytes failed.
+        case storage
+    }
+
+    /// The kind of failure.
+    public var code: Code {
+        switch self {
+        case .sessionNotFound, .idempotencyKeyNotFound, .noSelection, .storeNotFound: .notFound
+        case .invalidInput: .invalidInput
+        case .invalidTransition, .sessionIsFinal, .notSelectable: .invalidTransition
+        case .duplicateSession, .duplicateID, .idempotencyConflict, .staleUpdate: .conflict
+        case .corruptRecord, .unsupportedFormat, .storage: .storage
+        case .importFailed(_, let error): error.code
+        }
+    }
+
+    /// A readable explanation naming the input.
+    public var description: String {
+        switch self {
+        case .sessionNotFound(let id): "no payment session with id \(id)"
+        case .idempotencyKeyNotFound(let key): "no payment session with idempotency key \(key)"
+        case .noSelection(let cart): "cart \(cart) has no selected payment session"
+        case .storeNotFound(let path): "no payment session store at \(path)"
+        case .invalidInput(let field, let value?, let reason): "invalid \(field) \(Self.quoted(value)): \(reason)"
+        case .invalidInput(let field, nil, let reason): "invalid \(field): \(reason)"
+        case .invalidTransition(let id, let from, let to):
+            "payment session \(id) cannot move from \(from.rawValue) to \(to.rawValue)"
+        case .sessionIsFinal(let id): "payment session \(id) is canceled; it can no longer change"
+        case .notSelectable(let id, let status): "payment session \(id) is \(status.rawValue) and cannot be selected"
+        case .duplicateSession(let cart, let provider, let existing):
+            "cart \(cart) already has a session for provider \(provider): \(existing)"
+        case .duplicateID(let id): "a payment session with id \(id) already exists"
+        case .idempotencyConflict(let key, let id, let cart, let provider):
+            "idempotency key \(Self.quoted(key)) belongs to session \(id) of cart \(cart) and provider \(provider)"
+        case .staleUpdate(let id, let expected, let actual):
+            "payment session \(id) was updated at \(Timestamp.rfc3339(actual)), not \(Timestamp.rfc3339(expected))"
+        case .corruptRecord(let key, let reason): "corrupt record \(Self.quoted(key)): \(reason)"
+        case .unsupportedFormat(let found, let supported):
+            "store format version \(found) is not supported (this version reads up to \(supported))"
+        case .storage(let error): "storage error: \(error)"
+        case .importFailed(let line, let error): "line \(line): \(error)"
+        }
+    }
+
+    static func quoted(_ value: String) -> String {
+        let shortened = value.utf8.count > 80 ? String(value.prefix(77)) + "..." : value
+        return "\"" + shortened + "\""
+    }
+}

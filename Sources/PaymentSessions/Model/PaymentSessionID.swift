@@ -1,0 +1,88 @@
+import Synchronization
+
+/// Payment session ids: `ps_` followed by a ULID (26 Crockford base32 characters: a
+/// 48-bit millisecond timestamp and 80 random bits), as in the schema's example
+/// `ps_01G901XNSRM2YS3ASN9H5KG3FZ`. Ids sort in creation order.
+public enum PaymentSessionID {
+    /// `ps_`.
+    public static let prefix = "ps_"
+    /// 29: the prefix and 26 ULID characters.
+    public static let length = 29
+
+    static let alphabet: [UInt8] = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
+
+    /// Whether `id` is `ps_` followed by 26 upper-case Crockford base32 characters whose
+    /// first is at most `7` (a ULID is 128 bits).
+    public static func isValid(_ id: String) -> Bool {
+        let bytes = id.utf8
+        guard bytes.count == length, bytes.starts(with: prefix.utf8) else { return false }
+        var isFirst = true
+        for byte in bytes.dropFirst(3) {
+            guard alphabet.contains(byte) else { return false }
+            if isFirst && byte > UInt8(ascii: "7") { return false }
+            isFirst = false
+        }
+        return true
+    }
+
+    /// The millisecond timestamp a valid id encodes.
+    public static func milliseconds(of id: String) -> UInt64? {
+        guard isValid(id) else { return nil }
+        var value: UInt64 = 0
+        for byte in id.utf8.dropFirst(3).prefix(10) {
+            value = value << 5 | UInt64(alphabet.firstIndex(of: byte)!)
+        }
+        return value
+    }
+
+    static func encode(milliseconds: UInt64, random: (high: UInt16, low: UInt64)) -> String {
+        // 128 bits: 48 time | 80 random, written as 26 five-bit digits (the first has 3 bits).
+        let high = milliseconds << 16 | UInt64(random.high)
+        let low = random.low
+        var digits = [UInt8](repeating: 0, count: length)
+        for (offset, byte) in prefix.utf8.enumerated() { digits[offset] = byte }
+        for position in 0..<26 {
+            let shift = 125 - position * 5  // bit index of this digit's lowest bit
+            let value: UInt64
+            if shift >= 64 {
+                value = (high >> UInt64(shift - 64)) & 0x1F
+            } else if shift + 5 <= 64 {
+                // the digit's five bits lie wholly in `low`
+                value = (low >> UInt64(shift)) & 0x1F
+            } else {
+                value = ((high << UInt64(64 - shift)) | (low >> UInt64(shift))) & 0x1F
+            }
+            digits[3 + position] = alphabet[Int(value)]
+        }
+        return String(decoding: digits, as: UTF8.self)
+    }
+}
+
+/// Generates ids that increase strictly within this generator, even within one
+/// millisecond (the ULID spec's monotonic mode: the random part is incremented).
+final class PaymentSessionIDGenerator: Sendable {
+    private struct State {
+        var milliseconds: UInt64 = 0
+        var high: UInt16 = 0
+        var low: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    func next(milliseconds now: UInt64) -> String {
+        state.withLock { state in
+            if now > state.milliseconds {
+                var random = SystemRandomNumberGenerator()
+                state.milliseconds = now
+                // Leave headroom so increments within one millisecond never overflow.
+                state.high = UInt16.random(in: 0...0x7FFF, using: &random)
+                state.low = random.next()
+            } else {
+                let (low, overflow) = state.low.addingReportingOverflow(1)
+                state.low = low
+                if overflow { state.high &+= 1 }
+            }
+            return PaymentSessionID.encode(milliseconds: state.milliseconds, random: (state.high, state.low))
+        }
+    }
+}

@@ -1,0 +1,77 @@
+/// The input rules, checked before anything reaches LMDB.
+///
+/// LMDB keys are 1 to 511 bytes, and `cart_id` and `provider_id` share one key in the
+/// `cart_provider` index (with a 0x00 separator), so each is limited to 255 bytes and may
+/// not contain U+0000.
+public enum SessionValidation {
+    /// Longest `cart_id` and `provider_id`, in UTF-8 bytes.
+    public static let maxIdentifierBytes = 255
+    /// Longest `idempotency_key`, in UTF-8 bytes (LMDB's key limit).
+    public static let maxIdempotencyKeyBytes = 511
+    /// Deepest nesting of arrays and objects inside `data`.
+    public static let maxDataDepth = 32
+
+    /// Checks a `cart_id` or `provider_id`.
+    public static func validateIdentifier(_ value: String, field: String) throws(PaymentSessionError) {
+        let count = value.utf8.count
+        if count == 0 { throw .invalidInput(field: field, value: value, reason: "must not be empty") }
+        if count > maxIdentifierBytes {
+            throw .invalidInput(field: field, value: value, reason: "is \(count) bytes; at most \(maxIdentifierBytes)")
+        }
+        if value.utf8.contains(0) { throw .invalidInput(field: field, value: value, reason: "must not contain U+0000") }
+    }
+
+    /// Checks a session id: `ps_` + 26 Crockford base32 characters.
+    public static func validateID(_ id: String) throws(PaymentSessionError) {
+        if !PaymentSessionID.isValid(id) {
+            throw .invalidInput(field: "id", value: id, reason: "expected ps_ followed by a 26-character ULID")
+        }
+    }
+
+    /// Checks an idempotency key.
+    public static func validateIdempotencyKey(_ key: String) throws(PaymentSessionError) {
+        let count = key.utf8.count
+        if count == 0 { throw .invalidInput(field: "idempotency_key", value: key, reason: "must not be empty") }
+        if count > maxIdempotencyKeyBytes {
+            throw .invalidInput(
+                field: "idempotency_key", value: key, reason: "is \(count) bytes; at most \(maxIdempotencyKeyBytes)")
+        }
+    }
+
+    /// Checks `data` and returns its compact JSON (what the record stores).
+    public static func encodeData(_ data: [String: JSONValue], maxBytes: Int) throws(PaymentSessionError) -> [UInt8] {
+        for value in data.values { try checkDepth(value, depth: 1) }
+        var writer = JSONWriter()
+        writer.write(object: data)
+        if writer.bytes.count > maxBytes {
+            throw .invalidInput(field: "data", value: nil, reason: "is \(writer.bytes.count) bytes of JSON; at most \(maxBytes)")
+        }
+        return writer.bytes
+    }
+
+    private static func checkDepth(_ value: JSONValue, depth: Int) throws(PaymentSessionError) {
+        if depth > maxDataDepth {
+            throw .invalidInput(field: "data", value: nil, reason: "nested deeper than \(maxDataDepth) levels")
+        }
+        switch value {
+        case .array(let elements): for element in elements { try checkDepth(element, depth: depth + 1) }
+        case .object(let members): for member in members.values { try checkDepth(member, depth: depth + 1) }
+        default: break
+        }
+    }
+
+    /// Checks every field of a whole session (import, and records read back).
+    public static func validate(_ session: PaymentSession) throws(PaymentSessionError) {
+        try validateID(session.id)
+        try validateIdentifier(session.cartID, field: "cart_id")
+        try validateIdentifier(session.providerID, field: "provider_id")
+        if let key = session.idempotencyKey { try validateIdempotencyKey(key) }
+        if session.isSelected && session.status == .canceled {
+            throw .invalidInput(field: "is_selected", value: "true", reason: "a canceled session cannot be selected")
+        }
+        if session.updatedAt < session.createdAt {
+            throw .invalidInput(
+                field: "updated_at", value: Timestamp.rfc3339(session.updatedAt), reason: "is before created_at")
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import LMDB
+
+/// The named databases of a store and how their keys are built (see DESIGN.md).
+///
+/// | database | key | value |
+/// |---|---|---|
+/// | `sessions` | session id | ``RecordCodec`` record |
+/// | `cart_provider` | cart_id, 0x00, provider_id | session id |
+/// | `selected` | cart_id | session id |
+/// | `idempotency` | idempotency_key | session id |
+/// | `meta` | name | value |
+struct StoreLayout: Sendable {
+    /// The store format this version writes and the newest it reads.
+    static let formatVersion: UInt32 = 1
+    static let formatVersionKey = "format_version"
+    static let createdAtKey = "created_at"
+    static let databaseNames = ["sessions", "cart_provider", "selected", "idempotency", "meta"]
+
+    let sessions: Database
+    let cartProvider: Database
+    let selected: Database
+    let idempotency: Database
+    let meta: Database
+
+    init(_ databases: [Database]) {
+        sessions = databases[0]
+        cartProvider = databases[1]
+        selected = databases[2]
+        idempotency = databases[3]
+        meta = databases[4]
+    }
+
+    /// `cart_id` 0x00 `provider_id`: one entry per (cart, provider), and all of a cart's
+    /// entries under the prefix `cart_id` 0x00.
+    static func cartProviderKey(cartID: String, providerID: String) -> [UInt8] {
+        var key = cartPrefix(cartID)
+        key.append(contentsOf: providerID.utf8)
+        return key
+    }
+
+    /// `cart_id` 0x00: the prefix of a cart's `cart_provider` entries.
+    static func cartPrefix(_ cartID: String) -> [UInt8] {
+        var key: [UInt8] = []
+        key.reserveCapacity(cartID.utf8.count + 16)
+        key.append(contentsOf: cartID.utf8)
+        key.append(0)
+        return key
+    }
+}

@@ -1,0 +1,231 @@
+import Foundation
+import LMDB
+
+/// An embedded, transactional store of payment sessions on LMDB.
+///
+/// Open one per directory and share it: it is `Sendable`, and every thread (and every
+/// other process that opens the same directory) sees one consistent store. Reads run in
+/// parallel and never wait for writes; writes are serialised, each one atomic and, by
+/// default, durable when it returns.
+///
+/// ```swift
+/// let store = try PaymentSessionStore(path: "/var/lib/checkout/sessions")
+///
+/// let session = try store.create(NewPaymentSession(cartID: "cart_1", providerID: "stripe", select: true))
+/// try store.update(id: session.id, status: .authorized, data: ["intent": "pi_123"])
+/// let selected = try store.selectedSession(cartID: "cart_1")
+///
+/// // Several operations, all or nothing:
+/// try store.write { tx in
+///     let manual = try tx.create(NewPaymentSession(cartID: "cart_1", providerID: "manual"))
+///     try tx.select(id: manual.id)
+/// }
+/// ```
+///
+/// The store keeps these invariants in every committed state: at most one selected
+/// session per cart, at most one session per (cart, provider), unique idempotency keys,
+/// status moves along ``PaymentSessionStatus/canMove(to:)``, and every record indexed
+/// exactly as it says. ``verify()`` checks them all.
+public final class PaymentSessionStore: Sendable {
+    /// The LMDB environment underneath (for statistics and maintenance).
+    public let environment: Environment
+    /// The options the store was opened with.
+    public let options: Options
+    let layout: StoreLayout
+    let generator = PaymentSessionIDGenerator()
+
+    /// Opens the store in directory `path`, creating it when ``Options/createIfMissing``
+    /// allows.
+    ///
+    /// - Throws: ``PaymentSessionError/storeNotFound(path:)`` when there is no store and
+    ///   it may not be created; ``PaymentSessionError/unsupportedFormat(found:supported:)``
+    ///   for a store written by a newer version; ``PaymentSessionError/storage(_:)``.
+    public init(path: String, options: Options = Options()) throws(PaymentSessionError) {
+        if !options.createIfMissing && !FileManager.default.fileExists(atPath: path + "/data.mdb") {
+            throw .storeNotFound(path: path)
+        }
+        self.options = options
+        let environment: Environment = try storageMapped { try Environment.open(path: path, options: options.environment) }
+        self.environment = environment
+        let databases = try storageMapped {
+            try environment.databases(named: StoreLayout.databaseNames, create: !options.environment.readOnly)
+        }
+        layout = StoreLayout(databases)
+        try checkFormat()
+    }
+
+    /// Records the format version in a new store; refuses a store of a newer format.
+    private func checkFormat() throws(PaymentSessionError) {
+        let stored: [UInt8]? = try storageMapped {
+            try environment.read { try $0.get(StoreLayout.formatVersionKey, in: layout.meta) }
+        }
+        if let stored {
+            guard stored.count == 4 else {
+                throw .corruptRecord(key: "meta/\(StoreLayout.formatVersionKey)", reason: "expected 4 bytes, found \(stored.count)")
+            }
+            let version = stored.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+            if version > StoreLayout.formatVersion || version == 0 {
+                throw .unsupportedFormat(found: version, supported: StoreLayout.formatVersion)
+            }
+            return
+        }
+        if options.environment.readOnly { throw .unsupportedFormat(found: 0, supported: StoreLayout.formatVersion) }
+        try storageMapped {
+            try environment.write { txn in
+                // Another process may have initialised the store since the read above.
+                if try txn.get(StoreLayout.formatVersionKey, in: layout.meta) != nil { return }
+                if try txn.count(in: layout.sessions) > 0 {
+                    throw PaymentSessionError.unsupportedFormat(found: 0, supported: StoreLayout.formatVersion)
+                }
+                let version = withUnsafeBytes(of: StoreLayout.formatVersion.littleEndian) { Array($0) }
+                try txn.put(version, forKey: StoreLayout.formatVersionKey, in: layout.meta)
+                try txn.put(
+                    Timestamp.rfc3339(options.now()), forKey: StoreLayout.createdAtKey, in: layout.meta)
+            }
+        }
+    }
+
+    // MARK: - Transactions
+
+    /// Runs `body` on a consistent snapshot and returns its result.
+    ///
+    /// Errors from `body` are rethrown as they are; LMDB failures become
+    /// ``PaymentSessionError/storage(_:)``.
+    public func read<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
+        try storageMapped {
+            try environment.read { txn in
+                try body(ReadTransaction(transaction: txn, layout: layout, options: options))
+            }
+        }
+    }
+
+    /// Runs `body` in one write transaction: everything it does commits together when it
+    /// returns, and nothing does when it throws (the error is rethrown).
+    ///
+    /// Writers are serialised across threads and processes. `body` runs on the calling
+    /// thread and **may run more than once** (when the LMDB map must grow, the
+    /// transaction is retried from the start), so it must have no side effects outside
+    /// the transaction. Do not call `write` from inside `body`.
+    public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
+        try storageMapped {
+            try environment.write { txn in
+                try body(WriteTransaction(transaction: txn, layout: layout, options: options, generator: generator))
+            }
+        }
+    }
+
+    /// `read` for bodies that throw only ``PaymentSessionError``.
+    func typedRead<R>(_ body: (ReadTransaction) throws(PaymentSessionError) -> R) throws(PaymentSessionError) -> R {
+        try storageMapped { try read { tx in try body(tx) } }
+    }
+
+    /// `write` for bodies that throw only ``PaymentSessionError``.
+    func typedWrite<R>(_ body: (WriteTransaction) throws(PaymentSessionError) -> R) throws(PaymentSessionError) -> R {
+        try storageMapped { try write { tx in try body(tx) } }
+    }
+
+    // MARK: - Reads
+
+    /// The session with `id`, or `nil`; see ``ReadTransaction/session(id:)``.
+    public func session(id: String) throws(PaymentSessionError) -> PaymentSession? {
+        try typedRead { tx throws(PaymentSessionError) in try tx.session(id: id) }
+    }
+
+    /// The session created with `idempotencyKey`, or `nil`.
+    public func session(idempotencyKey: String) throws(PaymentSessionError) -> PaymentSession? {
+        try typedRead { tx throws(PaymentSessionError) in try tx.session(idempotencyKey: idempotencyKey) }
+    }
+
+    /// The sessions of `cartID` in creation order.
+    public func sessions(cartID: String) throws(PaymentSessionError) -> [PaymentSession] {
+        try typedRead { tx throws(PaymentSessionError) in try tx.sessions(cartID: cartID) }
+    }
+
+    /// The selected session of `cartID`, or `nil`.
+    public func selectedSession(cartID: String) throws(PaymentSessionError) -> PaymentSession? {
+        try typedRead { tx throws(PaymentSessionError) in try tx.selectedSession(cartID: cartID) }
+    }
+
+    /// A page of sessions in id order; see ``ReadTransaction/sessions(after:limit:)``.
+    public func sessions(after id: String? = nil, limit: Int = 100) throws(PaymentSessionError) -> [PaymentSession] {
+        try typedRead { tx throws(PaymentSessionError) in try tx.sessions(after: id, limit: limit) }
+    }
+
+    /// The number of sessions.
+    public func count() throws(PaymentSessionError) -> Int {
+        try typedRead { tx throws(PaymentSessionError) in try tx.count() }
+    }
+
+    // MARK: - Writes (each its own transaction)
+
+    /// Creates a session; see ``WriteTransaction/create(_:)``.
+    @discardableResult
+    public func create(_ new: NewPaymentSession) throws(PaymentSessionError) -> PaymentSession {
+        try typedWrite { tx throws(PaymentSessionError) in try tx.create(new) }
+    }
+
+    /// Creates or refreshes a cart's session for a provider; see
+    /// ``WriteTransaction/createOrUpdate(cartID:providerID:data:)``.
+    @discardableResult
+    public func createOrUpdate(
+        cartID: String, providerID: String, data: [String: JSONValue]? = nil
+    ) throws(PaymentSessionError) -> (session: PaymentSession, created: Bool) {
+        try typedWrite { tx throws(PaymentSessionError) in
+            try tx.createOrUpdate(cartID: cartID, providerID: providerID, data: data)
+        }
+    }
+
+    /// Changes status and/or data; see ``WriteTransaction/update(id:status:data:expectedUpdatedAt:)``.
+    @discardableResult
+    public func update(
+        id: String, status: PaymentSessionStatus? = nil, data: [String: JSONValue]? = nil, expectedUpdatedAt: Date? = nil
+    ) throws(PaymentSessionError) -> PaymentSession {
+        try typedWrite { tx throws(PaymentSessionError) in
+            try tx.update(id: id, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt)
+        }
+    }
+
+    /// Selects a session, deselecting the cart's previous one; see ``WriteTransaction/select(id:)``.
+    @discardableResult
+    public func select(id: String) throws(PaymentSessionError) -> PaymentSession {
+        try typedWrite { tx throws(PaymentSessionError) in try tx.select(id: id) }
+    }
+
+    /// Clears a cart's selection; see ``WriteTransaction/deselect(cartID:)``.
+    @discardableResult
+    public func deselect(cartID: String) throws(PaymentSessionError) -> PaymentSession? {
+        try typedWrite { tx throws(PaymentSessionError) in try tx.deselect(cartID: cartID) }
+    }
+
+    /// Deletes a session; see ``WriteTransaction/delete(id:)``.
+    @discardableResult
+    public func delete(id: String) throws(PaymentSessionError) -> PaymentSession {
+        try typedWrite { tx throws(PaymentSessionError) in try tx.delete(id: id) }
+    }
+
+    /// Deletes all of a cart's sessions; see ``WriteTransaction/deleteSessions(cartID:)``.
+    @discardableResult
+    public func deleteSessions(cartID: String) throws(PaymentSessionError) -> Int {
+        try typedWrite { tx throws(PaymentSessionError) in try tx.deleteSessions(cartID: cartID) }
+    }
+
+    /// Deletes sessions not updated since `date`; see ``WriteTransaction/purge(notUpdatedSince:statuses:)``.
+    @discardableResult
+    public func purge(
+        notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>? = nil
+    ) throws(PaymentSessionError) -> Int {
+        try typedWrite { tx throws(PaymentSessionError) in try tx.purge(notUpdatedSince: date, statuses: statuses) }
+    }
+
+    // MARK: - Maintenance
+
+    /// Writes a compact, consistent copy of the store into directory `destination`
+    /// (created if needed; it must not hold a store), while others go on writing.
+    /// The copy is a complete store: open it with ``init(path:options:)``.
+    public func backup(to destination: String) throws(PaymentSessionError) {
+        try storageMapped {
+            try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
+            try environment.copy(to: destination, compact: true)
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import Foundation
+import LMDB
+
+extension PaymentSessionStore {
+    /// How to open a store.
+    ///
+    /// ```swift
+    /// var options = PaymentSessionStore.Options()
+    /// options.environment.durability = .noMetaSync   // trade the last commit on an OS crash for speed
+    /// options.createIfMissing = false                // an operator tool: never create by accident
+    /// let store = try PaymentSessionStore(path: path, options: options)
+    /// ```
+    public struct Options: Sendable {
+        /// The LMDB environment's options: map size and growth, durability, readers.
+        /// Defaults: full durability (`fsync` at every commit), a 256 MiB map that grows
+        /// up to 1 TiB, 16 named databases (the store uses 5).
+        public var environment = Environment.Options()
+        /// Create the directory and an empty store when there is none. When `false`,
+        /// opening a missing store throws ``PaymentSessionError/storeNotFound(path:)``.
+        public var createIfMissing = true
+        /// The largest `data` object, in bytes of compact JSON.
+        public var maxDataBytes = 64 << 10
+        /// The clock that stamps `created_at` and `updated_at` (a test can fix it).
+        public var clock: @Sendable () -> Date = { Date() }
+
+        /// The defaults.
+        public init() {}
+
+        func now() -> Date { clock() }
+    }
+}

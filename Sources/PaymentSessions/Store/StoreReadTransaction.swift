@@ -1,0 +1,160 @@
+import LMDB
+
+extension PaymentSessionStore {
+    /// A consistent snapshot of the store, valid inside ``PaymentSessionStore/read(_:)``
+    /// (and, as the base of ``WriteTransaction``, inside ``PaymentSessionStore/write(_:)``).
+    ///
+    /// Every query sees the same committed state, however many it makes:
+    ///
+    /// ```swift
+    /// let (selected, all) = try store.read { tx in
+    ///     (try tx.selectedSession(cartID: "cart_1"), try tx.sessions(cartID: "cart_1"))
+    /// }
+    /// ```
+    ///
+    /// Methods throw ``PaymentSessionError`` only.
+    public class ReadTransaction {
+        let transaction: LMDB.Transaction
+        let layout: StoreLayout
+        let options: Options
+
+        init(transaction: LMDB.Transaction, layout: StoreLayout, options: Options) {
+            self.transaction = transaction
+            self.layout = layout
+            self.options = options
+        }
+
+        /// The session with `id`, or `nil`.
+        ///
+        /// - Throws: ``PaymentSessionError/invalidInput(field:value:reason:)`` for an id not
+        ///   of the `ps_` + ULID form; ``PaymentSessionError/corruptRecord(key:reason:)``.
+        public func session(id: String) throws(PaymentSessionError) -> PaymentSession? {
+            try SessionValidation.validateID(id)
+            return try record(id: id)
+        }
+
+        /// The session created with `idempotencyKey`, or `nil`.
+        public func session(idempotencyKey: String) throws(PaymentSessionError) -> PaymentSession? {
+            try SessionValidation.validateIdempotencyKey(idempotencyKey)
+            guard let id = try indexedID(idempotencyKey, in: layout.idempotency) else { return nil }
+            return try indexedRecord(id: id, index: "idempotency", key: idempotencyKey)
+        }
+
+        /// The session of `cartID` for `providerID`, or `nil` (at most one exists).
+        public func session(cartID: String, providerID: String) throws(PaymentSessionError) -> PaymentSession? {
+            try SessionValidation.validateIdentifier(cartID, field: "cart_id")
+            try SessionValidation.validateIdentifier(providerID, field: "provider_id")
+            let key = StoreLayout.cartProviderKey(cartID: cartID, providerID: providerID)
+            guard let id = try indexedID(key, in: layout.cartProvider) else { return nil }
+            return try indexedRecord(id: id, index: "cart_provider", key: "\(cartID)/\(providerID)")
+        }
+
+        /// The sessions of `cartID` in creation (id) order.
+        public func sessions(cartID: String) throws(PaymentSessionError) -> [PaymentSession] {
+            try SessionValidation.validateIdentifier(cartID, field: "cart_id")
+            var ids: [String] = []
+            try storageMapped {
+                try transaction.forEach(in: layout.cartProvider, range: .prefix(StoreLayout.cartPrefix(cartID))) { _, value in
+                    ids.append(String(decoding: value, as: UTF8.self))
+                    return true
+                }
+            }
+            ids.sort()
+            var sessions: [PaymentSession] = []
+            sessions.reserveCapacity(ids.count)
+            for id in ids {
+                sessions.append(try indexedRecord(id: id, index: "cart_provider", key: cartID))
+            }
+            return sessions
+        }
+
+        /// The selected session of `cartID`, or `nil`.
+        public func selectedSession(cartID: String) throws(PaymentSessionError) -> PaymentSession? {
+            try SessionValidation.validateIdentifier(cartID, field: "cart_id")
+            guard let id = try indexedID(cartID, in: layout.selected) else { return nil }
+            return try indexedRecord(id: id, index: "selected", key: cartID)
+        }
+
+        /// Up to `limit` sessions in id (creation) order, starting after `id` when given:
+        /// pass the last id of one page to get the next.
+        ///
+        /// ```swift
+        /// var page = try tx.sessions(limit: 100)
+        /// while let last = page.last {
+        ///     page = try tx.sessions(after: last.id, limit: 100)
+        /// }
+        /// ```
+        public func sessions(after id: String? = nil, limit: Int = 100) throws(PaymentSessionError) -> [PaymentSession] {
+            if let id { try SessionValidation.validateID(id) }
+            guard limit > 0 else {
+                if limit < 0 { throw .invalidInput(field: "limit", value: String(limit), reason: "must not be negative") }
+                return []
+            }
+            var sessions: [PaymentSession] = []
+            try forEachRecord(after: id) { session in
+                sessions.append(session)
+                return sessions.count < limit
+            }
+            return sessions
+        }
+
+        /// The number of sessions, in O(1).
+        public func count() throws(PaymentSessionError) -> Int {
+            try storageMapped { try transaction.count(in: layout.sessions) }
+        }
+
+        // MARK: - Internals shared with writes, verification and export
+
+        /// Decodes the record under `id`, or `nil` when absent.
+        func record(id: String) throws(PaymentSessionError) -> PaymentSession? {
+            try storageMapped {
+                try transaction.value(forKey: id, in: layout.sessions) { buffer in
+                    try RecordCodec.decode(id: id, buffer)
+                }
+            }
+        }
+
+        /// The record an index entry points to; a dangling entry is corruption.
+        func indexedRecord(id: String, index: String, key: String) throws(PaymentSessionError) -> PaymentSession {
+            guard PaymentSessionID.isValid(id), let session = try record(id: id) else {
+                throw .corruptRecord(key: key, reason: "\(index) index points to missing session \(PaymentSessionError.quoted(id))")
+            }
+            return session
+        }
+
+        /// The session id stored under `key` in an index database.
+        func indexedID(_ key: some LMDBBytes, in database: Database) throws(PaymentSessionError) -> String? {
+            try storageMapped {
+                try transaction.value(forKey: key, in: database) { String(decoding: $0, as: UTF8.self) }
+            }
+        }
+
+        /// Visits records in id order after `id` until `body` returns `false`.
+        func forEachRecord(
+            after id: String? = nil, _ body: (PaymentSession) throws(PaymentSessionError) -> Bool
+        ) throws(PaymentSessionError) {
+            let range = id.map { KeyRange(after: Array($0.utf8)) } ?? .all
+            try storageMapped {
+                try transaction.forEach(in: layout.sessions, range: range) { key, value in
+                    let id = String(decoding: key, as: UTF8.self)
+                    return try body(try RecordCodec.decode(id: id, value))
+                }
+            }
+        }
+    }
+}
+
+/// Runs `body`, passing ``PaymentSessionError`` through and turning an `LMDBError`
+/// into ``PaymentSessionError/storage(_:)``.
+@discardableResult
+func storageMapped<R>(_ body: () throws -> R) throws(PaymentSessionError) -> R {
+    do {
+        return try body()
+    } catch let error as PaymentSessionError {
+        throw error
+    } catch let error as LMDBError {
+        throw .storage(error)
+    } catch {
+        throw .storage(LMDBError(.unknown(0), operation: String(describing: error)))
+    }
+}

@@ -1,0 +1,295 @@
+import Foundation
+import LMDB
+
+extension PaymentSessionStore {
+    /// The store's write transaction, valid inside ``PaymentSessionStore/write(_:)`` on
+    /// the thread that runs it. Everything done through it commits together or not at all.
+    ///
+    /// Each operation keeps the invariants: a record and every index that depends on it
+    /// change together, at most one session per cart is selected, at most one session
+    /// exists per (cart, provider), idempotency keys are unique, and status moves follow
+    /// ``PaymentSessionStatus/canMove(to:)``. An operation that throws has changed
+    /// nothing; the caller may go on with the transaction or rethrow to roll back all.
+    ///
+    /// ```swift
+    /// let authorized = try store.write { tx in
+    ///     let session = try tx.create(NewPaymentSession(cartID: cart, providerID: "stripe"))
+    ///     _ = try tx.select(id: session.id)
+    ///     return try tx.update(id: session.id, status: .authorized)
+    /// }
+    /// ```
+    public final class WriteTransaction: ReadTransaction {
+        private var write: LMDB.WriteTransaction {
+            // The initialiser only ever receives a write transaction.
+            unsafeDowncast(transaction, to: LMDB.WriteTransaction.self)
+        }
+        private let generator: PaymentSessionIDGenerator
+
+        init(transaction: LMDB.WriteTransaction, layout: StoreLayout, options: Options, generator: PaymentSessionIDGenerator) {
+            self.generator = generator
+            super.init(transaction: transaction, layout: layout, options: options)
+        }
+
+        // MARK: Create
+
+        /// Creates a session.
+        ///
+        /// With an ``NewPaymentSession/idempotencyKey`` that exists already, returns that
+        /// session unchanged when its cart and provider match, and throws
+        /// ``PaymentSessionError/idempotencyConflict(key:existingID:existingCartID:existingProviderID:)``
+        /// when they differ.
+        ///
+        /// - Throws: ``PaymentSessionError/duplicateSession(cartID:providerID:existingID:)``
+        ///   when the cart has a session for this provider; ``PaymentSessionError/duplicateID(id:)``;
+        ///   ``PaymentSessionError/invalidInput(field:value:reason:)`` for bad fields or a
+        ///   session asked to be created both `canceled` and selected.
+        @discardableResult
+        public func create(_ new: NewPaymentSession) throws(PaymentSessionError) -> PaymentSession {
+            try SessionValidation.validateIdentifier(new.cartID, field: "cart_id")
+            try SessionValidation.validateIdentifier(new.providerID, field: "provider_id")
+            if new.select && new.status == .canceled {
+                throw .invalidInput(field: "select", value: "true", reason: "a canceled session cannot be selected")
+            }
+            if let key = new.idempotencyKey {
+                try SessionValidation.validateIdempotencyKey(key)
+                if let existing = try session(idempotencyKey: key) {
+                    guard existing.cartID == new.cartID, existing.providerID == new.providerID else {
+                        throw .idempotencyConflict(
+                            key: key, existingID: existing.id, existingCartID: existing.cartID,
+                            existingProviderID: existing.providerID)
+                    }
+                    return existing
+                }
+            }
+            if let id = new.id { try SessionValidation.validateID(id) }
+            let dataJSON = try SessionValidation.encodeData(new.data, maxBytes: options.maxDataBytes)
+            let now = options.now()
+            let id = new.id ?? generator.next(milliseconds: UInt64(max(0, Timestamp.microseconds(now) / 1000)))
+            let session = PaymentSession(
+                id: id, cartID: new.cartID, providerID: new.providerID, isSelected: new.select, status: new.status,
+                data: new.data, idempotencyKey: new.idempotencyKey, createdAt: now, updatedAt: now)
+            try insertIndexed(session, dataJSON: dataJSON)
+            if new.select { try takeSelection(of: session.cartID, for: id) }
+            return session
+        }
+
+        /// Medusa's "initialize payment sessions" step for one provider: creates the
+        /// cart's session for `providerID`, or refreshes the existing one, replacing its
+        /// `data` when `data` is given.
+        ///
+        /// A `canceled` session for the pair is final, so it is deleted and a new
+        /// `pending` one takes its place.
+        ///
+        /// - Returns: The session, and whether it was created.
+        @discardableResult
+        public func createOrUpdate(
+            cartID: String, providerID: String, data: [String: JSONValue]? = nil
+        ) throws(PaymentSessionError) -> (session: PaymentSession, created: Bool) {
+            if let existing = try session(cartID: cartID, providerID: providerID) {
+                if existing.status != .canceled {
+                    return (try update(id: existing.id, data: data ?? existing.data), false)
+                }
+                try delete(id: existing.id)
+            }
+            return (try create(NewPaymentSession(cartID: cartID, providerID: providerID, data: data ?? [:])), true)
+        }
+
+        /// Stores a whole session as given, id and timestamps included (imports and
+        /// migrations), indexing it and, when it is selected, making it the cart's selection.
+        ///
+        /// - Throws: ``PaymentSessionError/duplicateID(id:)``,
+        ///   ``PaymentSessionError/duplicateSession(cartID:providerID:existingID:)``,
+        ///   a conflict on its idempotency key or on the cart's selection (another session
+        ///   is selected), ``PaymentSessionError/invalidInput(field:value:reason:)``.
+        public func insert(_ session: PaymentSession) throws(PaymentSessionError) {
+            try SessionValidation.validate(session)
+            let dataJSON = try SessionValidation.encodeData(session.data, maxBytes: options.maxDataBytes)
+            if let key = session.idempotencyKey, let existing = try indexedID(key, in: layout.idempotency) {
+                throw .idempotencyConflict(
+                    key: key, existingID: existing, existingCartID: try record(id: existing)?.cartID ?? "",
+                    existingProviderID: try record(id: existing)?.providerID ?? "")
+            }
+            if session.isSelected, let current = try indexedID(session.cartID, in: layout.selected) {
+                throw .invalidInput(
+                    field: "is_selected", value: "true",
+                    reason: "cart \(session.cartID) already has selected session \(current)")
+            }
+            try insertIndexed(session, dataJSON: dataJSON)
+            if session.isSelected {
+                try storageMapped { try write.put(session.id, forKey: session.cartID, in: layout.selected) }
+            }
+        }
+
+        /// Writes a new record with its `cart_provider` and `idempotency` entries, refusing
+        /// duplicates. The caller has validated the session.
+        private func insertIndexed(_ session: PaymentSession, dataJSON: [UInt8]) throws(PaymentSessionError) {
+            let pairKey = StoreLayout.cartProviderKey(cartID: session.cartID, providerID: session.providerID)
+            if let existing = try indexedID(pairKey, in: layout.cartProvider) {
+                throw .duplicateSession(cartID: session.cartID, providerID: session.providerID, existingID: existing)
+            }
+            if try record(id: session.id) != nil { throw .duplicateID(id: session.id) }
+            try storageMapped {
+                try write.put(RecordCodec.encode(session, dataJSON: dataJSON), forKey: session.id, in: layout.sessions)
+                try write.put(session.id, forKey: pairKey, in: layout.cartProvider)
+                if let key = session.idempotencyKey {
+                    try write.put(session.id, forKey: key, in: layout.idempotency, overwrite: false)
+                }
+            }
+        }
+
+        // MARK: Update
+
+        /// Changes a session's status and/or data.
+        ///
+        /// - Parameters:
+        ///   - status: The new status; the move must be allowed by
+        ///     ``PaymentSessionStatus/canMove(to:)``. Canceling a selected session
+        ///     deselects it. The same status again only touches `updated_at`.
+        ///   - data: The provider's new data (replaces the old object). Refused once the
+        ///     session is `canceled`.
+        ///   - expectedUpdatedAt: Optimistic concurrency: when given and the session's
+        ///     `updated_at` differs, throws ``PaymentSessionError/staleUpdate(id:expected:actual:)``.
+        @discardableResult
+        public func update(
+            id: String, status: PaymentSessionStatus? = nil, data: [String: JSONValue]? = nil,
+            expectedUpdatedAt: Date? = nil
+        ) throws(PaymentSessionError) -> PaymentSession {
+            guard var session = try session(id: id) else { throw .sessionNotFound(id: id) }
+            if let expected = expectedUpdatedAt,
+                Timestamp.microseconds(expected) != Timestamp.microseconds(session.updatedAt)
+            {
+                throw .staleUpdate(id: id, expected: Timestamp.normalized(expected), actual: session.updatedAt)
+            }
+            if let status {
+                guard session.status.canMove(to: status) else {
+                    throw .invalidTransition(id: id, from: session.status, to: status)
+                }
+            }
+            var dataJSON: [UInt8]?
+            if let data {
+                if session.status == .canceled && data != session.data { throw .sessionIsFinal(id: id) }
+                dataJSON = try SessionValidation.encodeData(data, maxBytes: options.maxDataBytes)
+                session.data = data
+            }
+            if let status { session.status = status }
+            if session.status == .canceled && session.isSelected {
+                session.isSelected = false
+                try storageMapped { try write.delete(session.cartID, in: layout.selected) }
+            }
+            try touchAndStore(&session, dataJSON: dataJSON)
+            return session
+        }
+
+        // MARK: Selection
+
+        /// Makes `id` its cart's selected session, deselecting the previous one in the
+        /// same transaction. Selecting the selected session changes nothing.
+        ///
+        /// - Throws: ``PaymentSessionError/notSelectable(id:status:)`` for a canceled session.
+        @discardableResult
+        public func select(id: String) throws(PaymentSessionError) -> PaymentSession {
+            guard var session = try session(id: id) else { throw .sessionNotFound(id: id) }
+            if session.status == .canceled { throw .notSelectable(id: id, status: .canceled) }
+            if session.isSelected { return session }
+            try takeSelection(of: session.cartID, for: id)
+            session.isSelected = true
+            try touchAndStore(&session, dataJSON: nil)
+            return session
+        }
+
+        /// Deselects the cart's current selection (if any) and points `selected` at `id`;
+        /// the caller writes `id`'s record with `is_selected` set.
+        private func takeSelection(of cartID: String, for id: String) throws(PaymentSessionError) {
+            if let currentID = try indexedID(cartID, in: layout.selected), currentID != id {
+                var current = try indexedRecord(id: currentID, index: "selected", key: cartID)
+                current.isSelected = false
+                try touchAndStore(&current, dataJSON: nil)
+            }
+            try storageMapped { try write.put(id, forKey: cartID, in: layout.selected) }
+        }
+
+        /// Clears the selection of `cartID`.
+        ///
+        /// - Returns: The session that was selected, now deselected, or `nil` when none was.
+        @discardableResult
+        public func deselect(cartID: String) throws(PaymentSessionError) -> PaymentSession? {
+            try SessionValidation.validateIdentifier(cartID, field: "cart_id")
+            guard let currentID = try indexedID(cartID, in: layout.selected) else { return nil }
+            var current = try indexedRecord(id: currentID, index: "selected", key: cartID)
+            current.isSelected = false
+            try storageMapped { try write.delete(cartID, in: layout.selected) }
+            try touchAndStore(&current, dataJSON: nil)
+            return current
+        }
+
+        // MARK: Delete
+
+        /// Deletes a session and its index entries (and the cart's selection, if it was selected).
+        ///
+        /// - Returns: The deleted session.
+        @discardableResult
+        public func delete(id: String) throws(PaymentSessionError) -> PaymentSession {
+            guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
+            try storageMapped {
+                try write.delete(id, in: layout.sessions)
+                let pairKey = StoreLayout.cartProviderKey(cartID: session.cartID, providerID: session.providerID)
+                try write.delete(pairKey, in: layout.cartProvider)
+                if let key = session.idempotencyKey { try write.delete(key, in: layout.idempotency) }
+            }
+            if session.isSelected, try indexedID(session.cartID, in: layout.selected) == id {
+                try storageMapped { try write.delete(session.cartID, in: layout.selected) }
+            }
+            return session
+        }
+
+        /// Deletes every session of `cartID`.
+        ///
+        /// - Returns: How many were deleted.
+        @discardableResult
+        public func deleteSessions(cartID: String) throws(PaymentSessionError) -> Int {
+            let sessions = try sessions(cartID: cartID)
+            for session in sessions { try delete(id: session.id) }
+            return sessions.count
+        }
+
+        /// Deletes the sessions not updated since `date` (`updated_at < date`), optionally
+        /// only those whose status is in `statuses`.
+        ///
+        /// - Returns: How many were deleted.
+        @discardableResult
+        public func purge(
+            notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>? = nil
+        ) throws(PaymentSessionError) -> Int {
+            let cutoff = Timestamp.microseconds(date)
+            var doomed: [String] = []
+            try forEachRecord { session in
+                if Timestamp.microseconds(session.updatedAt) < cutoff && statuses?.contains(session.status) ?? true {
+                    doomed.append(session.id)
+                }
+                return true
+            }
+            for id in doomed { try delete(id: id) }
+            return doomed.count
+        }
+
+        // MARK: Internals
+
+        /// Sets `updated_at` to now (strictly after its old value, so that optimistic
+        /// concurrency sees every change) and rewrites the record.
+        private func touchAndStore(_ session: inout PaymentSession, dataJSON: [UInt8]?) throws(PaymentSessionError) {
+            let now = Timestamp.microseconds(options.now())
+            let previous = Timestamp.microseconds(session.updatedAt)
+            session.updatedAt = Timestamp.date(microseconds: max(now, previous + 1))
+            let json: [UInt8]
+            if let dataJSON {
+                json = dataJSON
+            } else {
+                var writer = JSONWriter()
+                writer.write(object: session.data)
+                json = writer.bytes
+            }
+            let record = RecordCodec.encode(session, dataJSON: json)
+            try storageMapped { try write.put(record, forKey: session.id, in: layout.sessions) }
+        }
+    }
+}

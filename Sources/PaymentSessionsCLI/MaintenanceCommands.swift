@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import PaymentSessions
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print every session as JSON Lines, in id order, from one consistent snapshot.")
+
+    @OptionGroup var location: StoreLocation
+
+    func run() throws {
+        try runReporting {
+            let store = try location.open(create: false)
+            var buffer = Data()
+            try store.exportJSONLines { line in
+                buffer.append(contentsOf: line.utf8)
+                buffer.append(0x0A)
+                if buffer.count > 1 << 16 {
+                    FileHandle.standardOutput.write(buffer)
+                    buffer.removeAll(keepingCapacity: true)
+                }
+            }
+            FileHandle.standardOutput.write(buffer)
+        }
+    }
+}
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import sessions in export's format, all or nothing.",
+        discussion: """
+            Every line is checked before anything is written; ids, timestamps, statuses and \
+            selections are kept. Prints {"imported":N}.
+            """)
+
+    @OptionGroup var location: StoreLocation
+    @Argument(help: "The JSON Lines file; - or nothing reads stdin.") var file: String?
+
+    func run() throws {
+        try runReporting {
+            let data: Data
+            if let file, file != "-" {
+                guard let contents = FileManager.default.contents(atPath: file) else {
+                    throw InputError(field: "file", value: file, reason: "cannot be read")
+                }
+                data = contents
+            } else {
+                data = FileHandle.standardInput.readDataToEndOfFile()
+            }
+            guard let text = String(validating: data, as: UTF8.self) else {
+                throw InputError(field: "file", value: file ?? "-", reason: "is not valid UTF-8")
+            }
+            let count = try location.open(create: true).importJSONLines(text)
+            Output.json(["imported": .number(JSONNumber(count))])
+        }
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check every record and index; exit 5 when anything is wrong.",
+        discussion: #"Prints {"sessions":N,"problems":[{"kind","database","key","message"}...]}."#)
+
+    @OptionGroup var location: StoreLocation
+
+    func run() throws {
+        var clean = true
+        try runReporting {
+            let report = try location.open(create: false).verify()
+            clean = report.isClean
+            let problems: [JSONValue] = report.problems.map {
+                ["kind": .string($0.kind), "database": .string($0.database), "key": .string($0.key), "message": .string($0.message)]
+            }
+            Output.json(["sessions": .number(JSONNumber(report.sessions)), "problems": .array(problems)])
+        }
+        if !clean { throw ExitCode(5) }
+    }
+}
+
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print counts and sizes of the store.")
+
+    @OptionGroup var location: StoreLocation
+
+    func run() throws {
+        try runReporting {
+            let stats = try location.open(create: false).statistics()
+            var byStatus: [String: JSONValue] = [:]
+            for (status, count) in stats.byStatus { byStatus[status.rawValue] = .number(JSONNumber(count)) }
+            Output.json([
+                "sessions": .number(JSONNumber(stats.sessions)), "carts": .number(JSONNumber(stats.carts)),
+                "selected": .number(JSONNumber(stats.selected)), "by_status": .object(byStatus),
+                "file_bytes": .number(JSONNumber(stats.fileBytes)), "map_bytes": .number(JSONNumber(stats.mapBytes)),
+                "used_bytes": .number(JSONNumber(stats.usedBytes)),
+            ])
+        }
+    }
+}
+
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a compact, consistent copy of the store to DEST, while others keep writing.",
+        discussion: #"DEST is a directory (created if needed) that must not hold a store. Prints {"backup":DEST,"file_bytes":N}."#)
+
+    @OptionGroup var location: StoreLocation
+    @Argument(help: "The destination directory.") var destination: String
+
+    func run() throws {
+        try runReporting {
+            try location.open(create: false).backup(to: destination)
+            let size = (try? FileManager.default.attributesOfItem(atPath: destination + "/data.mdb")[.size] as? Int) ?? 0
+            Output.json(["backup": .string(destination), "file_bytes": .number(JSONNumber(size))])
+        }
+    }
+}
+
+struct Purge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete sessions not updated for a while.", discussion: #"Prints {"purged":N}."#)
+
+    @OptionGroup var location: StoreLocation
+    @Option(help: "Age: 90s, 30m, 72h, 7d (or combined, 1h30m).") var olderThan: String
+    @Option(help: "Only sessions in this status (repeatable).") var status: [String] = []
+
+    func run() throws {
+        try runReporting {
+            let age = try Parse.duration(olderThan)
+            let statuses = try status.isEmpty ? nil : Set(status.map { try Parse.status($0) })
+            let purged = try location.open(create: true).purge(
+                notUpdatedSince: Date().addingTimeInterval(-age), statuses: statuses)
+            Output.json(["purged": .number(JSONNumber(purged))])
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import PaymentSessions
+
+/// Writing results and failures the way the tool's contract says.
+enum Output {
+    /// Writes `text` and a newline to stdout.
+    static func line(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    /// Writes a JSON value as one line to stdout.
+    static func json(_ value: JSONValue) {
+        line(value.jsonText)
+    }
+
+    /// Writes text to stderr (no newline added).
+    static func diagnostic(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    /// The exit status for each error code.
+    static func exitStatus(for code: PaymentSessionError.Code) -> Int32 {
+        switch code {
+        case .notFound: 1
+        case .invalidInput, .invalidTransition: 2
+        case .conflict: 3
+        case .storage: 4
+        }
+    }
+
+    /// Reports `error` as the last line of stderr and returns the exit code to throw.
+    static func failure(_ error: any Error) -> ExitCode {
+        let storeError: PaymentSessionError =
+            switch error {
+            case let error as PaymentSessionError: error
+            case let error as InputError: .invalidInput(field: error.field, value: error.value, reason: error.reason)
+            default: .storage(.init(.unknown(0), operation: String(describing: error)))
+            }
+        let body: JSONValue = [
+            "error": ["code": .string(storeError.code.rawValue), "message": .string(storeError.description)]
+        ]
+        diagnostic(body.jsonText + "\n")
+        return ExitCode(exitStatus(for: storeError.code))
+    }
+}
+
+/// A command-line value that does not parse (`--data`, `--status`, a duration).
+struct InputError: Error {
+    var field: String
+    var value: String?
+    var reason: String
+}
+
+/// Runs a subcommand body, turning any failure into the contract's stderr line and exit status.
+func runReporting(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        throw Output.failure(error)
+    }
+}
+
+/// Parsing of option values shared by several subcommands.
+enum Parse {
+    static func status(_ text: String, field: String = "status") throws -> PaymentSessionStatus {
+        guard let status = PaymentSessionStatus(rawValue: text) else {
+            throw InputError(
+                field: field, value: text,
+                reason: "expected one of \(PaymentSessionStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return status
+    }
+
+    static func data(_ text: String) throws -> [String: JSONValue] {
+        let value: JSONValue
+        do {
+            value = try JSONValue(parsing: text)
+        } catch {
+            throw InputError(field: "data", value: text, reason: error.description)
+        }
+        guard case .object(let members) = value else {
+            throw InputError(field: "data", value: text, reason: "expected a JSON object, got \(value.typeName)")
+        }
+        return members
+    }
+
+    /// `90s`, `30m`, `72h`, `7d` (also combined: `1h30m`) to seconds.
+    static func duration(_ text: String) throws -> TimeInterval {
+        var total: TimeInterval = 0
+        var digits = ""
+        var sawUnit = false
+        for character in text {
+            if character.isASCII && character.isNumber {
+                digits.append(character)
+                continue
+            }
+            let unit: TimeInterval? =
+                switch character {
+                case "s": 1
+                case "m": 60
+                case "h": 3600
+                case "d": 86400
+                default: nil
+                }
+            guard let unit, let amount = Double(digits) else {
+                throw InputError(field: "older-than", value: text, reason: "expected a duration such as 90s, 30m, 72h or 7d")
+            }
+            total += amount * unit
+            digits = ""
+            sawUnit = true
+        }
+        guard digits.isEmpty, sawUnit else {
+            throw InputError(field: "older-than", value: text, reason: "expected a duration such as 90s, 30m, 72h or 7d")
+        }
+        return total
+    }
+}

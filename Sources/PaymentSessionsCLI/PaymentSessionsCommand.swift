@@ -1,0 +1,26 @@
+import ArgumentParser
+import Foundation
+import PaymentSessions
+
+@main
+struct PaymentSessionsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "payment-sessions",
+        abstract: "Inspect, change, verify, back up and exercise a payment session store.",
+        discussion: """
+            Every command works on the store directory given by --store, else \
+            $PAYMENT_SESSIONS_STORE, else ./payment-sessions.lmdb. Write commands create a \
+            missing store; read commands report it as not_found.
+
+            Results go to stdout as JSON (JSON Lines for export). On failure nothing is \
+            written, stdout stays empty, the last line of stderr is \
+            {"error":{"code":"CODE","message":"..."}} and the exit status tells the code: \
+            not_found 1, invalid_input 2, invalid_transition 2, conflict 3, storage 4; \
+            verify exits 5 when it finds problems.
+            """,
+        subcommands: [
+            Create.self, Get.self, List.self, Selected.self, Select.self, Deselect.self, Update.self, Delete.self,
+            Export.self, Import.self, Verify.self, Stats.self, Backup.self, Purge.self, Simulate.self,
+        ]
+    )
+}

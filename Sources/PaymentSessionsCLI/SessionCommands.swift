@@ -1,0 +1,181 @@
+import ArgumentParser
+import Foundation
+import PaymentSessions
+
+struct Create: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a payment session and print it.",
+        discussion: """
+            With --idempotency-key, a retry returns the session the key already names (same cart \
+            and provider, exit 0) or fails with conflict (another cart or provider). A second \
+            session for the same cart and provider is a conflict.
+            """)
+
+    @OptionGroup var location: StoreLocation
+    @Option(help: "The cart id.") var cart: String
+    @Option(help: "The payment provider id (manual, stripe, ...).") var provider: String
+    @Option(help: "The provider's data, a JSON object. Default: {}.") var data: String?
+    @Option(help: "Initial status: pending, requires_more, authorized, error or canceled. Default: pending.")
+    var status: String?
+    @Option(help: "A key that makes retries of this create safe.") var idempotencyKey: String?
+    @Flag(help: "Select the new session, deselecting the cart's previous selection.") var select = false
+
+    func run() throws {
+        try runReporting {
+            let new = NewPaymentSession(
+                cartID: cart, providerID: provider, status: try status.map { try Parse.status($0) } ?? .pending,
+                data: try data.map(Parse.data) ?? [:], idempotencyKey: idempotencyKey, select: select)
+            Output.line(try location.open(create: true).create(new).jsonText())
+        }
+    }
+}
+
+struct Get: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print one session, by id or by idempotency key.")
+
+    @OptionGroup var location: StoreLocation
+    @Argument(help: "The session id (ps_...).") var id: String?
+    @Option(help: "Find the session by its idempotency key instead.") var idempotencyKey: String?
+
+    func validate() throws {
+        if (id == nil) == (idempotencyKey == nil) {
+            throw ValidationError("Give either a session ID or --idempotency-key, not both.")
+        }
+    }
+
+    func run() throws {
+        try runReporting {
+            let store = try location.open(create: false)
+            if let id {
+                guard let session = try store.session(id: id) else { throw PaymentSessionError.sessionNotFound(id: id) }
+                Output.line(session.jsonText())
+            } else if let key = idempotencyKey {
+                guard let session = try store.session(idempotencyKey: key) else {
+                    throw PaymentSessionError.idempotencyKeyNotFound(key: key)
+                }
+                Output.line(session.jsonText())
+            }
+        }
+    }
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print sessions as a JSON array.",
+        discussion: "With --cart: the cart's sessions in creation order. Otherwise all sessions in id order, a page at a time.")
+
+    @OptionGroup var location: StoreLocation
+    @Option(help: "Only this cart's sessions.") var cart: String?
+    @Option(help: "Only sessions in this status.") var status: String?
+    @Option(help: "At most this many sessions (default 100).") var limit = 100
+    @Option(help: "Start after this session id (the last id of the previous page).") var after: String?
+
+    func run() throws {
+        try runReporting {
+            guard limit >= 0 else { throw InputError(field: "limit", value: String(limit), reason: "must not be negative") }
+            let wanted = try status.map { try Parse.status($0) }
+            if let after { try SessionValidation.validateID(after) }
+            let store = try location.open(create: false)
+            var result: [PaymentSession] = []
+            if let cart {
+                result = try store.sessions(cartID: cart)
+                    .filter { session in after.map { session.id > $0 } ?? true }
+                    .filter { wanted == nil || $0.status == wanted }
+                result = Array(result.prefix(limit))
+            } else {
+                var cursor = after
+                while result.count < limit {
+                    let page = try store.sessions(after: cursor, limit: max(limit, 100))
+                    result += page.filter { wanted == nil || $0.status == wanted }.prefix(limit - result.count)
+                    guard let last = page.last else { break }
+                    cursor = last.id
+                }
+            }
+            Output.line("[" + result.map { $0.jsonText() }.joined(separator: ",") + "]")
+        }
+    }
+}
+
+struct Selected: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a cart's selected session (not_found when none).")
+
+    @OptionGroup var location: StoreLocation
+    @Option(help: "The cart id.") var cart: String
+
+    func run() throws {
+        try runReporting {
+            guard let session = try location.open(create: false).selectedSession(cartID: cart) else {
+                throw PaymentSessionError.noSelection(cartID: cart)
+            }
+            Output.line(session.jsonText())
+        }
+    }
+}
+
+struct Select: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Select a session and print it; the cart's other sessions are deselected.")
+
+    @OptionGroup var location: StoreLocation
+    @Argument(help: "The session id.") var id: String
+
+    func run() throws {
+        try runReporting { Output.line(try location.open(create: true).select(id: id).jsonText()) }
+    }
+}
+
+struct Deselect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Clear a cart's selection.", discussion: #"Prints {"cart_id":C,"deselected":ID or null}."#)
+
+    @OptionGroup var location: StoreLocation
+    @Option(help: "The cart id.") var cart: String
+
+    func run() throws {
+        try runReporting {
+            let previous = try location.open(create: true).deselect(cartID: cart)
+            Output.json(["cart_id": .string(cart), "deselected": previous.map { .string($0.id) } ?? .null])
+        }
+    }
+}
+
+struct Update: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Change a session's status and/or data and print it.",
+        discussion: """
+            Status moves: pending -> requires_more | authorized | error | canceled; requires_more -> \
+            pending | authorized | error | canceled; error -> pending | canceled; authorized -> \
+            canceled; canceled is final. Anything else is invalid_transition.
+            """)
+
+    @OptionGroup var location: StoreLocation
+    @Argument(help: "The session id.") var id: String
+    @Option(help: "The new status.") var status: String?
+    @Option(help: "The provider's new data, a JSON object (replaces the old).") var data: String?
+
+    func run() throws {
+        try runReporting {
+            if status == nil && data == nil {
+                throw InputError(field: "update", value: nil, reason: "give --status and/or --data")
+            }
+            let session = try location.open(create: true).update(
+                id: id, status: try status.map { try Parse.status($0) }, data: try data.map(Parse.data))
+            Output.line(session.jsonText())
+        }
+    }
+}
+
+struct Delete: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete a session.", discussion: #"Prints {"deleted":ID}."#)
+
+    @OptionGroup var location: StoreLocation
+    @Argument(help: "The session id.") var id: String
+
+    func run() throws {
+        try runReporting {
+            let deleted = try location.open(create: true).delete(id: id)
+            Output.json(["deleted": .string(deleted.id)])
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import ArgumentParser
+import Foundation
+import PaymentSessions
+
+struct Simulate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a realistic checkout workload against the store, then verify it.",
+        discussion: """
+            Workers (threads) act as customers on random carts: they initialise sessions for 1-3 \
+            providers (with idempotency keys), retry creates, switch their selection, update \
+            provider data, authorize or cancel, and complete or abandon carts. Commits are \
+            durable (fsync). A progress bar goes to stderr when it is a terminal; the summary \
+            table (or --json) goes to stdout. Exits 5 when verify finds a problem, 4 on a \
+            storage failure.
+            """)
+
+    @OptionGroup var location: StoreLocation
+    @Option(help: "How many carts the customers shop on.") var carts = 200
+    @Option(help: "How many concurrent workers (threads).") var workers = 4
+    @Option(help: "How long to run, in seconds.") var duration: Double = 10
+    @Flag(help: "Print the summary as JSON instead of a table.") var json = false
+
+    func validate() throws {
+        guard carts > 0 else { throw ValidationError("--carts must be at least 1") }
+        guard (1...256).contains(workers) else { throw ValidationError("--workers must be 1 to 256") }
+        guard duration > 0, duration <= 86_400 else { throw ValidationError("--duration must be in (0, 86400]") }
+    }
+
+    func run() throws {
+        var exitStatus: Int32 = 0
+        try runReporting {
+            let store = try location.open(create: true)
+            let simulation = Simulation(store: store, carts: carts, workers: workers, duration: duration)
+            let showProgress = isatty(STDERR_FILENO) == 1
+            let tally = simulation.run { fraction, operations in
+                guard showProgress else { return }
+                let width = 30
+                let filled = Int(fraction * Double(width))
+                Output.diagnostic(
+                    "\r[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] "
+                        + "\(String(format: "%5.1f", fraction * duration))s \(operations) operations")
+            }
+            if showProgress { Output.diagnostic("\n") }
+            let report = try store.verify()
+            let summary = Summary(tally: tally, seconds: duration, report: report)
+            Output.line(json ? summary.json(configuration: self, path: location.path).jsonText : summary.table(configuration: self, path: location.path))
+            for failure in tally.failures.prefix(10) { Output.diagnostic("failure: \(failure)\n") }
+            if !tally.failures.isEmpty {
+                exitStatus = 4
+            } else if !report.isClean {
+                exitStatus = 5
+            }
+        }
+        if exitStatus != 0 {
+            let body: JSONValue = [
+                "error": [
+                    "code": .string(exitStatus == 5 ? "verify_failed" : "storage"),
+                    "message": .string(exitStatus == 5 ? "verify found problems after the simulation" : "operations failed during the simulation"),
+                ]
+            ]
+            Output.diagnostic(body.jsonText + "\n")
+            throw ExitCode(exitStatus)
+        }
+    }
+}
+
+/// Percentiles and totals of a simulation.
+struct Summary {
+    struct Row {
+        var name: String
+        var count: Int
+        var rejected: Int
+        var p50: Double
+        var p99: Double
+        var max: Double
+    }
+
+    var rows: [Row] = []
+    var total: Row
+    var seconds: Double
+    var report: VerificationReport
+    var failures: Int
+
+    init(tally: Simulation.Tally, seconds: Double, report: VerificationReport) {
+        func row(_ name: String, _ nanos: [UInt64], rejected: Int) -> Row {
+            let sorted = nanos.sorted()
+            func percentile(_ p: Double) -> Double {
+                guard !sorted.isEmpty else { return 0 }
+                let index = Int((p * Double(sorted.count - 1)).rounded(.up))
+                return Double(sorted[index]) / 1e6
+            }
+            return Row(name: name, count: sorted.count, rejected: rejected, p50: percentile(0.5), p99: percentile(0.99),
+                max: Double(sorted.last ?? 0) / 1e6)
+        }
+        for kind in Simulation.Kind.allCases {
+            guard let values = tally.latencies[kind], !values.isEmpty else { continue }
+            rows.append(row(kind.rawValue, values, rejected: tally.rejected[kind] ?? 0))
+        }
+        total = row("total", tally.latencies.values.flatMap { $0 }, rejected: tally.rejected.values.reduce(0, +))
+        self.seconds = seconds
+        self.report = report
+        failures = tally.failures.count
+    }
+
+    func table(configuration: Simulate, path: String) -> String {
+        func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
+            let padding = String(repeating: " ", count: max(0, width - text.count))
+            return left ? text + padding : padding + text
+        }
+        func format(_ value: Double) -> String { String(format: "%.2f", value) }
+        var lines = [
+            "payment-sessions simulate: \(configuration.workers) workers, \(configuration.carts) carts, "
+                + "\(format(seconds)) s, store \(path)",
+            "",
+            pad("operation", 14, left: true) + pad("count", 9) + pad("rejected", 10) + pad("p50 ms", 9) + pad("p99 ms", 9)
+                + pad("max ms", 9),
+        ]
+        for row in rows + [total] {
+            lines.append(
+                pad(row.name, 14, left: true) + pad(String(row.count), 9) + pad(String(row.rejected), 10) + pad(format(row.p50), 9)
+                    + pad(format(row.p99), 9) + pad(format(row.max), 9))
+        }
+        lines.append("")
+        lines.append("throughput: \(format(Double(total.count) / seconds)) operations/s; failures: \(failures)")
+        lines.append(
+            "rejected: refused by a rule because another customer changed the cart first (expected under contention)")
+        lines.append(
+            "verify: \(report.isClean ? "ok" : "FAILED"), \(report.sessions) sessions, \(report.problems.count) problems")
+        for problem in report.problems.prefix(10) { lines.append("  \(problem)") }
+        return lines.joined(separator: "\n")
+    }
+
+    func json(configuration: Simulate, path: String) -> JSONValue {
+        func number(_ value: Double) -> JSONValue { .number(JSONNumber(text: String(format: "%.3f", value))!) }
+        var operations: [String: JSONValue] = [:]
+        for row in rows + [total] {
+            operations[row.name] = [
+                "count": .number(JSONNumber(row.count)), "rejected": .number(JSONNumber(row.rejected)), "p50_ms": number(row.p50),
+                "p99_ms": number(row.p99), "max_ms": number(row.max),
+            ]
+        }
+        return [
+            "workers": .number(JSONNumber(configuration.workers)), "carts": .number(JSONNumber(configuration.carts)),
+            "seconds": number(seconds), "operations": .object(operations),
+            "throughput_per_second": number(Double(total.count) / seconds), "failures": .number(JSONNumber(failures)),
+            "verify": ["clean": .bool(report.isClean), "sessions": .number(JSONNumber(report.sessions)),
+                "problems": .number(JSONNumber(report.problems.count))],
+        ]
+    }
+}

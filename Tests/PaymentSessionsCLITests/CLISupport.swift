@@ -1,0 +1,42 @@
+import Foundation
+import PaymentSessions
+import TestSupport
+import Testing
+
+/// Runs the built `payment-sessions` executable against one temporary store.
+struct CLI {
+    let directory = TemporaryDirectory(prefix: "cli")
+    var store: String { directory.appending("store") }
+
+    @discardableResult
+    func run(_ arguments: [String], stdin: String? = nil, store: String? = nil) throws -> ChildProcess.Output {
+        try ChildProcess.run("payment-sessions", arguments + ["--store", store ?? self.store], stdin: stdin)
+    }
+
+    /// Runs a command that must succeed and returns its stdout parsed as JSON.
+    func json(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONValue {
+        let output = try run(arguments)
+        #expect(output.status == 0, "\(arguments): \(output.stderr)", sourceLocation: sourceLocation)
+        return try JSONValue(parsing: output.stdout)
+    }
+
+    /// Runs a command that must succeed and returns the session it printed.
+    @discardableResult
+    func session(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> PaymentSession {
+        let output = try run(arguments)
+        #expect(output.status == 0, "\(arguments): \(output.stderr)", sourceLocation: sourceLocation)
+        return try PaymentSession(jsonText: output.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// The whole store as export prints it (empty when there is no store).
+    func snapshot() throws -> String { try run(["export"]).stdout }
+}
+
+/// The `{"error":{"code":...,"message":...}}` line a failure must end stderr with.
+func errorCode(_ output: ChildProcess.Output) -> String? {
+    guard let last = output.stderr.split(separator: "\n").last,
+        case .object(let body)? = try? JSONValue(parsing: String(last)).objectValue?["error"],
+        case .string(let code)? = body["code"], body["message"]?.stringValue?.isEmpty == false
+    else { return nil }
+    return code
+}

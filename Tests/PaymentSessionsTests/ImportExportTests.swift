@@ -1,0 +1,91 @@
+import Foundation
+import PaymentSessions
+import Testing
+
+@Suite("Export and import")
+struct ImportExportTests {
+    func populated() throws -> StoreFixture {
+        let f = try StoreFixture()
+        for cart in 0..<6 {
+            for (p, provider) in ["manual", "stripe", "paypal"].enumerated() where (cart + p) % 4 != 0 {
+                let s = try f.store.create(
+                    NewPaymentSession(cartID: "cart_\(cart)", providerID: provider, data: ["n": .number(JSONNumber(cart * 10 + p))],
+                        idempotencyKey: p == 1 ? "key-\(cart)" : nil, select: p == 2))
+                f.clock.advance()
+                if cart % 3 == 0 { try f.store.update(id: s.id, status: .authorized) }
+                if cart == 5 && p == 1 { try f.store.update(id: s.id, status: .canceled) }
+            }
+        }
+        return f
+    }
+
+    func export(_ store: PaymentSessionStore) throws -> String {
+        var lines: [String] = []
+        try store.exportJSONLines { lines.append($0) }
+        return lines.map { $0 + "\n" }.joined()
+    }
+
+    @Test func importOfAnExportReproducesTheStoreExactly() throws {
+        let source = try populated()
+        let text = try export(source.store)
+        let target = try StoreFixture()
+        #expect(try target.store.importJSONLines(text) == source.store.count())
+        #expect(try target.store.sessions(limit: 1000) == source.store.sessions(limit: 1000))
+        for cart in 0..<6 {
+            #expect(try target.store.selectedSession(cartID: "cart_\(cart)") == source.store.selectedSession(cartID: "cart_\(cart)"))
+        }
+        #expect(try target.store.session(idempotencyKey: "key-2") == source.store.session(idempotencyKey: "key-2"))
+        #expect(try export(target.store) == text)
+        #expect(try target.store.verify().isClean)
+    }
+
+    @Test func aBadLineAnywhereImportsNothingAndNamesTheLine() throws {
+        let source = try populated()
+        var lines = try export(source.store).split(separator: "\n").map(String.init)
+        lines[5] = lines[5].replacingOccurrences(of: "\"status\":\"", with: "\"status\":\"x")
+        let target = try StoreFixture()
+        let error = storeError { try target.store.importJSONLines(lines.joined(separator: "\n")) }
+        guard case .importFailed(let line, .invalidInput(let field, _, _)) = error else {
+            Issue.record("unexpected \(String(describing: error))")
+            return
+        }
+        #expect(line == 6)
+        #expect(field == "status")
+        #expect(error?.code == .invalidInput)
+        #expect(try target.store.count() == 0)
+    }
+
+    @Test func conflictsFoundOnlyWhileWritingAlsoImportNothing() throws {
+        let source = try populated()
+        let text = try export(source.store)
+        let target = try StoreFixture()
+        // Everything twice: the first copy is valid, the second collides.
+        let error = storeError { try target.store.importJSONLines(text + text) }
+        guard case .importFailed(_, let inner) = error else {
+            Issue.record("unexpected \(String(describing: error))")
+            return
+        }
+        #expect(inner.code == .conflict)
+        #expect(try target.store.count() == 0)
+    }
+
+    @Test func twoSelectedSessionsForOneCartAreRefused() throws {
+        let f = try StoreFixture()
+        let a = PaymentSession(
+            id: "ps_01G901XNSRM2YS3ASN9H5KG3FZ", cartID: "c", providerID: "a", isSelected: true, createdAt: f.clock.now,
+            updatedAt: f.clock.now)
+        var b = a
+        b.id = "ps_01G901XNSRM2YS3ASN9H5KG3G0"
+        b.providerID = "b"
+        let error = storeError { try f.store.importJSONLines(a.jsonText() + "\n" + b.jsonText()) }
+        #expect(error?.code == .invalidInput)
+        #expect(try f.store.count() == 0)
+    }
+
+    @Test func blankLinesAndCRLFAreTolerated() throws {
+        let source = try populated()
+        let text = try export(source.store).replacingOccurrences(of: "\n", with: "\r\n\n")
+        let target = try StoreFixture()
+        #expect(try target.store.importJSONLines(text) == source.store.count())
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import PaymentSessions
+import Testing
+
+/// The facts of `docs/payment-session.schema.yaml` (a copy of Medusa's schema), read
+/// from the file itself so that the test follows the schema, not our memory of it.
+struct SchemaFacts {
+    var required: [String] = []
+    var types: [String: String] = [:]
+    var formats: [String: String] = [:]
+    var enums: [String: [String]] = [:]
+
+    init() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/payment-session.schema.yaml")
+        let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        var section = ""
+        var property = ""
+        var inEnum = false
+        for raw in lines {
+            let line = String(raw)
+            let indent = line.prefix { $0 == " " }.count
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if text.hasPrefix("#") || text.isEmpty { continue }
+            if indent == 0 { section = String(text.prefix { $0 != ":" }); continue }
+            if section == "required", text.hasPrefix("- ") { required.append(String(text.dropFirst(2))); continue }
+            guard section == "properties" else { continue }
+            if indent == 2 { property = String(text.dropLast()); inEnum = false; continue }
+            if indent == 4 {
+                inEnum = text == "enum:"
+                if text.hasPrefix("type: ") { types[property] = String(text.dropFirst(6)) }
+                if text.hasPrefix("format: ") { formats[property] = String(text.dropFirst(8)) }
+                continue
+            }
+            if indent == 6, inEnum, text.hasPrefix("- ") { enums[property, default: []].append(String(text.dropFirst(2))) }
+        }
+    }
+}
+
+@Suite("JSON form against the schema")
+struct JSONFormTests {
+    func check(_ json: [String: JSONValue], against schema: SchemaFacts) {
+        for field in schema.required { #expect(json[field] != nil, "missing required \(field)") }
+        for (field, value) in json {
+            guard let type = schema.types[field] else {
+                Issue.record("\(field) is not in the schema")
+                continue
+            }
+            switch (type, value) {
+            case ("string", .string), ("boolean", .bool), ("object", .object): break
+            default: Issue.record("\(field) should be \(type), is \(value.typeName)")
+            }
+            if let allowed = schema.enums[field], let text = value.stringValue {
+                #expect(allowed.contains(text), "\(field) \(text) not in \(allowed)")
+            }
+            if schema.formats[field] == "date-time", let text = value.stringValue {
+                // RFC 3339 date-time with a timezone.
+                let pattern = #"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"#
+                #expect(text.range(of: pattern, options: .regularExpression) != nil, "\(field) \(text)")
+                #expect(Timestamp.parseRFC3339(text) != nil)
+            }
+        }
+    }
+
+    @Test func schemaFactsAreRead() throws {
+        let schema = try SchemaFacts()
+        #expect(schema.required == ["cart_id", "provider_id", "status"])
+        #expect(schema.enums["status"]?.sorted() == PaymentSessionStatus.allCases.map(\.rawValue).sorted())
+        #expect(schema.types.count == 10)
+    }
+
+    @Test(arguments: PaymentSessionStatus.allCases)
+    func everyFieldMatchesTheSchema(status: PaymentSessionStatus) throws {
+        let schema = try SchemaFacts()
+        let f = try StoreFixture()
+        let withKey = try f.store.create(
+            NewPaymentSession(cartID: "cart_01G8ZH853Y6TFXWPG5EYE81X63", providerID: "manual", status: status,
+                data: ["id": "ext_1", "n": 1.5], idempotencyKey: "key", select: status != .canceled))
+        let withoutKey = try f.store.create(NewPaymentSession(cartID: "cart_2", providerID: "manual", status: status))
+        for session in [withKey, withoutKey] {
+            let json = try #require(try JSONValue(parsing: session.jsonText()).objectValue)
+            check(json, against: schema)
+            #expect(json["status"] == .string(status.rawValue))
+            #expect(json["cart"] == nil)
+            #expect(json["idempotency_key"] == (session.idempotencyKey.map(JSONValue.string)))
+            let expanded = try #require(try JSONValue(parsing: session.jsonText(expandingCart: ["id": "cart_2", "total": 100])).objectValue)
+            check(expanded, against: schema)
+            #expect(expanded["cart"] == ["id": "cart_2", "total": 100])
+        }
+        let text = withKey.jsonText()
+        #expect(text.hasPrefix(#"{"id":"ps_"#))
+        #expect(text.contains(#""idempotency_key":"key""#))
+        #expect(!withoutKey.jsonText().contains("idempotency_key"))
+    }
+
+    @Test func jsonTextAndCodableAgreeAndRoundTrip() throws {
+        let f = try StoreFixture()
+        let s = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", data: ["a": [1, 2]], idempotencyKey: "k"))
+        #expect(try PaymentSession(jsonText: s.jsonText()) == s)
+        let encoded = try JSONEncoder().encode(s)
+        #expect(try JSONDecoder().decode(PaymentSession.self, from: encoded) == s)
+        let viaCodable = try JSONValue(parsing: String(decoding: encoded, as: UTF8.self))
+        #expect(viaCodable == (try JSONValue(parsing: s.jsonText())))
+    }
+
+    @Test func timestampsPrintAsRFC3339WithMicrosecondsAndParseWithOffsets() {
+        #expect(Timestamp.rfc3339(microseconds: 0) == "1970-01-01T00:00:00.000000Z")
+        #expect(Timestamp.rfc3339(microseconds: 1_780_000_000_123_456) == "2026-05-28T20:26:40.123456Z")
+        #expect(Timestamp.rfc3339(microseconds: -1) == "1969-12-31T23:59:59.999999Z")
+        #expect(Timestamp.parseRFC3339("2026-05-28T22:26:40.123456+02:00") == 1_780_000_000_123_456)
+        #expect(Timestamp.parseRFC3339("2026-05-28T20:26:40.1234569Z") == 1_780_000_000_123_456)
+        #expect(Timestamp.parseRFC3339("2024-02-29T00:00:00Z") != nil)
+        for bad in ["2025-02-29T00:00:00Z", "2026-05-28T20:26:40", "2026-05-28 20:26:40Z", "2026-13-01T00:00:00Z",
+            "2026-05-28T20:26:40.Z", "2026-05-28T24:00:00Z", "2026-05-28T20:26:40+0200"]
+        {
+            #expect(Timestamp.parseRFC3339(bad) == nil, "\(bad)")
+        }
+        for micros: Int64 in [0, 1, 999_999, 1_780_000_000_123_456, 4_102_444_799_999_999] {  // through 2099
+            #expect(Timestamp.parseRFC3339(Timestamp.rfc3339(microseconds: micros)) == micros)
+            #expect(Timestamp.microseconds(Timestamp.date(microseconds: micros)) == micros)
+        }
+    }
+
+    @Test func jsonParserKeepsNumbersExactlyAndRefusesBadText() throws {
+        let text = #"{"a":12345678901234567890123,"b":-0.5e+10,"c":1.10,"d":[true,false,null],"e":"\u00e9\ud83d\ude80\n"}"#
+        let value = try JSONValue(parsing: text)
+        #expect(value.jsonText == text.replacingOccurrences(of: #""\u00e9\ud83d\ude80\n""#, with: "\"é🚀\\n\""))
+        for bad in ["", "{", "{\"a\":1,}", "[1,]", "01", "1.", "-", "{\"a\" 1}", "\"\\ud800\"", "\"\\x\"", "{\"a\":1,\"a\":2}",
+            "nul", "[1] 2", "\"\u{1}\"", String(repeating: "[", count: 100) + String(repeating: "]", count: 100)]
+        {
+            #expect(throws: JSONParseError.self, "\(bad)") { try JSONValue(parsing: bad) }
+        }
+        #expect(throws: JSONParseError.self) { try JSONParser.parse([0x22, 0xFF, 0x22]) }
+    }
+}

@@ -1,0 +1,272 @@
+import Foundation
+import PaymentSessions
+import PropertyBased
+import Testing
+
+/// A deliberately simple in-memory reference: the rules of the store written out again,
+/// as plainly as possible, without indexes.
+struct ReferenceModel {
+    var sessions: [String: PaymentSession] = [:]
+
+    func sessions(cart: String) -> [PaymentSession] {
+        sessions.values.filter { $0.cartID == cart }.sorted { $0.id < $1.id }
+    }
+
+    func selected(cart: String) -> PaymentSession? { sessions(cart: cart).first(where: \.isSelected) }
+
+    func byKey(_ key: String) -> PaymentSession? { sessions.values.first { $0.idempotencyKey == key } }
+
+    func byPair(_ cart: String, _ provider: String) -> PaymentSession? {
+        sessions.values.first { $0.cartID == cart && $0.providerID == provider }
+    }
+
+    /// `updated_at` moves to now, and always forward.
+    static func touch(_ session: inout PaymentSession, now: Int64) {
+        session.updatedAt = Timestamp.date(microseconds: max(now, Timestamp.microseconds(session.updatedAt) + 1))
+    }
+
+    mutating func deselect(cart: String, now: Int64) -> PaymentSession? {
+        guard var current = selected(cart: cart) else { return nil }
+        current.isSelected = false
+        Self.touch(&current, now: now)
+        sessions[current.id] = current
+        return current
+    }
+
+    /// The outcome the store must produce for `operation`, applied to the model on success.
+    /// `createdID` is the id the store generated (the model cannot predict ids).
+    mutating func apply(_ operation: Operation, now: Int64, createdID: String?) -> Result<PaymentSession?, PaymentSessionError> {
+        switch operation {
+        case .create(let cart, let provider, let status, let key, let select):
+            if select && status == .canceled {
+                return .failure(.invalidInput(field: "select", value: "true", reason: "a canceled session cannot be selected"))
+            }
+            if let key, let existing = byKey(key) {
+                guard existing.cartID == cart, existing.providerID == provider else {
+                    return .failure(.idempotencyConflict(key: key, existingID: existing.id, existingCartID: existing.cartID,
+                        existingProviderID: existing.providerID))
+                }
+                return .success(existing)
+            }
+            if let existing = byPair(cart, provider) {
+                return .failure(.duplicateSession(cartID: cart, providerID: provider, existingID: existing.id))
+            }
+            guard let id = createdID else { return .failure(.storage(.init(.unknown(0), operation: "model: no id"))) }
+            if select { _ = deselect(cart: cart, now: now) }
+            let date = Timestamp.date(microseconds: now)
+            let session = PaymentSession(id: id, cartID: cart, providerID: provider, isSelected: select, status: status,
+                data: ["n": .number(JSONNumber(now))], idempotencyKey: key, createdAt: date, updatedAt: date)
+            sessions[id] = session
+            return .success(session)
+        case .select(let id):
+            guard var session = sessions[id] else { return .failure(.sessionNotFound(id: id)) }
+            if session.status == .canceled { return .failure(.notSelectable(id: id, status: .canceled)) }
+            if session.isSelected { return .success(session) }
+            _ = deselect(cart: session.cartID, now: now)
+            session.isSelected = true
+            Self.touch(&session, now: now)
+            sessions[id] = session
+            return .success(session)
+        case .deselect(let cart):
+            return .success(deselect(cart: cart, now: now))
+        case .setStatus(let id, let status):
+            guard var session = sessions[id] else { return .failure(.sessionNotFound(id: id)) }
+            let allowed: Set<PaymentSessionStatus> =
+                switch session.status {
+                case .pending: [.pending, .requiresMore, .authorized, .error, .canceled]
+                case .requiresMore: [.pending, .requiresMore, .authorized, .error, .canceled]
+                case .error: [.error, .pending, .canceled]
+                case .authorized: [.authorized, .canceled]
+                case .canceled: [.canceled]
+                }
+            guard allowed.contains(status) else {
+                return .failure(.invalidTransition(id: id, from: session.status, to: status))
+            }
+            session.status = status
+            if status == .canceled { session.isSelected = false }
+            Self.touch(&session, now: now)
+            sessions[id] = session
+            return .success(session)
+        case .setData(let id, let value):
+            guard var session = sessions[id] else { return .failure(.sessionNotFound(id: id)) }
+            let data: [String: JSONValue] = ["v": .number(JSONNumber(value))]
+            if session.status == .canceled && data != session.data { return .failure(.sessionIsFinal(id: id)) }
+            session.data = data
+            Self.touch(&session, now: now)
+            sessions[id] = session
+            return .success(session)
+        case .delete(let id):
+            guard let session = sessions.removeValue(forKey: id) else { return .failure(.sessionNotFound(id: id)) }
+            return .success(session)
+        case .deleteCart(let cart):
+            for session in sessions(cart: cart) { sessions[session.id] = nil }
+            return .success(nil)
+        case .purge(let olderThan, let statuses):
+            let cutoff = now - olderThan
+            sessions = sessions.filter { Timestamp.microseconds($0.value.updatedAt) >= cutoff || !statuses.contains($0.value.status) }
+            return .success(nil)
+        case .failingBatch:
+            return .failure(.sessionNotFound(id: Operation.missingID))
+        }
+    }
+}
+
+/// One step of a random run.
+enum Operation: CustomStringConvertible {
+    static let carts = ["cart_a", "cart_b", "cart_c"]
+    static let providers = ["manual", "stripe", "paypal"]
+    static let keys = ["k1", "k2", "k3", "k4"]
+    static let missingID = "ps_01G901XNSRM2YS3ASN9H5KG3FZ"
+
+    case create(cart: String, provider: String, status: PaymentSessionStatus, key: String?, select: Bool)
+    case select(id: String)
+    case deselect(cart: String)
+    case setStatus(id: String, status: PaymentSessionStatus)
+    case setData(id: String, value: Int)
+    case delete(id: String)
+    case deleteCart(cart: String)
+    case purge(olderThan: Int64, statuses: Set<PaymentSessionStatus>)
+    /// A write closure that creates and selects, then fails: nothing may remain.
+    case failingBatch(cart: String)
+
+    /// Decodes one random number into an operation on the model's current ids.
+    init(_ seed: UInt32, ids: [String]) {
+        var bits = seed
+        func take(_ n: Int) -> Int {
+            defer { bits /= UInt32(n) }
+            return Int(bits % UInt32(n))
+        }
+        let kind = take(20)
+        let cart = Self.carts[take(3)]
+        let pickID = ids.isEmpty || take(8) == 0 ? Self.missingID : ids[take(ids.count)]
+        let status = PaymentSessionStatus.allCases[take(5)]
+        switch kind {
+        case 0..<6:
+            let key = take(3) == 0 ? Self.keys[take(4)] : nil
+            self = .create(cart: cart, provider: Self.providers[take(3)], status: take(4) == 0 ? status : .pending, key: key,
+                select: take(3) == 0)
+        case 6..<9: self = .select(id: pickID)
+        case 9: self = .deselect(cart: cart)
+        case 10..<14: self = .setStatus(id: pickID, status: status)
+        case 14..<16: self = .setData(id: pickID, value: take(3))
+        case 16: self = .delete(id: pickID)
+        case 17: self = .deleteCart(cart: cart)
+        case 18: self = .purge(olderThan: Int64(take(20)) * 1000, statuses: take(2) == 0 ? [.canceled, .error] : Set(PaymentSessionStatus.allCases))
+        default: self = .failingBatch(cart: cart)
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .create(let c, let p, let s, let k, let sel): "create(\(c), \(p), \(s), key: \(k ?? "-"), select: \(sel))"
+        case .select(let id): "select(\(id))"
+        case .deselect(let c): "deselect(\(c))"
+        case .setStatus(let id, let s): "status(\(id), \(s))"
+        case .setData(let id, let v): "data(\(id), \(v))"
+        case .delete(let id): "delete(\(id))"
+        case .deleteCart(let c): "deleteCart(\(c))"
+        case .purge(let age, let s): "purge(\(age)µs, \(s.map(\.rawValue).sorted()))"
+        case .failingBatch(let c): "failingBatch(\(c))"
+        }
+    }
+
+    /// Runs the operation against the store.
+    func run(on store: PaymentSessionStore) throws(PaymentSessionError) -> PaymentSession? {
+        switch self {
+        case .create(let cart, let provider, let status, let key, let select):
+            return try store.create(NewPaymentSession(cartID: cart, providerID: provider, status: status,
+                data: ["n": .number(JSONNumber(Timestamp.microseconds(store.options.clock())))], idempotencyKey: key,
+                select: select))
+        case .select(let id): return try store.select(id: id)
+        case .deselect(let cart): return try store.deselect(cartID: cart)
+        case .setStatus(let id, let status): return try store.update(id: id, status: status)
+        case .setData(let id, let value): return try store.update(id: id, data: ["v": .number(JSONNumber(value))])
+        case .delete(let id): return try store.delete(id: id)
+        case .deleteCart(let cart):
+            try store.deleteSessions(cartID: cart)
+            return nil
+        case .purge(let olderThan, let statuses):
+            let now = Timestamp.microseconds(store.options.clock())
+            try store.purge(notUpdatedSince: Timestamp.date(microseconds: now - olderThan), statuses: statuses)
+            return nil
+        case .failingBatch(let cart):
+            do {
+                try store.write { tx in
+                    let s = try tx.create(NewPaymentSession(cartID: cart, providerID: "batch", select: true))
+                    try tx.update(id: s.id, status: .authorized)
+                    try tx.select(id: Self.missingID)
+                }
+            } catch let error as PaymentSessionError {
+                throw error
+            } catch {
+                throw .storage(.init(.unknown(0), operation: "\(error)"))
+            }
+            return nil
+        }
+    }
+}
+
+@Suite("Model-based: random operation sequences against a reference model")
+struct ModelBasedTests {
+    /// Runs × steps per run; `MODEL_RUNS` raises it for a long local run.
+    static let runs = Int(ProcessInfo.processInfo.environment["MODEL_RUNS"] ?? "") ?? 40
+
+    @Test func storeAgreesWithTheModelAfterEveryStep() async {
+        await propertyCheck(count: Self.runs, input: Gen.uint32().array(of: 50...100)) { seeds in
+            do {
+                try Self.check(seeds)
+            } catch {
+                Issue.record("unexpected error \(error)")
+            }
+        }
+    }
+
+    static func check(_ seeds: [UInt32]) throws {
+        let f = try StoreFixture()
+        var model = ReferenceModel()
+        var history: [String] = []
+        for seed in seeds {
+            f.clock.advance(milliseconds: Int64(seed % 3))
+            let operation = Operation(seed, ids: model.sessions.keys.sorted())
+            history.append(operation.description)
+            let now = f.clock.microseconds
+            let actual: Result<PaymentSession?, PaymentSessionError>
+            do {
+                actual = .success(try operation.run(on: f.store))
+            } catch {
+                actual = .failure(error)
+            }
+            let createdID: String? = if case .success(let s?) = actual { s.id } else { nil }
+            var expectedModel = model
+            let expected = expectedModel.apply(operation, now: now, createdID: createdID)
+            guard actual == expected else {
+                Issue.record("step \(history.count): \(operation)\nexpected \(expected)\nactual \(actual)\nhistory:\n\(history.joined(separator: "\n"))")
+                return
+            }
+            if case .success = expected { model = expectedModel }
+            try compare(f.store, model, history)
+        }
+    }
+
+    /// Every query agrees with the model, and the invariants hold.
+    static func compare(_ store: PaymentSessionStore, _ model: ReferenceModel, _ history: [String]) throws {
+        let all = model.sessions.values.sorted { $0.id < $1.id }
+        let context = Comment(rawValue: history.joined(separator: "\n"))
+        #expect(try store.count() == all.count, context)
+        #expect(try store.sessions(limit: 1000) == all, context)
+        for cart in Operation.carts + ["batch"] {
+            let sessions = try store.sessions(cartID: cart)
+            #expect(sessions == model.sessions(cart: cart), context)
+            #expect(try store.selectedSession(cartID: cart) == model.selected(cart: cart), context)
+            #expect(sessions.filter(\.isSelected).count <= 1, context)
+            #expect(Set(sessions.map(\.providerID)).count == sessions.count, context)
+        }
+        for key in Operation.keys {
+            #expect(try store.session(idempotencyKey: key) == model.byKey(key), context)
+        }
+        for session in all where session.status == .canceled { #expect(!session.isSelected, context) }
+        let report = try store.verify()
+        #expect(report.isClean, "\(report.problems)\n\(context)")
+    }
+}
+

@@ -1,0 +1,202 @@
+import Foundation
+import LMDB
+import PaymentSessions
+import TestSupport
+import Testing
+
+@Suite("Store basics")
+struct StoreBasicsTests {
+    @Test func createThenReadBackEveryWay() throws {
+        let f = try StoreFixture()
+        let created = try f.store.create(
+            NewPaymentSession(cartID: "cart_1", providerID: "stripe", data: ["intent": "pi_1", "amount": 4200],
+                idempotencyKey: "idem-1"))
+        #expect(PaymentSessionID.isValid(created.id))
+        #expect(created.status == .pending)
+        #expect(!created.isSelected)
+        #expect(created.createdAt == f.clock.now)
+        #expect(created.updatedAt == created.createdAt)
+        #expect(try f.store.session(id: created.id) == created)
+        #expect(try f.store.session(idempotencyKey: "idem-1") == created)
+        #expect(try f.store.sessions(cartID: "cart_1") == [created])
+        #expect(try f.store.selectedSession(cartID: "cart_1") == nil)
+        #expect(try f.store.count() == 1)
+        #expect(try f.store.sessions() == [created])
+    }
+
+    @Test func idsAreUniqueAndInCreationOrderWithinOneMillisecond() throws {
+        let f = try StoreFixture()
+        var ids: [String] = []
+        for i in 0..<50 {
+            ids.append(try f.store.create(NewPaymentSession(cartID: "cart_\(i)", providerID: "manual")).id)
+        }
+        #expect(ids == ids.sorted())
+        #expect(Set(ids).count == 50)
+        #expect(try f.store.sessions(limit: 1000).map(\.id) == ids)
+    }
+
+    @Test func paginationWalksEverySessionOnce() throws {
+        let f = try StoreFixture()
+        for i in 0..<25 {
+            try f.store.create(NewPaymentSession(cartID: "cart_\(i % 5)", providerID: "p\(i)"))
+        }
+        var seen: [String] = []
+        var page = try f.store.sessions(limit: 7)
+        while let last = page.last {
+            seen += page.map(\.id)
+            page = try f.store.sessions(after: last.id, limit: 7)
+        }
+        #expect(seen.count == 25)
+        #expect(seen == seen.sorted())
+        #expect(try f.store.sessions(limit: 0).isEmpty)
+        #expect(storeError { _ = try f.store.sessions(limit: -1) }?.code == .invalidInput)
+    }
+
+    @Test func cartSessionsComeInCreationOrderWhateverTheProviderNames() throws {
+        let f = try StoreFixture()
+        let providers = ["zeta", "alpha", "mid"]
+        var ids: [String] = []
+        for provider in providers {
+            ids.append(try f.store.create(NewPaymentSession(cartID: "cart_A", providerID: provider)).id)
+            f.clock.advance()
+        }
+        try f.store.create(NewPaymentSession(cartID: "cart_A2", providerID: "alpha"))
+        try f.store.create(NewPaymentSession(cartID: "cart_", providerID: "alpha"))
+        #expect(try f.store.sessions(cartID: "cart_A").map(\.id) == ids)
+        #expect(try f.store.sessions(cartID: "cart_A").map(\.providerID) == providers)
+    }
+
+    @Test func idempotentCreateReturnsTheFirstSessionWithoutWriting() throws {
+        let f = try StoreFixture()
+        let first = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", idempotencyKey: "k"))
+        let lastTxn = f.store.environment.info().lastTransactionID
+        f.clock.advance()
+        let again = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", data: ["x": 1], idempotencyKey: "k"))
+        #expect(again == first)
+        #expect(f.store.environment.info().lastTransactionID == lastTxn)
+    }
+
+    @Test func idempotencyKeyReusedForAnotherCartOrProviderIsAConflict() throws {
+        let f = try StoreFixture()
+        let first = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", idempotencyKey: "k"))
+        let expected = PaymentSessionError.idempotencyConflict(
+            key: "k", existingID: first.id, existingCartID: "c", existingProviderID: "p")
+        #expect(storeError { try f.store.create(NewPaymentSession(cartID: "other", providerID: "p", idempotencyKey: "k")) } == expected)
+        #expect(storeError { try f.store.create(NewPaymentSession(cartID: "c", providerID: "q", idempotencyKey: "k")) } == expected)
+        #expect(expected.code == .conflict)
+        #expect(try f.store.count() == 1)
+    }
+
+    @Test func secondSessionForTheSameCartAndProviderIsAConflict() throws {
+        let f = try StoreFixture()
+        let first = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p"))
+        #expect(storeError { try f.store.create(NewPaymentSession(cartID: "c", providerID: "p")) }
+            == .duplicateSession(cartID: "c", providerID: "p", existingID: first.id))
+        #expect(try f.store.count() == 1)
+    }
+
+    @Test func createWithSelectDeselectsThePreviousSelection() throws {
+        let f = try StoreFixture()
+        let a = try f.store.create(NewPaymentSession(cartID: "c", providerID: "a", select: true))
+        #expect(a.isSelected)
+        f.clock.advance()
+        let b = try f.store.create(NewPaymentSession(cartID: "c", providerID: "b", select: true))
+        #expect(try f.store.selectedSession(cartID: "c") == b)
+        let aNow = try #require(try f.store.session(id: a.id))
+        #expect(!aNow.isSelected)
+        #expect(aNow.updatedAt == f.clock.now)
+        #expect(try f.store.verify().isClean)
+    }
+
+    @Test func createOrUpdateCreatesOnceThenRefreshesData() throws {
+        let f = try StoreFixture()
+        let (created, wasCreated) = try f.store.createOrUpdate(cartID: "c", providerID: "stripe", data: ["v": 1])
+        #expect(wasCreated)
+        f.clock.advance()
+        let (refreshed, createdAgain) = try f.store.createOrUpdate(cartID: "c", providerID: "stripe", data: ["v": 2])
+        #expect(!createdAgain)
+        #expect(refreshed.id == created.id)
+        #expect(refreshed.data == ["v": 2])
+        #expect(refreshed.updatedAt > created.updatedAt)
+        try f.store.update(id: created.id, status: .canceled)
+        let (replacement, replaced) = try f.store.createOrUpdate(cartID: "c", providerID: "stripe")
+        #expect(replaced)
+        #expect(replacement.id != created.id)
+        #expect(replacement.status == .pending)
+        #expect(try f.store.sessions(cartID: "c") == [replacement])
+    }
+
+    @Test func deleteRemovesTheRecordAndEveryIndexEntry() throws {
+        let f = try StoreFixture()
+        let s = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", idempotencyKey: "k", select: true))
+        let deleted = try f.store.delete(id: s.id)
+        #expect(deleted == s)
+        #expect(try f.store.session(id: s.id) == nil)
+        #expect(try f.store.session(idempotencyKey: "k") == nil)
+        #expect(try f.store.selectedSession(cartID: "c") == nil)
+        #expect(try f.store.sessions(cartID: "c").isEmpty)
+        #expect(storeError { try f.store.delete(id: s.id) } == .sessionNotFound(id: s.id))
+        // The pair and the key are free again.
+        try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", idempotencyKey: "k"))
+        #expect(try f.store.verify().isClean)
+    }
+
+    @Test func deleteSessionsOfACartLeavesOtherCartsAlone() throws {
+        let f = try StoreFixture()
+        for provider in ["a", "b", "c"] { try f.store.create(NewPaymentSession(cartID: "one", providerID: provider)) }
+        let other = try f.store.create(NewPaymentSession(cartID: "two", providerID: "a", select: true))
+        #expect(try f.store.deleteSessions(cartID: "one") == 3)
+        #expect(try f.store.sessions() == [other])
+        #expect(try f.store.deleteSessions(cartID: "one") == 0)
+    }
+
+    @Test func purgeDeletesOnlyOldSessionsOfTheGivenStatuses() throws {
+        let f = try StoreFixture()
+        let old = try f.store.create(NewPaymentSession(cartID: "c1", providerID: "p"))
+        let oldCanceled = try f.store.create(NewPaymentSession(cartID: "c2", providerID: "p", status: .canceled))
+        f.clock.advance(milliseconds: 60_000)
+        let cutoff = f.clock.now
+        let fresh = try f.store.create(NewPaymentSession(cartID: "c3", providerID: "p"))
+        #expect(try f.store.purge(notUpdatedSince: cutoff, statuses: [.canceled]) == 1)
+        #expect(try f.store.session(id: oldCanceled.id) == nil)
+        #expect(try f.store.purge(notUpdatedSince: cutoff) == 1)
+        #expect(try f.store.session(id: old.id) == nil)
+        #expect(try f.store.sessions() == [fresh])
+    }
+
+    @Test func dataSurvivesReopeningExactly() throws {
+        let directory = TemporaryDirectory(prefix: "reopen")
+        let data: [String: JSONValue] = [
+            "big": .number(JSONNumber(text: "123456789012345678901234567890")!), "fraction": .number(JSONNumber(text: "1.10")!),
+            "nested": ["list": [1, "two", nil, true, ["deep": [:]]]], "unicode": "zürich 🚀 \u{0}\u{1F}\"\\",
+        ]
+        let created: PaymentSession
+        do {
+            let store = try PaymentSessionStore(path: directory.path)
+            created = try store.create(NewPaymentSession(cartID: "c", providerID: "p", data: data, idempotencyKey: "k"))
+        }
+        let store = try PaymentSessionStore(path: directory.path)
+        #expect(try store.session(id: created.id) == created)
+        #expect(try store.session(id: created.id)?.data == data)
+    }
+
+    @Test func missingStoreIsNotFoundWhenCreationIsNotAllowed() throws {
+        let directory = TemporaryDirectory(prefix: "missing")
+        var options = PaymentSessionStore.Options()
+        options.createIfMissing = false
+        #expect(storeError { _ = try PaymentSessionStore(path: directory.appending("none"), options: options) }
+            == .storeNotFound(path: directory.appending("none")))
+        #expect(!FileManager.default.fileExists(atPath: directory.appending("none")))
+    }
+
+    @Test func storeOfANewerFormatIsRefused() throws {
+        let directory = TemporaryDirectory(prefix: "newer")
+        do {
+            _ = try PaymentSessionStore(path: directory.path)
+            let env = try Environment.open(path: directory.path)
+            let meta = try env.database(named: "meta")
+            try env.write { try $0.put([2, 0, 0, 0] as [UInt8], forKey: "format_version", in: meta) }
+        }
+        #expect(storeError { _ = try PaymentSessionStore(path: directory.path) } == .unsupportedFormat(found: 2, supported: 1))
+    }
+}
