@@ -189,6 +189,10 @@ public final class ReadTransaction: Transaction {}
 /// It is not `Sendable`: LMDB's writer lock is a mutex owned by the beginning thread, so
 /// the transaction must not cross threads (and never an `await`).
 public final class WriteTransaction: Transaction {
+    /// Bytes of keys and values this transaction (and its committed nested ones) has
+    /// put so far: a cheap measure of its size, for bounding batches.
+    public private(set) var writtenBytes = 0
+
     /// Stores `value` under `key`.
     ///
     /// - Parameter overwrite: When `false` and `key` exists, throws
@@ -198,16 +202,19 @@ public final class WriteTransaction: Transaction {
     ) throws {
         let txn = try usableHandle("mdb_put(\(database))")
         let flags: UInt32 = overwrite ? 0 : UInt32(MDB_NOOVERWRITE)
+        var size = 0
         let rc: Int32 = try key.withLMDBBytes { key in
             try checkKey(key, "mdb_put(\(database))")
             return value.withLMDBBytes { value in
                 var k = MDB_val(key)
                 var v = MDB_val(value)
+                size = key.count + value.count
                 return mdb_put(txn, database.dbi, &k, &v, flags)
             }
         }
         noteResult(rc)
         try check(rc, "mdb_put(\(database))")
+        writtenBytes += size
     }
 
     /// Stores `count` bytes under `key`, written in place by `body` (`MDB_RESERVE`):
@@ -220,13 +227,16 @@ public final class WriteTransaction: Transaction {
     ) throws {
         let txn = try usableHandle("mdb_put(\(database), MDB_RESERVE)")
         var data = MDB_val(mv_size: count, mv_data: nil)
+        var size = count
         let rc: Int32 = try key.withLMDBBytes { key in
             try checkKey(key, "mdb_put(\(database), MDB_RESERVE)")
+            size += key.count
             var k = MDB_val(key)
             return mdb_put(txn, database.dbi, &k, &data, UInt32(MDB_RESERVE))
         }
         noteResult(rc)
         try check(rc, "mdb_put(\(database), MDB_RESERVE)")
+        writtenBytes += size
         try body(UnsafeMutableRawBufferPointer(start: data.mv_data, count: count))
     }
 
@@ -280,6 +290,7 @@ public final class WriteTransaction: Transaction {
             let rc = mdb_txn_commit(live)
             transaction.noteResult(rc)
             try check(rc, "mdb_txn_commit(nested)")
+            writtenBytes += transaction.writtenBytes
             return result
         } catch {
             transaction.abortIfLive()

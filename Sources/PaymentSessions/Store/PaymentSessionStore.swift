@@ -33,6 +33,8 @@ public final class PaymentSessionStore: Sendable {
     public let options: Options
     let layout: StoreLayout
     let generator = PaymentSessionIDGenerator()
+    /// The thread behind the `async` writes; started on first use.
+    private let groupCommitWriter: GroupCommitWriter
 
     /// Opens the store in directory `path`, creating it when ``Options/createIfMissing``
     /// allows.
@@ -50,8 +52,23 @@ public final class PaymentSessionStore: Sendable {
         let databases = try storageMapped {
             try environment.databases(named: StoreLayout.databaseNames, create: !options.environment.readOnly)
         }
-        layout = StoreLayout(databases)
+        let layout = StoreLayout(databases)
+        self.layout = layout
+        let generator = self.generator
+        // The writer must not retain the store (its deinit stops the writer), so the
+        // batch runs against a store-less copy of what it needs.
+        let batchStore = BatchContext(environment: environment, layout: layout, options: options, generator: generator)
+        groupCommitWriter = GroupCommitWriter(limits: options.groupCommit) { batchStore.performBatch($0) }
         try checkFormat()
+    }
+
+    deinit {
+        groupCommitWriter.stop()
+    }
+
+    /// Queues an async write (see `PaymentSessionStore+Async.swift`).
+    func submit(_ request: any GroupCommitRequest) {
+        groupCommitWriter.submit(request)
     }
 
     /// Records the format version in a new store; refuses a store of a newer format.
@@ -92,6 +109,11 @@ public final class PaymentSessionStore: Sendable {
     /// Errors from `body` are rethrown as they are; LMDB failures become
     /// ``PaymentSessionError/storage(_:)``.
     public func read<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
+        try performRead(body)
+    }
+
+    /// The one implementation of `read`, sync and async.
+    func performRead<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
         try storageMapped {
             try environment.read { txn in
                 try body(ReadTransaction(transaction: txn, layout: layout, options: options))

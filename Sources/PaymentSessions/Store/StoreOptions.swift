@@ -20,6 +20,8 @@ extension PaymentSessionStore {
         public var createIfMissing = true
         /// The largest `data` object, in bytes of compact JSON.
         public var maxDataBytes = 64 << 10
+        /// Bounds on one group commit of the `async` write API.
+        public var groupCommit = GroupCommitLimits()
         /// The clock that stamps `created_at` and `updated_at` (a test can fix it).
         public var clock: @Sendable () -> Date = { Date() }
 

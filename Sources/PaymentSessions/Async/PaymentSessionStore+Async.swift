@@ -1,0 +1,144 @@
+import Foundation
+
+/// The `async` API: the same operations as the synchronous one, for Swift concurrency.
+///
+/// Writes go to a dedicated writer thread that **group-commits**: writes arriving while
+/// a commit is in flight share the next LMDB transaction, each in its own nested
+/// transaction, and one durable commit (one pair of `fsync`s) serves them all. Every
+/// caller resumes only after the commit holding its change is on disk, so durability is
+/// the same as the synchronous API's, at many times the throughput under concurrency.
+///
+/// ```swift
+/// // In a request handler:
+/// let session = try await store.create(NewPaymentSession(cartID: cart, providerID: "stripe"))
+/// try await store.write { tx in
+///     try tx.select(id: session.id)
+///     try tx.update(id: session.id, status: .authorized)
+/// }
+/// ```
+///
+/// - A closure that throws rolls back only its own changes; the others in the batch commit.
+/// - A task cancelled before its closure starts is not applied and throws
+///   `CancellationError`; once applied, the change is committed and reported normally.
+/// - Reads run on the calling task: LMDB readers never wait for the writer.
+/// - The synchronous API keeps working, and both may be used at once.
+extension PaymentSessionStore {
+    /// Runs `body` in the next group commit and returns its result once that commit is
+    /// durable. `body` runs on the writer thread and, like a synchronous write closure,
+    /// may run again if the map must grow: no side effects outside the transaction.
+    ///
+    /// - Throws: `body`'s error (its changes rolled back, the batch unaffected),
+    ///   `CancellationError`, or ``PaymentSessionError/storage(_:)`` when the commit fails.
+    public func write<R: Sendable>(_ body: @escaping @Sendable (WriteTransaction) throws -> R) async throws -> R {
+        try Task.checkCancellation()
+        let request = WriteRequest(body)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                if request.attach(continuation) { submit(request) }
+            }
+        } onCancel: {
+            request.cancel()
+        }
+    }
+
+    /// Runs `body` on a consistent snapshot, on the calling task.
+    public func read<R>(_ body: (ReadTransaction) throws -> R) async throws -> R {
+        try performRead(body)
+    }
+
+    // MARK: Reads
+
+    /// The session with `id`, or `nil`.
+    public func session(id: String) async throws -> PaymentSession? {
+        try await read { try $0.session(id: id) }
+    }
+
+    /// The session created with `idempotencyKey`, or `nil`.
+    public func session(idempotencyKey: String) async throws -> PaymentSession? {
+        try await read { try $0.session(idempotencyKey: idempotencyKey) }
+    }
+
+    /// The sessions of `cartID` in creation order.
+    public func sessions(cartID: String) async throws -> [PaymentSession] {
+        try await read { try $0.sessions(cartID: cartID) }
+    }
+
+    /// The selected session of `cartID`, or `nil`.
+    public func selectedSession(cartID: String) async throws -> PaymentSession? {
+        try await read { try $0.selectedSession(cartID: cartID) }
+    }
+
+    /// A page of sessions in id order.
+    public func sessions(after id: String? = nil, limit: Int = 100) async throws -> [PaymentSession] {
+        try await read { try $0.sessions(after: id, limit: limit) }
+    }
+
+    /// The number of sessions.
+    public func count() async throws -> Int {
+        try await read { try $0.count() }
+    }
+
+    // MARK: Writes (each joins the next group commit)
+
+    /// Creates a session; see ``WriteTransaction/create(_:)``.
+    @discardableResult
+    public func create(_ new: NewPaymentSession) async throws -> PaymentSession {
+        try await write { try $0.create(new) }
+    }
+
+    /// Creates or refreshes a cart's session for a provider.
+    @discardableResult
+    public func createOrUpdate(
+        cartID: String, providerID: String, data: [String: JSONValue]? = nil
+    ) async throws -> (session: PaymentSession, created: Bool) {
+        let result = try await write { tx in
+            let (session, created) = try tx.createOrUpdate(cartID: cartID, providerID: providerID, data: data)
+            return CreateOrUpdateResult(session: session, created: created)
+        }
+        return (result.session, result.created)
+    }
+
+    /// Changes status and/or data.
+    @discardableResult
+    public func update(
+        id: String, status: PaymentSessionStatus? = nil, data: [String: JSONValue]? = nil, expectedUpdatedAt: Date? = nil
+    ) async throws -> PaymentSession {
+        try await write { try $0.update(id: id, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt) }
+    }
+
+    /// Selects a session, deselecting the cart's previous one.
+    @discardableResult
+    public func select(id: String) async throws -> PaymentSession {
+        try await write { try $0.select(id: id) }
+    }
+
+    /// Clears a cart's selection.
+    @discardableResult
+    public func deselect(cartID: String) async throws -> PaymentSession? {
+        try await write { try $0.deselect(cartID: cartID) }
+    }
+
+    /// Deletes a session.
+    @discardableResult
+    public func delete(id: String) async throws -> PaymentSession {
+        try await write { try $0.delete(id: id) }
+    }
+
+    /// Deletes all of a cart's sessions.
+    @discardableResult
+    public func deleteSessions(cartID: String) async throws -> Int {
+        try await write { try $0.deleteSessions(cartID: cartID) }
+    }
+
+    /// Deletes sessions not updated since `date`.
+    @discardableResult
+    public func purge(notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>? = nil) async throws -> Int {
+        try await write { try $0.purge(notUpdatedSince: date, statuses: statuses) }
+    }
+}
+
+/// `createOrUpdate`'s result as a `Sendable` value for the writer thread.
+private struct CreateOrUpdateResult: Sendable {
+    var session: PaymentSession
+    var created: Bool
+}

@@ -1,0 +1,188 @@
+import Foundation
+import PaymentSessions
+import TestSupport
+import Testing
+
+@Suite("Async API with group commit")
+struct AsyncGroupCommitTests {
+    struct Boom: Error {}
+
+    @Test func hundredsOfConcurrentDurableWritesAreAllPresentAfterReopening() async throws {
+        let directory = TemporaryDirectory(prefix: "async")
+        let path = directory.appending("store")
+        var ids: [String] = []
+        var commits = 0
+        do {
+            let store = try PaymentSessionStore(path: path)  // full durability
+            let before = store.environment.info().lastTransactionID
+            ids = try await withThrowingTaskGroup(of: String.self) { group in
+                for i in 0..<300 {
+                    group.addTask {
+                        try await store.create(NewPaymentSession(cartID: "cart_\(i % 40)", providerID: "p\(i)", select: i % 3 == 0)).id
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            commits = store.environment.info().lastTransactionID - before
+        }  // the store closes: its writer thread stops, the environment closes
+        #expect(ids.count == 300)
+        #expect(commits < 300, "group commit should batch: \(commits) commits for 300 writes")
+        let reopened = try PaymentSessionStore(path: path)
+        #expect(try await reopened.count() == 300)
+        for id in ids { #expect(try await reopened.session(id: id) != nil) }
+        let report = try reopened.verify()
+        #expect(report.isClean, "\(report.problems)")
+        for cart in 0..<40 {
+            #expect(try await reopened.sessions(cartID: "cart_\(cart)").filter(\.isSelected).count <= 1)
+        }
+    }
+
+    @Test func aFailingClosureRollsBackOnlyItsOwnChanges() async throws {
+        let f = try StoreFixture(fast: false)
+        let results = await withTaskGroup(of: (Int, Bool).self) { group in
+            for i in 0..<120 {
+                group.addTask {
+                    do {
+                        try await f.store.write { tx in
+                            let s = try tx.create(NewPaymentSession(cartID: "cart_\(i % 10)", providerID: "p\(i)"))
+                            try tx.select(id: s.id)
+                            if i % 2 == 1 { throw Boom() }
+                        }
+                        return (i, true)
+                    } catch {
+                        return (i, false)
+                    }
+                }
+            }
+            return await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+        }
+        for (i, succeeded) in results {
+            #expect(succeeded == (i % 2 == 0))
+            let present = try await f.store.sessions(cartID: "cart_\(i % 10)").contains { $0.providerID == "p\(i)" }
+            #expect(present == succeeded, "p\(i)")
+        }
+        #expect(try await f.store.count() == 60)
+        #expect(try f.store.verify().isClean)
+    }
+
+    @Test func concurrentAsyncSelectsKeepOneSelectionPerCart() async throws {
+        let f = try StoreFixture(fast: false)
+        var created: [String] = []
+        for cart in 0..<4 {
+            for provider in ["a", "b", "c", "d"] {
+                created.append(try await f.store.create(NewPaymentSession(cartID: "c\(cart)", providerID: provider)).id)
+            }
+        }
+        let ids = created
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<200 {
+                group.addTask {
+                    if i % 7 == 0 {
+                        try await f.store.deselect(cartID: "c\(i % 4)")
+                    } else {
+                        try await f.store.select(id: ids[(i * 7) % ids.count])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        for cart in 0..<4 {
+            #expect(try await f.store.sessions(cartID: "c\(cart)").filter(\.isSelected).count <= 1)
+        }
+        #expect(try f.store.verify().isClean)
+    }
+
+    @Test func syncAndAsyncWritesTogether() async throws {
+        let f = try StoreFixture(fast: false)
+        let syncThread = Task.detached {
+            for i in 0..<50 { try await f.store.create(NewPaymentSession(cartID: "sync", providerID: "p\(i)")) }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<50 {
+                group.addTask { try await f.store.create(NewPaymentSession(cartID: "async", providerID: "p\(i)")) }
+            }
+            try await group.waitForAll()
+        }
+        try await syncThread.value
+        #expect(try await f.store.count() == 100)
+    }
+
+    @Test func aTaskCancelledBeforeItsChangeIsAppliedGetsCancellationErrorAndWritesNothing() async throws {
+        let f = try StoreFixture(fast: false)
+        // Hold LMDB's writer lock from another thread, so the writer thread cannot begin.
+        let holding = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        Thread {
+            try? f.store.write { _ in
+                holding.signal()
+                release.wait()
+            }
+        }.start()
+        holding.wait()
+        let task = Task { try await f.store.create(NewPaymentSession(cartID: "c", providerID: "cancelled")) }
+        try await Task.sleep(for: .milliseconds(50))
+        task.cancel()
+        let outcome = await task.result
+        release.signal()
+        #expect(throws: CancellationError.self) { try outcome.get() }
+        // The writer goes on with later requests, and never applies the cancelled one.
+        try await f.store.create(NewPaymentSession(cartID: "c", providerID: "later"))
+        #expect(try await f.store.sessions(cartID: "c").map(\.providerID) == ["later"])
+    }
+
+    @Test func aTaskCancelledAfterItsChangeWasAppliedIsCommitted() async throws {
+        let f = try StoreFixture(fast: false)
+        let applied = DispatchSemaphore(value: 0)
+        let task = Task {
+            try await f.store.write { tx in
+                let s = try tx.create(NewPaymentSession(cartID: "c", providerID: "kept"))
+                applied.signal()
+                Thread.sleep(forTimeInterval: 0.1)  // the test cancels meanwhile
+                return s
+            }
+        }
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                applied.wait()
+                continuation.resume()
+            }
+        }
+        task.cancel()
+        let session = try await task.value
+        #expect(try await f.store.session(id: session.id) == session)
+    }
+
+    @Test func alreadyCancelledTaskDoesNotEnqueue() async throws {
+        let f = try StoreFixture(fast: false)
+        let task = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await f.store.create(NewPaymentSession(cartID: "c", providerID: "p"))
+        }
+        await #expect(throws: CancellationError.self) { try await task.value }
+        #expect(try await f.store.count() == 0)
+    }
+
+    @Test func batchLimitOfOneCommitsEachWriteAlone() async throws {
+        let f = try StoreFixture(fast: false) { $0.groupCommit.maxCount = 1 }
+        let before = f.store.environment.info().lastTransactionID
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<20 {
+                group.addTask { try await f.store.create(NewPaymentSession(cartID: "c", providerID: "p\(i)")) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(f.store.environment.info().lastTransactionID - before == 20)
+    }
+
+    @Test func errorsFromAsyncOperationsAreTheTypedStoreErrors() async throws {
+        let f = try StoreFixture(fast: false)
+        let s = try await f.store.create(NewPaymentSession(cartID: "c", providerID: "p", status: .authorized))
+        do {
+            try await f.store.update(id: s.id, status: .pending)
+            Issue.record("accepted an invalid transition")
+        } catch let error as PaymentSessionError {
+            #expect(error == .invalidTransition(id: s.id, from: .authorized, to: .pending))
+        }
+        #expect(try await f.store.session(id: s.id) == s)
+    }
+}
