@@ -5,6 +5,8 @@ let package = Package(
     name: "payment-sessions",
     platforms: [.macOS(.v15)],
     products: [
+        // CLMDB is a product so that Benchmarks/ can measure raw liblmdb calls (the floor).
+        .library(name: "CLMDB", targets: ["CLMDB"]),
         .library(name: "LMDB", targets: ["LMDB"]),
         .library(name: "PaymentSessions", targets: ["PaymentSessions"]),
         .executable(name: "payment-sessions", targets: ["PaymentSessionsCLI"]),

@@ -1,0 +1,226 @@
+import Benchmark
+import BenchmarkSupport
+import Foundation
+import PaymentSessions
+
+/// Every scenario runs three implementations side by side in one process:
+/// `store` (the public API), `raw` (liblmdb calls doing the same puts and gets: the
+/// floor) and `grdb` (SQLite through GRDB.swift, WAL, Medusa's unique indexes).
+///
+///     cd Benchmarks && swift package --disable-sandbox benchmark
+let benchmarks: @Sendable () -> Void = {
+    let metrics: [BenchmarkMetric] = [.wallClock, .throughput, .mallocCountTotal, .peakMemoryResident]
+    let reads = Benchmark.Configuration(metrics: metrics, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: 1000)
+    let writes = Benchmark.Configuration(metrics: metrics, maxDuration: .seconds(3), maxIterations: 2000)
+    let fixtures = Fixtures.shared
+    let n = fixtures.preloaded
+    let ids = fixtures.ids
+    let carts = fixtures.carts
+
+    // MARK: get by id (a decoded session)
+
+    Benchmark("get by id: store", configuration: reads) { benchmark in
+        let store = fixtures.store()
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            blackHole(try? store.session(id: ids[(i &* 7919) % n]))
+        }
+    }
+    Benchmark("get by id: raw", configuration: reads) { benchmark in
+        let raw = fixtures.raw()
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            blackHole(raw.get(id: ids[(i &* 7919) % n]))
+        }
+    }
+    Benchmark("get by id: grdb", configuration: reads) { benchmark in
+        let sqlite = fixtures.sqlite()
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            blackHole(try? sqlite.get(id: ids[(i &* 7919) % n]))
+        }
+    }
+
+    // MARK: a cart's sessions (three per cart)
+
+    Benchmark("cart sessions: store", configuration: reads) { benchmark in
+        let store = fixtures.store()
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            blackHole(try? store.sessions(cartID: carts[(i &* 7919) % n]))
+        }
+    }
+    Benchmark("cart sessions: raw", configuration: reads) { benchmark in
+        let raw = fixtures.raw()
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            blackHole(raw.cartSessions(cart: carts[(i &* 7919) % n]))
+        }
+    }
+    Benchmark("cart sessions: grdb", configuration: reads) { benchmark in
+        let sqlite = fixtures.sqlite()
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            blackHole(try? sqlite.cartSessions(cart: carts[(i &* 7919) % n]))
+        }
+    }
+
+    // MARK: bulk create, 1,000 sessions in one durable transaction
+
+    let bulk = Benchmark.Configuration(metrics: metrics, scalingFactor: .kilo, maxDuration: .seconds(3), maxIterations: 50)
+    Benchmark("bulk create: store", configuration: bulk) { benchmark in
+        let store = fixtures.store()
+        let seed = fixtures.freshSeed()
+        benchmark.startMeasurement()
+        _ = try? store.write { tx in
+            for i in benchmark.scaledIterations { try tx.create(Workload.newSession(i, seed: seed)) }
+        }
+    }
+    Benchmark("bulk create: raw", configuration: bulk) { benchmark in
+        let raw = fixtures.raw()
+        let seed = fixtures.freshSeed()
+        benchmark.startMeasurement()
+        raw.createMany(benchmark.scaledIterations.count) {
+            (Workload.sessionID($0, seed: seed), Workload.cartID($0, seed: seed), Workload.providerID($0),
+                Workload.idempotencyKey($0, seed: seed))
+        }
+    }
+    Benchmark("bulk create: grdb", configuration: bulk) { benchmark in
+        let sqlite = fixtures.sqlite()
+        let seed = fixtures.freshSeed()
+        benchmark.startMeasurement()
+        try? sqlite.createMany(benchmark.scaledIterations, seed: seed)
+    }
+
+    // MARK: durable create, one per transaction
+
+    Benchmark("durable create: store", configuration: writes) { benchmark in
+        let store = fixtures.store()
+        let seed = fixtures.freshSeed()
+        benchmark.startMeasurement()
+        blackHole(try? store.create(Workload.newSession(0, seed: seed)))
+    }
+    Benchmark("durable create: raw", configuration: writes) { benchmark in
+        let raw = fixtures.raw()
+        let seed = fixtures.freshSeed()
+        benchmark.startMeasurement()
+        raw.create(
+            id: Workload.sessionID(0, seed: seed), cart: Workload.cartID(0, seed: seed), provider: Workload.providerID(0),
+            key: Workload.idempotencyKey(0, seed: seed))
+    }
+    Benchmark("durable create: grdb", configuration: writes) { benchmark in
+        let sqlite = fixtures.sqlite()
+        let seed = fixtures.freshSeed()
+        benchmark.startMeasurement()
+        try? sqlite.create(0, seed: seed)
+    }
+
+    // MARK: switch the selected session (durable)
+
+    nonisolated(unsafe) var flip = 0
+    Benchmark("select switch: store", configuration: writes) { benchmark in
+        let store = fixtures.store()
+        flip += 1
+        benchmark.startMeasurement()
+        blackHole(try? store.select(id: ids[flip % 3]))
+    }
+    Benchmark("select switch: raw", configuration: writes) { benchmark in
+        let raw = fixtures.raw()
+        flip += 1
+        benchmark.startMeasurement()
+        raw.select(id: ids[flip % 3], cart: carts[0])
+    }
+    Benchmark("select switch: grdb", configuration: writes) { benchmark in
+        let sqlite = fixtures.sqlite()
+        flip += 1
+        benchmark.startMeasurement()
+        try? sqlite.select(id: ids[flip % 3], cart: carts[0])
+    }
+
+    // MARK: checkout mix: per 10 operations, 5 cart reads, 2 gets, 3 durable selects
+
+    let mix = Benchmark.Configuration(metrics: metrics, scalingFactor: .one, maxDuration: .seconds(3), maxIterations: 2000)
+    Benchmark("checkout mix x10: store", configuration: mix) { benchmark in
+        let store = fixtures.store()
+        flip += 1
+        benchmark.startMeasurement()
+        for op in 0..<10 {
+            let i = (flip &* 31 &+ op &* 7919) % n
+            switch op {
+            case 0..<5: blackHole(try? store.sessions(cartID: carts[i]))
+            case 5..<7: blackHole(try? store.session(id: ids[i]))
+            default: blackHole(try? store.select(id: ids[i]))
+            }
+        }
+    }
+    Benchmark("checkout mix x10: raw", configuration: mix) { benchmark in
+        let raw = fixtures.raw()
+        flip += 1
+        benchmark.startMeasurement()
+        for op in 0..<10 {
+            let i = (flip &* 31 &+ op &* 7919) % n
+            switch op {
+            case 0..<5: blackHole(raw.cartSessions(cart: carts[i]))
+            case 5..<7: blackHole(raw.get(id: ids[i]))
+            default: raw.select(id: ids[i], cart: carts[i])
+            }
+        }
+    }
+    Benchmark("checkout mix x10: grdb", configuration: mix) { benchmark in
+        let sqlite = fixtures.sqlite()
+        flip += 1
+        benchmark.startMeasurement()
+        for op in 0..<10 {
+            let i = (flip &* 31 &+ op &* 7919) % n
+            switch op {
+            case 0..<5: blackHole(try? sqlite.cartSessions(cart: carts[i]))
+            case 5..<7: blackHole(try? sqlite.get(id: ids[i]))
+            default: try? sqlite.select(id: ids[i], cart: carts[i])
+            }
+        }
+    }
+
+    // MARK: concurrent durable creates: 128 creates per iteration, split over N tasks
+
+    let concurrent = Benchmark.Configuration(metrics: [.wallClock, .throughput], maxDuration: .seconds(4), maxIterations: 200)
+    for tasks in [1, 8, 32, 128] {
+        Benchmark("128 durable creates, \(tasks) tasks: store async (group commit)", configuration: concurrent) { benchmark in
+            let store = fixtures.store()
+            let seed = fixtures.freshSeed()
+            benchmark.startMeasurement()
+            await withTaskGroup(of: Void.self) { group in
+                for t in 0..<tasks {
+                    group.addTask {
+                        for i in stride(from: t, to: 128, by: tasks) {
+                            _ = try? await store.create(Workload.newSession(i, seed: seed))
+                        }
+                    }
+                }
+            }
+        }
+        Benchmark("128 durable creates, \(tasks) tasks: store sync (commit per call)", configuration: concurrent) { benchmark in
+            let store = fixtures.store()
+            let seed = fixtures.freshSeed()
+            benchmark.startMeasurement()
+            DispatchQueue.concurrentPerform(iterations: tasks) { t in
+                for i in stride(from: t, to: 128, by: tasks) {
+                    _ = try? store.create(Workload.newSession(i, seed: seed))
+                }
+            }
+        }
+        Benchmark("128 durable creates, \(tasks) tasks: grdb", configuration: concurrent) { benchmark in
+            let sqlite = fixtures.sqlite()
+            let seed = fixtures.freshSeed()
+            benchmark.startMeasurement()
+            await withTaskGroup(of: Void.self) { group in
+                for t in 0..<tasks {
+                    group.addTask {
+                        for i in stride(from: t, to: 128, by: tasks) {
+                            _ = try? await sqlite.pool.write { db in try SQLiteSessions.insertForBenchmark(db, i, seed: seed) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+// swift-tools-version:6.1
+// Benchmarks live in their own package so that the library's build and `swift test`
+// stay lean: ordo-one/benchmark and GRDB.swift are only built here.
+//
+//   cd Benchmarks && swift package --disable-sandbox benchmark
+//
+// (--disable-sandbox: the plugin's sandbox stops LMDB and SQLite from creating files.)
+import Foundation
+import PackageDescription
+
+// SwiftPM names a path dependency after its directory (a clone may be called anything).
+let root = URL(fileURLWithPath: Context.packageDirectory).deletingLastPathComponent().lastPathComponent
+
+let package = Package(
+    name: "payment-sessions-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // The three implementations of one workload: the store, raw liblmdb, GRDB.
+        .target(
+            name: "BenchmarkSupport",
+            dependencies: [
+                .product(name: "PaymentSessions", package: root),
+                .product(name: "CLMDB", package: root),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "StoreBenchmarks",
+            dependencies: [
+                "BenchmarkSupport",
+                .product(name: "PaymentSessions", package: root),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/StoreBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,60 @@
+import Foundation
+import PaymentSessions
+
+/// The one workload every implementation runs: same ids, same keys, same record sizes.
+public enum Workload {
+    static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+    public static let providers = ["manual", "stripe", "paypal"]
+
+    /// 22 Crockford base32 characters for `value`.
+    static func base32(_ value: Int, width: Int) -> String {
+        var digits: [Character] = []
+        var rest = value
+        for _ in 0..<width {
+            digits.append(alphabet[rest & 31])
+            rest >>= 5
+        }
+        return String(digits.reversed())
+    }
+
+    /// A valid `ps_` + ULID id, increasing with `index` (`seed` separates runs).
+    public static func sessionID(_ index: Int, seed: Int = 0) -> String {
+        "ps_01JD" + base32(seed, width: 6) + base32(index, width: 16)
+    }
+
+    /// A realistic cart id (31 bytes, like `cart_01G8ZH853Y6TFXWPG5EYE81X63`); three sessions per cart.
+    public static func cartID(_ index: Int, seed: Int = 0) -> String {
+        "cart_01JD" + base32(seed, width: 6) + base32(index / 3, width: 16)
+    }
+
+    public static func providerID(_ index: Int) -> String { providers[index % 3] }
+
+    public static func idempotencyKey(_ index: Int, seed: Int = 0) -> String { "idem-\(seed)-\(index)" }
+
+    /// About 200 bytes of provider data as compact JSON.
+    public static func data(_ index: Int) -> [String: JSONValue] {
+        [
+            "client_secret": .string("pi_3N\(base32(index, width: 12))_secret_\(base32(index * 7, width: 12))"),
+            "intent": .string("pi_3N\(base32(index, width: 12))"), "amount": .number(JSONNumber(4200 + index % 1000)),
+            "currency": "eur", "customer": .string("cus_\(base32(index * 13, width: 10))"),
+            "metadata": ["order": .string("order_\(index)"), "channel": "web"],
+        ]
+    }
+
+    public static func dataJSON(_ index: Int) -> String { JSONValue.object(data(index)).jsonText }
+
+    public static func newSession(_ index: Int, seed: Int = 0) -> NewPaymentSession {
+        NewPaymentSession(
+            cartID: cartID(index, seed: seed), providerID: providerID(index), data: data(index),
+            idempotencyKey: idempotencyKey(index, seed: seed), id: sessionID(index, seed: seed))
+    }
+
+    /// A fresh directory for one store.
+    public static func directory(_ name: String) -> String {
+        let base = ProcessInfo.processInfo.environment["BENCH_DIR"] ?? NSTemporaryDirectory()
+        let path = "\(base)/payment-sessions-bench-\(name)-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try? FileManager.default.removeItem(atPath: path)
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+}
