@@ -38,10 +38,13 @@ let package = Package(
             name: "LMDBTests",
             dependencies: ["LMDB", "LMDBProbe", "TestSupport"]
         ),
+        // A child process for the reliability suites: crash, race and disk-fault writers.
+        .executableTarget(name: "StoreTorture", dependencies: ["PaymentSessions"]),
         .testTarget(
             name: "PaymentSessionsTests",
             dependencies: [
                 "PaymentSessions",
+                "StoreTorture",
                 "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]

@@ -98,6 +98,12 @@ public final class Environment: @unchecked Sendable {
             mdb_env_close(envHandle)
             throw error
         }
+        do {
+            try checkFileIsComplete(envHandle, path: path)
+        } catch {
+            mdb_env_close(envHandle)
+            throw error
+        }
         let environment = Environment(handle: envHandle, path: path, options: options)
         _ = try? environment.clearStaleReaders()
         return environment
@@ -111,11 +117,12 @@ public final class Environment: @unchecked Sendable {
     /// Values read must be decoded or copied before `body` returns.
     public func read<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
         let txn = try begin(readOnly: true)
+        // An idle read transaction holds no pointer into the map (only its page
+        // numbers and a reader slot in lock.mdb), so it leaves the gate at once and
+        // each of its operations enters it: a long reader does not hold back map growth.
+        gate.leave()
         let transaction = ReadTransaction(environment: self, handle: txn, checksThread: false)
-        defer {
-            transaction.abortIfLive()
-            gate.leave()
-        }
+        defer { transaction.abortIfLive() }
         return try body(transaction)
     }
 
@@ -273,6 +280,26 @@ public final class Environment: @unchecked Sendable {
     }
 
     // MARK: - Maintenance
+
+    /// Refuses a `data.mdb` shorter than its meta page says: liblmdb maps the file, so
+    /// touching a page past its end would kill the process with `SIGBUS` instead of
+    /// failing. A truncated file (a bad copy, a full disk during a copy) is reported as
+    /// ``LMDBError/Code/corrupted``.
+    private static func checkFileIsComplete(_ handle: OpaquePointer, path: String) throws {
+        var pages = MDB_stat()
+        try check(mdb_env_stat(handle, &pages), "mdb_env_stat(\(path))")
+        var raw = MDB_envinfo()
+        mdb_env_info(handle, &raw)
+        let needed = (raw.me_last_pgno + 1) * Int(pages.ms_psize)
+        var status = stat()
+        let file = path + "/data.mdb"
+        if stat(file, &status) != 0 { throw LMDBError(.system(errno: errno), operation: "stat(\(file))") }
+        if Int(status.st_size) < needed {
+            throw LMDBError(
+                .corrupted,
+                operation: "open(\(path)): data.mdb is \(status.st_size) bytes but its meta page needs \(needed) (truncated)")
+        }
+    }
 
     /// Facts about the map and the reader table (`mdb_env_info`).
     public func info() -> EnvironmentInfo {

@@ -57,6 +57,17 @@ public class Transaction {
         }
     }
 
+    /// Runs `body`, which touches the memory map, inside the environment's gate when
+    /// this is a read transaction (a write transaction is counted for its whole life),
+    /// so that the map is never remapped under it.
+    @inline(__always)
+    func touchingMap<R>(_ body: () throws -> R) rethrows -> R {
+        if checksThread { return try body() }
+        environment.gate.enter()
+        defer { environment.gate.leave() }
+        return try body()
+    }
+
     /// Records a map-full result so that ``Environment/write(_:)`` grows and retries even
     /// when the closure caught the error and threw another.
     @inline(__always)
@@ -80,15 +91,17 @@ public class Transaction {
         _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R? {
         let txn = try usableHandle("mdb_get(\(database))")
-        var data = MDB_val()
-        let rc: Int32 = try key.withLMDBBytes { key in
-            try checkKey(key, "mdb_get(\(database))")
-            var k = MDB_val(key)
-            return mdb_get(txn, database.dbi, &k, &data)
+        return try touchingMap {
+            var data = MDB_val()
+            let rc: Int32 = try key.withLMDBBytes { key in
+                try checkKey(key, "mdb_get(\(database))")
+                var k = MDB_val(key)
+                return mdb_get(txn, database.dbi, &k, &data)
+            }
+            if rc == MDB_NOTFOUND { return nil }
+            try check(rc, "mdb_get(\(database))")
+            return try body(data.buffer)
         }
-        if rc == MDB_NOTFOUND { return nil }
-        try check(rc, "mdb_get(\(database))")
-        return try body(data.buffer)
     }
 
     /// A copy of the value stored under `key`, or `nil` when the key is absent.
@@ -126,7 +139,8 @@ public class Transaction {
         }
         let cursor = Cursor(handle: cursorHandle, transaction: self, database: database)
         defer { cursor.close() }
-        return try body(cursor)
+        // A cursor keeps pointers to pages between moves: the map must stay put for its life.
+        return try touchingMap { try body(cursor) }
     }
 
     /// Visits the entries of `database` whose keys fall in `range`, in key order (or

@@ -1,28 +1,48 @@
 import Foundation
 
-/// Counts this process's live transactions on one environment, so that the map can be
-/// resized only when none is active, and remembers which thread holds the write
-/// transaction so that a nested `write` fails instead of deadlocking.
+/// Counts this process's users of the memory map (write transactions for their whole
+/// life; read operations and cursors while they run), so that the map is resized only
+/// when none is active, and remembers which thread holds the write transaction so that
+/// a nested `write` fails instead of deadlocking.
 ///
 /// `mdb_env_set_mapsize` remaps the file: a pointer another thread holds into the old
-/// map would dangle. While a resize is pending, new transactions wait at the gate.
+/// map would dangle. An idle read transaction holds none (liblmdb keeps page numbers and
+/// a reader slot in `lock.mdb`, re-resolving pages through the map on each call), so
+/// only its running operations count. While a resize is pending, new users wait.
 final class TransactionGate: @unchecked Sendable {
     private let condition = NSCondition()
     private var active = 0
+    /// Entries per thread: a thread that already holds one may enter again without
+    /// waiting (a read inside a write closure, a get inside a cursor walk), or a pending
+    /// resize would wait for it while it waits for the resize.
+    private var holders: [pthread_t: Int] = [:]
     private var resizePending = false
     private var writer: pthread_t?
 
-    /// Waits while a resize is pending, then counts one more live transaction.
+    /// Waits while a resize is pending (unless this thread already holds an entry), then
+    /// counts one more user of the map.
     func enter() {
         condition.lock()
-        while resizePending { condition.wait() }
+        let me = pthread_self()
+        if let held = holders[me] {
+            holders[me] = held + 1
+        } else {
+            while resizePending { condition.wait() }
+            holders[me] = 1
+        }
         active += 1
         condition.unlock()
     }
 
-    /// Counts one transaction fewer.
+    /// Counts one user fewer.
     func leave() {
         condition.lock()
+        let me = pthread_self()
+        if let held = holders[me], held > 1 {
+            holders[me] = held - 1
+        } else {
+            holders[me] = nil
+        }
         active -= 1
         if active == 0 && resizePending { condition.broadcast() }
         condition.unlock()
@@ -55,6 +75,11 @@ final class TransactionGate: @unchecked Sendable {
         if resizePending {
             while resizePending { condition.wait() }
             return false
+        }
+        if holders[pthread_self()] != nil {
+            throw LMDBError(
+                .mapFull,
+                operation: "\(operation): this thread has a read operation or cursor open on the environment; cannot remap")
         }
         resizePending = true
         defer {

@@ -91,9 +91,9 @@ public final class PaymentSessionStore: Sendable {
             try environment.write { txn in
                 // Another process may have initialised the store since the read above.
                 if try txn.get(StoreLayout.formatVersionKey, in: layout.meta) != nil { return }
-                if try txn.count(in: layout.sessions) > 0 {
-                    throw PaymentSessionError.unsupportedFormat(found: 0, supported: StoreLayout.formatVersion)
-                }
+                // A store with sessions but no version is format 0 (written before the
+                // version was recorded): same databases and records, so migrating it is
+                // recording the version.
                 let version = withUnsafeBytes(of: StoreLayout.formatVersion.littleEndian) { Array($0) }
                 try txn.put(version, forKey: StoreLayout.formatVersionKey, in: layout.meta)
                 try txn.put(

@@ -2,6 +2,10 @@ import Foundation
 import LMDB
 
 extension PaymentSessionStore {
+    /// What a commit promises about a crash that follows it (LMDB's durability modes):
+    /// `.full` (the default), `.noMetaSync`, `.noSync`. See README's operational notes.
+    public typealias Durability = Environment.Durability
+
     /// How to open a store.
     ///
     /// ```swift

@@ -1,0 +1,122 @@
+// A child process for the reliability suites. Each acknowledged commit is printed (and
+// flushed) only after `write` returned, so the parent knows exactly what was promised.
+//
+//   StoreTorture crash STORE TAG DURABILITY   random writes until killed; acks on stdout:
+//       C <txn> <size> <id>...    a transaction that created <size> sessions
+//       U <id>                    status set to authorized
+//       d <id>                    about to delete (the parent allows either outcome when
+//                                 no D follows: the kill may have come after the commit)
+//       D <id>                    session deleted
+//   StoreTorture race STORE CARTS OPS         ops on shared carts, then exit 0; acks:
+//       C <id> / D <id>
+//   StoreTorture fill STORE                   create sessions with 4 KiB data until a write
+//                                             fails; acks C <id>; prints the error code last
+import Foundation
+import PaymentSessions
+
+func ack(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    exit(2)
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 3 else { fail("usage: StoreTorture crash|race|fill STORE ...") }
+var options = PaymentSessionStore.Options()
+options.environment.mapSize = 1 << 20  // small, so that crashes also land in map growth
+if arguments[1] == "crash", arguments.count == 5 {
+    guard let durability = PaymentSessionStore.Durability(rawValue: arguments[4]) else { fail("durability: full|noMetaSync|noSync") }
+    options.environment.durability = durability
+}
+let store: PaymentSessionStore
+do {
+    store = try PaymentSessionStore(path: arguments[2], options: options)
+} catch {
+    fail("open: \(error)")
+}
+var rng = SystemRandomNumberGenerator()
+
+switch arguments[1] {
+case "crash" where arguments.count == 5:
+    let tag = arguments[3]
+    var live: [(id: String, pending: Bool)] = []
+    var txn = 0
+    while true {
+        let roll = Int.random(in: 0..<100, using: &rng)
+        do {
+            if roll < 50 || live.isEmpty {
+                txn += 1
+                let size = Int.random(in: 1...3, using: &rng)
+                let cart = "\(tag)-c\(txn)"
+                let blob = String(repeating: "x", count: Int.random(in: 0...2000, using: &rng))
+                let created = try store.write { tx in
+                    let sessions = try (0..<size).map { p in
+                        try tx.create(NewPaymentSession(
+                            cartID: cart, providerID: "p\(p)", data: ["txn": .number(JSONNumber(txn)), "size": .number(JSONNumber(size)), "blob": .string(blob)],
+                            idempotencyKey: "\(cart)-p\(p)"))
+                    }
+                    try tx.select(id: sessions[sessions.count - 1].id)
+                    return sessions.map(\.id)
+                }
+                ack("C \(txn) \(size) " + created.joined(separator: " "))
+                live += created.map { ($0, true) }
+            } else if roll < 75 {
+                let index = Int.random(in: 0..<live.count, using: &rng)
+                guard live[index].pending else { continue }
+                try store.update(id: live[index].id, status: .authorized)
+                ack("U \(live[index].id)")
+                live[index].pending = false
+            } else {
+                let index = Int.random(in: 0..<live.count, using: &rng)
+                ack("d \(live[index].id)")  // intent: a kill before the ack may or may not have deleted it
+                try store.delete(id: live[index].id)
+                ack("D \(live[index].id)")
+                live.remove(at: index)
+            }
+        } catch {
+            fail("unexpected error: \(error)")
+        }
+    }
+case "race" where arguments.count == 5:
+    guard let carts = Int(arguments[3]), let operations = Int(arguments[4]) else { fail("race needs numbers") }
+    for _ in 0..<operations {
+        let cart = "race-cart-\(Int.random(in: 0..<carts, using: &rng))"
+        do {
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0..<4:
+                let session = try store.create(NewPaymentSession(cartID: cart, providerID: "p\(Int.random(in: 0..<4, using: &rng))"))
+                ack("C \(session.id)")
+            case 4..<8:
+                let sessions = try store.sessions(cartID: cart).filter { $0.status != .canceled }
+                if let target = sessions.randomElement(using: &rng) { try store.select(id: target.id) }
+            default:
+                if let target = try store.sessions(cartID: cart).randomElement(using: &rng) {
+                    let deleted = try store.delete(id: target.id)
+                    ack("D \(deleted.id)")
+                }
+            }
+        } catch where error.code != .storage {
+            // Another process got there first (duplicate provider, session just deleted): expected.
+        } catch {
+            fail("unexpected error: \(error)")
+        }
+    }
+case "fill":
+    let blob = String(repeating: "f", count: 4000)
+    var i = 0
+    while true {
+        do {
+            let session = try store.create(NewPaymentSession(cartID: "fill-\(i)", providerID: "p", data: ["blob": .string(blob)]))
+            ack("C \(session.id)")
+            i += 1
+        } catch {
+            ack("E \(error.code.rawValue) \(error)")
+            exit(0)
+        }
+    }
+default:
+    fail("unknown command: \(arguments.dropFirst().joined(separator: " "))")
+}

@@ -1,0 +1,95 @@
+import Foundation
+import PaymentSessions
+import TestSupport
+import Testing
+
+/// A child writes at random and acknowledges each commit on stdout; the parent kills it
+/// with SIGKILL at random moments and checks that every acknowledged change survived,
+/// no transaction is half visible, and `verify()` is clean.
+@Suite("Crash consistency (SIGKILL)")
+struct CrashConsistencyTests {
+    /// Kills per durability mode; `CRASH_ITERATIONS` raises it for a long local run.
+    static let iterations = Int(ProcessInfo.processInfo.environment["CRASH_ITERATIONS"] ?? "") ?? 60
+
+    /// What the children promised, accumulated over every run.
+    struct Promises {
+        var created: [String: (txn: String, size: Int)] = [:]
+        var authorized: Set<String> = []
+        var deleted: Set<String> = []
+        /// Deletes begun but not acknowledged: the session may be there or not.
+        var maybeDeleted: Set<String> = []
+
+        mutating func read(_ stdout: String, tag: String) {
+            for line in stdout.split(separator: "\n") {
+                let parts = line.split(separator: " ").map(String.init)
+                switch parts.first {
+                case "C"?:
+                    guard parts.count >= 4, let size = Int(parts[2]) else { continue }
+                    for id in parts[3...] { created[id] = ("\(tag)-\(parts[1])", size) }
+                case "U"? where parts.count == 2: authorized.insert(parts[1])
+                case "d"? where parts.count == 2: maybeDeleted.insert(parts[1])
+                case "D"? where parts.count == 2:
+                    deleted.insert(parts[1])
+                    maybeDeleted.remove(parts[1])
+                default: Issue.record("unreadable ack line \(line)")
+                }
+            }
+        }
+    }
+
+    @Test(arguments: [PaymentSessionStore.Durability.full, .noMetaSync, .noSync])
+    func killedWritersLoseNothingAcknowledged(durability: PaymentSessionStore.Durability) throws {
+        let directory = TemporaryDirectory(prefix: "crash")
+        let path = directory.appending("store")
+        var promises = Promises()
+        var acknowledged = 0
+        for run in 0..<Self.iterations {
+            let tag = "r\(run)"
+            let child = try ChildProcess("StoreTorture", ["crash", path, tag, durability.rawValue])
+            usleep(UInt32.random(in: 20_000...120_000))
+            child.kill()
+            let output = try child.finish()
+            #expect(output.killedBySignal, "child exited by itself: \(output.stderr)")
+            promises.read(output.stdout, tag: tag)
+            acknowledged += output.stdout.split(separator: "\n").count
+            try check(path, promises)
+        }
+        // Not vacuous: the children really committed and were really cut short.
+        #expect(acknowledged > Self.iterations, "only \(acknowledged) acknowledged commits")
+    }
+
+    func check(_ path: String, _ promises: Promises) throws {
+        var options = PaymentSessionStore.Options()
+        options.createIfMissing = false
+        let store = try PaymentSessionStore(path: path, options: options)
+        let report = try store.verify()
+        #expect(report.isClean, "\(report.problems)")
+        let all = try store.sessions(limit: 1_000_000)
+        let byID = Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0) })
+        for (id, _) in promises.created where !promises.deleted.contains(id) && !promises.maybeDeleted.contains(id) {
+            guard let session = byID[id] else {
+                Issue.record("acknowledged session \(id) is missing")
+                continue
+            }
+            if promises.authorized.contains(id) { #expect(session.status == .authorized, "\(id)") }
+        }
+        for id in promises.deleted { #expect(byID[id] == nil, "acknowledged delete of \(id) undone") }
+        // Atomicity: every transaction is wholly there, less what was deleted afterwards.
+        var present: [String: Int] = [:]
+        var sizes: [String: Int] = [:]
+        for session in all {
+            guard case .number(let txn)? = session.data["txn"], case .number(let size)? = session.data["size"] else { continue }
+            let key = "\(session.cartID.split(separator: "-").first ?? "")-\(txn.text)"
+            present[key, default: 0] += 1
+            sizes[key] = Int(size.text)
+        }
+        let gone = promises.deleted.union(promises.maybeDeleted.filter { byID[$0] == nil })
+        let deletedPerTxn = gone.reduce(into: [String: Int]()) { counts, id in
+            if let txn = promises.created[id]?.txn { counts[txn, default: 0] += 1 }
+        }
+        for (key, count) in present {
+            let expected = (sizes[key] ?? 0) - (deletedPerTxn[key] ?? 0)
+            #expect(count == expected, "transaction \(key): \(count) of \(expected) sessions visible")
+        }
+    }
+}

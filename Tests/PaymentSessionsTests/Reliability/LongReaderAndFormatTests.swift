@@ -1,0 +1,65 @@
+import Foundation
+import LMDB
+import PaymentSessions
+import TestSupport
+import Testing
+
+@Suite("Long readers and format versions")
+struct LongReaderAndFormatTests {
+    static let writes = Int(ProcessInfo.processInfo.environment["LONG_READER_WRITES"] ?? "") ?? 100_000
+
+    /// A snapshot held open across many writes keeps its view; writers are not blocked;
+    /// the file grows because pages the snapshot can see are not reused.
+    @Test func aReaderHeldAcrossManyWritesKeepsItsSnapshotAndWritersGoOn() throws {
+        let f = try StoreFixture { $0.environment.mapSize = 1 << 20 }
+        let s = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", data: ["v": 0]))
+        let batch = 1000
+        var sizeWithReader = 0
+        try f.store.read { snapshot in
+            for round in 0..<(Self.writes / batch) {
+                try f.store.write { tx in
+                    for i in 0..<batch {
+                        try tx.update(id: s.id, data: ["v": .number(JSONNumber(round * batch + i + 1))])
+                    }
+                }
+            }
+            #expect(try snapshot.session(id: s.id)?.data == ["v": 0])
+            sizeWithReader = try f.store.environment.fileSize()
+        }
+        #expect(try f.store.session(id: s.id)?.data == ["v": .number(JSONNumber(Self.writes))])
+        // The same writes again, with no reader: freed pages are reused, the file stays put.
+        let before = try f.store.environment.fileSize()
+        try f.store.write { tx in
+            for i in 0..<batch { try tx.update(id: s.id, data: ["v": .number(JSONNumber(i))]) }
+        }
+        #expect(try f.store.environment.fileSize() == before)
+        #expect(sizeWithReader >= 1 << 20)
+    }
+
+    @Test func aStoreWithoutAVersionIsFormatZeroAndIsMigrated() throws {
+        let directory = TemporaryDirectory(prefix: "format0")
+        let id: String
+        do {
+            let store = try PaymentSessionStore(path: directory.path)
+            id = try store.create(NewPaymentSession(cartID: "c", providerID: "p")).id
+            let meta = try store.environment.database(named: "meta", create: false)
+            _ = try store.environment.write { try $0.delete("format_version", in: meta) }
+        }
+        let store = try PaymentSessionStore(path: directory.path)
+        #expect(try store.session(id: id) != nil)
+        let meta = try store.environment.database(named: "meta", create: false)
+        #expect(try store.environment.read { try $0.get("format_version", in: meta) } == [1, 0, 0, 0])
+    }
+
+    @Test func aStoreOfANewerFormatIsRefusedWithAClearError() throws {
+        let directory = TemporaryDirectory(prefix: "format9")
+        do {
+            let store = try PaymentSessionStore(path: directory.path)
+            let meta = try store.environment.database(named: "meta", create: false)
+            try store.environment.write { try $0.put([9, 0, 0, 0] as [UInt8], forKey: "format_version", in: meta) }
+        }
+        let error = storeError { _ = try PaymentSessionStore(path: directory.path) }
+        #expect(error == .unsupportedFormat(found: 9, supported: 1))
+        #expect(error?.description == "store format version 9 is not supported (this version reads up to 1)")
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+import PaymentSessions
+import TestSupport
+import Testing
+
+@Suite("Several processes on one store")
+struct MultiProcessTests {
+    static let operations = Int(ProcessInfo.processInfo.environment["RACE_OPERATIONS"] ?? "") ?? 150
+
+    @Test func racingProcessesKeepEveryInvariantAndLoseNoWrite() throws {
+        let directory = TemporaryDirectory(prefix: "race")
+        let path = directory.appending("store")
+        _ = try PaymentSessionStore(path: path)  // create it once, up front
+        let children = try (0..<6).map { _ in
+            try ChildProcess("StoreTorture", ["race", path, "5", String(Self.operations)])
+        }
+        var created: Set<String> = []
+        var deleted: Set<String> = []
+        for child in children {
+            let output = try child.finish()
+            #expect(output.status == 0, "\(output.stderr)")
+            for line in output.stdout.split(separator: "\n") {
+                let parts = line.split(separator: " ").map(String.init)
+                guard parts.count == 2 else { continue }
+                if parts[0] == "C" { created.insert(parts[1]) } else if parts[0] == "D" { deleted.insert(parts[1]) }
+            }
+        }
+        #expect(!created.isEmpty && !deleted.isEmpty)
+        let store = try PaymentSessionStore(path: path)
+        let ids = Set(try store.sessions(limit: 1_000_000).map(\.id))
+        #expect(ids == created.subtracting(deleted), "lost or resurrected writes")
+        for cart in 0..<5 {
+            #expect(try store.sessions(cartID: "race-cart-\(cart)").filter(\.isSelected).count <= 1)
+        }
+        let report = try store.verify()
+        #expect(report.isClean, "\(report.problems)")
+    }
+}
