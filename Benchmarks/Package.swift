@@ -39,6 +39,11 @@ let package = Package(
             path: "Benchmarks/StoreBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // A fixed workload to profile with callgrind (see Sources/Profile/main.swift).
+        .executableTarget(
+            name: "Profile",
+            dependencies: ["BenchmarkSupport", .product(name: "PaymentSessions", package: root)]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

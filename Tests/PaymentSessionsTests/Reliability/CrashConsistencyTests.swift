@@ -56,6 +56,7 @@ struct CrashConsistencyTests {
         }
         // Not vacuous: the children really committed and were really cut short.
         #expect(acknowledged > Self.iterations, "only \(acknowledged) acknowledged commits")
+        print("crash consistency (\(durability)): \(Self.iterations) kills, \(acknowledged) acknowledged commits checked")
     }
 
     func check(_ path: String, _ promises: Promises) throws {

@@ -1,0 +1,37 @@
+// A fixed workload for `valgrind --tool=callgrind` (instruction counts are repeatable
+// on a noisy machine, where wall-clock times are not):
+//
+//   swift build -c release --package-path Benchmarks --product Profile
+//   valgrind --tool=callgrind Benchmarks/.build/release/Profile get 20000
+//   valgrind --tool=callgrind Benchmarks/.build/release/Profile create 5000
+import BenchmarkSupport
+import Foundation
+import PaymentSessions
+
+let arguments = CommandLine.arguments
+let mode = arguments.count > 1 ? arguments[1] : "get"
+let count = arguments.count > 2 ? Int(arguments[2]) ?? 10_000 : 10_000
+var options = PaymentSessionStore.Options()
+options.environment.durability = .noSync
+let store = try PaymentSessionStore(path: Workload.directory("profile"), options: options)
+let preload = 1000
+try store.write { tx in for i in 0..<preload { try tx.create(Workload.newSession(i)) } }
+let ids = (0..<preload).map { Workload.sessionID($0) }
+let carts = (0..<preload).map { Workload.cartID($0) }
+let sessions = (0..<count).map { Workload.newSession($0, seed: 7) }
+var checksum = 0
+switch mode {
+case "get":
+    for i in 0..<count { checksum &+= try store.session(id: ids[i % preload])?.cartID.utf8.count ?? 0 }
+case "cart":
+    for i in 0..<count { checksum &+= try store.sessions(cartID: carts[i % preload]).count }
+case "create":
+    try store.write { tx in for session in sessions { checksum &+= try tx.create(session).id.utf8.count } }
+case "raw-get":
+    let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: false, recordSize: Fixtures.recordSize)
+    raw.createMany(preload) { (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0)) }
+    for i in 0..<count { checksum &+= raw.get(id: ids[i % preload])?.count ?? 0 }
+default:
+    print("modes: get, cart, create, raw-get")
+}
+print(checksum)
