@@ -26,6 +26,8 @@ public final class Environment: @unchecked Sendable {
     /// The largest key liblmdb accepts (`mdb_env_get_maxkeysize`): 511 bytes by default.
     public let maxKeySize: Int
     let gate = TransactionGate()
+    /// Reset read transactions kept for reuse; see ``ReadTransactionPool``.
+    let readPool = ReadTransactionPool(capacity: 8)
     private let databases = Mutex<[String: Database]>([:])
 
     private init(handle: OpaquePointer, path: String, options: Options) {
@@ -36,6 +38,7 @@ public final class Environment: @unchecked Sendable {
     }
 
     deinit {
+        readPool.drain()
         mdb_env_close(handle)
         EnvironmentRegistry.shared.remove(path: path)
     }
@@ -122,8 +125,47 @@ public final class Environment: @unchecked Sendable {
         // each of its operations enters it: a long reader does not hold back map growth.
         gate.leave()
         let transaction = ReadTransaction(environment: self, handle: txn, checksThread: false)
-        defer { transaction.abortIfLive() }
+        defer {
+            if let live = transaction.handle {
+                transaction.handle = nil
+                readPool.recycle(live)
+            }
+        }
         return try body(transaction)
+    }
+
+    /// Reads the value under `key` in `database` in a short read transaction of its own,
+    /// passing the bytes to `body` (valid only during the call); `nil` when the key is absent.
+    ///
+    /// The cheapest read there is: no transaction object is allocated, the liblmdb
+    /// transaction is a reused one, and the map is pinned once for the whole call. Use
+    /// ``read(_:)`` when several reads must see the same snapshot.
+    ///
+    /// ```swift
+    /// let name = try env.value(forKey: "user:1", in: users) { String(decoding: $0, as: UTF8.self) }
+    /// ```
+    ///
+    /// - Throws: ``LMDBError`` naming `mdb_get`: ``LMDBError/Code/invalidKeySize(size:maximum:)``
+    ///   for an empty or too long key, or liblmdb's error; or what `body` throws.
+    public func value<R>(
+        forKey key: some LMDBBytes, in database: Database, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R? {
+        let txn = try begin(readOnly: true)
+        defer {
+            readPool.recycle(txn)
+            gate.leave()
+        }
+        var data = MDB_val()
+        let rc: Int32 = try key.withLMDBBytes { key in
+            if key.count == 0 || key.count > maxKeySize {
+                throw LMDBError(.invalidKeySize(size: key.count, maximum: maxKeySize), operation: "mdb_get(\(database))")
+            }
+            var k = MDB_val(key)
+            return mdb_get(txn, database.dbi, &k, &data)
+        }
+        if rc == MDB_NOTFOUND { return nil }
+        try check(rc, "mdb_get(\(database))")
+        return try body(data.buffer)
     }
 
     /// Runs `body` in the write transaction and commits when it returns; when it throws,
@@ -179,10 +221,11 @@ public final class Environment: @unchecked Sendable {
 
     /// Begins a liblmdb transaction inside the gate, adopting a map another process grew.
     /// On success the caller owns one gate entry.
-    private func begin(readOnly: Bool) throws -> OpaquePointer {
+    private func begin(readOnly: Bool, pooled: Bool = true) throws -> OpaquePointer {
         let flags: UInt32 = readOnly ? UInt32(MDB_RDONLY) : 0
         while true {
             gate.enter()
+            if readOnly && pooled, let renewed = readPool.renewed() { return renewed }
             var txn: OpaquePointer?
             let rc = mdb_txn_begin(handle, nil, flags, &txn)
             if rc == MDB_SUCCESS, let txn { return txn }
@@ -268,7 +311,7 @@ public final class Environment: @unchecked Sendable {
     /// A read transaction that is committed (not aborted), so that database handles it
     /// opened stay valid afterwards.
     private func readCommitting(_ body: (ReadTransaction) throws -> Void) throws {
-        let txn = try begin(readOnly: true)
+        let txn = try begin(readOnly: true, pooled: false)
         let transaction = ReadTransaction(environment: self, handle: txn, checksThread: false)
         defer {
             transaction.abortIfLive()

@@ -15,7 +15,9 @@ final class TransactionGate: @unchecked Sendable {
     /// Entries per thread: a thread that already holds one may enter again without
     /// waiting (a read inside a write closure, a get inside a cursor walk), or a pending
     /// resize would wait for it while it waits for the resize.
-    private var holders: [pthread_t: Int] = [:]
+    /// A short list, not a dictionary: there are rarely more than a few threads inside at
+    /// once, and scanning it costs less than hashing (this is on every read's path).
+    private var holders: [(thread: pthread_t, count: Int)] = []
     private var resizePending = false
     private var writer: pthread_t?
 
@@ -24,11 +26,11 @@ final class TransactionGate: @unchecked Sendable {
     func enter() {
         condition.lock()
         let me = pthread_self()
-        if let held = holders[me] {
-            holders[me] = held + 1
+        if let slot = holderIndex(me) {
+            holders[slot].count += 1
         } else {
             while resizePending { condition.wait() }
-            holders[me] = 1
+            holders.append((me, 1))
         }
         active += 1
         condition.unlock()
@@ -37,11 +39,13 @@ final class TransactionGate: @unchecked Sendable {
     /// Counts one user fewer.
     func leave() {
         condition.lock()
-        let me = pthread_self()
-        if let held = holders[me], held > 1 {
-            holders[me] = held - 1
-        } else {
-            holders[me] = nil
+        if let slot = holderIndex(pthread_self()) {
+            if holders[slot].count > 1 {
+                holders[slot].count -= 1
+            } else {
+                holders.swapAt(slot, holders.count - 1)
+                holders.removeLast()
+            }
         }
         active -= 1
         if active == 0 && resizePending { condition.broadcast() }
@@ -76,7 +80,7 @@ final class TransactionGate: @unchecked Sendable {
             while resizePending { condition.wait() }
             return false
         }
-        if holders[pthread_self()] != nil {
+        if holderIndex(pthread_self()) != nil {
             throw LMDBError(
                 .mapFull,
                 operation: "\(operation): this thread has a read operation or cursor open on the environment; cannot remap")
@@ -97,5 +101,11 @@ final class TransactionGate: @unchecked Sendable {
         }
         try resize()
         return true
+    }
+
+    /// Where `thread` is in `holders`; the lock must be held.
+    private func holderIndex(_ thread: pthread_t) -> Int? {
+        for index in holders.indices where pthread_equal(holders[index].thread, thread) != 0 { return index }
+        return nil
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import LMDB
+import Synchronization
 import Testing
 
 @Suite("Transactions")
@@ -146,5 +147,60 @@ struct TransactionTests {
                 try escaped?.first()
             })
         }
+    }
+}
+
+@Suite("One-shot reads")
+struct OneShotReadTests {
+    @Test func eachCallSeesTheLatestCommitWhileAnOlderSnapshotKeepsItsOwn() throws {
+        let f = try Fixture()
+        try f.env.write { try $0.put("0", forKey: "k", in: f.db) }
+        try f.env.read { snapshot throws in
+            // Far more calls than the pool keeps: reused transactions must be renewed
+            // on the newest snapshot every time.
+            for value in 1...200 {
+                try f.env.write { try $0.put("\(value)", forKey: "k", in: f.db) }
+                let seen = try f.env.value(forKey: "k", in: f.db) { String(decoding: $0, as: UTF8.self) }
+                #expect(seen == "\(value)")
+            }
+            #expect(string(try snapshot.get("k", in: f.db)) == "0")
+        }
+    }
+
+    @Test func missingKeyIsNilAndBadKeysAreTypedErrors() throws {
+        let f = try Fixture()
+        #expect(try f.env.value(forKey: "absent", in: f.db) { _ in true } == nil)
+        #expect(throwsLMDB({ if case .invalidKeySize = $0 { true } else { false } }) {
+            _ = try f.env.value(forKey: "", in: f.db) { _ in true }
+        })
+        #expect(throwsLMDB({ if case .invalidKeySize = $0 { true } else { false } }) {
+            _ = try f.env.value(forKey: String(repeating: "k", count: 512), in: f.db) { _ in true }
+        })
+    }
+
+    @Test func anErrorThrownByTheBodyPropagatesAndLeavesNothingOpen() throws {
+        struct Boom: Error {}
+        let f = try Fixture { $0.mapSize = 1 << 20 }
+        try f.env.write { try $0.put("v", forKey: "k", in: f.db) }
+        #expect(throws: Boom.self) { _ = try f.env.value(forKey: "k", in: f.db) { _ in throw Boom() } }
+        // Nothing of this thread is left inside the map: growing it does not time out.
+        try f.env.write { txn in
+            for index in 0..<2000 { try txn.put([UInt8](repeating: 1, count: 1000), forKey: "big\(index)", in: f.db) }
+        }
+        #expect(f.env.info().mapSize > 1 << 20)
+    }
+
+    @Test func manyThreadsReadingAtOnceAllSeeCommittedValues() throws {
+        let f = try Fixture()
+        try f.env.write { txn in for index in 0..<100 { try txn.put("v\(index)", forKey: "k\(index)", in: f.db) } }
+        let failures = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 16) { worker in
+            for round in 0..<500 {
+                let index = (worker * 31 + round) % 100
+                let seen = try? f.env.value(forKey: "k\(index)", in: f.db) { String(decoding: $0, as: UTF8.self) }
+                if seen != "v\(index)" { failures.withLock { $0 += 1 } }
+            }
+        }
+        #expect(failures.withLock { $0 } == 0)
     }
 }

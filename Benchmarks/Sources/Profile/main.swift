@@ -18,7 +18,7 @@ let preload = 1000
 try store.write { tx in for i in 0..<preload { try tx.create(Workload.newSession(i)) } }
 let ids = (0..<preload).map { Workload.sessionID($0) }
 let carts = (0..<preload).map { Workload.cartID($0) }
-let sessions = (0..<count).map { Workload.newSession($0, seed: 7) }
+let sessions = mode == "create" ? (0..<count).map { Workload.newSession($0, seed: 7) } : []
 var checksum = 0
 switch mode {
 case "get":

@@ -30,6 +30,14 @@ public struct JSONParser {
     private let limits: Limits
     private var index = 0
     private var depth = 0
+    /// Validation only: the raw byte ranges of the keys of the objects being walked
+    /// (a stack: each object pops its own at its end), for finding duplicate keys.
+    private var keyRanges = UnsafeMutableBufferPointer<Range<Int>>(start: nil, count: 0)
+    private var keyCount = 0
+    /// Validation only: set when a key could not be compared byte for byte (escaped or
+    /// non-ASCII, where Swift's string equality is canonical equivalence, or too many
+    /// keys): the text is then parsed in full to decide.
+    private var needsFullParse = false
 
     private init(bytes: UnsafeBufferPointer<UInt8>, limits: Limits) {
         self.bytes = bytes
@@ -59,6 +67,36 @@ public struct JSONParser {
             throw parser.error("unexpected content after the JSON value")
         }
         return value
+    }
+
+    /// Checks that `buffer` holds exactly one JSON object that ``parse(_:limits:)-swift.type.method``
+    /// would accept, without building it: a single pass that allocates nothing.
+    ///
+    /// Used on stored records, whose `data` is parsed only when a caller reads it. Keys
+    /// that are plain ASCII are checked for duplicates byte for byte; an object with an
+    /// escaped or non-ASCII key, or with more keys than the scratch space holds, is
+    /// checked by a full parse instead (rare in payment provider data).
+    static func validateObject(_ buffer: UnsafeBufferPointer<UInt8>, limits: Limits = Limits()) throws(JSONParseError) {
+        if buffer.count > limits.maxBytes {
+            throw JSONParseError(offset: limits.maxBytes, reason: "text is \(buffer.count) bytes, more than \(limits.maxBytes)")
+        }
+        let outcome = withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: 64) { scratch in
+            Result { () throws(JSONParseError) -> Bool in
+                var parser = JSONParser(bytes: buffer, limits: limits)
+                parser.keyRanges = scratch
+                parser.skipWhitespace()
+                guard parser.current == UInt8(ascii: "{") else { throw parser.error("expected a JSON object") }
+                try parser.skipValue()
+                parser.skipWhitespace()
+                if parser.index != buffer.count {
+                    throw parser.error("unexpected content after the JSON value")
+                }
+                return parser.needsFullParse
+            }
+        }
+        if try outcome.get() {
+            _ = try parse(buffer, limits: limits)
+        }
     }
 
     private func error(_ reason: String) -> JSONParseError {
@@ -181,7 +219,7 @@ public struct JSONParser {
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
                 index += 1
-                guard let text = String(validating: slice, as: UTF8.self) else {
+                guard let text = UTF8Validation.string(slice) else {
                     throw JSONParseError(offset: start, reason: "string is not valid UTF-8")
                 }
                 return text
@@ -196,7 +234,7 @@ public struct JSONParser {
             switch byte {
             case UInt8(ascii: "\""):
                 index += 1
-                guard let text = String(validating: scalars, as: UTF8.self) else {
+                guard let text = scalars.withUnsafeBufferPointer({ UTF8Validation.string($0) }) else {
                     throw JSONParseError(offset: start, reason: "string is not valid UTF-8")
                 }
                 return text
@@ -226,6 +264,140 @@ public struct JSONParser {
                 index += 1
             }
         }
+        throw error("unterminated string")
+    }
+
+    // MARK: Validation without building
+
+    private mutating func skipValue() throws(JSONParseError) {
+        guard let byte = current else { throw error("unexpected end of input, expected a value") }
+        switch byte {
+        case UInt8(ascii: "{"): try skipContainer(close: UInt8(ascii: "}"), isObject: true)
+        case UInt8(ascii: "["): try skipContainer(close: UInt8(ascii: "]"), isObject: false)
+        case UInt8(ascii: "\""): try skipString()
+        case UInt8(ascii: "t"): try expectLiteral("true")
+        case UInt8(ascii: "f"): try expectLiteral("false")
+        case UInt8(ascii: "n"): try expectLiteral("null")
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            let length = JSONParser.numberLength(bytes, from: index)
+            guard length > 0 else { throw error("invalid number") }
+            index += length
+        default:
+            throw error("unexpected character '\(Unicode.Scalar(byte).escaped(asASCII: true))'")
+        }
+    }
+
+    private mutating func skipContainer(close: UInt8, isObject: Bool) throws(JSONParseError) {
+        try enter()
+        index += 1
+        skipWhitespace()
+        if current == close {
+            index += 1
+            depth -= 1
+            return
+        }
+        let firstKey = keyCount
+        defer { keyCount = firstKey }
+        while true {
+            skipWhitespace()
+            if isObject {
+                guard current == UInt8(ascii: "\"") else { throw error("expected a string as object key") }
+                let keyOffset = index
+                let plain = try skipString()
+                if plain && !needsFullParse {
+                    try noteKey((keyOffset + 1)..<(index - 1), since: firstKey)
+                } else {
+                    needsFullParse = true
+                }
+                skipWhitespace()
+                guard current == UInt8(ascii: ":") else { throw error("expected ':' after an object key") }
+                index += 1
+                skipWhitespace()
+            }
+            try skipValue()
+            skipWhitespace()
+            switch current {
+            case UInt8(ascii: ","): index += 1
+            case close?:
+                index += 1
+                depth -= 1
+                return
+            default: throw error(isObject ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array")
+            }
+        }
+    }
+
+    /// Refuses a key equal (byte for byte) to one of the current object's earlier keys.
+    private mutating func noteKey(_ key: Range<Int>, since firstKey: Int) throws(JSONParseError) {
+        for earlier in firstKey..<keyCount {
+            let other = keyRanges[earlier]
+            guard other.count == key.count else { continue }
+            var same = true
+            for offset in 0..<key.count where bytes[other.lowerBound + offset] != bytes[key.lowerBound + offset] {
+                same = false
+                break
+            }
+            if same {
+                let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[key]), as: UTF8.self)
+                throw JSONParseError(offset: key.lowerBound - 1, reason: "duplicate object key \"\(text)\"")
+            }
+        }
+        guard keyCount < keyRanges.count else {
+            needsFullParse = true
+            return
+        }
+        keyRanges[keyCount] = key
+        keyCount += 1
+    }
+
+    /// Checks a string starting at its opening quote: UTF-8 sequence by sequence (escapes
+    /// are ASCII and decode to valid scalars), in one pass over a local index.
+    /// Returns whether the string is plain: ASCII without escapes.
+    @discardableResult
+    private mutating func skipString() throws(JSONParseError) -> Bool {
+        var plain = true
+        var position = index + 1
+        let end = bytes.count
+        while position < end {
+            let byte = bytes[position]
+            if byte >= 0x20 && byte < 0x80 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
+                position += 1
+                continue
+            }
+            if byte == UInt8(ascii: "\"") {
+                index = position + 1
+                return plain
+            }
+            plain = false
+            switch byte {
+            case UInt8(ascii: "\\"):
+                index = position + 1
+                guard let escape = current else { throw error("unterminated string") }
+                index += 1
+                switch escape {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                    UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    break
+                case UInt8(ascii: "u"):
+                    _ = try parseUnicodeEscape()
+                default:
+                    index -= 1
+                    throw error("invalid escape '\\\(Unicode.Scalar(escape).escaped(asASCII: true))'")
+                }
+                position = index
+            case 0x80...:
+                let length = UTF8Validation.sequenceLength(bytes, at: position)
+                guard length > 0 else {
+                    index = position
+                    throw error("string is not valid UTF-8")
+                }
+                position += length
+            default:
+                index = position
+                throw error("control character in a string")
+            }
+        }
+        index = position
         throw error("unterminated string")
     }
 

@@ -13,7 +13,7 @@ struct JSONWriter {
         switch value {
         case .null: raw("null")
         case .bool(let flag): raw(flag ? "true" : "false")
-        case .number(let number): bytes.append(contentsOf: number.text.utf8)
+        case .number(let number): appendUTF8(of: number.text)
         case .string(let string): write(string: string)
         case .array(let elements):
             bytes.append(UInt8(ascii: "["))
@@ -30,14 +30,19 @@ struct JSONWriter {
     mutating func write(object members: [String: JSONValue]) {
         bytes.append(UInt8(ascii: "{"))
         var first = true
-        for key in members.keys.sorted() {
+        for (key, value) in members.sorted(by: { $0.key < $1.key }) {
             if !first { bytes.append(UInt8(ascii: ",")) }
             first = false
             write(string: key)
             bytes.append(UInt8(ascii: ":"))
-            write(members[key]!)
+            write(value)
         }
         bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// Appends JSON text that is already valid and compact, verbatim.
+    mutating func append(_ json: [UInt8]) {
+        bytes.append(contentsOf: json)
     }
 
     /// Appends `text` verbatim (for literals and punctuation).
@@ -53,20 +58,51 @@ struct JSONWriter {
     }
 
     mutating func write(string: String) {
+        // Most strings need no escaping: copy their UTF-8 in one go when that is so.
+        let plain = string.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
+            for byte in utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                return false
+            }
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return true
+        }
+        if plain == true { return }
         bytes.append(UInt8(ascii: "\""))
         for byte in string.utf8 {
             switch byte {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                bytes.append(0x5C)
+                bytes.append(byte)
+            case 0x0A: escape(UInt8(ascii: "n"))
+            case 0x0D: escape(UInt8(ascii: "r"))
+            case 0x09: escape(UInt8(ascii: "t"))
             case 0x00..<0x20:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+                escape(UInt8(ascii: "u"))
+                bytes.append(0x30)
+                bytes.append(0x30)
+                bytes.append(hexDigit(byte >> 4))
+                bytes.append(hexDigit(byte & 0xF))
             default: bytes.append(byte)
             }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends `text`'s UTF-8 (contiguous for native strings: one copy).
+    private mutating func appendUTF8(of text: String) {
+        if text.utf8.withContiguousStorageIfAvailable({ bytes.append(contentsOf: $0) }) == nil {
+            bytes.append(contentsOf: text.utf8)
+        }
+    }
+
+    private mutating func escape(_ letter: UInt8) {
+        bytes.append(0x5C)
+        bytes.append(letter)
+    }
+
+    private func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 }

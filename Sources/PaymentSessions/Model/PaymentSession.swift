@@ -13,7 +13,7 @@ import Foundation
 /// // {"id":"ps_01JD...","cart_id":"cart_01H...","provider_id":"stripe","is_selected":false,
 /// //  "status":"pending","data":{},"created_at":"2026-11-24T23:43:53.123456Z",...}
 /// ```
-public struct PaymentSession: Sendable, Hashable {
+public struct PaymentSession: Sendable {
     /// `ps_` + ULID; the primary key.
     public var id: String
     /// The cart this session pays for.
@@ -25,7 +25,16 @@ public struct PaymentSession: Sendable, Hashable {
     /// Where the session stands; see ``PaymentSessionStatus``.
     public var status: PaymentSessionStatus
     /// The provider's own state: any JSON object.
-    public var data: [String: JSONValue]
+    ///
+    /// A session read from the store keeps `data` as the stored JSON bytes and parses
+    /// them each time this property is read (other fields cost nothing extra): read it
+    /// once into a local when you look at several members.
+    public var data: [String: JSONValue] {
+        get { dataStorage.object }
+        set { dataStorage = .object(newValue) }
+    }
+    /// `data` as the caller gave it or as the record holds it.
+    var dataStorage: SessionData
     /// A unique key that makes a retried create return the first session.
     public var idempotencyKey: String?
     /// When the session was created (microsecond precision).
@@ -43,10 +52,50 @@ public struct PaymentSession: Sendable, Hashable {
         self.providerID = providerID
         self.isSelected = isSelected
         self.status = status
-        self.data = data
+        self.dataStorage = .object(data)
         self.idempotencyKey = idempotencyKey
         self.createdAt = Timestamp.normalized(createdAt)
         self.updatedAt = Timestamp.normalized(updatedAt)
+    }
+
+    /// A session decoded from a record: dates already whole microseconds, `data` as bytes.
+    init(
+        id: String, cartID: String, providerID: String, isSelected: Bool, status: PaymentSessionStatus,
+        encodedData: [UInt8], idempotencyKey: String?, createdAt: Date, updatedAt: Date
+    ) {
+        self.id = id
+        self.cartID = cartID
+        self.providerID = providerID
+        self.isSelected = isSelected
+        self.status = status
+        self.dataStorage = .encoded(encodedData)
+        self.idempotencyKey = idempotencyKey
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+// MARK: - Equality
+
+extension PaymentSession: Hashable {
+    /// Field by field; `data` compares as JSON objects, however each side stores it.
+    public static func == (lhs: PaymentSession, rhs: PaymentSession) -> Bool {
+        lhs.id == rhs.id && lhs.cartID == rhs.cartID && lhs.providerID == rhs.providerID
+            && lhs.isSelected == rhs.isSelected && lhs.status == rhs.status && lhs.idempotencyKey == rhs.idempotencyKey
+            && lhs.createdAt == rhs.createdAt && lhs.updatedAt == rhs.updatedAt
+            && SessionData.sameObject(lhs.dataStorage, rhs.dataStorage)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(id)
+        hasher.combine(cartID)
+        hasher.combine(providerID)
+        hasher.combine(isSelected)
+        hasher.combine(status)
+        hasher.combine(data)
+        hasher.combine(idempotencyKey)
+        hasher.combine(createdAt)
+        hasher.combine(updatedAt)
     }
 }
 
@@ -93,7 +142,10 @@ extension PaymentSession {
         writer.write(string: status.rawValue)
         writer.raw(",")
         writer.key("data")
-        writer.write(object: data)
+        switch dataStorage {
+        case .object(let members): writer.write(object: members)
+        case .encoded(let bytes): writer.append(bytes)
+        }
         if let idempotencyKey {
             writer.raw(",")
             writer.key("idempotency_key")

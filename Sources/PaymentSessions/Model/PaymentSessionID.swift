@@ -14,15 +14,31 @@ public enum PaymentSessionID {
     /// Whether `id` is `ps_` followed by 26 upper-case Crockford base32 characters whose
     /// first is at most `7` (a ULID is 128 bits).
     public static func isValid(_ id: String) -> Bool {
-        let bytes = id.utf8
-        guard bytes.count == length, bytes.starts(with: prefix.utf8) else { return false }
-        var isFirst = true
-        for byte in bytes.dropFirst(3) {
-            guard alphabet.contains(byte) else { return false }
-            if isFirst && byte > UInt8(ascii: "7") { return false }
-            isFirst = false
-        }
+        // Native strings are contiguous UTF-8: check the bytes in place (the generic
+        // `utf8` walk was a fifth of a get by id in callgrind).
+        if let valid = id.utf8.withContiguousStorageIfAvailable(isValid) { return valid }
+        return isValid(Array(id.utf8).withUnsafeBufferPointer { $0 })
+    }
+
+    static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard bytes.count == length, bytes[0] == UInt8(ascii: "p"), bytes[1] == UInt8(ascii: "s"),
+            bytes[2] == UInt8(ascii: "_"), bytes[3] <= UInt8(ascii: "7")
+        else { return false }
+        for index in 3..<length where !isCrockfordDigit(bytes[index]) { return false }
         return true
+    }
+
+    /// `0-9A-Z` without `I`, `L`, `O` and `U`.
+    @inline(__always)
+    static func isCrockfordDigit(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "H"), UInt8(ascii: "J"),
+            UInt8(ascii: "K"), UInt8(ascii: "M"), UInt8(ascii: "N"), UInt8(ascii: "P")...UInt8(ascii: "T"),
+            UInt8(ascii: "V")...UInt8(ascii: "Z"):
+            return true
+        default:
+            return false
+        }
     }
 
     /// The millisecond timestamp a valid id encodes.

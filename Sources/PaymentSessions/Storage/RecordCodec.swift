@@ -15,8 +15,9 @@
 /// | varint + n | `data`, compact JSON text of an object |
 ///
 /// The decoder checks every length against the bytes left, every string's UTF-8, the
-/// version, flags and status, that `data` is a JSON object and that no byte is left over:
-/// corrupt bytes give ``PaymentSessionError/corruptRecord(key:reason:)``, never a crash.
+/// version, flags and status, that `data` is a well-formed JSON object (without building
+/// it: ``PaymentSession/data`` parses the kept bytes on access) and that no byte is left
+/// over: corrupt bytes give ``PaymentSessionError/corruptRecord(key:reason:)``, never a crash.
 enum RecordCodec {
     static let version: UInt8 = 1
     private static let selectedFlag: UInt8 = 1
@@ -62,22 +63,18 @@ enum RecordCodec {
         let providerID = try reader.string("provider_id")
         let key = flags & idempotencyFlag != 0 ? try reader.string("idempotency_key") : nil
         let dataBytes = try reader.bytes("data")
-        let data: JSONValue
         do {
-            data = try JSONParser.parse(dataBytes.assumingMemoryBound(to: UInt8.self))
+            try JSONParser.validateObject(dataBytes.assumingMemoryBound(to: UInt8.self))
         } catch {
             throw .corruptRecord(key: id, reason: "data: \(error)")
-        }
-        guard case .object(let members) = data else {
-            throw .corruptRecord(key: id, reason: "data is \(data.typeName), not an object")
         }
         guard reader.isAtEnd else {
             throw .corruptRecord(key: id, reason: "\(reader.remaining) unexpected bytes after the record")
         }
         return PaymentSession(
             id: id, cartID: cartID, providerID: providerID, isSelected: flags & selectedFlag != 0, status: status,
-            data: members, idempotencyKey: key, createdAt: Timestamp.date(microseconds: created),
-            updatedAt: Timestamp.date(microseconds: updated))
+            encodedData: Array(dataBytes.assumingMemoryBound(to: UInt8.self)), idempotencyKey: key,
+            createdAt: Timestamp.date(microseconds: created), updatedAt: Timestamp.date(microseconds: updated))
     }
 
     private static func appendInt64(_ value: Int64, to bytes: inout [UInt8]) {
@@ -146,7 +143,7 @@ enum RecordCodec {
 
         mutating func string(_ field: String) throws(PaymentSessionError) -> String {
             let raw = try bytes(field)
-            guard let text = String(validating: raw.assumingMemoryBound(to: UInt8.self), as: UTF8.self) else {
+            guard let text = UTF8Validation.string(raw) else {
                 throw .corruptRecord(key: id, reason: "\(field) is not valid UTF-8")
             }
             return text

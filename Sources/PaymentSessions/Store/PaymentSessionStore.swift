@@ -150,7 +150,11 @@ public final class PaymentSessionStore: Sendable {
 
     /// The session with `id`, or `nil`; see ``ReadTransaction/session(id:)``.
     public func session(id: String) throws(PaymentSessionError) -> PaymentSession? {
-        try typedRead { tx throws(PaymentSessionError) in try tx.session(id: id) }
+        try SessionValidation.validateID(id)
+        // The hottest read: one get, so no transaction objects (Environment.value).
+        return try storageMapped {
+            try environment.value(forKey: id, in: layout.sessions) { buffer in try RecordCodec.decode(id: id, buffer) }
+        }
     }
 
     /// The session created with `idempotencyKey`, or `nil`.

@@ -280,14 +280,8 @@ extension PaymentSessionStore {
             let now = Timestamp.microseconds(options.now())
             let previous = Timestamp.microseconds(session.updatedAt)
             session.updatedAt = Timestamp.date(microseconds: max(now, previous + 1))
-            let json: [UInt8]
-            if let dataJSON {
-                json = dataJSON
-            } else {
-                var writer = JSONWriter()
-                writer.write(object: session.data)
-                json = writer.bytes
-            }
+            // An unchanged `data` read from the record is copied as it is, not encoded again.
+            let json = dataJSON ?? session.dataStorage.canonicalBytes
             let record = RecordCodec.encode(session, dataJSON: json)
             try storageMapped { try write.put(record, forKey: session.id, in: layout.sessions) }
         }

@@ -1,0 +1,47 @@
+/// The storage behind ``PaymentSession/data``: either the object a caller gave, or the
+/// canonical JSON bytes read from a record, parsed only when someone reads `data`.
+///
+/// Why: parsing `data` into a dictionary was three quarters of the instructions and most
+/// of the allocations of a get by id (callgrind), yet many reads never look at it
+/// (selection checks, listings printed as JSON, status updates). Keeping the bytes makes
+/// those reads one allocation for `data`, and lets writes and `jsonText` copy them as they
+/// are instead of encoding the object again.
+enum SessionData: Sendable {
+    /// An object a caller built.
+    case object([String: JSONValue])
+    /// Compact JSON text of an object, written by ``JSONWriter`` (keys sorted) and checked
+    /// by ``JSONParser/validateObject(_:limits:)`` when read back.
+    case encoded([UInt8])
+
+    /// The object, parsing the stored bytes when needed.
+    ///
+    /// The bytes were validated as exactly what ``JSONParser`` accepts when the record was
+    /// decoded, so parsing cannot fail here; the empty object is only a defensive answer.
+    var object: [String: JSONValue] {
+        switch self {
+        case .object(let members):
+            return members
+        case .encoded(let bytes):
+            guard case .object(let members)? = try? JSONParser.parse(bytes) else { return [:] }
+            return members
+        }
+    }
+
+    /// The compact, key-sorted JSON text of the object.
+    var canonicalBytes: [UInt8] {
+        switch self {
+        case .encoded(let bytes):
+            return bytes
+        case .object(let members):
+            var writer = JSONWriter()
+            writer.write(object: members)
+            return writer.bytes
+        }
+    }
+
+    /// Whether both hold the same object; equal bytes are equal objects without parsing.
+    static func sameObject(_ lhs: SessionData, _ rhs: SessionData) -> Bool {
+        if case .encoded(let left) = lhs, case .encoded(let right) = rhs, left == right { return true }
+        return lhs.object == rhs.object
+    }
+}
