@@ -44,6 +44,14 @@ let package = Package(
             name: "Profile",
             dependencies: ["BenchmarkSupport", .product(name: "PaymentSessions", package: root)]
         ),
+        // The 1M-session scale run (see Sources/Scale/main.swift).
+        .executableTarget(
+            name: "Scale",
+            dependencies: [
+                "BenchmarkSupport", .product(name: "PaymentSessions", package: root),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -71,19 +71,21 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("bulk create: store", configuration: bulk) { benchmark in
         let store = fixtures.store()
         let seed = fixtures.freshSeed()
+        let inputs = benchmark.scaledIterations.map { Workload.newSession($0, seed: seed) }
         benchmark.startMeasurement()
         _ = try? store.write { tx in
-            for i in benchmark.scaledIterations { try tx.create(Workload.newSession(i, seed: seed)) }
+            for input in inputs { try tx.create(input) }
         }
     }
     Benchmark("bulk create: raw", configuration: bulk) { benchmark in
         let raw = fixtures.raw()
         let seed = fixtures.freshSeed()
-        benchmark.startMeasurement()
-        raw.createMany(benchmark.scaledIterations.count) {
+        let inputs = benchmark.scaledIterations.map {
             (Workload.sessionID($0, seed: seed), Workload.cartID($0, seed: seed), Workload.providerID($0),
                 Workload.idempotencyKey($0, seed: seed))
         }
+        benchmark.startMeasurement()
+        raw.createMany(inputs.count) { inputs[$0] }
     }
     Benchmark("bulk create: grdb", configuration: bulk) { benchmark in
         let sqlite = fixtures.sqlite()

@@ -18,7 +18,7 @@ let preload = 1000
 try store.write { tx in for i in 0..<preload { try tx.create(Workload.newSession(i)) } }
 let ids = (0..<preload).map { Workload.sessionID($0) }
 let carts = (0..<preload).map { Workload.cartID($0) }
-let sessions = mode == "create" ? (0..<count).map { Workload.newSession($0, seed: 7) } : []
+let sessions = mode.hasSuffix("create") ? (0..<count).map { Workload.newSession($0, seed: 7) } : []
 var checksum = 0
 switch mode {
 case "get":
@@ -27,11 +27,30 @@ case "cart":
     for i in 0..<count { checksum &+= try store.sessions(cartID: carts[i % preload]).count }
 case "create":
     try store.write { tx in for session in sessions { checksum &+= try tx.create(session).id.utf8.count } }
+case "async-create":
+    // 32 tasks sharing group commits, as in the "128 durable creates" benchmark.
+    let shared = sessions
+    checksum = try await withThrowingTaskGroup(of: Int.self) { group in
+        for task in 0..<32 {
+            group.addTask {
+                var sum = 0
+                for index in stride(from: task, to: shared.count, by: 32) { sum &+= try await store.create(shared[index]).id.utf8.count }
+                return sum
+            }
+        }
+        return try await group.reduce(0, &+)
+    }
+case "raw-create":
+    let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: false, recordSize: Fixtures.recordSize)
+    let fields = (0..<count).map {
+        (Workload.sessionID($0, seed: 7), Workload.cartID($0, seed: 7), Workload.providerID($0), Workload.idempotencyKey($0, seed: 7))
+    }
+    raw.createMany(count) { fields[$0] }
 case "raw-get":
     let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: false, recordSize: Fixtures.recordSize)
     raw.createMany(preload) { (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0)) }
     for i in 0..<count { checksum &+= raw.get(id: ids[i % preload])?.count ?? 0 }
 default:
-    print("modes: get, cart, create, raw-get")
+    print("modes: get, cart, create, async-create, raw-create, raw-get")
 }
 print(checksum)

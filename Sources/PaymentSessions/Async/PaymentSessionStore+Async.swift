@@ -50,7 +50,7 @@ extension PaymentSessionStore {
 
     /// The session with `id`, or `nil`.
     public func session(id: String) async throws -> PaymentSession? {
-        try await read { try $0.session(id: id) }
+        try sessionByID(id)
     }
 
     /// The session created with `idempotencyKey`, or `nil`.

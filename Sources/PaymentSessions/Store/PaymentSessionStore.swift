@@ -150,8 +150,12 @@ public final class PaymentSessionStore: Sendable {
 
     /// The session with `id`, or `nil`; see ``ReadTransaction/session(id:)``.
     public func session(id: String) throws(PaymentSessionError) -> PaymentSession? {
+        try sessionByID(id)
+    }
+
+    /// The hottest read: one get, so no transaction objects (``Environment/value(forKey:in:_:)``).
+    func sessionByID(_ id: String) throws(PaymentSessionError) -> PaymentSession? {
         try SessionValidation.validateID(id)
-        // The hottest read: one get, so no transaction objects (Environment.value).
         return try storageMapped {
             try environment.value(forKey: id, in: layout.sessions) { buffer in try RecordCodec.decode(id: id, buffer) }
         }

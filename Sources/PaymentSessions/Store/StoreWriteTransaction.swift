@@ -127,9 +127,20 @@ extension PaymentSessionStore {
             if let existing = try indexedID(pairKey, in: layout.cartProvider) {
                 throw .duplicateSession(cartID: session.cartID, providerID: session.providerID, existingID: existing)
             }
-            if try record(id: session.id) != nil { throw .duplicateID(id: session.id) }
+            // The record goes first and refuses an existing id (`MDB_NOOVERWRITE`): one
+            // operation instead of a lookup and a put, and nothing is written when it fails.
+            let stored = Result { () throws(PaymentSessionError) in
+                try storageMapped {
+                    try write.put(
+                        RecordCodec.encode(session, dataJSON: dataJSON), forKey: session.id, in: layout.sessions,
+                        overwrite: false)
+                }
+            }
+            if case .failure(let failure) = stored {
+                if case .storage(let error) = failure, error.code == .keyExists { throw .duplicateID(id: session.id) }
+                throw failure
+            }
             try storageMapped {
-                try write.put(RecordCodec.encode(session, dataJSON: dataJSON), forKey: session.id, in: layout.sessions)
                 try write.put(session.id, forKey: pairKey, in: layout.cartProvider)
                 if let key = session.idempotencyKey {
                     try write.put(session.id, forKey: key, in: layout.idempotency, overwrite: false)

@@ -1,0 +1,52 @@
+// swift-tools-version: 6.1
+import Foundation
+import PackageDescription
+
+// SwiftPM names a path dependency after its directory (a clone may be called anything).
+let root = URL(fileURLWithPath: Context.packageDirectory).deletingLastPathComponent().deletingLastPathComponent()
+    .lastPathComponent
+
+// An HTTP checkout service that embeds the payment session store: its own package, so
+// that the library's build does not pull in Hummingbird and SwiftNIO.
+let package = Package(
+    name: "CheckoutService",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "checkout-service", targets: ["CheckoutService"])
+    ],
+    dependencies: [
+        .package(path: "../.."),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+    ],
+    targets: [
+        // The routes, as a library so that tests drive them without a socket.
+        .target(
+            name: "CheckoutAPI",
+            dependencies: [
+                .product(name: "PaymentSessions", package: root),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        .executableTarget(
+            name: "CheckoutService",
+            dependencies: [
+                "CheckoutAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "CheckoutAPITests",
+            dependencies: [
+                "CheckoutAPI",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

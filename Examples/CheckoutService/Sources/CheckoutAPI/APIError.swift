@@ -1,0 +1,61 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PaymentSessions
+
+/// An error answered as JSON, `{"error":{"code":"...","message":"..."}}`, with the HTTP
+/// status a client expects: 400 invalid input, 404 not found, 409 conflict or invalid
+/// transition, 500 storage (the same codes as the `payment-sessions` CLI).
+public struct APIError: HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    /// The machine-readable code: `invalid_input`, `not_found`, `conflict`, ...
+    public var code: String
+    /// A readable explanation naming the input.
+    public var message: String
+
+    public init(status: HTTPResponse.Status, code: String, message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    /// The store's error, with the status its code maps to.
+    public init(_ error: PaymentSessionError) {
+        let status: HTTPResponse.Status =
+            switch error.code {
+            case .invalidInput: .badRequest
+            case .notFound: .notFound
+            case .invalidTransition, .conflict: .conflict
+            case .storage: .internalServerError
+            }
+        self.init(status: status, code: error.code.rawValue, message: error.description)
+    }
+
+    static func invalidBody(_ reason: String) -> APIError {
+        APIError(status: .badRequest, code: "invalid_input", message: "invalid request body: \(reason)")
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body: JSONValue = ["error": ["code": .string(code), "message": .string(message)]]
+        return Response.json(body.jsonText, status: status)
+    }
+}
+
+extension Response {
+    /// A JSON response from text that is already JSON.
+    static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+/// Runs a handler, turning the store's errors into ``APIError``s (anything else stays a
+/// 500 that Hummingbird logs).
+func answering(_ body: () async throws -> Response) async throws -> Response {
+    do {
+        return try await body()
+    } catch let error as PaymentSessionError {
+        throw APIError(error)
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import PaymentSessions
+
+/// Medusa-style store endpoints for a cart's payment sessions, backed by an embedded
+/// ``PaymentSessionStore``.
+///
+/// Every cart endpoint answers with the cart's payment state, the way Medusa's cart
+/// carries `payment_sessions` and `payment_session`:
+///
+/// ```json
+/// {"cart_id":"cart_1","payment_sessions":[{...},{...}],"payment_session":{...}}
+/// ```
+///
+/// Writes go through the store's async API, so concurrent requests share group commits;
+/// reads run on the request's task (LMDB readers never wait for the writer).
+public struct CheckoutRoutes: Sendable {
+    public let store: PaymentSessionStore
+
+    public init(store: PaymentSessionStore) {
+        self.store = store
+    }
+
+    /// Adds the endpoints to `router`.
+    public func register(on router: Router<some RequestContext>) {
+        router.get("health") { _, _ in try await health() }
+        let cart = router.group("store/carts/:cart_id")
+        cart.get("payment-sessions") { _, context in
+            try await answering { try cartState(try context.parameters.require("cart_id")) }
+        }
+        cart.post("payment-sessions") { request, context in
+            try await answering { try await initialize(request, cartID: try context.parameters.require("cart_id")) }
+        }
+        cart.post("payment-session") { request, context in
+            try await answering { try await select(request, cartID: try context.parameters.require("cart_id")) }
+        }
+        cart.post("payment-sessions/:provider_id") { request, context in
+            try await answering {
+                try await updateData(
+                    request, cartID: try context.parameters.require("cart_id"),
+                    providerID: try context.parameters.require("provider_id"))
+            }
+        }
+        cart.post("payment-sessions/:provider_id/refresh") { _, context in
+            try await answering {
+                try await refresh(
+                    cartID: try context.parameters.require("cart_id"), providerID: try context.parameters.require("provider_id"))
+            }
+        }
+        cart.delete("payment-sessions/:provider_id") { _, context in
+            try await answering {
+                try await delete(
+                    cartID: try context.parameters.require("cart_id"), providerID: try context.parameters.require("provider_id"))
+            }
+        }
+        cart.post("authorize") { _, context in
+            try await answering { try await authorize(cartID: try context.parameters.require("cart_id")) }
+        }
+    }
+
+    // MARK: Handlers
+
+    func health() async throws -> Response {
+        let sessions = try await store.count()
+        return .json(JSONValue.object(["status": "ok", "sessions": .number(JSONNumber(sessions))]).jsonText)
+    }
+
+    /// `POST .../payment-sessions` `{"provider_ids":["manual","stripe"]}`: one session per
+    /// provider, created or refreshed, all in one transaction. With an `Idempotency-Key`
+    /// header, each provider's session carries `KEY:provider`, so a retried request returns
+    /// the sessions it created and the same key for another cart is a 409.
+    func initialize(_ request: Request, cartID: String) async throws -> Response {
+        let body = try await Self.jsonObject(request)
+        guard case .array(let values)? = body["provider_ids"], !values.isEmpty else {
+            throw APIError.invalidBody("provider_ids must be a non-empty array of strings")
+        }
+        var providers: [String] = []
+        for value in values {
+            guard case .string(let provider) = value else {
+                throw APIError.invalidBody("provider_ids must be a non-empty array of strings")
+            }
+            if !providers.contains(provider) { providers.append(provider) }
+        }
+        let key = request.headers[Self.idempotencyKey]
+        let providerList = providers
+        try await store.write { tx in
+            for provider in providerList {
+                if let key {
+                    let providerKey = "\(key):\(provider)"
+                    // A retry (the key exists) or a first create: `create` answers both.
+                    if try tx.session(idempotencyKey: providerKey) != nil
+                        || tx.session(cartID: cartID, providerID: provider) == nil
+                    {
+                        _ = try tx.create(NewPaymentSession(cartID: cartID, providerID: provider, idempotencyKey: providerKey))
+                        continue
+                    }
+                }
+                try tx.createOrUpdate(cartID: cartID, providerID: provider)
+            }
+        }
+        return try cartState(cartID)
+    }
+
+    /// `POST .../payment-session` `{"provider_id":"stripe"}`: selects that provider's session.
+    func select(_ request: Request, cartID: String) async throws -> Response {
+        let providerID = try Self.string("provider_id", in: try await Self.jsonObject(request))
+        try await store.write { tx in
+            _ = try tx.select(id: try Self.sessionID(tx, cartID: cartID, providerID: providerID))
+        }
+        return try cartState(cartID)
+    }
+
+    /// `POST .../payment-sessions/{provider_id}` `{"data":{...}}`: replaces the provider's data.
+    func updateData(_ request: Request, cartID: String, providerID: String) async throws -> Response {
+        let body = try await Self.jsonObject(request)
+        guard case .object(let data)? = body["data"] else { throw APIError.invalidBody("data must be a JSON object") }
+        try await store.write { tx in
+            _ = try tx.update(id: try Self.sessionID(tx, cartID: cartID, providerID: providerID), data: data)
+        }
+        return try cartState(cartID)
+    }
+
+    /// `POST .../payment-sessions/{provider_id}/refresh`: back to `pending` (a 409 from an
+    /// authorized or canceled session, which the status table forbids).
+    func refresh(cartID: String, providerID: String) async throws -> Response {
+        try await store.write { tx in
+            _ = try tx.update(id: try Self.sessionID(tx, cartID: cartID, providerID: providerID), status: .pending)
+        }
+        return try cartState(cartID)
+    }
+
+    /// `DELETE .../payment-sessions/{provider_id}`.
+    func delete(cartID: String, providerID: String) async throws -> Response {
+        try await store.write { tx in
+            _ = try tx.delete(id: try Self.sessionID(tx, cartID: cartID, providerID: providerID))
+        }
+        return try cartState(cartID)
+    }
+
+    /// `POST .../authorize`: authorizes the selected session; 409 when none is selected.
+    func authorize(cartID: String) async throws -> Response {
+        let authorized = try await store.write { tx -> Bool in
+            guard let selected = try tx.selectedSession(cartID: cartID) else { return false }
+            _ = try tx.update(id: selected.id, status: .authorized)
+            return true
+        }
+        guard authorized else {
+            throw APIError(status: .conflict, code: "conflict", message: "cart \(cartID) has no selected payment session")
+        }
+        return try cartState(cartID)
+    }
+
+    // MARK: Helpers
+
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    static let maxBodyBytes = 1 << 20
+
+    /// The cart's sessions (creation order) and its selected one, in the schema's JSON form.
+    func cartState(_ cartID: String) throws -> Response {
+        let sessions = try store.sessions(cartID: cartID)
+        var text = #"{"cart_id":"# + JSONValue.string(cartID).jsonText + #","payment_sessions":["#
+        text += sessions.map { $0.jsonText() }.joined(separator: ",")
+        text += #"],"payment_session":"# + (sessions.first(where: \.isSelected)?.jsonText() ?? "null") + "}"
+        return .json(text)
+    }
+
+    static func sessionID(
+        _ tx: PaymentSessionStore.WriteTransaction, cartID: String, providerID: String
+    ) throws(PaymentSessionError) -> String {
+        guard let session = try tx.session(cartID: cartID, providerID: providerID) else {
+            throw .sessionNotFound(id: "\(cartID)/\(providerID)")
+        }
+        return session.id
+    }
+
+    /// The request body as a JSON object, parsed exactly (numbers keep their digits).
+    static func jsonObject(_ request: Request) async throws -> [String: JSONValue] {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: maxBodyBytes)
+        } catch {
+            throw APIError(status: .contentTooLarge, code: "invalid_input", message: "request body over \(maxBodyBytes) bytes")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(Array(buffer.readableBytesView))
+        } catch {
+            throw APIError.invalidBody(error.description)
+        }
+        guard case .object(let members) = value else { throw APIError.invalidBody("expected a JSON object") }
+        return members
+    }
+
+    static func string(_ field: String, in body: [String: JSONValue]) throws -> String {
+        guard case .string(let text)? = body[field] else { throw APIError.invalidBody("\(field) must be a string") }
+        return text
+    }
+}
+
+/// The service: routes, request logging, and the address to listen on.
+public func buildApplication(
+    store: PaymentSessionStore, hostname: String = "127.0.0.1", port: Int = 8080, logger: Logger
+) -> some ApplicationProtocol {
+    let router = Router()
+    router.add(middleware: LogRequestsMiddleware(.debug))
+    CheckoutRoutes(store: store).register(on: router)
+    return Application(
+        router: router, configuration: .init(address: .hostname(hostname, port: port), serverName: "checkout-service"),
+        logger: logger)
+}

@@ -1,0 +1,174 @@
+import CheckoutAPI
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import PaymentSessions
+import Testing
+
+/// The service through Hummingbird's test client, on a real store in a temporary directory.
+@Suite("Checkout service")
+struct CheckoutAPITests {
+    /// A store in a fresh temporary directory, removed when the test ends.
+    final class TemporaryStore: Sendable {
+        let path: String
+        let store: PaymentSessionStore
+
+        init() throws {
+            path = NSTemporaryDirectory() + "checkout-\(UUID().uuidString)"
+            var options = PaymentSessionStore.Options()
+            options.environment.durability = .noSync
+            options.environment.mapSize = 16 << 20
+            store = try PaymentSessionStore(path: path, options: options)
+        }
+
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    func withService(_ body: @Sendable (any TestClientProtocol, PaymentSessionStore) async throws -> Void) async throws {
+        let temporary = try TemporaryStore()
+        var logger = Logger(label: "checkout-test")
+        logger.logLevel = .warning
+        let app = buildApplication(store: temporary.store, logger: logger)
+        try await app.test(.router) { client in try await body(client, temporary.store) }
+    }
+
+    /// Sends a request and returns the status and the body parsed as JSON.
+    @discardableResult
+    static func call(
+        _ client: any TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil,
+        headers: HTTPFields = [:]
+    ) async throws -> (status: HTTPResponse.Status, json: [String: JSONValue]) {
+        try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) {
+            response in
+            let text = String(buffer: response.body)
+            guard case .object(let members) = try JSONValue(parsing: text) else {
+                Issue.record("not a JSON object: \(text)")
+                return (response.status, [:])
+            }
+            return (response.status, members)
+        }
+    }
+
+    static func sessions(_ json: [String: JSONValue]) -> [[String: JSONValue]] {
+        guard case .array(let values)? = json["payment_sessions"] else { return [] }
+        return values.compactMap { if case .object(let members) = $0 { members } else { nil } }
+    }
+
+    static func errorCode(_ json: [String: JSONValue]) -> String? {
+        guard case .object(let error)? = json["error"], case .string(let code)? = error["code"] else { return nil }
+        return code
+    }
+
+    @Test func theWholeCheckoutFlow() async throws {
+        try await withService { client, store in
+            let base = "/store/carts/cart_1"
+            var (status, json) = try await Self.call(client, .post, "\(base)/payment-sessions", #"{"provider_ids":["manual","stripe"]}"#)
+            #expect(status == .ok)
+            #expect(Self.sessions(json).map { $0["provider_id"] } == ["manual", "stripe"])
+            #expect(json["payment_session"] == .null)
+
+            (status, json) = try await Self.call(client, .post, "\(base)/payment-session", #"{"provider_id":"stripe"}"#)
+            #expect(status == .ok)
+            guard case .object(let selected)? = json["payment_session"] else {
+                Issue.record("no selected session: \(json)")
+                return
+            }
+            #expect(selected["provider_id"] == "stripe")
+            #expect(selected["is_selected"] == true)
+
+            (status, json) = try await Self.call(
+                client, .post, "\(base)/payment-sessions/stripe", #"{"data":{"client_secret":"pi_1_secret","amount":4200}}"#)
+            #expect(status == .ok)
+            let stripe = Self.sessions(json).first { $0["provider_id"] == "stripe" }
+            #expect(stripe?["data"] == ["client_secret": "pi_1_secret", "amount": 4200])
+
+            (status, json) = try await Self.call(client, .post, "\(base)/authorize")
+            #expect(status == .ok)
+            if case .object(let authorized)? = json["payment_session"] { #expect(authorized["status"] == "authorized") }
+
+            (status, json) = try await Self.call(client, .get, "\(base)/payment-sessions")
+            #expect(status == .ok)
+            #expect(Self.sessions(json).count == 2)
+
+            (status, _) = try await Self.call(client, .delete, "\(base)/payment-sessions/manual")
+            #expect(status == .ok)
+            #expect(try await store.sessions(cartID: "cart_1").map(\.providerID) == ["stripe"])
+
+            (status, json) = try await Self.call(client, .get, "/health")
+            #expect(status == .ok)
+            #expect(json["sessions"] == 1)
+            #expect(try store.verify().isClean)
+        }
+    }
+
+    @Test func retriedInitializationWithTheSameKeyReturnsTheSameSessions() async throws {
+        try await withService { client, store in
+            let headers: HTTPFields = [HTTPField.Name("Idempotency-Key")!: "checkout-42"]
+            let body = #"{"provider_ids":["stripe"]}"#
+            let first = try await Self.call(client, .post, "/store/carts/c1/payment-sessions", body, headers: headers)
+            let again = try await Self.call(client, .post, "/store/carts/c1/payment-sessions", body, headers: headers)
+            #expect(first.status == .ok && again.status == .ok)
+            #expect(Self.sessions(first.json).map { $0["id"] } == Self.sessions(again.json).map { $0["id"] })
+            #expect(Self.sessions(again.json).first?["idempotency_key"] == "checkout-42:stripe")
+            // The same key for another cart is a mistake, and loud.
+            let other = try await Self.call(client, .post, "/store/carts/c2/payment-sessions", body, headers: headers)
+            #expect(other.status == .conflict)
+            #expect(Self.errorCode(other.json) == "conflict")
+            #expect(try await store.count() == 1)
+        }
+    }
+
+    @Test func concurrentSelectsLeaveExactlyOneSelected() async throws {
+        try await withService { client, store in
+            let providers = ["manual", "stripe", "paypal", "adyen", "klarna"]
+            let list = providers.map { "\"\($0)\"" }.joined(separator: ",")
+            _ = try await Self.call(client, .post, "/store/carts/race/payment-sessions", "{\"provider_ids\":[\(list)]}")
+            try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for round in 0..<100 {
+                    let provider = providers[round % providers.count]
+                    group.addTask {
+                        try await Self.call(client, .post, "/store/carts/race/payment-session", "{\"provider_id\":\"\(provider)\"}").status
+                    }
+                }
+                for try await status in group { #expect(status == .ok) }
+            }
+            #expect(try await store.sessions(cartID: "race").filter(\.isSelected).count == 1)
+            #expect(try await store.selectedSession(cartID: "race") != nil)
+            #expect(try store.verify().isClean)
+        }
+    }
+
+    @Test func everyErrorHasItsStatusAndAJSONBody() async throws {
+        try await withService { client, store in
+            let base = "/store/carts/cart_e"
+            _ = try await Self.call(client, .post, "\(base)/payment-sessions", #"{"provider_ids":["manual"]}"#)
+            let cases: [(HTTPRequest.Method, String, String?, HTTPResponse.Status, String)] = [
+                (.post, "\(base)/payment-sessions", "not json", .badRequest, "invalid_input"),
+                (.post, "\(base)/payment-sessions", #"{"provider_ids":[]}"#, .badRequest, "invalid_input"),
+                (.post, "\(base)/payment-sessions", #"{"provider_ids":[1]}"#, .badRequest, "invalid_input"),
+                (.post, "\(base)/payment-sessions", "{\"provider_ids\":[\"\(String(repeating: "p", count: 300))\"]}", .badRequest, "invalid_input"),
+                (.post, "\(base)/payment-session", #"{"provider_id":"stripe"}"#, .notFound, "not_found"),
+                (.post, "\(base)/payment-session", #"{}"#, .badRequest, "invalid_input"),
+                (.post, "\(base)/payment-sessions/manual", #"{"data":[1]}"#, .badRequest, "invalid_input"),
+                (.post, "\(base)/payment-sessions/ghost", #"{"data":{}}"#, .notFound, "not_found"),
+                (.delete, "\(base)/payment-sessions/ghost", nil, .notFound, "not_found"),
+                (.post, "\(base)/authorize", nil, .conflict, "conflict"),
+            ]
+            for (method, uri, body, expectedStatus, expectedCode) in cases {
+                let (status, json) = try await Self.call(client, method, uri, body)
+                #expect(status == expectedStatus, "\(method) \(uri) \(body ?? "")")
+                #expect(Self.errorCode(json) == expectedCode, "\(method) \(uri) \(body ?? "")")
+            }
+            // An invalid transition: an authorized session cannot go back to pending.
+            _ = try await Self.call(client, .post, "\(base)/payment-session", #"{"provider_id":"manual"}"#)
+            _ = try await Self.call(client, .post, "\(base)/authorize")
+            let (status, json) = try await Self.call(client, .post, "\(base)/payment-sessions/manual/refresh")
+            #expect(status == .conflict)
+            #expect(Self.errorCode(json) == "invalid_transition")
+            // Nothing the failures touched was written.
+            #expect(try await store.sessions(cartID: "cart_e").map(\.status) == [.authorized])
+        }
+    }
+}
