@@ -38,7 +38,9 @@ case "async-create":
                 return sum
             }
         }
-        return try await group.reduce(0, &+)
+        var total = 0
+        for try await sum in group { total &+= sum }
+        return total
     }
 case "raw-create":
     let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: false, recordSize: Fixtures.recordSize)
