@@ -42,7 +42,7 @@ struct StoreSubject: Subject {
         options.environment.mapSize = 8 << 30
         store = try PaymentSessionStore(path: path, options: options)
     }
-    mutating func load(_ range: Range<Int>) throws {
+    mutating func load(_ range: Range<Int>) throws -> Double {
         let inputs = range.map { Workload.newSession($0) }
         let began = DispatchTime.now().uptimeNanoseconds
         try store.write { tx in for input in inputs { try tx.create(input) } }
@@ -63,7 +63,7 @@ struct RawSubject: Subject {
     let path = Workload.directory("scale-raw")
     var raw: RawLMDB
     init() { raw = RawLMDB(path: path, durable: true, recordSize: Fixtures.recordSize) }
-    mutating func load(_ range: Range<Int>) throws {
+    mutating func load(_ range: Range<Int>) throws -> Double {
         let inputs = range.map {
             (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0))
         }
