@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer target (coverage-guided, with AddressSanitizer) and runs it.
+#
+#   Fuzz/run.sh                      # $FUZZ_SECONDS seconds (default 60)
+#   Fuzz/run.sh -max_total_time=3600 # any libFuzzer flags instead
+#
+# The modules are compiled here with swiftc rather than SwiftPM, so that every line of the
+# LMDB and PaymentSessions modules is instrumented and no executable's `main` clashes with
+# libFuzzer's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=.build/fuzz
+mkdir -p "$out/corpus"
+flags=(-swift-version 6 -O -g -sanitize=fuzzer,address -parse-as-library -I Sources/CLMDB -I "$out")
+
+swiftc "${flags[@]}" -module-name LMDB -emit-module -emit-module-path "$out/LMDB.swiftmodule" \
+    -emit-library -static -o "$out/libLMDB.a" Sources/LMDB/*.swift
+swiftc "${flags[@]}" -module-name PaymentSessions -emit-module -emit-module-path "$out/PaymentSessions.swiftmodule" \
+    -emit-library -static -o "$out/libPaymentSessions.a" $(find Sources/PaymentSessions -name '*.swift')
+swiftc "${flags[@]}" -module-name FuzzTarget -L "$out" -lPaymentSessions -lLMDB -llmdb \
+    -o "$out/fuzz-target" Fuzz/FuzzTarget.swift
+
+# Seeds: a valid export line and a valid record, so mutations start from real inputs.
+cp Fuzz/seeds/* "$out/corpus/" 2>/dev/null || true
+if [ $# -eq 0 ]; then set -- -max_total_time="${FUZZ_SECONDS:-60}"; fi
+"$out/fuzz-target" "$out/corpus" "$@"
