@@ -157,15 +157,22 @@ public final class Environment: @unchecked Sendable {
         }
         var data = MDB_val()
         let rc: Int32 = try key.withLMDBBytes { key in
-            if key.count == 0 || key.count > maxKeySize {
-                throw LMDBError(.invalidKeySize(size: key.count, maximum: maxKeySize), operation: "mdb_get(\(database))")
-            }
+            try checkKey(key, "mdb_get(\(database))")
             var k = MDB_val(key)
             return mdb_get(txn, database.dbi, &k, &data)
         }
         if rc == MDB_NOTFOUND { return nil }
         try check(rc, "mdb_get(\(database))")
         return try body(data.buffer)
+    }
+
+    /// Checks the key-size rule before liblmdb sees the key, so that the error names the
+    /// size and the limit instead of a bare `MDB_BAD_VALSIZE`.
+    @inline(__always)
+    func checkKey(_ key: UnsafeRawBufferPointer, _ operation: @autoclosure () -> String) throws(LMDBError) {
+        if key.count == 0 || key.count > maxKeySize {
+            throw LMDBError(.invalidKeySize(size: key.count, maximum: maxKeySize), operation: operation())
+        }
     }
 
     /// Runs `body` in the write transaction and commits when it returns; when it throws,

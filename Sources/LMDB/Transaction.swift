@@ -52,9 +52,7 @@ public class Transaction {
     /// Checks the key-size rule before liblmdb sees the key.
     @inline(__always)
     func checkKey(_ key: UnsafeRawBufferPointer, _ operation: @autoclosure () -> String) throws(LMDBError) {
-        if key.count == 0 || key.count > environment.maxKeySize {
-            throw LMDBError(.invalidKeySize(size: key.count, maximum: environment.maxKeySize), operation: operation())
-        }
+        try environment.checkKey(key, operation())
     }
 
     /// Runs `body`, which touches the memory map, inside the environment's gate when

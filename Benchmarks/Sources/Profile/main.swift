@@ -12,7 +12,8 @@ let arguments = CommandLine.arguments
 let mode = arguments.count > 1 ? arguments[1] : "get"
 let count = arguments.count > 2 ? Int(arguments[2]) ?? 10_000 : 10_000
 var options = PaymentSessionStore.Options()
-options.environment.durability = .noSync
+// PROFILE_DURABLE=1 keeps fsync (for timing group commit; callgrind wants it off).
+options.environment.durability = ProcessInfo.processInfo.environment["PROFILE_DURABLE"] == "1" ? .full : .noSync
 let store = try PaymentSessionStore(path: Workload.directory("profile"), options: options)
 let preload = 1000
 try store.write { tx in for i in 0..<preload { try tx.create(Workload.newSession(i)) } }
@@ -30,6 +31,13 @@ case "create":
 case "async-create":
     // 32 tasks sharing group commits, as in the "128 durable creates" benchmark.
     let shared = sessions
+    let firstTransaction = store.environment.info().lastTransactionID
+    let started = DispatchTime.now().uptimeNanoseconds
+    defer {
+        let commits = store.environment.info().lastTransactionID - firstTransaction
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+        print("\(shared.count) creates, \(commits) commits, \(String(format: "%.1f", elapsed)) ms")
+    }
     checksum = try await withThrowingTaskGroup(of: Int.self) { group in
         for task in 0..<32 {
             group.addTask {

@@ -5,9 +5,10 @@ import LMDB
 ///
 /// LMDB allows one write transaction at a time and each costs two `fsync`s at commit.
 /// Requests that arrive while a commit is in flight queue up here; the thread takes
-/// them as one batch, runs each caller's closure in its own nested transaction (so one
-/// caller's error rolls back only that caller's changes), commits once, and only then
-/// resumes the callers. One pair of `fsync`s serves the whole batch.
+/// them as one batch, runs the callers' closures in one transaction, commits once, and
+/// only then resumes the callers. One pair of `fsync`s serves the whole batch. When a
+/// closure throws, the batch is rerun with each closure in its own nested transaction,
+/// so that one caller's error rolls back only that caller's changes.
 ///
 /// Like GRDB's serial writer queue, this keeps the write transaction on one OS thread
 /// (LMDB's writer lock is a thread-owned mutex) and off the cooperative pool.
@@ -109,6 +110,18 @@ extension BatchContext {
     /// Runs one batch of async writes in one LMDB transaction; returns the requests
     /// that did not fit.
     func performBatch(_ batch: [any GroupCommitRequest]) -> [any GroupCommitRequest] {
+        // Most batches have no failing closure: run them straight in the transaction, which
+        // saves a nested transaction per caller (liblmdb copies every page a child touches).
+        // When a closure throws, the attempt is abandoned and the batch runs again with a
+        // nested transaction per caller, so that the failure rolls back only its own changes.
+        // Closures may run twice anyway (map growth), so rerunning them is within the contract.
+        if let leftovers = performBatch(batch, isolated: false) { return leftovers }
+        return performBatch(batch, isolated: true) ?? []
+    }
+
+    /// One attempt at a batch; `nil` when `isolated` is `false` and a closure threw
+    /// (nothing was committed then, and no caller was resumed).
+    private func performBatch(_ batch: [any GroupCommitRequest], isolated: Bool) -> [any GroupCommitRequest]? {
         var outcomes: [(request: any GroupCommitRequest, error: (any Error)?)] = []
         var leftovers: [any GroupCommitRequest] = []
         var commitError: (any Error)?
@@ -123,6 +136,13 @@ extension BatchContext {
                         break
                     }
                     guard request.claim() else { continue }
+                    guard isolated else {
+                        try request.apply(
+                            PaymentSessionStore.WriteTransaction(
+                                transaction: txn, layout: layout, options: options, generator: generator))
+                        outcomes.append((request, nil))
+                        continue
+                    }
                     do {
                         try txn.nested { child in
                             try request.apply(
@@ -137,6 +157,7 @@ extension BatchContext {
                 }
             }
         } catch {
+            if !isolated && !Self.isMapFull(error) { return nil }
             commitError = (error as? LMDBError).map(PaymentSessionError.storage) ?? error
         }
         for (request, error) in outcomes {
