@@ -155,6 +155,15 @@ public final class Environment: @unchecked Sendable {
             readPool.recycle(txn)
             gate.leave()
         }
+        return try value(in: txn, forKey: key, in: database, body)
+    }
+
+    /// `mdb_get` in the live transaction `txn`, the key checked first; `body` sees the
+    /// bytes, which point into the map and are valid only during the call.
+    func value<R>(
+        in txn: OpaquePointer, forKey key: some LMDBBytes, in database: Database,
+        _ body: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R? {
         var data = MDB_val()
         let rc: Int32 = try key.withLMDBBytes { key in
             try checkKey(key, "mdb_get(\(database))")

@@ -89,17 +89,7 @@ public class Transaction {
         _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R? {
         let txn = try usableHandle("mdb_get(\(database))")
-        return try touchingMap {
-            var data = MDB_val()
-            let rc: Int32 = try key.withLMDBBytes { key in
-                try checkKey(key, "mdb_get(\(database))")
-                var k = MDB_val(key)
-                return mdb_get(txn, database.dbi, &k, &data)
-            }
-            if rc == MDB_NOTFOUND { return nil }
-            try check(rc, "mdb_get(\(database))")
-            return try body(data.buffer)
-        }
+        return try touchingMap { try environment.value(in: txn, forKey: key, in: database, body) }
     }
 
     /// A copy of the value stored under `key`, or `nil` when the key is absent.
