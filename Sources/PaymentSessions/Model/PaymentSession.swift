@@ -47,28 +47,23 @@ public struct PaymentSession: Sendable {
         id: String, cartID: String, providerID: String, isSelected: Bool = false, status: PaymentSessionStatus = .pending,
         data: [String: JSONValue] = [:], idempotencyKey: String? = nil, createdAt: Date, updatedAt: Date
     ) {
-        self.id = id
-        self.cartID = cartID
-        self.providerID = providerID
-        self.isSelected = isSelected
-        self.status = status
-        self.dataStorage = .object(data)
-        self.idempotencyKey = idempotencyKey
-        self.createdAt = Timestamp.normalized(createdAt)
-        self.updatedAt = Timestamp.normalized(updatedAt)
+        self.init(
+            id: id, cartID: cartID, providerID: providerID, isSelected: isSelected, status: status,
+            dataStorage: .object(data), idempotencyKey: idempotencyKey, createdAt: Timestamp.normalized(createdAt),
+            updatedAt: Timestamp.normalized(updatedAt))
     }
 
-    /// A session decoded from a record: dates already whole microseconds, `data` as bytes.
+    /// Every field as given: dates must already be whole microseconds (a record's are).
     init(
         id: String, cartID: String, providerID: String, isSelected: Bool, status: PaymentSessionStatus,
-        encodedData: [UInt8], idempotencyKey: String?, createdAt: Date, updatedAt: Date
+        dataStorage: SessionData, idempotencyKey: String?, createdAt: Date, updatedAt: Date
     ) {
         self.id = id
         self.cartID = cartID
         self.providerID = providerID
         self.isSelected = isSelected
         self.status = status
-        self.dataStorage = .encoded(encodedData)
+        self.dataStorage = dataStorage
         self.idempotencyKey = idempotencyKey
         self.createdAt = createdAt
         self.updatedAt = updatedAt

@@ -17,7 +17,7 @@ public enum PaymentSessionID {
         // Native strings are contiguous UTF-8: check the bytes in place (the generic
         // `utf8` walk was a fifth of a get by id in callgrind).
         if let valid = id.utf8.withContiguousStorageIfAvailable(isValid) { return valid }
-        return isValid(Array(id.utf8).withUnsafeBufferPointer { $0 })
+        return Array(id.utf8).withUnsafeBufferPointer(isValid)
     }
 
     static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {

@@ -62,9 +62,9 @@ enum RecordCodec {
         let cartID = try reader.string("cart_id")
         let providerID = try reader.string("provider_id")
         let key = flags & idempotencyFlag != 0 ? try reader.string("idempotency_key") : nil
-        let dataBytes = try reader.bytes("data")
+        let dataBytes = try reader.bytes("data").assumingMemoryBound(to: UInt8.self)
         do {
-            try JSONParser.validateObject(dataBytes.assumingMemoryBound(to: UInt8.self))
+            try JSONParser.validateObject(dataBytes)
         } catch {
             throw .corruptRecord(key: id, reason: "data: \(error)")
         }
@@ -73,7 +73,7 @@ enum RecordCodec {
         }
         return PaymentSession(
             id: id, cartID: cartID, providerID: providerID, isSelected: flags & selectedFlag != 0, status: status,
-            encodedData: Array(dataBytes.assumingMemoryBound(to: UInt8.self)), idempotencyKey: key,
+            dataStorage: .encoded(Array(dataBytes)), idempotencyKey: key,
             createdAt: Timestamp.date(microseconds: created), updatedAt: Timestamp.date(microseconds: updated))
     }
 
