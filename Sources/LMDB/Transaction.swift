@@ -219,6 +219,42 @@ public final class WriteTransaction: Transaction {
         writtenBytes += size
     }
 
+    /// Stores `value` under `key` unless `key` exists; then changes nothing and returns
+    /// what `existing` makes of the stored value.
+    ///
+    /// One B-tree descent that both checks and inserts (`MDB_NOOVERWRITE`, with liblmdb
+    /// handing back the value it found), where a `get` then a `put` would make two.
+    ///
+    /// ```swift
+    /// if let owner = try txn.insert(id, forKey: email, in: users, existing: { String(decoding: $0, as: UTF8.self) }) {
+    ///     throw SignupError.emailTaken(by: owner)
+    /// }
+    /// ```
+    ///
+    /// - Returns: `nil` when `value` was stored.
+    public func insert<R>(
+        _ value: some LMDBBytes, forKey key: some LMDBBytes, in database: Database,
+        existing: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R? {
+        let txn = try usableHandle("mdb_put(\(database), MDB_NOOVERWRITE)")
+        var found = MDB_val()
+        var size = 0
+        let rc: Int32 = try key.withLMDBBytes { key in
+            try checkKey(key, "mdb_put(\(database), MDB_NOOVERWRITE)")
+            return value.withLMDBBytes { value in
+                var k = MDB_val(key)
+                found = MDB_val(value)
+                size = key.count + value.count
+                return mdb_put(txn, database.dbi, &k, &found, UInt32(MDB_NOOVERWRITE))
+            }
+        }
+        if rc == MDB_KEYEXIST { return try existing(found.buffer) }
+        noteResult(rc)
+        try check(rc, "mdb_put(\(database), MDB_NOOVERWRITE)")
+        writtenBytes += size
+        return nil
+    }
+
     /// Stores `count` bytes under `key`, written in place by `body` (`MDB_RESERVE`):
     /// one copy fewer than encoding to an array first.
     ///

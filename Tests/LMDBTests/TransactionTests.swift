@@ -57,6 +57,24 @@ struct TransactionTests {
         #expect(string(try f.env.read { try $0.get("k", in: f.db) }) == "first")
     }
 
+    @Test func insertStoresANewKeyAndHandsBackTheValueOfAnExistingOne() throws {
+        let f = try Fixture()
+        let (first, second, empty): (String?, String?, String?) = try f.env.write { txn in
+            let decode = { (bytes: UnsafeRawBufferPointer) in String(decoding: bytes, as: UTF8.self) }
+            let first = try txn.insert("first", forKey: "k", in: f.db, existing: decode)
+            let second = try txn.insert("second", forKey: "k", in: f.db, existing: decode)
+            let empty = try? txn.insert("x", forKey: "", in: f.db, existing: decode)
+            return (first, second, empty)
+        }
+        #expect(first == nil)
+        #expect(second == "first")
+        #expect(empty == nil)
+        #expect(string(try f.env.read { try $0.get("k", in: f.db) }) == "first")
+        #expect(throwsLMDB({ if case .invalidKeySize = $0 { true } else { false } }) {
+            try f.env.write { _ = try $0.insert("x", forKey: "", in: f.db) { _ in () } }
+        })
+    }
+
     @Test func reservedPutWritesInPlace() throws {
         let f = try Fixture()
         try f.env.write { txn throws in

@@ -95,6 +95,24 @@ struct StoreBasicsTests {
         #expect(try f.store.count() == 1)
     }
 
+    /// The index entries a refused create had already put are taken back: the key and
+    /// the (cart, provider) pair stay free for the next create.
+    @Test func refusedCreateLeavesNoIndexEntryBehind() throws {
+        let f = try StoreFixture()
+        let first = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p"))
+        #expect(storeError { try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", idempotencyKey: "k1")) }
+            == .duplicateSession(cartID: "c", providerID: "p", existingID: first.id))
+        #expect(storeError { try f.store.create(NewPaymentSession(cartID: "d", providerID: "p", idempotencyKey: "k2", id: first.id)) }
+            == .duplicateID(id: first.id))
+        #expect(try f.store.session(idempotencyKey: "k1") == nil)
+        #expect(try f.store.session(idempotencyKey: "k2") == nil)
+        #expect(try f.store.read { try $0.session(cartID: "d", providerID: "p") } == nil)
+        #expect(try f.store.verify().isClean)
+        let second = try f.store.create(NewPaymentSession(cartID: "d", providerID: "p", idempotencyKey: "k1"))
+        #expect(try f.store.session(idempotencyKey: "k1") == second)
+        #expect(try f.store.count() == 2)
+    }
+
     @Test func createWithSelectDeselectsThePreviousSelection() throws {
         let f = try StoreFixture()
         let a = try f.store.create(NewPaymentSession(cartID: "c", providerID: "a", select: true))

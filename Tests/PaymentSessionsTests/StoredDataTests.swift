@@ -13,6 +13,10 @@ struct StoredDataTests {
         "amount": .number(JSONNumber(text: "1.50")!), "big": .number(JSONNumber(text: "12345678901234567890")!),
         "escaped \"key\"\n": "line\nbreak", "é": "ü", "nested": ["list": [1, "two", nil, true, ["x": false]]],
         "empty": [:],
+        // Strings longer than a word, specials at several offsets (the word-at-a-time
+        // scan), and keys in order, where a one-byte change makes a duplicate.
+        "k1": "a plain ASCII string longer than sixteen bytes", "k2": "tab\there, then \"quotes\" and ünïcödé later on",
+        "k3": "0123456\\89abcdefgh\u{1}", "k4": "smörgåsbord smörgåsbord 😀😀 plain tail text",
     ]
 
     @Test func aStoredSessionEqualsHashesAndPrintsLikeTheOneCreated() throws {

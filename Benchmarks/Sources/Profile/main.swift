@@ -50,6 +50,27 @@ case "async-create":
         for try await sum in group { total &+= sum }
         return total
     }
+case "async-rounds":
+    // As the "128 durable creates, 32 tasks" benchmark: each round starts 32 tasks that
+    // make 4 creates each, building their inputs as they go. `count` is the number of rounds.
+    let firstTransaction = store.environment.info().lastTransactionID
+    var times: [Double] = []
+    for round in 0..<count {
+        let started = DispatchTime.now().uptimeNanoseconds
+        await withTaskGroup(of: Void.self) { group in
+            for task in 0..<32 {
+                group.addTask {
+                    for i in stride(from: task, to: 128, by: 32) {
+                        _ = try? await store.create(Workload.newSession(i, seed: 1000 + round))
+                    }
+                }
+            }
+        }
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
+    }
+    let commits = store.environment.info().lastTransactionID - firstTransaction
+    times.sort()
+    print("\(count) rounds of 128 creates, \(commits) commits, median \(String(format: "%.2f", times[times.count / 2])) ms")
 case "raw-create":
     let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: false, recordSize: Fixtures.recordSize)
     let fields = (0..<count).map {

@@ -103,8 +103,10 @@ public struct JSONParser {
         JSONParseError(offset: index, reason: reason)
     }
 
+    @inline(__always)
     private var current: UInt8? { index < bytes.count ? bytes[index] : nil }
 
+    @inline(__always)
     private mutating func skipWhitespace() {
         while index < bytes.count {
             switch bytes[index] {
@@ -298,6 +300,9 @@ public struct JSONParser {
         }
         let firstKey = keyCount
         defer { keyCount = firstKey }
+        // Keys written by JSONWriter come sorted: each one then only needs comparing with
+        // the one before it. The first key out of order falls back to comparing with all.
+        var keysAscending = true
         while true {
             skipWhitespace()
             if isObject {
@@ -305,7 +310,7 @@ public struct JSONParser {
                 let keyOffset = index
                 let plain = try skipString()
                 if plain && !needsFullParse {
-                    try noteKey((keyOffset + 1)..<(index - 1), since: firstKey)
+                    try noteKey((keyOffset + 1)..<(index - 1), since: firstKey, ascending: &keysAscending)
                 } else {
                     needsFullParse = true
                 }
@@ -328,7 +333,39 @@ public struct JSONParser {
     }
 
     /// Refuses a key equal (byte for byte) to one of the current object's earlier keys.
-    private mutating func noteKey(_ key: Range<Int>, since firstKey: Int) throws(JSONParseError) {
+    ///
+    /// While the keys are in strictly ascending byte order (`ascending`), a key greater
+    /// than the previous one differs from all earlier ones, so no search is needed.
+    @inline(__always)
+    private mutating func noteKey(_ key: Range<Int>, since firstKey: Int, ascending: inout Bool) throws(JSONParseError) {
+        if ascending && keyCount > firstKey {
+            ascending = compareBytes(keyRanges[keyCount - 1], key) < 0
+        }
+        if !ascending {
+            try refuseDuplicate(key, since: firstKey)
+        }
+        guard keyCount < keyRanges.count else {
+            needsFullParse = true
+            return
+        }
+        keyRanges[keyCount] = key
+        keyCount += 1
+    }
+
+    /// Byte-wise lexicographic order of two ranges of `bytes`: negative, zero or positive.
+    @inline(__always)
+    private func compareBytes(_ lhs: Range<Int>, _ rhs: Range<Int>) -> Int {
+        let shared = min(lhs.count, rhs.count)
+        for offset in 0..<shared {
+            let left = bytes[lhs.lowerBound + offset]
+            let right = bytes[rhs.lowerBound + offset]
+            if left != right { return left < right ? -1 : 1 }
+        }
+        return lhs.count - rhs.count
+    }
+
+    /// Throws when `key` equals one of the current object's earlier keys.
+    private func refuseDuplicate(_ key: Range<Int>, since firstKey: Int) throws(JSONParseError) {
         for earlier in firstKey..<keyCount {
             let other = keyRanges[earlier]
             guard other.count == key.count else { continue }
@@ -342,12 +379,6 @@ public struct JSONParser {
                 throw JSONParseError(offset: key.lowerBound - 1, reason: "duplicate object key \"\(text)\"")
             }
         }
-        guard keyCount < keyRanges.count else {
-            needsFullParse = true
-            return
-        }
-        keyRanges[keyCount] = key
-        keyCount += 1
     }
 
     /// Checks a string starting at its opening quote: UTF-8 sequence by sequence (escapes
@@ -359,6 +390,8 @@ public struct JSONParser {
         var position = index + 1
         let end = bytes.count
         while position < end {
+            position = ByteScan.firstStringSpecial(bytes, from: position)
+            guard position < end else { break }
             let byte = bytes[position]
             if byte >= 0x20 && byte < 0x80 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
                 position += 1

@@ -8,7 +8,9 @@ enum UTF8Validation {
     /// nothing above U+10FFFF).
     static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         var index = 0
-        while index < bytes.count {
+        while true {
+            index = ByteScan.firstNonASCII(bytes, from: index)
+            guard index < bytes.count else { return true }
             if bytes[index] < 0x80 {
                 index += 1
                 continue
@@ -17,7 +19,6 @@ enum UTF8Validation {
             if length == 0 { return false }
             index += length
         }
-        return true
     }
 
     /// The length of the well-formed multi-byte sequence starting at `index` (whose lead

@@ -139,7 +139,7 @@ extension PaymentSession {
         writer.key("data")
         switch dataStorage {
         case .object(let members): writer.write(object: members)
-        case .encoded(let bytes): writer.append(bytes)
+        case .encoded(let bytes): writer.append(json: bytes)
         }
         if let idempotencyKey {
             writer.raw(",")

@@ -43,8 +43,8 @@ public enum SessionValidation {
         for value in data.values { try checkDepth(value, depth: 1) }
         var writer = JSONWriter()
         writer.write(object: data)
-        if writer.bytes.count > maxBytes {
-            throw .invalidInput(field: "data", value: nil, reason: "is \(writer.bytes.count) bytes of JSON; at most \(maxBytes)")
+        if writer.count > maxBytes {
+            throw .invalidInput(field: "data", value: nil, reason: "is \(writer.count) bytes of JSON; at most \(maxBytes)")
         }
         return writer.bytes
     }

@@ -50,17 +50,7 @@ extension PaymentSessionStore {
             if new.select && new.status == .canceled {
                 throw .invalidInput(field: "select", value: "true", reason: "a canceled session cannot be selected")
             }
-            if let key = new.idempotencyKey {
-                try SessionValidation.validateIdempotencyKey(key)
-                if let existing = try session(idempotencyKey: key) {
-                    guard existing.cartID == new.cartID, existing.providerID == new.providerID else {
-                        throw .idempotencyConflict(
-                            key: key, existingID: existing.id, existingCartID: existing.cartID,
-                            existingProviderID: existing.providerID)
-                    }
-                    return existing
-                }
-            }
+            if let key = new.idempotencyKey { try SessionValidation.validateIdempotencyKey(key) }
             if let id = new.id { try SessionValidation.validateID(id) }
             let dataJSON = try SessionValidation.encodeData(new.data, maxBytes: options.maxDataBytes)
             let now = options.now()
@@ -68,7 +58,15 @@ extension PaymentSessionStore {
             let session = PaymentSession(
                 id: id, cartID: new.cartID, providerID: new.providerID, isSelected: new.select, status: new.status,
                 data: new.data, idempotencyKey: new.idempotencyKey, createdAt: now, updatedAt: now)
-            try insertIndexed(session, dataJSON: dataJSON)
+            if let existingID = try insertIndexed(session, dataJSON: dataJSON), let key = new.idempotencyKey {
+                let existing = try indexedRecord(id: existingID, index: "idempotency", key: key)
+                guard existing.cartID == new.cartID, existing.providerID == new.providerID else {
+                    throw .idempotencyConflict(
+                        key: key, existingID: existing.id, existingCartID: existing.cartID,
+                        existingProviderID: existing.providerID)
+                }
+                return existing
+            }
             if new.select { try takeSelection(of: session.cartID, for: id) }
             return session
         }
@@ -104,48 +102,58 @@ extension PaymentSessionStore {
         public func insert(_ session: PaymentSession) throws(PaymentSessionError) {
             try SessionValidation.validate(session)
             let dataJSON = try SessionValidation.encodeData(session.data, maxBytes: options.maxDataBytes)
-            if let key = session.idempotencyKey, let existing = try indexedID(key, in: layout.idempotency) {
-                throw .idempotencyConflict(
-                    key: key, existingID: existing, existingCartID: try record(id: existing)?.cartID ?? "",
-                    existingProviderID: try record(id: existing)?.providerID ?? "")
-            }
             if session.isSelected, let current = try indexedID(session.cartID, in: layout.selected) {
                 throw .invalidInput(
                     field: "is_selected", value: "true",
                     reason: "cart \(session.cartID) already has selected session \(current)")
             }
-            try insertIndexed(session, dataJSON: dataJSON)
+            if let existing = try insertIndexed(session, dataJSON: dataJSON), let key = session.idempotencyKey {
+                let owner = try record(id: existing)
+                throw .idempotencyConflict(
+                    key: key, existingID: existing, existingCartID: owner?.cartID ?? "",
+                    existingProviderID: owner?.providerID ?? "")
+            }
             if session.isSelected {
                 try storageMapped { try write.put(session.id, forKey: session.cartID, in: layout.selected) }
             }
         }
 
-        /// Writes a new record with its `cart_provider` and `idempotency` entries, refusing
+        /// Writes a new record with its `idempotency` and `cart_provider` entries, refusing
         /// duplicates. The caller has validated the session.
-        private func insertIndexed(_ session: PaymentSession, dataJSON: [UInt8]) throws(PaymentSessionError) {
+        ///
+        /// Each put refuses an existing key itself (`MDB_NOOVERWRITE`: one B-tree descent
+        /// that checks and inserts, instead of a lookup and a put). When a later one is
+        /// refused, the entries already put are deleted again, so that nothing changes.
+        ///
+        /// - Returns: The id of the session that already holds `session`'s idempotency key
+        ///   (nothing written), or `nil` when the session was written.
+        private func insertIndexed(_ session: PaymentSession, dataJSON: [UInt8]) throws(PaymentSessionError) -> String? {
+            let id = session.id
+            let key = session.idempotencyKey
+            if let key {
+                let holder = try storageMapped {
+                    try write.insert(id, forKey: key, in: layout.idempotency) { String(decoding: $0, as: UTF8.self) }
+                }
+                if let holder { return holder }
+            }
             let pairKey = StoreLayout.cartProviderKey(cartID: session.cartID, providerID: session.providerID)
-            if let existing = try indexedID(pairKey, in: layout.cartProvider) {
-                throw .duplicateSession(cartID: session.cartID, providerID: session.providerID, existingID: existing)
+            let pairHolder = try storageMapped {
+                try write.insert(id, forKey: pairKey, in: layout.cartProvider) { String(decoding: $0, as: UTF8.self) }
             }
-            // The record goes first and refuses an existing id (`MDB_NOOVERWRITE`): one
-            // operation instead of a lookup and a put, and nothing is written when it fails.
-            let stored = Result { () throws(PaymentSessionError) in
+            if let pairHolder {
+                if let key { try storageMapped { try write.delete(key, in: layout.idempotency) } }
+                throw .duplicateSession(cartID: session.cartID, providerID: session.providerID, existingID: pairHolder)
+            }
+            let record = RecordCodec.encode(session, dataJSON: dataJSON)
+            let taken = try storageMapped { try write.insert(record, forKey: id, in: layout.sessions) { _ in true } }
+            if taken != nil {
                 try storageMapped {
-                    try write.put(
-                        RecordCodec.encode(session, dataJSON: dataJSON), forKey: session.id, in: layout.sessions,
-                        overwrite: false)
+                    try write.delete(pairKey, in: layout.cartProvider)
+                    if let key { try write.delete(key, in: layout.idempotency) }
                 }
+                throw .duplicateID(id: id)
             }
-            if case .failure(let failure) = stored {
-                if case .storage(let error) = failure, error.code == .keyExists { throw .duplicateID(id: session.id) }
-                throw failure
-            }
-            try storageMapped {
-                try write.put(session.id, forKey: pairKey, in: layout.cartProvider)
-                if let key = session.idempotencyKey {
-                    try write.put(session.id, forKey: key, in: layout.idempotency, overwrite: false)
-                }
-            }
+            return nil
         }
 
         // MARK: Update
