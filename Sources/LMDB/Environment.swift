@@ -25,13 +25,14 @@ public final class Environment: @unchecked Sendable {
     public let options: Options
     /// The largest key liblmdb accepts (`mdb_env_get_maxkeysize`): 511 bytes by default.
     public let maxKeySize: Int
-    let gate = TransactionGate()
+    let gate: TransactionGate
     /// Reset read transactions kept for reuse; see ``ReadTransactionPool``.
     let readPool = ReadTransactionPool(capacity: 8)
     private let databases = Mutex<[String: Database]>([:])
 
-    private init(handle: OpaquePointer, path: String, options: Options) {
+    private init(handle: OpaquePointer, path: String, options: Options, gate: TransactionGate) {
         self.handle = handle
+        self.gate = gate
         self.path = path
         self.options = options
         self.maxKeySize = Int(mdb_env_get_maxkeysize(handle))
@@ -101,13 +102,15 @@ public final class Environment: @unchecked Sendable {
             mdb_env_close(envHandle)
             throw error
         }
+        let gate: TransactionGate
         do {
             try checkFileIsComplete(envHandle, path: path)
+            gate = try TransactionGate()
         } catch {
             mdb_env_close(envHandle)
             throw error
         }
-        let environment = Environment(handle: envHandle, path: path, options: options)
+        let environment = Environment(handle: envHandle, path: path, options: options, gate: gate)
         _ = try? environment.clearStaleReaders()
         return environment
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Counts this process's users of the memory map (write transactions for their whole
 /// life; read operations and cursors while they run), so that the map is resized only
@@ -9,47 +10,79 @@ import Foundation
 /// map would dangle. An idle read transaction holds none (liblmdb keeps page numbers and
 /// a reader slot in `lock.mdb`, re-resolving pages through the map on each call), so
 /// only its running operations count. While a resize is pending, new users wait.
+///
+/// Entering and leaving is on every read's path, so it is one atomic compare-and-swap
+/// each way plus a thread-local depth (a lock and a list of holders cost ten times as
+/// much in callgrind); the lock is only for waiting, on the rare resize.
 final class TransactionGate: @unchecked Sendable {
+    /// Bit 0: a resize is pending. The bits above: the number of active users.
+    private let state = Atomic<Int>(0)
+    private static let resizePending = 1
+    private static let user = 2
+    /// Waiting only: users for a pending resize to end, the resizer for users to leave.
     private let condition = NSCondition()
-    private var active = 0
-    /// Entries per thread: a thread that already holds one may enter again without
-    /// waiting (a read inside a write closure, a get inside a cursor walk), or a pending
-    /// resize would wait for it while it waits for the resize.
-    /// A short list, not a dictionary: there are rarely more than a few threads inside at
-    /// once, and scanning it costs less than hashing (this is on every read's path).
-    private var holders: [(thread: pthread_t, count: Int)] = []
-    private var resizePending = false
+    /// This thread's entries (a thread that holds one may enter again without waiting:
+    /// a read inside a write closure, a get inside a cursor walk; otherwise a pending
+    /// resize would wait for it while it waits for the resize).
+    private let depthKey: pthread_key_t
+    /// The thread holding the write transaction; guarded by `condition`'s lock.
     private var writer: pthread_t?
+
+    /// - Throws: `LMDBError` when the process has no thread-local key left
+    ///   (`PTHREAD_KEYS_MAX`, 1024; each open environment takes one).
+    init() throws(LMDBError) {
+        var key = pthread_key_t()
+        let rc = pthread_key_create(&key, nil)
+        guard rc == 0 else { throw LMDBError(.system(errno: rc), operation: "pthread_key_create (environment gate)") }
+        depthKey = key
+    }
+
+    deinit { pthread_key_delete(depthKey) }
+
+    private var depth: Int {
+        get { Int(bitPattern: pthread_getspecific(depthKey)) }
+        set { pthread_setspecific(depthKey, UnsafeRawPointer(bitPattern: newValue)) }
+    }
+
+    /// The number of users inside now.
+    private var activeUsers: Int { state.load(ordering: .acquiring) >> 1 }
 
     /// Waits while a resize is pending (unless this thread already holds an entry), then
     /// counts one more user of the map.
     func enter() {
-        condition.lock()
-        let me = pthread_self()
-        if let slot = holderIndex(me) {
-            holders[slot].count += 1
-        } else {
-            while resizePending { condition.wait() }
-            holders.append((me, 1))
+        let held = depth
+        if held > 0 {
+            state.wrappingAdd(Self.user, ordering: .acquiringAndReleasing)
+            depth = held + 1
+            return
         }
-        active += 1
-        condition.unlock()
+        while true {
+            var current = state.load(ordering: .acquiring)
+            while current & Self.resizePending == 0 {
+                let (exchanged, original) = state.compareExchange(
+                    expected: current, desired: current + Self.user, ordering: .acquiringAndReleasing)
+                if exchanged {
+                    depth = 1
+                    return
+                }
+                current = original
+            }
+            condition.lock()
+            while state.load(ordering: .acquiring) & Self.resizePending != 0 { condition.wait() }
+            condition.unlock()
+        }
     }
 
     /// Counts one user fewer.
     func leave() {
-        condition.lock()
-        if let slot = holderIndex(pthread_self()) {
-            if holders[slot].count > 1 {
-                holders[slot].count -= 1
-            } else {
-                holders.swapAt(slot, holders.count - 1)
-                holders.removeLast()
-            }
+        depth -= 1
+        let after = state.wrappingSubtract(Self.user, ordering: .acquiringAndReleasing).newValue
+        if after == Self.resizePending {
+            // The last user left while a resize waits for that.
+            condition.lock()
+            condition.broadcast()
+            condition.unlock()
         }
-        active -= 1
-        if active == 0 && resizePending { condition.broadcast() }
-        condition.unlock()
     }
 
     /// Whether the calling thread holds this environment's write transaction.
@@ -76,36 +109,30 @@ final class TransactionGate: @unchecked Sendable {
     func whenQuiescent(timeout: Duration, operation: String, _ resize: () throws -> Void) throws -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        if resizePending {
-            while resizePending { condition.wait() }
+        if state.load(ordering: .acquiring) & Self.resizePending != 0 {
+            while state.load(ordering: .acquiring) & Self.resizePending != 0 { condition.wait() }
             return false
         }
-        if holderIndex(pthread_self()) != nil {
+        if depth > 0 {
             throw LMDBError(
                 .mapFull,
                 operation: "\(operation): this thread has a read operation or cursor open on the environment; cannot remap")
         }
-        resizePending = true
+        state.bitwiseOr(Self.resizePending, ordering: .acquiringAndReleasing)
         defer {
-            resizePending = false
+            state.bitwiseAnd(~Self.resizePending, ordering: .acquiringAndReleasing)
             condition.broadcast()
         }
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         let deadline = Date(timeIntervalSinceNow: seconds)
-        while active > 0 {
-            if !condition.wait(until: deadline) && active > 0 {
+        while activeUsers > 0 {
+            if !condition.wait(until: deadline) && activeUsers > 0 {
                 throw LMDBError(
                     .mapFull,
-                    operation: "\(operation): \(active) transaction(s) of this process stayed open for \(timeout); cannot remap")
+                    operation: "\(operation): \(activeUsers) transaction(s) of this process stayed open for \(timeout); cannot remap")
             }
         }
         try resize()
         return true
-    }
-
-    /// Where `thread` is in `holders`; the lock must be held.
-    private func holderIndex(_ thread: pthread_t) -> Int? {
-        for index in holders.indices where pthread_equal(holders[index].thread, thread) != 0 { return index }
-        return nil
     }
 }

@@ -52,6 +52,62 @@ struct CorruptionTests {
         }
     }
 
+    /// Every single-bit flip anywhere in a record fails its checksum (one 64-bit word
+    /// changed always changes the hash state, and the fold to 32 bits keeps single bits).
+    @Test func everySingleBitFlipIsCaughtByTheChecksum() throws {
+        let f = try StoreFixture()
+        let s = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", data: ["k": "v"], idempotencyKey: "i"))
+        let bytes = try rawRecord(f, s.id)
+        for bit in 0..<(bytes.count * 8) {
+            var flipped = bytes
+            flipped[bit / 8] ^= UInt8(1) << UInt8(bit % 8)
+            try poke(f, "sessions", s.id, flipped)
+            guard case .corruptRecord? = storeError({ _ = try f.store.session(id: s.id) }) else {
+                Issue.record("bit \(bit) flipped, record still accepted")
+                continue
+            }
+        }
+        try poke(f, "sessions", s.id, bytes)
+        #expect(try f.store.session(id: s.id) == s)
+    }
+
+    /// A record forged with a valid checksum around `data` that is not JSON reads (the
+    /// checksum stands for validation on the read path), but `verify` checks contents in
+    /// full and reports it.
+    @Test func verifyChecksDataBehindAValidChecksum() throws {
+        let f = try StoreFixture()
+        let s = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", data: ["k": "v"]))
+        var bytes = try rawRecord(f, s.id)
+        let data = Array(#"{"k":"v"}"#.utf8)
+        let start = try #require(bytes.firstRange(of: data)).lowerBound
+        bytes.replaceSubrange(start..<start + data.count, with: Array(#"{"k":v!!}"#.utf8))
+        bytes.removeLast(4)
+        let checksum = recordChecksum(bytes)
+        withUnsafeBytes(of: checksum.littleEndian) { bytes.append(contentsOf: $0) }
+        try poke(f, "sessions", s.id, bytes)
+        #expect(try f.store.session(id: s.id)?.id == s.id)
+        let report = try f.store.verify()
+        #expect(report.problems.contains { $0.kind == "corrupt_record" && $0.key == s.id && $0.message.contains("data") })
+    }
+
+    /// The record checksum, written out here from its documented definition.
+    func recordChecksum(_ bytes: [UInt8]) -> UInt32 {
+        var state: UInt64 = 0x243F_6A88_85A3_08D3 ^ UInt64(bytes.count)
+        var words = bytes
+        let tail = bytes.count % 8
+        if tail > 0 { words += [UInt8](repeating: 0, count: 8 - tail) }
+        for start in stride(from: 0, to: words.count, by: 8) {
+            var word: UInt64 = 0
+            for offset in 0..<8 { word |= UInt64(words[start + offset]) << UInt64(8 * offset) }
+            state = (state ^ word) &* 0x9E37_79B9_7F4A_7C15
+            state ^= state >> 32
+        }
+        state ^= state >> 29
+        state &*= 0xBF58_476D_1CE4_E5B9
+        state ^= state >> 32
+        return UInt32(truncatingIfNeeded: state ^ (state >> 32))
+    }
+
     @Test func unknownRecordVersionIsRefused() throws {
         let f = try StoreFixture()
         let s = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p"))

@@ -213,8 +213,8 @@ struct StoreBasicsTests {
             _ = try PaymentSessionStore(path: directory.path)
             let env = try Environment.open(path: directory.path)
             let meta = try env.database(named: "meta")
-            try env.write { try $0.put([2, 0, 0, 0] as [UInt8], forKey: "format_version", in: meta) }
+            try env.write { try $0.put([3, 0, 0, 0] as [UInt8], forKey: "format_version", in: meta) }
         }
-        #expect(storeError { _ = try PaymentSessionStore(path: directory.path) } == .unsupportedFormat(found: 2, supported: 1))
+        #expect(storeError { _ = try PaymentSessionStore(path: directory.path) } == .unsupportedFormat(found: 3, supported: 2))
     }
 }

@@ -1,10 +1,10 @@
 /// The stored form of a session (the value under its id in `sessions`).
 ///
-/// Version 1, little-endian, the id being the key:
+/// Version 2, little-endian, the id being the key:
 ///
 /// | bytes | field |
 /// |---|---|
-/// | 1 | format version (1) |
+/// | 1 | format version (2) |
 /// | 1 | flags: bit 0 `is_selected`, bit 1 has `idempotency_key` |
 /// | 1 | status code (0 pending, 1 requires_more, 2 authorized, 3 error, 4 canceled) |
 /// | 8 | `created_at`, microseconds since 1970 UTC |
@@ -13,13 +13,20 @@
 /// | varint + n | `provider_id`, UTF-8 |
 /// | varint + n | `idempotency_key`, UTF-8 (only when flagged) |
 /// | varint + n | `data`, compact JSON text of an object |
+/// | 4 | ``RecordChecksum`` of all the bytes before it |
+///
+/// Version 1 is the same without the checksum; it is still read.
 ///
 /// The decoder checks every length against the bytes left, every string's UTF-8, the
-/// version, flags and status, that `data` is a well-formed JSON object (without building
-/// it: ``PaymentSession/data`` parses the kept bytes on access) and that no byte is left
-/// over: corrupt bytes give ``PaymentSessionError/corruptRecord(key:reason:)``, never a crash.
+/// version, flags and status, and that no byte is left over: corrupt bytes give
+/// ``PaymentSessionError/corruptRecord(key:reason:)``, never a crash. `data` was
+/// validated when it was written; a version 2 record's checksum stands for checking it
+/// again on every read (accidental corruption fails the checksum), and
+/// ``PaymentSession/data`` parses the kept bytes on access. Version 1 records, which
+/// have no checksum, have their `data` validated as JSON at each decode, and `verify`
+/// (`checkingData`) validates it in every record.
 enum RecordCodec {
-    static let version: UInt8 = 1
+    static let version: UInt8 = 2
     private static let selectedFlag: UInt8 = 1
     private static let idempotencyFlag: UInt8 = 2
 
@@ -27,7 +34,7 @@ enum RecordCodec {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(
             19 + session.cartID.utf8.count + session.providerID.utf8.count + (session.idempotencyKey?.utf8.count ?? 0)
-                + dataJSON.count + 8)
+                + dataJSON.count + 12)
         bytes.append(version)
         var flags: UInt8 = session.isSelected ? selectedFlag : 0
         if session.idempotencyKey != nil { flags |= idempotencyFlag }
@@ -40,15 +47,39 @@ enum RecordCodec {
         if let key = session.idempotencyKey { appendString(key, to: &bytes) }
         appendVarint(UInt64(dataJSON.count), to: &bytes)
         bytes.append(contentsOf: dataJSON)
+        let checksum = bytes.withUnsafeBytes { RecordChecksum.of($0) }
+        withUnsafeBytes(of: checksum.littleEndian) { bytes.append(contentsOf: $0) }
         return bytes
     }
 
-    static func decode(id: String, _ buffer: UnsafeRawBufferPointer) throws(PaymentSessionError) -> PaymentSession {
-        var reader = Reader(buffer: buffer, id: id)
-        let version = try reader.byte("version")
-        guard version == Self.version else {
+    /// Decodes a record of version 1 or 2.
+    ///
+    /// - Parameter checkingData: Also validate a version 2 record's `data` as JSON (for
+    ///   `verify`; version 1 records always are).
+    static func decode(
+        id: String, _ record: UnsafeRawBufferPointer, checkingData: Bool = false
+    ) throws(PaymentSessionError) -> PaymentSession {
+        guard let version = record.first else { throw .corruptRecord(key: id, reason: "empty record") }
+        var buffer = record
+        switch version {
+        case 1:
+            break
+        case 2:
+            guard record.count >= 5 else {
+                throw .corruptRecord(key: id, reason: "truncated: \(record.count) bytes")
+            }
+            buffer = UnsafeRawBufferPointer(rebasing: record[..<(record.count - 4)])
+            let stored = UInt32(littleEndian: record.loadUnaligned(fromByteOffset: record.count - 4, as: UInt32.self))
+            let computed = RecordChecksum.of(buffer)
+            guard stored == computed else {
+                throw .corruptRecord(
+                    key: id, reason: "checksum mismatch (stored \(hex(stored)), computed \(hex(computed)))")
+            }
+        default:
             throw .corruptRecord(key: id, reason: "unknown record version \(version)")
         }
+        var reader = Reader(buffer: buffer, id: id)
+        reader.offset = 1
         let flags = try reader.byte("flags")
         guard flags & ~(selectedFlag | idempotencyFlag) == 0 else {
             throw .corruptRecord(key: id, reason: "unknown flags 0x\(String(flags, radix: 16))")
@@ -63,10 +94,14 @@ enum RecordCodec {
         let providerID = try reader.string("provider_id")
         let key = flags & idempotencyFlag != 0 ? try reader.string("idempotency_key") : nil
         let dataBytes = try reader.bytes("data").assumingMemoryBound(to: UInt8.self)
-        do {
-            try JSONParser.validateObject(dataBytes)
-        } catch {
-            throw .corruptRecord(key: id, reason: "data: \(error)")
+        if version == 1 || checkingData {
+            do {
+                try JSONParser.validateObject(dataBytes)
+            } catch {
+                throw .corruptRecord(key: id, reason: "data: \(error)")
+            }
+        } else if dataBytes.first != UInt8(ascii: "{") || dataBytes.last != UInt8(ascii: "}") {
+            throw .corruptRecord(key: id, reason: "data is not a JSON object")
         }
         guard reader.isAtEnd else {
             throw .corruptRecord(key: id, reason: "\(reader.remaining) unexpected bytes after the record")
@@ -75,6 +110,11 @@ enum RecordCodec {
             id: id, cartID: cartID, providerID: providerID, isSelected: flags & selectedFlag != 0, status: status,
             dataStorage: .encoded(Array(dataBytes)), idempotencyKey: key,
             createdAt: Timestamp.date(microseconds: created), updatedAt: Timestamp.date(microseconds: updated))
+    }
+
+    private static func hex(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16)
+        return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
     }
 
     private static func appendInt64(_ value: Int64, to bytes: inout [UInt8]) {
@@ -108,20 +148,22 @@ enum RecordCodec {
             .corruptRecord(key: id, reason: "truncated at \(field) (byte \(offset) of \(buffer.count))")
         }
 
+        @inline(__always)
         mutating func byte(_ field: String) throws(PaymentSessionError) -> UInt8 {
             guard offset < buffer.count else { throw truncated(field) }
             defer { offset += 1 }
             return buffer[offset]
         }
 
+        @inline(__always)
         mutating func int64(_ field: String) throws(PaymentSessionError) -> Int64 {
             guard remaining >= 8 else { throw truncated(field) }
-            var value: UInt64 = 0
-            for shift in 0..<8 { value |= UInt64(buffer[offset + shift]) << UInt64(shift * 8) }
+            let value = UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
             offset += 8
             return Int64(bitPattern: value)
         }
 
+        @inline(__always)
         mutating func varint(_ field: String) throws(PaymentSessionError) -> Int {
             var value: UInt64 = 0
             for shift in stride(from: 0, to: 35, by: 7) {
@@ -134,6 +176,7 @@ enum RecordCodec {
             throw .corruptRecord(key: id, reason: "length of \(field) is not a valid varint")
         }
 
+        @inline(__always)
         mutating func bytes(_ field: String) throws(PaymentSessionError) -> UnsafeRawBufferPointer {
             let count = try varint(field)
             guard count <= remaining else { throw truncated(field) }
@@ -141,6 +184,7 @@ enum RecordCodec {
             return UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + count])
         }
 
+        @inline(__always)
         mutating func string(_ field: String) throws(PaymentSessionError) -> String {
             let raw = try bytes(field)
             guard let text = UTF8Validation.string(raw) else {

@@ -11,7 +11,11 @@ import LMDB
 /// | `meta` | name | value |
 struct StoreLayout: Sendable {
     /// The store format this version writes and the newest it reads.
-    static let formatVersion: UInt32 = 1
+    ///
+    /// 2: records are written as ``RecordCodec`` version 2 (with a checksum). A format 1
+    /// store (version 1 records only) is read as it is and marked format 2 when opened for
+    /// writing, so that older binaries, which cannot read version 2 records, refuse it.
+    static let formatVersion: UInt32 = 2
     static let formatVersionKey = "format_version"
     static let createdAtKey = "created_at"
     static let databaseNames = ["sessions", "cart_provider", "selected", "idempotency", "meta"]

@@ -71,7 +71,8 @@ public final class PaymentSessionStore: Sendable {
         groupCommitWriter.submit(request)
     }
 
-    /// Records the format version in a new store; refuses a store of a newer format.
+    /// Records the format version in a new store, marks a format 1 store format 2 when
+    /// it is opened for writing, and refuses a store of a newer format.
     private func checkFormat() throws(PaymentSessionError) {
         let stored: [UInt8]? = try storageMapped {
             try environment.read { try $0.get(StoreLayout.formatVersionKey, in: layout.meta) }
@@ -84,17 +85,24 @@ public final class PaymentSessionStore: Sendable {
             if version > StoreLayout.formatVersion || version == 0 {
                 throw .unsupportedFormat(found: version, supported: StoreLayout.formatVersion)
             }
-            return
+            if version == StoreLayout.formatVersion || options.environment.readOnly { return }
+        } else if options.environment.readOnly {
+            throw .unsupportedFormat(found: 0, supported: StoreLayout.formatVersion)
         }
-        if options.environment.readOnly { throw .unsupportedFormat(found: 0, supported: StoreLayout.formatVersion) }
         try storageMapped {
             try environment.write { txn in
-                // Another process may have initialised the store since the read above.
-                if try txn.get(StoreLayout.formatVersionKey, in: layout.meta) != nil { return }
+                let version = withUnsafeBytes(of: StoreLayout.formatVersion.littleEndian) { Array($0) }
+                if let current = try txn.get(StoreLayout.formatVersionKey, in: layout.meta) {
+                    // Format 1 (records without checksums) is read as it is; marking it
+                    // format 2 keeps older binaries, which cannot read the version 2
+                    // records this one will write, from opening it. Another process may
+                    // have done either since the read above.
+                    if current == [1, 0, 0, 0] { try txn.put(version, forKey: StoreLayout.formatVersionKey, in: layout.meta) }
+                    return
+                }
                 // A store with sessions but no version is format 0 (written before the
                 // version was recorded): same databases and records, so migrating it is
                 // recording the version.
-                let version = withUnsafeBytes(of: StoreLayout.formatVersion.littleEndian) { Array($0) }
                 try txn.put(version, forKey: StoreLayout.formatVersionKey, in: layout.meta)
                 try txn.put(
                     Timestamp.rfc3339(options.now()), forKey: StoreLayout.createdAtKey, in: layout.meta)

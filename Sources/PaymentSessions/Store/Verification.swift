@@ -79,7 +79,7 @@ private struct Verifier {
         try storageMapped {
             try tx.transaction.forEach(in: tx.layout.sessions) { key, value in
                 let id = String(decoding: key, as: UTF8.self)
-                entries.append((id, Result { () throws(PaymentSessionError) in try RecordCodec.decode(id: id, value) }))
+                entries.append((id, Result { () throws(PaymentSessionError) in try RecordCodec.decode(id: id, value, checkingData: true) }))
                 return true
             }
         }

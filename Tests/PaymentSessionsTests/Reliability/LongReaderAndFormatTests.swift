@@ -48,7 +48,43 @@ struct LongReaderAndFormatTests {
         let store = try PaymentSessionStore(path: directory.path)
         #expect(try store.session(id: id) != nil)
         let meta = try store.environment.database(named: "meta", create: false)
-        #expect(try store.environment.read { try $0.get("format_version", in: meta) } == [1, 0, 0, 0])
+        #expect(try store.environment.read { try $0.get("format_version", in: meta) } == [2, 0, 0, 0])
+    }
+
+    /// A format 1 store holds version 1 records (no checksum): they are read as they are,
+    /// and opening the store for writing marks it format 2. Opened read-only, it stays 1.
+    @Test func aFormatOneStoreIsReadAndMarkedFormatTwo() throws {
+        let directory = TemporaryDirectory(prefix: "format1")
+        let id = "ps_01JD0000000000000000000001"
+        do {
+            let store = try PaymentSessionStore(path: directory.path)
+            let env = store.environment
+            let sessions = try env.database(named: "sessions", create: false)
+            let cartProvider = try env.database(named: "cart_provider", create: false)
+            let meta = try env.database(named: "meta", create: false)
+            var record: [UInt8] = [1, 0, 2] + [UInt8](repeating: 0, count: 16)
+            for text in ["cart", "stripe", #"{"a":[1,true]}"#] { record += [UInt8(text.utf8.count)] + Array(text.utf8) }
+            try env.write { txn in
+                try txn.put(record, forKey: id, in: sessions)
+                try txn.put(id, forKey: Array("cart".utf8) + [0] + Array("stripe".utf8), in: cartProvider)
+                try txn.put([1, 0, 0, 0] as [UInt8], forKey: "format_version", in: meta)
+            }
+        }
+        var readOnly = PaymentSessionStore.Options()
+        readOnly.environment.readOnly = true
+        do {
+            let store = try PaymentSessionStore(path: directory.path, options: readOnly)
+            #expect(try store.session(id: id)?.status == .authorized)
+            let meta = try store.environment.database(named: "meta", create: false)
+            #expect(try store.environment.read { try $0.get("format_version", in: meta) } == [1, 0, 0, 0])
+        }
+        let store = try PaymentSessionStore(path: directory.path)
+        let meta = try store.environment.database(named: "meta", create: false)
+        #expect(try store.environment.read { try $0.get("format_version", in: meta) } == [2, 0, 0, 0])
+        #expect(try store.session(id: id)?.data == ["a": [1, true]])
+        let updated = try store.update(id: id, data: ["b": "c"])
+        #expect(try store.session(id: id) == updated)
+        #expect(try store.verify().isClean)
     }
 
     @Test func aStoreOfANewerFormatIsRefusedWithAClearError() throws {
@@ -59,7 +95,7 @@ struct LongReaderAndFormatTests {
             try store.environment.write { try $0.put([9, 0, 0, 0] as [UInt8], forKey: "format_version", in: meta) }
         }
         let error = storeError { _ = try PaymentSessionStore(path: directory.path) }
-        #expect(error == .unsupportedFormat(found: 9, supported: 1))
-        #expect(error?.description == "store format version 9 is not supported (this version reads up to 1)")
+        #expect(error == .unsupportedFormat(found: 9, supported: 2))
+        #expect(error?.description == "store format version 9 is not supported (this version reads up to 2)")
     }
 }
