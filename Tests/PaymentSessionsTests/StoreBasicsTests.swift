@@ -6,6 +6,26 @@ import Testing
 
 @Suite("Store basics")
 struct StoreBasicsTests {
+    /// Every byte value in every digit position: only Crockford base32 digits pass.
+    @Test func sessionIDsAcceptExactlyCrockfordDigits() {
+        let digits = Set("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
+        let valid = Array("ps_01JD0000000000000000000001".utf8)
+        #expect(PaymentSessionID.isValid(String(decoding: valid, as: UTF8.self)))
+        for position in 4..<valid.count {
+            for byte in UInt8(0)...UInt8(127) {
+                var id = valid
+                id[position] = byte
+                #expect(PaymentSessionID.isValid(String(decoding: id, as: UTF8.self)) == digits.contains(byte))
+            }
+        }
+        var nonASCII = valid
+        nonASCII.replaceSubrange(27..<29, with: Array("é".utf8))
+        #expect(!PaymentSessionID.isValid(String(decoding: nonASCII, as: UTF8.self)))
+        #expect(!PaymentSessionID.isValid("ps_81JD0000000000000000000001"))  // above 48 bits of milliseconds
+        #expect(!PaymentSessionID.isValid("ps_01jd0000000000000000000001"))
+        #expect(!PaymentSessionID.isValid("ps_01JD000000000000000000000"))
+    }
+
     @Test func createThenReadBackEveryWay() throws {
         let f = try StoreFixture()
         let created = try f.store.create(

@@ -17,14 +17,15 @@
 ///
 /// Version 1 is the same without the checksum; it is still read.
 ///
-/// The decoder checks every length against the bytes left, every string's UTF-8, the
-/// version, flags and status, and that no byte is left over: corrupt bytes give
+/// The decoder checks every length against the bytes left, the version, flags and
+/// status, and that no byte is left over: corrupt bytes give
 /// ``PaymentSessionError/corruptRecord(key:reason:)``, never a crash. `data` was
-/// validated when it was written; a version 2 record's checksum stands for checking it
-/// again on every read (accidental corruption fails the checksum), and
+/// validated when it was written, and so were the strings' UTF-8; a version 2 record's
+/// checksum stands for checking them again on every read (accidental corruption fails
+/// the checksum), and
 /// ``PaymentSession/data`` parses the kept bytes on access. Version 1 records, which
-/// have no checksum, have their `data` validated as JSON at each decode, and `verify`
-/// (`checkingData`) validates it in every record.
+/// have no checksum, have their strings and `data` validated at each decode, and `verify`
+/// (`checkingData`) validates them in every record.
 enum RecordCodec {
     static let version: UInt8 = 2
     private static let selectedFlag: UInt8 = 1
@@ -40,8 +41,8 @@ enum RecordCodec {
         if session.idempotencyKey != nil { flags |= idempotencyFlag }
         bytes.append(flags)
         bytes.append(session.status.storageCode)
-        appendInt64(Timestamp.microseconds(session.createdAt), to: &bytes)
-        appendInt64(Timestamp.microseconds(session.updatedAt), to: &bytes)
+        appendInt64(session.createdMicroseconds, to: &bytes)
+        appendInt64(session.updatedMicroseconds, to: &bytes)
         appendString(session.cartID, to: &bytes)
         appendString(session.providerID, to: &bytes)
         if let key = session.idempotencyKey { appendString(key, to: &bytes) }
@@ -80,6 +81,9 @@ enum RecordCodec {
         }
         var reader = Reader(buffer: buffer, id: id)
         reader.offset = 1
+        // Strings were checked when written; behind a checksum they are not checked again
+        // (decoding repairs, so even forged bytes make a valid String; `verify` checks).
+        reader.checksUTF8 = version == 1 || checkingData
         let flags = try reader.byte("flags")
         guard flags & ~(selectedFlag | idempotencyFlag) == 0 else {
             throw .corruptRecord(key: id, reason: "unknown flags 0x\(String(flags, radix: 16))")
@@ -109,7 +113,7 @@ enum RecordCodec {
         return PaymentSession(
             id: id, cartID: cartID, providerID: providerID, isSelected: flags & selectedFlag != 0, status: status,
             dataStorage: .encoded(Array(dataBytes)), idempotencyKey: key,
-            createdAt: Timestamp.date(microseconds: created), updatedAt: Timestamp.date(microseconds: updated))
+            createdMicroseconds: created, updatedMicroseconds: updated)
     }
 
     private static func hex(_ value: UInt32) -> String {
@@ -140,6 +144,8 @@ enum RecordCodec {
         let buffer: UnsafeRawBufferPointer
         let id: String
         var offset = 0
+        /// Whether `string` refuses invalid UTF-8 (or decodes it, repairing).
+        var checksUTF8 = true
 
         var isAtEnd: Bool { offset == buffer.count }
         var remaining: Int { buffer.count - offset }
@@ -187,6 +193,7 @@ enum RecordCodec {
         @inline(__always)
         mutating func string(_ field: String) throws(PaymentSessionError) -> String {
             let raw = try bytes(field)
+            guard checksUTF8 else { return String(decoding: raw, as: UTF8.self) }
             guard let text = UTF8Validation.string(raw) else {
                 throw .corruptRecord(key: id, reason: "\(field) is not valid UTF-8")
             }

@@ -175,7 +175,7 @@ extension PaymentSessionStore {
         ) throws(PaymentSessionError) -> PaymentSession {
             guard var session = try session(id: id) else { throw .sessionNotFound(id: id) }
             if let expected = expectedUpdatedAt,
-                Timestamp.microseconds(expected) != Timestamp.microseconds(session.updatedAt)
+                Timestamp.microseconds(expected) != session.updatedMicroseconds
             {
                 throw .staleUpdate(id: id, expected: Timestamp.normalized(expected), actual: session.updatedAt)
             }
@@ -282,7 +282,7 @@ extension PaymentSessionStore {
             let cutoff = Timestamp.microseconds(date)
             var doomed: [String] = []
             try forEachRecord { session in
-                if Timestamp.microseconds(session.updatedAt) < cutoff && statuses?.contains(session.status) ?? true {
+                if session.updatedMicroseconds < cutoff && statuses?.contains(session.status) ?? true {
                     doomed.append(session.id)
                 }
                 return true
@@ -297,8 +297,8 @@ extension PaymentSessionStore {
         /// concurrency sees every change) and rewrites the record.
         private func touchAndStore(_ session: inout PaymentSession, dataJSON: [UInt8]?) throws(PaymentSessionError) {
             let now = Timestamp.microseconds(options.now())
-            let previous = Timestamp.microseconds(session.updatedAt)
-            session.updatedAt = Timestamp.date(microseconds: max(now, previous + 1))
+            let previous = session.updatedMicroseconds
+            session.updatedMicroseconds = max(now, previous + 1)
             // An unchanged `data` read from the record is copied as it is, not encoded again.
             let json = dataJSON ?? session.dataStorage.canonicalBytes
             let record = RecordCodec.encode(session, dataJSON: json)
