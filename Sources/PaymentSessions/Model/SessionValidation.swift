@@ -28,6 +28,22 @@ public enum SessionValidation {
         }
     }
 
+    /// Runs `lookup` for the session with `id`, checking the id's form only when the
+    /// lookup finds nothing (then a malformed id throws instead of answering `nil`).
+    ///
+    /// Why: records are stored only under well-formed ids (every write checks them), so
+    /// a record found proves the id; checking it first was a twentieth of a get by id.
+    /// An id of the wrong length is refused before the lookup, which keeps keys LMDB
+    /// would refuse (empty, over 511 bytes) from reaching it.
+    static func validateIDUnlessFound(
+        _ id: String, _ lookup: () throws(PaymentSessionError) -> PaymentSession?
+    ) throws(PaymentSessionError) -> PaymentSession? {
+        if id.utf8.count != PaymentSessionID.length { try validateID(id) }
+        if let session = try lookup() { return session }
+        try validateID(id)
+        return nil
+    }
+
     /// Checks an idempotency key.
     public static func validateIdempotencyKey(_ key: String) throws(PaymentSessionError) {
         let count = key.utf8.count

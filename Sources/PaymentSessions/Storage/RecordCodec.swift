@@ -57,6 +57,7 @@ enum RecordCodec {
     ///
     /// - Parameter checkingData: Also validate a version 2 record's `data` as JSON (for
     ///   `verify`; version 1 records always are).
+    @inline(__always)
     static func decode(
         id: String, _ record: UnsafeRawBufferPointer, checkingData: Bool = false
     ) throws(PaymentSessionError) -> PaymentSession {

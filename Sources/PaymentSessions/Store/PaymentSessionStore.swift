@@ -162,10 +162,14 @@ public final class PaymentSessionStore: Sendable {
     }
 
     /// The hottest read: one get, so no transaction objects (``Environment/value(forKey:in:_:)``).
+    ///
+    /// The id's form is checked only when no record answers (see
+    /// ``SessionValidation/validateIDUnlessFound(_:_:)``).
     func sessionByID(_ id: String) throws(PaymentSessionError) -> PaymentSession? {
-        try SessionValidation.validateID(id)
-        return try storageMapped {
-            try environment.value(forKey: id, in: layout.sessions) { buffer in try RecordCodec.decode(id: id, buffer) }
+        try SessionValidation.validateIDUnlessFound(id) { () throws(PaymentSessionError) in
+            try storageMapped {
+                try environment.value(forKey: id, in: layout.sessions) { buffer in try RecordCodec.decode(id: id, buffer) }
+            }
         }
     }
 

@@ -29,8 +29,7 @@ extension PaymentSessionStore {
         /// - Throws: ``PaymentSessionError/invalidInput(field:value:reason:)`` for an id not
         ///   of the `ps_` + ULID form; ``PaymentSessionError/corruptRecord(key:reason:)``.
         public func session(id: String) throws(PaymentSessionError) -> PaymentSession? {
-            try SessionValidation.validateID(id)
-            return try record(id: id)
+            try SessionValidation.validateIDUnlessFound(id) { () throws(PaymentSessionError) in try record(id: id) }
         }
 
         /// The session created with `idempotencyKey`, or `nil`.
