@@ -11,6 +11,10 @@ import Synchronization
 final class ReadTransactionPool: Sendable {
     /// How many reset transactions to keep at most.
     let capacity: Int
+    /// One kept handle (its address; 0 when empty) taken and given back with one atomic
+    /// operation: the common case of one reader at a time skips the lock and the array.
+    private let hot = Atomic<UInt>(0)
+    /// The others, up to `capacity - 1`.
     private let handles: Mutex<[IdleHandle]>
 
     /// A reset transaction: owned by the pool alone, so it may move between threads
@@ -30,7 +34,9 @@ final class ReadTransactionPool: Sendable {
     /// (or renewing failed, e.g. `MDB_MAP_RESIZED`: the caller then begins a fresh one,
     /// whose error handling covers that case).
     func renewed() -> OpaquePointer? {
-        guard let handle = handles.withLock({ $0.popLast() })?.pointer else { return nil }
+        let hotBits = hot.exchange(0, ordering: .acquiring)
+        let kept = hotBits != 0 ? OpaquePointer(bitPattern: hotBits) : handles.withLock({ $0.popLast() })?.pointer
+        guard let handle = kept else { return nil }
         if mdb_txn_renew(handle) == MDB_SUCCESS { return handle }
         mdb_txn_abort(handle)
         return nil
@@ -39,8 +45,11 @@ final class ReadTransactionPool: Sendable {
     /// Ends the live read transaction `handle`: reset and kept, or aborted when the pool is full.
     func recycle(_ handle: OpaquePointer) {
         mdb_txn_reset(handle)
+        if hot.compareExchange(expected: 0, desired: UInt(bitPattern: Int(bitPattern: handle)), ordering: .releasing).exchanged {
+            return
+        }
         let kept = handles.withLock { handles in
-            guard handles.count < capacity else { return false }
+            guard handles.count < capacity - 1 else { return false }
             handles.append(IdleHandle(pointer: handle))
             return true
         }
@@ -54,5 +63,6 @@ final class ReadTransactionPool: Sendable {
             return handles
         }
         for handle in idle { mdb_txn_abort(handle.pointer) }
+        if let handle = OpaquePointer(bitPattern: hot.exchange(0, ordering: .acquiring)) { mdb_txn_abort(handle) }
     }
 }
