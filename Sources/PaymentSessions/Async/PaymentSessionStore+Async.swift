@@ -83,7 +83,10 @@ extension PaymentSessionStore {
     /// Creates a session; see ``WriteTransaction/create(_:)``.
     @discardableResult
     public func create(_ new: NewPaymentSession) async throws -> PaymentSession {
-        try await write { try $0.create(new) }
+        // Checked and encoded here, on the caller's task: the writer thread, which serves
+        // every caller in turn, is left only the puts.
+        let prepared = try PreparedSession(new, options: options, generator: generator)
+        return try await write { try $0.create(prepared) }
     }
 
     /// Creates or refreshes a cart's session for a provider.

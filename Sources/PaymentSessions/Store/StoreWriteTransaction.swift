@@ -45,29 +45,22 @@ extension PaymentSessionStore {
         ///   session asked to be created both `canceled` and selected.
         @discardableResult
         public func create(_ new: NewPaymentSession) throws(PaymentSessionError) -> PaymentSession {
-            try SessionValidation.validateIdentifier(new.cartID, field: "cart_id")
-            try SessionValidation.validateIdentifier(new.providerID, field: "provider_id")
-            if new.select && new.status == .canceled {
-                throw .invalidInput(field: "select", value: "true", reason: "a canceled session cannot be selected")
-            }
-            if let key = new.idempotencyKey { try SessionValidation.validateIdempotencyKey(key) }
-            if let id = new.id { try SessionValidation.validateID(id) }
-            let dataJSON = try SessionValidation.encodeData(new.data, maxBytes: options.maxDataBytes)
-            let now = options.now()
-            let id = new.id ?? generator.next(milliseconds: UInt64(max(0, Timestamp.microseconds(now) / 1000)))
-            let session = PaymentSession(
-                id: id, cartID: new.cartID, providerID: new.providerID, isSelected: new.select, status: new.status,
-                data: new.data, idempotencyKey: new.idempotencyKey, createdAt: now, updatedAt: now)
-            if let existingID = try insertIndexed(session, dataJSON: dataJSON), let key = new.idempotencyKey {
+            try create(PreparedSession(new, options: options, generator: generator))
+        }
+
+        /// Creates a session whose checks and encoding were done before the transaction.
+        func create(_ prepared: PreparedSession) throws(PaymentSessionError) -> PaymentSession {
+            let session = prepared.session
+            if let existingID = try insertIndexed(session, dataJSON: prepared.dataJSON), let key = session.idempotencyKey {
                 let existing = try indexedRecord(id: existingID, index: "idempotency", key: key)
-                guard existing.cartID == new.cartID, existing.providerID == new.providerID else {
+                guard existing.cartID == session.cartID, existing.providerID == session.providerID else {
                     throw .idempotencyConflict(
                         key: key, existingID: existing.id, existingCartID: existing.cartID,
                         existingProviderID: existing.providerID)
                 }
                 return existing
             }
-            if new.select { try takeSelection(of: session.cartID, for: id) }
+            if prepared.select { try takeSelection(of: session.cartID, for: session.id) }
             return session
         }
 

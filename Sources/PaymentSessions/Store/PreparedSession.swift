@@ -1,0 +1,40 @@
+import Foundation
+
+/// A new session checked and encoded, ready to be written: everything `create` does
+/// that needs no transaction.
+///
+/// Why separate: the async `create` prepares on the caller's task, so that the group
+/// commit writer, which runs every caller's write one after another, only does the
+/// puts. Encoding `data` and checking the fields was most of a create's CPU time.
+struct PreparedSession: Sendable {
+    /// The session as it will be stored (id and timestamps assigned).
+    let session: PaymentSession
+    /// `data` as the record's compact JSON.
+    let dataJSON: [UInt8]
+    /// Whether to make it the cart's selection.
+    let select: Bool
+
+    /// Checks `new` and encodes it; the id is `new.id` or a fresh one, the timestamps now.
+    ///
+    /// - Throws: ``PaymentSessionError/invalidInput(field:value:reason:)`` for bad fields
+    ///   or a session asked to be created both `canceled` and selected.
+    init(
+        _ new: NewPaymentSession, options: PaymentSessionStore.Options, generator: PaymentSessionIDGenerator
+    ) throws(PaymentSessionError) {
+        try SessionValidation.validateIdentifier(new.cartID, field: "cart_id")
+        try SessionValidation.validateIdentifier(new.providerID, field: "provider_id")
+        if new.select && new.status == .canceled {
+            throw .invalidInput(field: "select", value: "true", reason: "a canceled session cannot be selected")
+        }
+        if let key = new.idempotencyKey { try SessionValidation.validateIdempotencyKey(key) }
+        if let id = new.id { try SessionValidation.validateID(id) }
+        dataJSON = try SessionValidation.encodeData(new.data, maxBytes: options.maxDataBytes)
+        let now = Timestamp.microseconds(options.now())
+        let id = new.id ?? generator.next(milliseconds: UInt64(max(0, now / 1000)))
+        session = PaymentSession(
+            id: id, cartID: new.cartID, providerID: new.providerID, isSelected: new.select, status: new.status,
+            dataStorage: .object(new.data), idempotencyKey: new.idempotencyKey, createdMicroseconds: now,
+            updatedMicroseconds: now)
+        select = new.select
+    }
+}
