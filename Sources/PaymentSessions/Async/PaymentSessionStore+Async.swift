@@ -33,7 +33,7 @@ extension PaymentSessionStore {
         try Task.checkCancellation()
         let request = WriteRequest(body)
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
+            try await withUnsafeThrowingContinuation { continuation in
                 if request.attach(continuation) { submit(request) }
             }
         } onCancel: {

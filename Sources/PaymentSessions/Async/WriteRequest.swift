@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One caller's write waiting for the group-commit writer.
 protocol GroupCommitRequest: AnyObject, Sendable {
@@ -12,14 +13,21 @@ protocol GroupCommitRequest: AnyObject, Sendable {
 
 /// A write request returning `R`, resumed exactly once: by cancellation while it waits,
 /// or by the writer after the commit that holds it (or after it failed).
+///
+/// The exactly-once rule is kept by `Mutex`-guarded state, which is why the continuation
+/// can be the unchecked kind (checked continuations cost an allocation and a check per
+/// resume, on every async write).
 final class WriteRequest<R: Sendable>: GroupCommitRequest, @unchecked Sendable {
-    private enum State {
+    private enum Phase {
         case waiting, cancelled, applying, finished
     }
 
-    private let lock = NSLock()
-    private var state = State.waiting
-    private var continuation: CheckedContinuation<R, any Error>?
+    private struct State {
+        var phase = Phase.waiting
+        var continuation: UnsafeContinuation<R, any Error>?
+    }
+
+    private let state = Mutex(State())
     /// Written only by the writer thread between `claim` and `finish`.
     private var result: R?
     private let body: @Sendable (PaymentSessionStore.WriteTransaction) throws -> R
@@ -30,42 +38,37 @@ final class WriteRequest<R: Sendable>: GroupCommitRequest, @unchecked Sendable {
 
     /// Stores the continuation; `false` (and the continuation resumed with
     /// `CancellationError`) when the task was cancelled before it got here.
-    func attach(_ continuation: CheckedContinuation<R, any Error>) -> Bool {
-        lock.lock()
-        if state == .cancelled {
-            lock.unlock()
-            continuation.resume(throwing: CancellationError())
-            return false
+    func attach(_ continuation: UnsafeContinuation<R, any Error>) -> Bool {
+        let attached = state.withLock { state in
+            guard state.phase != .cancelled else { return false }
+            state.continuation = continuation
+            return true
         }
-        self.continuation = continuation
-        lock.unlock()
-        return true
+        if !attached { continuation.resume(throwing: CancellationError()) }
+        return attached
     }
 
     /// The task was cancelled: resume now with `CancellationError` unless the writer
     /// has started applying the change (then it will be committed and reported).
     func cancel() {
-        lock.lock()
-        guard state == .waiting else {
-            lock.unlock()
-            return
+        let waiting: UnsafeContinuation<R, any Error>?? = state.withLock { state in
+            guard state.phase == .waiting else { return .none }
+            state.phase = .cancelled
+            defer { state.continuation = nil }
+            return .some(state.continuation)
         }
-        state = .cancelled
-        let waiting = continuation
-        continuation = nil
-        lock.unlock()
-        waiting?.resume(throwing: CancellationError())
+        if case .some(let continuation?) = waiting { continuation.resume(throwing: CancellationError()) }
     }
 
     func claim() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        switch state {
-        case .waiting, .applying:
-            state = .applying
-            return true
-        case .cancelled, .finished:
-            return false
+        state.withLock { state in
+            switch state.phase {
+            case .waiting, .applying:
+                state.phase = .applying
+                return true
+            case .cancelled, .finished:
+                return false
+            }
         }
     }
 
@@ -74,21 +77,19 @@ final class WriteRequest<R: Sendable>: GroupCommitRequest, @unchecked Sendable {
     }
 
     func finish(error: (any Error)?) {
-        lock.lock()
-        guard state != .finished else {
-            lock.unlock()
-            return
+        let waiting: UnsafeContinuation<R, any Error>?? = state.withLock { state in
+            guard state.phase != .finished else { return .none }
+            state.phase = .finished
+            defer { state.continuation = nil }
+            return .some(state.continuation)
         }
-        state = .finished
-        let waiting = continuation
-        continuation = nil
-        lock.unlock()
+        guard case .some(let continuation?) = waiting else { return }
         if let error {
-            waiting?.resume(throwing: error)
+            continuation.resume(throwing: error)
         } else if let result {
-            waiting?.resume(returning: result)
+            continuation.resume(returning: result)
         } else {
-            waiting?.resume(throwing: PaymentSessionError.storage(.init(.badTransaction, operation: "group commit: no result")))
+            continuation.resume(throwing: PaymentSessionError.storage(.init(.badTransaction, operation: "group commit: no result")))
         }
     }
 }
