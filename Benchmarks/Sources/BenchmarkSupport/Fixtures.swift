@@ -37,11 +37,12 @@ public final class Fixtures: @unchecked Sendable {
         }
     }
 
-    /// The store's record size for workload session 0 (header, strings, data JSON).
+    /// The store's record size for workload session 0 (header, strings, data JSON, and the
+    /// 4-byte checksum of record format 2).
     public static let recordSize: Int = {
         let s = Workload.newSession(0)
         return 19 + s.cartID.utf8.count + 1 + s.providerID.utf8.count + 1 + (s.idempotencyKey?.utf8.count ?? 0) + 1
-            + Workload.dataJSON(0).utf8.count + 2
+            + Workload.dataJSON(0).utf8.count + 2 + 4
     }()
 
     public func store(durable: Bool = true) -> PaymentSessionStore {

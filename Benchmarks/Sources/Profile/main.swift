@@ -71,6 +71,17 @@ case "async-rounds":
     let commits = store.environment.info().lastTransactionID - firstTransaction
     times.sort()
     print("\(count) rounds of 128 creates, \(commits) commits, median \(String(format: "%.2f", times[times.count / 2])) ms")
+case "durable-create":
+    // One create per transaction, timed one by one (run with PROFILE_DURABLE=1).
+    let inputs = (0..<count).map { Workload.newSession($0, seed: 11) }
+    var times: [Double] = []
+    for input in inputs {
+        let started = DispatchTime.now().uptimeNanoseconds
+        checksum &+= try store.create(input).id.utf8.count
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e3)
+    }
+    times.sort()
+    print("\(count) durable creates: median \(String(format: "%.1f", times[count / 2])) µs, p90 \(String(format: "%.1f", times[count * 9 / 10])) µs")
 case "raw-create":
     let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: false, recordSize: Fixtures.recordSize)
     let fields = (0..<count).map {
