@@ -150,23 +150,37 @@ public final class Environment: @unchecked Sendable {
     ///
     /// - Throws: ``LMDBError`` naming `mdb_get`: ``LMDBError/Code/invalidKeySize(size:maximum:)``
     ///   for an empty or too long key, or liblmdb's error; or what `body` throws.
+    ///
+    /// Inlinable, so that `R` is specialized in the caller: a generic result returned
+    /// across the module boundary is copied through value witnesses (a large struct such
+    /// as a decoded record, a twentieth of a read). Only the call of `body` is inlined.
+    @inlinable
     public func value<R>(
         forKey key: some LMDBBytes, in database: Database, _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R? {
-        let txn = try begin(readOnly: true)
-        defer {
-            readPool.recycle(txn)
-            gate.leave()
-        }
-        return try value(in: txn, forKey: key, in: database, body)
+        let txn = try beginPooledRead()
+        defer { endPooledRead(txn) }
+        guard let bytes = try lookup(in: txn, forKey: key, in: database) else { return nil }
+        return try body(bytes)
     }
 
-    /// `mdb_get` in the live transaction `txn`, the key checked first; `body` sees the
-    /// bytes, which point into the map and are valid only during the call.
-    func value<R>(
-        in txn: OpaquePointer, forKey key: some LMDBBytes, in database: Database,
-        _ body: (UnsafeRawBufferPointer) throws -> R
-    ) throws -> R? {
+    /// A pooled read transaction renewed on the latest snapshot, the map pinned.
+    @usableFromInline
+    func beginPooledRead() throws -> OpaquePointer {
+        try begin(readOnly: true)
+    }
+
+    /// Ends what ``beginPooledRead()`` began.
+    @usableFromInline
+    func endPooledRead(_ txn: OpaquePointer) {
+        readPool.recycle(txn)
+        gate.leave()
+    }
+
+    /// `mdb_get` in the live transaction `txn`, the key checked first: the bytes (which
+    /// point into the map and are valid only while `txn` is), or `nil` when absent.
+    @usableFromInline
+    func lookup(in txn: OpaquePointer, forKey key: some LMDBBytes, in database: Database) throws -> UnsafeRawBufferPointer? {
         var data = MDB_val()
         let rc: Int32 = try key.withLMDBBytes { key in
             try checkKey(key, "mdb_get(\(database))")
@@ -175,7 +189,7 @@ public final class Environment: @unchecked Sendable {
         }
         if rc == MDB_NOTFOUND { return nil }
         try check(rc, "mdb_get(\(database))")
-        return try body(data.buffer)
+        return data.buffer
     }
 
     /// Checks the key-size rule before liblmdb sees the key, so that the error names the

@@ -89,7 +89,10 @@ public class Transaction {
         _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R? {
         let txn = try usableHandle("mdb_get(\(database))")
-        return try touchingMap { try environment.value(in: txn, forKey: key, in: database, body) }
+        return try touchingMap {
+            guard let bytes = try environment.lookup(in: txn, forKey: key, in: database) else { return nil }
+            return try body(bytes)
+        }
     }
 
     /// A copy of the value stored under `key`, or `nil` when the key is absent.
