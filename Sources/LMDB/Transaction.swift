@@ -205,21 +205,9 @@ public final class WriteTransaction: Transaction {
     public func put(
         _ value: some LMDBBytes, forKey key: some LMDBBytes, in database: Database, overwrite: Bool = true
     ) throws {
-        let txn = try usableHandle("mdb_put(\(database))")
         let flags: UInt32 = overwrite ? 0 : UInt32(MDB_NOOVERWRITE)
-        var size = 0
-        let rc: Int32 = try key.withLMDBBytes { key in
-            try checkKey(key, "mdb_put(\(database))")
-            return value.withLMDBBytes { value in
-                var k = MDB_val(key)
-                var v = MDB_val(value)
-                size = key.count + value.count
-                return mdb_put(txn, database.dbi, &k, &v, flags)
-            }
-        }
-        noteResult(rc)
+        let (rc, _) = try put(value, forKey: key, in: database, flags: flags, "mdb_put(\(database))")
         try check(rc, "mdb_put(\(database))")
-        writtenBytes += size
     }
 
     /// Stores `value` under `key` unless `key` exists; then changes nothing and returns
@@ -239,23 +227,36 @@ public final class WriteTransaction: Transaction {
         _ value: some LMDBBytes, forKey key: some LMDBBytes, in database: Database,
         existing: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R? {
-        let txn = try usableHandle("mdb_put(\(database), MDB_NOOVERWRITE)")
-        var found = MDB_val()
+        let (rc, found) = try put(
+            value, forKey: key, in: database, flags: UInt32(MDB_NOOVERWRITE), "mdb_put(\(database), MDB_NOOVERWRITE)")
+        if rc == MDB_KEYEXIST { return try existing(found.buffer) }
+        try check(rc, "mdb_put(\(database), MDB_NOOVERWRITE)")
+        return nil
+    }
+
+    /// `mdb_put` with `flags`, the key checked first, the size counted when it succeeds.
+    /// Returns liblmdb's code and the data item, which on `MDB_KEYEXIST` (with
+    /// `MDB_NOOVERWRITE`) points at the value already stored.
+    @inline(__always)
+    private func put(
+        _ value: some LMDBBytes, forKey key: some LMDBBytes, in database: Database, flags: UInt32,
+        _ operation: @autoclosure () -> String
+    ) throws -> (Int32, MDB_val) {
+        let txn = try usableHandle(operation())
+        var data = MDB_val()
         var size = 0
         let rc: Int32 = try key.withLMDBBytes { key in
-            try checkKey(key, "mdb_put(\(database), MDB_NOOVERWRITE)")
+            try checkKey(key, operation())
             return value.withLMDBBytes { value in
                 var k = MDB_val(key)
-                found = MDB_val(value)
+                data = MDB_val(value)
                 size = key.count + value.count
-                return mdb_put(txn, database.dbi, &k, &found, UInt32(MDB_NOOVERWRITE))
+                return mdb_put(txn, database.dbi, &k, &data, flags)
             }
         }
-        if rc == MDB_KEYEXIST { return try existing(found.buffer) }
         noteResult(rc)
-        try check(rc, "mdb_put(\(database), MDB_NOOVERWRITE)")
-        writtenBytes += size
-        return nil
+        if rc == MDB_SUCCESS { writtenBytes += size }
+        return (rc, data)
     }
 
     /// Stores `count` bytes under `key`, written in place by `body` (`MDB_RESERVE`):
