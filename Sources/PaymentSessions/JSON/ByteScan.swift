@@ -15,28 +15,22 @@ enum ByteScan {
         (word &- ones) & ~word & highBits
     }
 
+    /// The high bit of each byte of `word` that JSON text must escape: `"`, `\` or a
+    /// control character (a byte < 0x20 has its high bit clear and borrows when 0x20 is
+    /// subtracted). Exact for the lowest flagged byte, as ``zeroBytes(_:)``.
+    @inline(__always)
+    private static func bytesToEscape(_ word: UInt64) -> UInt64 {
+        let control = (word &- 0x2020_2020_2020_2020) & ~word & highBits
+        return control | zeroBytes(word ^ 0x2222_2222_2222_2222) | zeroBytes(word ^ 0x5C5C_5C5C_5C5C_5C5C)
+    }
+
     /// The index of the first byte at or after `start` that a JSON string scan must look
     /// at (`"`, `\`, a control character or a non-ASCII byte), or the index of the
     /// first of the last fewer-than-eight bytes when none is found before them: the
     /// caller goes on byte by byte from there.
     @inline(__always)
     static func firstStringSpecial(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
-        guard let base = bytes.baseAddress else { return start }
-        var position = start
-        let end = bytes.count
-        while position &+ 8 <= end {
-            let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
-            // A byte < 0x20 has its high bit clear and borrows when 0x20 is subtracted.
-            let control = (word &- 0x2020_2020_2020_2020) & ~word & highBits
-            let quote = zeroBytes(word ^ 0x2222_2222_2222_2222)
-            let backslash = zeroBytes(word ^ 0x5C5C_5C5C_5C5C_5C5C)
-            let flagged = control | quote | backslash | (word & highBits)
-            if flagged != 0 {
-                return position &+ flagged.trailingZeroBitCount &>> 3
-            }
-            position &+= 8
-        }
-        return position
+        firstFlagged(bytes, from: start) { bytesToEscape($0) | ($0 & highBits) }
     }
 
     /// The index of the first byte at or after `start` that JSON text must escape (`"`,
@@ -44,32 +38,29 @@ enum ByteScan {
     /// when none is found before them.
     @inline(__always)
     static func firstToEscape(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
-        guard let base = bytes.baseAddress else { return start }
-        var position = start
-        let end = bytes.count
-        while position &+ 8 <= end {
-            let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
-            let control = (word &- 0x2020_2020_2020_2020) & ~word & highBits
-            let flagged = control | zeroBytes(word ^ 0x2222_2222_2222_2222) | zeroBytes(word ^ 0x5C5C_5C5C_5C5C_5C5C)
-            if flagged != 0 {
-                return position &+ flagged.trailingZeroBitCount &>> 3
-            }
-            position &+= 8
-        }
-        return position
+        firstFlagged(bytes, from: start, bytesToEscape)
     }
 
     /// The index of the first non-ASCII byte at or after `start`, or of the first of the
     /// last fewer-than-eight bytes when none is found before them.
     @inline(__always)
     static func firstNonASCII(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        firstFlagged(bytes, from: start) { $0 & highBits }
+    }
+
+    /// The scan the three share: eight bytes per step until `flags` marks one (the high bit
+    /// of each byte it picks out; the lowest mark must be exact), then that byte's index.
+    @inline(__always)
+    private static func firstFlagged(
+        _ bytes: UnsafeBufferPointer<UInt8>, from start: Int, _ flags: (UInt64) -> UInt64
+    ) -> Int {
         guard let base = bytes.baseAddress else { return start }
         var position = start
         let end = bytes.count
         while position &+ 8 <= end {
-            let high = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self) & highBits
-            if high != 0 {
-                return position &+ UInt64(littleEndian: high).trailingZeroBitCount &>> 3
+            let flagged = flags(UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)))
+            if flagged != 0 {
+                return position &+ flagged.trailingZeroBitCount &>> 3
             }
             position &+= 8
         }
