@@ -103,6 +103,38 @@ struct JSONFormTests {
         #expect(viaCodable == (try JSONValue(parsing: s.jsonText())))
     }
 
+    /// A session read from the store keeps its strings and `data` as the record's bytes
+    /// until they are read; every field, the JSON form and changes must come out as for
+    /// the session `create` returned (which holds values), escapes and non-ASCII included.
+    @Test func aSessionReadBackAgreesWithTheOneCreatedFieldByField() throws {
+        let f = try StoreFixture()
+        let created = try f.store.create(
+            NewPaymentSession(
+                cartID: "cart_\"quoted\"\\é", providerID: "prov\u{1}ider", data: ["note": "tab\there ✓", "n": 1.5],
+                idempotencyKey: "key \"ü\""))
+        let read = try #require(try f.store.session(id: created.id))
+        #expect(read == created)
+        #expect(read.cartID == created.cartID && read.providerID == created.providerID)
+        #expect(read.idempotencyKey == created.idempotencyKey && read.data == created.data)
+        #expect(read.jsonText() == created.jsonText())
+        #expect(read.jsonText(expandingCart: ["id": "x"]) == created.jsonText(expandingCart: ["id": "x"]))
+        #expect(try PaymentSession(jsonText: read.jsonText()) == created)
+
+        var changed = read
+        changed.providerID = "other"
+        #expect(changed.cartID == created.cartID && changed.idempotencyKey == created.idempotencyKey)
+        #expect(changed.data == created.data && changed.providerID == "other")
+        #expect(read.providerID == created.providerID)  // a value: the copy changed alone
+        changed.idempotencyKey = nil
+        changed.data = ["k": true]
+        #expect(!changed.jsonText().contains("idempotency_key") && changed.jsonText().contains(#""data":{"k":true}"#))
+        #expect(read.hashValue == created.hashValue)
+
+        let withoutKey = try f.store.create(NewPaymentSession(cartID: "c2", providerID: "p"))
+        let readWithoutKey = try #require(try f.store.session(id: withoutKey.id))
+        #expect(readWithoutKey.idempotencyKey == nil && readWithoutKey.jsonText() == withoutKey.jsonText())
+    }
+
     @Test func timestampsPrintAsRFC3339WithMicrosecondsAndParseWithOffsets() {
         #expect(Timestamp.rfc3339(microseconds: 0) == "1970-01-01T00:00:00.000000Z")
         #expect(Timestamp.rfc3339(microseconds: 1_780_000_000_123_456) == "2026-05-28T20:26:40.123456Z")

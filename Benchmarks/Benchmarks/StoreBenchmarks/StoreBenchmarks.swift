@@ -182,42 +182,46 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    // MARK: concurrent durable creates: 128 creates per iteration, split over N tasks
+    // MARK: concurrent durable creates: 1,024 creates per iteration, split over N tasks
+    //
+    // Enough creates per iteration that the rate is the steady state (every task keeps a
+    // create in flight), not the ramp: with 128, each of 32 tasks makes only 4.
 
-    let concurrent = Benchmark.Configuration(metrics: [.wallClock, .throughput], maxDuration: .seconds(4), maxIterations: 200)
+    let concurrent = Benchmark.Configuration(metrics: [.wallClock, .throughput], maxDuration: .seconds(4), maxIterations: 100)
+    let creates = 1024
     for tasks in [1, 8, 32, 128] {
-        Benchmark("128 durable creates, \(tasks) tasks: store async (group commit)", configuration: concurrent) { benchmark in
+        Benchmark("\(creates) durable creates, \(tasks) tasks: store async (group commit)", configuration: concurrent) { benchmark in
             let store = fixtures.store()
             let seed = fixtures.freshSeed()
             benchmark.startMeasurement()
             await withTaskGroup(of: Void.self) { group in
                 for t in 0..<tasks {
                     group.addTask {
-                        for i in stride(from: t, to: 128, by: tasks) {
+                        for i in stride(from: t, to: creates, by: tasks) {
                             _ = try? await store.create(Workload.newSession(i, seed: seed))
                         }
                     }
                 }
             }
         }
-        Benchmark("128 durable creates, \(tasks) tasks: store sync (commit per call)", configuration: concurrent) { benchmark in
+        Benchmark("\(creates) durable creates, \(tasks) tasks: store sync (commit per call)", configuration: concurrent) { benchmark in
             let store = fixtures.store()
             let seed = fixtures.freshSeed()
             benchmark.startMeasurement()
             DispatchQueue.concurrentPerform(iterations: tasks) { t in
-                for i in stride(from: t, to: 128, by: tasks) {
+                for i in stride(from: t, to: creates, by: tasks) {
                     _ = try? store.create(Workload.newSession(i, seed: seed))
                 }
             }
         }
-        Benchmark("128 durable creates, \(tasks) tasks: grdb", configuration: concurrent) { benchmark in
+        Benchmark("\(creates) durable creates, \(tasks) tasks: grdb", configuration: concurrent) { benchmark in
             let sqlite = fixtures.sqlite()
             let seed = fixtures.freshSeed()
             benchmark.startMeasurement()
             await withTaskGroup(of: Void.self) { group in
                 for t in 0..<tasks {
                     group.addTask {
-                        for i in stride(from: t, to: 128, by: tasks) {
+                        for i in stride(from: t, to: creates, by: tasks) {
                             _ = try? await sqlite.pool.write { db in try SQLiteSessions.insertForBenchmark(db, i, seed: seed) }
                         }
                     }

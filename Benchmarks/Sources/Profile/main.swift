@@ -52,15 +52,18 @@ case "async-create":
     }
 case "async-rounds":
     // As the "128 durable creates, 32 tasks" benchmark: each round starts 32 tasks that
-    // make 4 creates each, building their inputs as they go. `count` is the number of rounds.
+    // make 4 creates each (or the third argument), building their inputs as they go.
+    // `count` is the number of rounds.
+    let perTask = arguments.count > 3 ? Int(arguments[3]) ?? 4 : 4
+    let tasks = arguments.count > 4 ? Int(arguments[4]) ?? 32 : 32
     let firstTransaction = store.environment.info().lastTransactionID
     var times: [Double] = []
     for round in 0..<count {
         let started = DispatchTime.now().uptimeNanoseconds
         await withTaskGroup(of: Void.self) { group in
-            for task in 0..<32 {
+            for task in 0..<tasks {
                 group.addTask {
-                    for i in stride(from: task, to: 128, by: 32) {
+                    for i in stride(from: task, to: tasks * perTask, by: tasks) {
                         _ = try? await store.create(Workload.newSession(i, seed: 1000 + round))
                     }
                 }
@@ -70,7 +73,7 @@ case "async-rounds":
     }
     let commits = store.environment.info().lastTransactionID - firstTransaction
     times.sort()
-    print("\(count) rounds of 128 creates, \(commits) commits, median \(String(format: "%.2f", times[times.count / 2])) ms")
+    print("\(count) rounds of \(tasks * perTask) creates by \(tasks) tasks, \(commits) commits, median \(String(format: "%.2f", times[times.count / 2])) ms")
 case "durable-create":
     // One create per transaction, timed one by one (run with PROFILE_DURABLE=1).
     let inputs = (0..<count).map { Workload.newSession($0, seed: 11) }

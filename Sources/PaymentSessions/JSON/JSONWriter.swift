@@ -101,8 +101,10 @@ struct JSONWriter: ~Copyable {
     }
 
     /// Appends JSON text that is already valid and compact, verbatim.
-    mutating func append(json: [UInt8]) {
-        json.withUnsafeBufferPointer { append($0) }
+    mutating func append(json: some RandomAccessCollection<UInt8>) {
+        if json.withContiguousStorageIfAvailable({ append($0) }) == nil {
+            for byte in json { append(byte) }
+        }
     }
 
     /// Appends `text` verbatim (for literals and punctuation).
@@ -119,23 +121,24 @@ struct JSONWriter: ~Copyable {
     }
 
     mutating func write(string: String) {
+        var string = string
+        string.withUTF8 { write(utf8: $0) }
+    }
+
+    /// Writes UTF-8 text as a JSON string, escaping what JSON requires.
+    mutating func write(utf8: UnsafeBufferPointer<UInt8>) {
         // Most strings need no escaping: copy their UTF-8 in one go when that is so.
-        let plain = string.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
-            var position = ByteScan.firstToEscape(utf8, from: 0)
-            while position < utf8.count {
-                let byte = utf8[position]
-                if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return false }
-                position += 1
-            }
+        var position = ByteScan.firstToEscape(utf8, from: 0)
+        while position < utf8.count, !Self.needsEscape(utf8[position]) { position += 1 }
+        if position == utf8.count {
             reserve(utf8.count + 2)
             append(UInt8(ascii: "\""))
             append(utf8)
             append(UInt8(ascii: "\""))
-            return true
+            return
         }
-        if plain == true { return }
         append(UInt8(ascii: "\""))
-        for byte in string.utf8 {
+        for byte in utf8 {
             switch byte {
             case UInt8(ascii: "\""), UInt8(ascii: "\\"):
                 append(0x5C)
@@ -160,6 +163,10 @@ struct JSONWriter: ~Copyable {
         if text.utf8.withContiguousStorageIfAvailable({ append($0) }) == nil {
             for byte in text.utf8 { append(byte) }
         }
+    }
+
+    private static func needsEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
     }
 
     private mutating func escape(_ letter: UInt8) {

@@ -7,6 +7,11 @@ import Foundation
 /// store's operations (which enforce the rules and indexes), print it with
 /// ``jsonText(expandingCart:)``.
 ///
+/// A session read from the store holds one copy of its record and decodes `cartID`,
+/// `providerID`, `idempotencyKey` and `data` when they are read, so that a field nobody
+/// reads costs nothing (a get by id is one allocation). Each read of those builds the
+/// value again: read a field once into a local when you use it many times.
+///
 /// ```swift
 /// let session = try store.create(NewPaymentSession(cartID: "cart_01H...", providerID: "stripe"))
 /// print(session.jsonText())
@@ -17,9 +22,15 @@ public struct PaymentSession: Sendable {
     /// `ps_` + ULID; the primary key.
     public var id: String
     /// The cart this session pays for.
-    public var cartID: String
+    public var cartID: String {
+        get { text.cartID }
+        set { changeText { $0.cartID = newValue } }
+    }
     /// The payment provider in charge (`manual`, `stripe`, ...).
-    public var providerID: String
+    public var providerID: String {
+        get { text.providerID }
+        set { changeText { $0.providerID = newValue } }
+    }
     /// Whether this is the cart's chosen payment method. At most one per cart.
     public var isSelected: Bool
     /// Where the session stands; see ``PaymentSessionStatus``.
@@ -27,16 +38,22 @@ public struct PaymentSession: Sendable {
     /// The provider's own state: any JSON object.
     ///
     /// A session read from the store keeps `data` as the stored JSON bytes and parses
-    /// them each time this property is read (other fields cost nothing extra): read it
-    /// once into a local when you look at several members.
+    /// them each time this property is read: read it once into a local when you look at
+    /// several members.
     public var data: [String: JSONValue] {
         get { dataStorage.object }
-        set { dataStorage = .object(newValue) }
+        set { changeText { $0.data = .object(newValue) } }
     }
     /// `data` as the caller gave it or as the record holds it.
-    var dataStorage: SessionData
+    var dataStorage: SessionData { text.data }
     /// A unique key that makes a retried create return the first session.
-    public var idempotencyKey: String?
+    public var idempotencyKey: String? {
+        get { text.idempotencyKey }
+        set { changeText { $0.idempotencyKey = newValue } }
+    }
+    /// The variable-length fields: values, or (read from the store) the record's bytes,
+    /// decoded field by field when read.
+    var text: SessionText
     /// When the session was created (microsecond precision).
     public var createdAt: Date {
         get { Timestamp.date(microseconds: createdMicroseconds) }
@@ -69,15 +86,31 @@ public struct PaymentSession: Sendable {
         id: String, cartID: String, providerID: String, isSelected: Bool, status: PaymentSessionStatus,
         dataStorage: SessionData, idempotencyKey: String?, createdMicroseconds: Int64, updatedMicroseconds: Int64
     ) {
+        self.init(
+            id: id, isSelected: isSelected, status: status,
+            text: .values(
+                SessionText.Values(cartID: cartID, providerID: providerID, idempotencyKey: idempotencyKey, data: dataStorage)),
+            createdMicroseconds: createdMicroseconds, updatedMicroseconds: updatedMicroseconds)
+    }
+
+    /// A session whose variable-length fields are `text` (as the record decoder builds it).
+    init(
+        id: String, isSelected: Bool, status: PaymentSessionStatus, text: SessionText, createdMicroseconds: Int64,
+        updatedMicroseconds: Int64
+    ) {
         self.id = id
-        self.cartID = cartID
-        self.providerID = providerID
         self.isSelected = isSelected
         self.status = status
-        self.dataStorage = dataStorage
-        self.idempotencyKey = idempotencyKey
+        self.text = text
         self.createdMicroseconds = createdMicroseconds
         self.updatedMicroseconds = updatedMicroseconds
+    }
+
+    /// Changes the variable-length fields, decoding them first when they are still bytes.
+    private mutating func changeText(_ change: (inout SessionText.Values) -> Void) {
+        var values = text.values
+        change(&values)
+        text = .values(values)
     }
 }
 
@@ -131,7 +164,7 @@ extension PaymentSession {
         writer.write(string: id)
         writer.raw(",")
         writer.key("cart_id")
-        writer.write(string: cartID)
+        text.write(.cartID, to: &writer)
         if let cart {
             writer.raw(",")
             writer.key("cart")
@@ -139,7 +172,7 @@ extension PaymentSession {
         }
         writer.raw(",")
         writer.key("provider_id")
-        writer.write(string: providerID)
+        text.write(.providerID, to: &writer)
         writer.raw(",")
         writer.key("is_selected")
         writer.raw(isSelected ? "true" : "false")
@@ -152,10 +185,10 @@ extension PaymentSession {
         case .object(let members): writer.write(object: members)
         case .encoded(let bytes): writer.append(json: bytes)
         }
-        if let idempotencyKey {
+        if text.hasIdempotencyKey {
             writer.raw(",")
             writer.key("idempotency_key")
-            writer.write(string: idempotencyKey)
+            text.write(.idempotencyKey, to: &writer)
         }
         writer.raw(",")
         writer.key("created_at")

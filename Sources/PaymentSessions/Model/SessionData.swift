@@ -11,7 +11,7 @@ enum SessionData: Sendable {
     case object([String: JSONValue])
     /// Compact JSON text of an object, written by ``JSONWriter`` (keys sorted) and checked
     /// by ``JSONParser/validateObject(_:limits:)`` when read back.
-    case encoded([UInt8])
+    case encoded(ArraySlice<UInt8>)
 
     /// The object, parsing the stored bytes when needed.
     ///
@@ -22,7 +22,8 @@ enum SessionData: Sendable {
         case .object(let members):
             return members
         case .encoded(let bytes):
-            guard case .object(let members)? = try? JSONParser.parse(bytes) else { return [:] }
+            let parsed = bytes.withUnsafeBufferPointer { try? JSONParser.parse($0) }
+            guard case .object(let members)? = parsed else { return [:] }
             return members
         }
     }
@@ -31,7 +32,7 @@ enum SessionData: Sendable {
     var canonicalBytes: [UInt8] {
         switch self {
         case .encoded(let bytes):
-            return bytes
+            return Array(bytes)
         case .object(let members):
             var writer = JSONWriter()
             writer.write(object: members)

@@ -80,6 +80,9 @@ enum RecordCodec {
         default:
             throw .corruptRecord(key: id, reason: "unknown record version \(version)")
         }
+        guard record.count < UInt32.max else {
+            throw .corruptRecord(key: id, reason: "\(record.count) bytes: larger than any record")
+        }
         var reader = Reader(buffer: buffer, id: id)
         reader.offset = 1
         // Strings were checked when written; behind a checksum they are not checked again
@@ -98,7 +101,8 @@ enum RecordCodec {
         let cartID = try reader.string("cart_id")
         let providerID = try reader.string("provider_id")
         let key = flags & idempotencyFlag != 0 ? try reader.string("idempotency_key") : nil
-        let dataBytes = try reader.bytes("data").assumingMemoryBound(to: UInt8.self)
+        let dataSpan = try reader.span("data")
+        let dataBytes = UnsafeBufferPointer(rebasing: buffer.assumingMemoryBound(to: UInt8.self)[dataSpan.range])
         if version == 1 || checkingData {
             do {
                 try JSONParser.validateObject(dataBytes)
@@ -111,9 +115,12 @@ enum RecordCodec {
         guard reader.isAtEnd else {
             throw .corruptRecord(key: id, reason: "\(reader.remaining) unexpected bytes after the record")
         }
+        // One copy of the record; the fields are decoded from it when read (`SessionText`).
+        let text = RecordText(
+            bytes: Array(buffer.assumingMemoryBound(to: UInt8.self)), cartID: cartID, providerID: providerID,
+            idempotencyKey: key, dataSpan: dataSpan)
         return PaymentSession(
-            id: id, cartID: cartID, providerID: providerID, isSelected: flags & selectedFlag != 0, status: status,
-            dataStorage: .encoded(Array(dataBytes)), idempotencyKey: key,
+            id: id, isSelected: flags & selectedFlag != 0, status: status, text: .record(text),
             createdMicroseconds: created, updatedMicroseconds: updated)
     }
 
@@ -183,22 +190,25 @@ enum RecordCodec {
             throw .corruptRecord(key: id, reason: "length of \(field) is not a valid varint")
         }
 
+        /// Where the next length-prefixed field lies, checked against the bytes left.
         @inline(__always)
-        mutating func bytes(_ field: String) throws(PaymentSessionError) -> UnsafeRawBufferPointer {
+        mutating func span(_ field: String) throws(PaymentSessionError) -> RecordText.Span {
             let count = try varint(field)
             guard count <= remaining else { throw truncated(field) }
             defer { offset += count }
-            return UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + count])
+            return RecordText.Span(start: UInt32(truncatingIfNeeded: offset), end: UInt32(truncatingIfNeeded: offset + count))
         }
 
+        /// The next string field's span, its UTF-8 checked when `checksUTF8` is set.
         @inline(__always)
-        mutating func string(_ field: String) throws(PaymentSessionError) -> String {
-            let raw = try bytes(field)
-            guard checksUTF8 else { return String(decoding: raw, as: UTF8.self) }
-            guard let text = UTF8Validation.string(raw) else {
+        mutating func string(_ field: String) throws(PaymentSessionError) -> RecordText.Span {
+            let span = try span(field)
+            guard checksUTF8 else { return span }
+            let bytes = UnsafeBufferPointer(rebasing: buffer.assumingMemoryBound(to: UInt8.self)[span.range])
+            guard UTF8Validation.isValid(bytes) else {
                 throw .corruptRecord(key: id, reason: "\(field) is not valid UTF-8")
             }
-            return text
+            return span
         }
     }
 }
