@@ -12,8 +12,10 @@ public final class RawLMDB: @unchecked Sendable {
     var idempotency = MDB_dbi()
     /// A record-sized blob; byte 1 bit 0 plays `is_selected`.
     public let blob: [UInt8]
+    public let durable: Bool
 
     public init(path: String, durable: Bool, recordSize: Int) {
+        self.durable = durable
         var handle: OpaquePointer?
         mdb_env_create(&handle)
         env = handle!

@@ -21,6 +21,13 @@ let ids = (0..<preload).map { Workload.sessionID($0) }
 let carts = (0..<preload).map { Workload.cartID($0) }
 let sessions = mode.hasSuffix("create") ? (0..<count).map { Workload.newSession($0, seed: 7) } : []
 var checksum = 0
+
+/// Prints the medians of two series measured alternately, and their ratio.
+func printRatio(_ name: String, _ first: [Double], _ second: [Double], unit: String) {
+    func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+    let (a, b) = (median(first), median(second))
+    print("\(name): medians \(String(format: "%.2f", a)) and \(String(format: "%.2f", b)) \(unit), ratio \(String(format: "%.3f", a / b))")
+}
 switch mode {
 case "get":
     for i in 0..<count { checksum &+= try store.session(id: ids[i % preload])?.cartID.utf8.count ?? 0 }
@@ -95,7 +102,81 @@ case "raw-get":
     let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: false, recordSize: Fixtures.recordSize)
     raw.createMany(preload) { (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0)) }
     for i in 0..<count { checksum &+= raw.get(id: ids[i % preload])?.count ?? 0 }
+case "get-ab":
+    // The store's get by id and the floor's, alternated in batches of 1,000 so that both
+    // see the same machine; `count` batches each, medians per get.
+    let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: false, recordSize: Fixtures.recordSize)
+    raw.createMany(preload) { (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0)) }
+    var storeTimes: [Double] = [], rawTimes: [Double] = []
+    for batch in 0..<count {
+        var started = DispatchTime.now().uptimeNanoseconds
+        for i in 0..<1000 { checksum &+= try store.session(id: ids[(batch &* 1000 &+ i &* 7919) % preload]) == nil ? 0 : 1 }
+        storeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1000)
+        started = DispatchTime.now().uptimeNanoseconds
+        for i in 0..<1000 { checksum &+= raw.get(id: ids[(batch &* 1000 &+ i &* 7919) % preload]) == nil ? 0 : 1 }
+        rawTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1000)
+    }
+    printRatio("get by id, store / floor", storeTimes, rawTimes, unit: "ns per get")
+case "durable-ab":
+    // One durable create per transaction, the store's and the floor's alternated one by
+    // one (run with PROFILE_DURABLE=1): the disk's swings hit both alike.
+    let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: options.environment.durability == .full, recordSize: Fixtures.recordSize)
+    raw.createMany(preload) { (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0)) }
+    let inputs = (0..<count).map { Workload.newSession($0, seed: 11) }
+    var storeTimes: [Double] = [], rawTimes: [Double] = []
+    let control: RawLMDB? =
+        ProcessInfo.processInfo.environment["PROFILE_CONTROL"] == "1"
+        ? RawLMDB(path: Workload.directory("profile-control"), durable: raw.durable, recordSize: Fixtures.recordSize) : nil
+    control?.createMany(preload) { (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0)) }
+    let rawInputs = (0..<count).map {
+        (Workload.sessionID($0, seed: 11), Workload.cartID($0, seed: 11), Workload.providerID($0), Workload.idempotencyKey($0, seed: 11))
+    }
+    for index in 0..<count {
+        // Which goes first alternates too.
+        for turn in index % 2 == 0 ? [0, 1] : [1, 0] {
+            let started = DispatchTime.now().uptimeNanoseconds
+            if turn == 0, let control {
+                // Calibration: a second floor in the store's place (PROFILE_CONTROL=1).
+                let (id, cart, provider, key) = rawInputs[index]
+                control.create(id: id, cart: cart, provider: provider, key: key)
+                storeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e3)
+            } else if turn == 0 {
+                checksum &+= try store.create(inputs[index]).id.utf8.count
+                storeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e3)
+            } else {
+                let (id, cart, provider, key) = rawInputs[index]
+                raw.create(id: id, cart: cart, provider: provider, key: key)
+                rawTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e3)
+            }
+        }
+    }
+    printRatio("durable create, store / floor", storeTimes, rawTimes, unit: "µs")
+case "async-ab":
+    // 1,024 durable creates by 32 tasks through group commit, alternated with the same
+    // 1,024 made one commit per call from two threads (PROFILE_DURABLE=1); `count` rounds each.
+    var asyncTimes: [Double] = [], syncTimes: [Double] = []
+    for round in 0..<count {
+        var started = DispatchTime.now().uptimeNanoseconds
+        await withTaskGroup(of: Void.self) { group in
+            for task in 0..<32 {
+                group.addTask {
+                    for i in stride(from: task, to: 1024, by: 32) {
+                        _ = try? await store.create(Workload.newSession(i, seed: 2000 + 2 * round))
+                    }
+                }
+            }
+        }
+        asyncTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
+        started = DispatchTime.now().uptimeNanoseconds
+        DispatchQueue.concurrentPerform(iterations: 32) { task in
+            for i in stride(from: task, to: 1024, by: 32) {
+                _ = try? store.create(Workload.newSession(i, seed: 2001 + 2 * round))
+            }
+        }
+        syncTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
+    }
+    printRatio("1,024 durable creates, 32 tasks: sync / async", syncTimes, asyncTimes, unit: "ms")
 default:
-    print("modes: get, cart, create, async-create, raw-create, raw-get")
+    print("modes: get, cart, create, async-create, async-rounds, durable-create, raw-create, raw-get, get-ab, durable-ab, async-ab")
 }
 print(checksum)

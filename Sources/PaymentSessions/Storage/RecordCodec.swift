@@ -32,20 +32,22 @@ enum RecordCodec {
     private static let idempotencyFlag: UInt8 = 2
 
     static func encode(_ session: PaymentSession, dataJSON: [UInt8]) -> [UInt8] {
+        // Each read once: a session read from a record decodes them on every read.
+        let text = session.text.values
         var bytes: [UInt8] = []
         bytes.reserveCapacity(
-            19 + session.cartID.utf8.count + session.providerID.utf8.count + (session.idempotencyKey?.utf8.count ?? 0)
+            19 + text.cartID.utf8.count + text.providerID.utf8.count + (text.idempotencyKey?.utf8.count ?? 0)
                 + dataJSON.count + 12)
         bytes.append(version)
         var flags: UInt8 = session.isSelected ? selectedFlag : 0
-        if session.idempotencyKey != nil { flags |= idempotencyFlag }
+        if text.idempotencyKey != nil { flags |= idempotencyFlag }
         bytes.append(flags)
         bytes.append(session.status.storageCode)
         appendInt64(session.createdMicroseconds, to: &bytes)
         appendInt64(session.updatedMicroseconds, to: &bytes)
-        appendString(session.cartID, to: &bytes)
-        appendString(session.providerID, to: &bytes)
-        if let key = session.idempotencyKey { appendString(key, to: &bytes) }
+        appendString(text.cartID, to: &bytes)
+        appendString(text.providerID, to: &bytes)
+        if let key = text.idempotencyKey { appendString(key, to: &bytes) }
         appendVarint(UInt64(dataJSON.count), to: &bytes)
         bytes.append(contentsOf: dataJSON)
         let checksum = bytes.withUnsafeBytes { RecordChecksum.of($0) }

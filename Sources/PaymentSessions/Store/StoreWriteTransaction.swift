@@ -242,14 +242,15 @@ extension PaymentSessionStore {
         @discardableResult
         public func delete(id: String) throws(PaymentSessionError) -> PaymentSession {
             guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
+            let cartID = session.cartID
             try storageMapped {
                 try write.delete(id, in: layout.sessions)
-                let pairKey = StoreLayout.cartProviderKey(cartID: session.cartID, providerID: session.providerID)
+                let pairKey = StoreLayout.cartProviderKey(cartID: cartID, providerID: session.providerID)
                 try write.delete(pairKey, in: layout.cartProvider)
                 if let key = session.idempotencyKey { try write.delete(key, in: layout.idempotency) }
             }
-            if session.isSelected, try indexedID(session.cartID, in: layout.selected) == id {
-                try storageMapped { try write.delete(session.cartID, in: layout.selected) }
+            if session.isSelected, try indexedID(cartID, in: layout.selected) == id {
+                try storageMapped { try write.delete(cartID, in: layout.selected) }
             }
             return session
         }
