@@ -117,6 +117,40 @@ case "get-ab":
         rawTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1000)
     }
     printRatio("get by id, store / floor", storeTimes, rawTimes, unit: "ns per get")
+case "cart-ab":
+    // A cart's sessions, the store's and the floor's alternated in batches of 1,000.
+    let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: false, recordSize: Fixtures.recordSize)
+    raw.createMany(preload) { (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0)) }
+    var storeTimes: [Double] = [], rawTimes: [Double] = []
+    for batch in 0..<count {
+        var started = DispatchTime.now().uptimeNanoseconds
+        for i in 0..<1000 { checksum &+= try store.sessions(cartID: carts[(batch &* 1000 &+ i &* 7919) % preload]).count }
+        storeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1000)
+        started = DispatchTime.now().uptimeNanoseconds
+        for i in 0..<1000 { checksum &+= raw.cartSessions(cart: carts[(batch &* 1000 &+ i &* 7919) % preload]).count }
+        rawTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1000)
+    }
+    printRatio("a cart's sessions, store / floor", storeTimes, rawTimes, unit: "ns per call")
+case "bulk-ab":
+    // 1,000 creates in one transaction, the store's and the floor's alternated; `count`
+    // rounds each (durable commits with PROFILE_DURABLE=1, as in the benchmark).
+    let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: options.environment.durability == .full, recordSize: Fixtures.recordSize)
+    raw.createMany(preload) { (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0)) }
+    var storeTimes: [Double] = [], rawTimes: [Double] = []
+    for round in 0..<count {
+        let seed = 5000 + round
+        let inputs = (0..<1000).map { Workload.newSession($0, seed: seed) }
+        let fields = (0..<1000).map {
+            (Workload.sessionID($0, seed: seed), Workload.cartID($0, seed: seed), Workload.providerID($0), Workload.idempotencyKey($0, seed: seed))
+        }
+        var started = DispatchTime.now().uptimeNanoseconds
+        try store.write { tx in for input in inputs { checksum &+= try tx.create(input).id.utf8.count } }
+        storeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1000)
+        started = DispatchTime.now().uptimeNanoseconds
+        raw.createMany(1000) { fields[$0] }
+        rawTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1000)
+    }
+    printRatio("bulk create, store / floor", storeTimes, rawTimes, unit: "ns per create")
 case "durable-ab":
     // One durable create per transaction, the store's and the floor's alternated one by
     // one (run with PROFILE_DURABLE=1): the disk's swings hit both alike.
@@ -177,6 +211,6 @@ case "async-ab":
     }
     printRatio("1,024 durable creates, 32 tasks: sync / async", syncTimes, asyncTimes, unit: "ms")
 default:
-    print("modes: get, cart, create, async-create, async-rounds, durable-create, raw-create, raw-get, get-ab, durable-ab, async-ab")
+    print("modes: get, cart, create, async-create, async-rounds, durable-create, raw-create, raw-get, get-ab, cart-ab, bulk-ab, durable-ab, async-ab")
 }
 print(checksum)
