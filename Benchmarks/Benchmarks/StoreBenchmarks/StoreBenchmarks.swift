@@ -80,10 +80,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("bulk create: raw", configuration: bulk) { benchmark in
         let raw = fixtures.raw()
         let seed = fixtures.freshSeed()
-        let inputs = benchmark.scaledIterations.map {
-            (Workload.sessionID($0, seed: seed), Workload.cartID($0, seed: seed), Workload.providerID($0),
-                Workload.idempotencyKey($0, seed: seed))
-        }
+        let inputs = benchmark.scaledIterations.map { Workload.floorFields($0, seed: seed) }
         benchmark.startMeasurement()
         raw.createMany(inputs.count) { inputs[$0] }
     }

@@ -61,9 +61,7 @@ public final class Fixtures: @unchecked Sendable {
     public func raw(durable: Bool = true) -> RawLMDB {
         cached("raw-\(durable)") {
             let raw = RawLMDB(path: Workload.directory("raw"), durable: durable, recordSize: Self.recordSize)
-            raw.createMany(preloaded) {
-                (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0))
-            }
+            raw.createMany(preloaded) { Workload.floorFields($0) }
             return raw
         }
     }

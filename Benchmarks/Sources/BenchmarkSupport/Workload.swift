@@ -45,6 +45,11 @@ public enum Workload {
 
     public static func dataJSON(_ index: Int) -> String { JSONValue.object(data(index)).jsonText }
 
+    /// What the floor writes for session `index`: id, cart, provider, idempotency key.
+    public static func floorFields(_ index: Int, seed: Int = 0) -> (id: String, cart: String, provider: String, key: String) {
+        (sessionID(index, seed: seed), cartID(index, seed: seed), providerID(index), idempotencyKey(index, seed: seed))
+    }
+
     public static func newSession(_ index: Int, seed: Int = 0) -> NewPaymentSession {
         NewPaymentSession(
             cartID: cartID(index, seed: seed), providerID: providerID(index), data: data(index),

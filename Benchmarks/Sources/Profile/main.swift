@@ -28,6 +28,37 @@ func printRatio(_ name: String, _ first: [Double], _ second: [Double], unit: Str
     let (a, b) = (median(first), median(second))
     print("\(name): medians \(String(format: "%.2f", a)) and \(String(format: "%.2f", b)) \(unit), ratio \(String(format: "%.3f", a / b))")
 }
+
+/// Times `first` and `second` in turns, `rounds` times each (which goes first alternates
+/// too), so that the machine's swings hit both alike; prints the medians of their times in
+/// nanoseconds divided by `per`, and the ratio.
+func alternate(
+    _ name: String, rounds: Int, per: Double, unit: String, _ first: (Int) throws -> Void, _ second: (Int) throws -> Void
+) rethrows {
+    func nanoseconds(_ body: () throws -> Void) rethrows -> Double {
+        let started = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - started) / per
+    }
+    var firstTimes: [Double] = [], secondTimes: [Double] = []
+    for round in 0..<rounds {
+        if round % 2 == 0 {
+            firstTimes.append(try nanoseconds { try first(round) })
+            secondTimes.append(try nanoseconds { try second(round) })
+        } else {
+            secondTimes.append(try nanoseconds { try second(round) })
+            firstTimes.append(try nanoseconds { try first(round) })
+        }
+    }
+    printRatio(name, firstTimes, secondTimes, unit: unit)
+}
+
+/// A floor holding the same `preload` sessions as `store`.
+func preloadedFloor(_ name: String = "profile-raw", durable: Bool) -> RawLMDB {
+    let raw = RawLMDB(path: Workload.directory(name), durable: durable, recordSize: Fixtures.recordSize)
+    raw.createMany(preload) { Workload.floorFields($0) }
+    return raw
+}
 switch mode {
 case "get":
     for i in 0..<count { checksum &+= try store.session(id: ids[i % preload])?.cartID.utf8.count ?? 0 }
@@ -94,97 +125,57 @@ case "durable-create":
     print("\(count) durable creates: median \(String(format: "%.1f", times[count / 2])) µs, p90 \(String(format: "%.1f", times[count * 9 / 10])) µs")
 case "raw-create":
     let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: false, recordSize: Fixtures.recordSize)
-    let fields = (0..<count).map {
-        (Workload.sessionID($0, seed: 7), Workload.cartID($0, seed: 7), Workload.providerID($0), Workload.idempotencyKey($0, seed: 7))
-    }
+    let fields = (0..<count).map { Workload.floorFields($0, seed: 7) }
     raw.createMany(count) { fields[$0] }
 case "raw-get":
-    let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: false, recordSize: Fixtures.recordSize)
-    raw.createMany(preload) { (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0)) }
+    let raw = preloadedFloor(durable: false)
     for i in 0..<count { checksum &+= raw.get(id: ids[i % preload])?.count ?? 0 }
 case "get-ab":
-    // The store's get by id and the floor's, alternated in batches of 1,000 so that both
-    // see the same machine; `count` batches each, medians per get.
-    let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: false, recordSize: Fixtures.recordSize)
-    raw.createMany(preload) { (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0)) }
-    var storeTimes: [Double] = [], rawTimes: [Double] = []
-    for batch in 0..<count {
-        var started = DispatchTime.now().uptimeNanoseconds
+    // The store's get by id and the floor's, in batches of 1,000; medians per get.
+    let raw = preloadedFloor(durable: false)
+    try alternate("get by id, store / floor", rounds: count, per: 1000, unit: "ns per get") { batch in
         for i in 0..<1000 { checksum &+= try store.session(id: ids[(batch &* 1000 &+ i &* 7919) % preload]) == nil ? 0 : 1 }
-        storeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1000)
-        started = DispatchTime.now().uptimeNanoseconds
+    } _: { batch in
         for i in 0..<1000 { checksum &+= raw.get(id: ids[(batch &* 1000 &+ i &* 7919) % preload]) == nil ? 0 : 1 }
-        rawTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1000)
     }
-    printRatio("get by id, store / floor", storeTimes, rawTimes, unit: "ns per get")
 case "cart-ab":
-    // A cart's sessions, the store's and the floor's alternated in batches of 1,000.
-    let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: false, recordSize: Fixtures.recordSize)
-    raw.createMany(preload) { (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0)) }
-    var storeTimes: [Double] = [], rawTimes: [Double] = []
-    for batch in 0..<count {
-        var started = DispatchTime.now().uptimeNanoseconds
+    // A cart's sessions, the store's and the floor's, in batches of 1,000.
+    let raw = preloadedFloor(durable: false)
+    try alternate("a cart's sessions, store / floor", rounds: count, per: 1000, unit: "ns per call") { batch in
         for i in 0..<1000 { checksum &+= try store.sessions(cartID: carts[(batch &* 1000 &+ i &* 7919) % preload]).count }
-        storeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1000)
-        started = DispatchTime.now().uptimeNanoseconds
+    } _: { batch in
         for i in 0..<1000 { checksum &+= raw.cartSessions(cart: carts[(batch &* 1000 &+ i &* 7919) % preload]).count }
-        rawTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1000)
     }
-    printRatio("a cart's sessions, store / floor", storeTimes, rawTimes, unit: "ns per call")
 case "bulk-ab":
-    // 1,000 creates in one transaction, the store's and the floor's alternated; `count`
-    // rounds each (durable commits with PROFILE_DURABLE=1, as in the benchmark).
-    let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: options.environment.durability == .full, recordSize: Fixtures.recordSize)
-    raw.createMany(preload) { (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0)) }
-    var storeTimes: [Double] = [], rawTimes: [Double] = []
-    for round in 0..<count {
-        let seed = 5000 + round
-        let inputs = (0..<1000).map { Workload.newSession($0, seed: seed) }
-        let fields = (0..<1000).map {
-            (Workload.sessionID($0, seed: seed), Workload.cartID($0, seed: seed), Workload.providerID($0), Workload.idempotencyKey($0, seed: seed))
-        }
-        var started = DispatchTime.now().uptimeNanoseconds
-        try store.write { tx in for input in inputs { checksum &+= try tx.create(input).id.utf8.count } }
-        storeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1000)
-        started = DispatchTime.now().uptimeNanoseconds
-        raw.createMany(1000) { fields[$0] }
-        rawTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1000)
+    // 1,000 creates in one transaction (durable commits with PROFILE_DURABLE=1, as in the
+    // benchmark); `count` rounds each, inputs built beforehand.
+    let raw = preloadedFloor(durable: options.environment.durability == .full)
+    let inputs = (0..<count).map { round in (0..<1000).map { Workload.newSession($0, seed: 5000 + round) } }
+    let fields = (0..<count).map { round in (0..<1000).map { Workload.floorFields($0, seed: 5000 + round) } }
+    try alternate("bulk create, store / floor", rounds: count, per: 1000, unit: "ns per create") { round in
+        try store.write { tx in for input in inputs[round] { checksum &+= try tx.create(input).id.utf8.count } }
+    } _: { round in
+        raw.createMany(1000) { fields[round][$0] }
     }
-    printRatio("bulk create, store / floor", storeTimes, rawTimes, unit: "ns per create")
 case "durable-ab":
-    // One durable create per transaction, the store's and the floor's alternated one by
-    // one (run with PROFILE_DURABLE=1): the disk's swings hit both alike.
-    let raw = RawLMDB(path: Workload.directory("profile-raw"), durable: options.environment.durability == .full, recordSize: Fixtures.recordSize)
-    raw.createMany(preload) { (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0)) }
+    // One durable create per transaction (PROFILE_DURABLE=1), create by create: the
+    // disk's swings hit both alike. PROFILE_CONTROL=1 puts a second floor in the store's
+    // place, to show that the alternation favours neither.
+    let raw = preloadedFloor(durable: options.environment.durability == .full)
+    let control = ProcessInfo.processInfo.environment["PROFILE_CONTROL"] == "1" ? preloadedFloor("profile-control", durable: raw.durable) : nil
     let inputs = (0..<count).map { Workload.newSession($0, seed: 11) }
-    var storeTimes: [Double] = [], rawTimes: [Double] = []
-    let control: RawLMDB? =
-        ProcessInfo.processInfo.environment["PROFILE_CONTROL"] == "1"
-        ? RawLMDB(path: Workload.directory("profile-control"), durable: raw.durable, recordSize: Fixtures.recordSize) : nil
-    control?.createMany(preload) { (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0)) }
-    let rawInputs = (0..<count).map {
-        (Workload.sessionID($0, seed: 11), Workload.cartID($0, seed: 11), Workload.providerID($0), Workload.idempotencyKey($0, seed: 11))
-    }
-    for index in 0..<count {
-        // Which goes first alternates too.
-        for turn in index % 2 == 0 ? [0, 1] : [1, 0] {
-            let started = DispatchTime.now().uptimeNanoseconds
-            if turn == 0, let control {
-                // Calibration: a second floor in the store's place (PROFILE_CONTROL=1).
-                let (id, cart, provider, key) = rawInputs[index]
-                control.create(id: id, cart: cart, provider: provider, key: key)
-                storeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e3)
-            } else if turn == 0 {
-                checksum &+= try store.create(inputs[index]).id.utf8.count
-                storeTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e3)
-            } else {
-                let (id, cart, provider, key) = rawInputs[index]
-                raw.create(id: id, cart: cart, provider: provider, key: key)
-                rawTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e3)
-            }
+    let fields = (0..<count).map { Workload.floorFields($0, seed: 11) }
+    try alternate("durable create, \(control == nil ? "store" : "control") / floor", rounds: count, per: 1000, unit: "µs") { index in
+        if let control {
+            let (id, cart, provider, key) = fields[index]
+            control.create(id: id, cart: cart, provider: provider, key: key)
+        } else {
+            checksum &+= try store.create(inputs[index]).id.utf8.count
         }
+    } _: { index in
+        let (id, cart, provider, key) = fields[index]
+        raw.create(id: id, cart: cart, provider: provider, key: key)
     }
-    printRatio("durable create, store / floor", storeTimes, rawTimes, unit: "µs")
 case "async-ab":
     // 1,024 durable creates by 32 tasks through group commit, alternated with the same
     // 1,024 made one commit per call from two threads (PROFILE_DURABLE=1); `count` rounds each.

@@ -64,9 +64,7 @@ struct RawSubject: Subject {
     var raw: RawLMDB
     init() { raw = RawLMDB(path: path, durable: true, recordSize: Fixtures.recordSize) }
     mutating func load(_ range: Range<Int>) throws -> Double {
-        let inputs = range.map {
-            (Workload.sessionID($0), Workload.cartID($0), Workload.providerID($0), Workload.idempotencyKey($0))
-        }
+        let inputs = range.map { Workload.floorFields($0) }
         let began = DispatchTime.now().uptimeNanoseconds
         raw.createMany(inputs.count) { inputs[$0] }
         return Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
