@@ -191,38 +191,20 @@ let benchmarks: @Sendable () -> Void = {
             let store = fixtures.store()
             let seed = fixtures.freshSeed()
             benchmark.startMeasurement()
-            await withTaskGroup(of: Void.self) { group in
-                for t in 0..<tasks {
-                    group.addTask {
-                        for i in stride(from: t, to: creates, by: tasks) {
-                            _ = try? await store.create(Workload.newSession(i, seed: seed))
-                        }
-                    }
-                }
-            }
+            await Workload.spread(creates, overTasks: tasks) { _ = try? await store.create(Workload.newSession($0, seed: seed)) }
         }
         Benchmark("\(creates) durable creates, \(tasks) tasks: store sync (commit per call)", configuration: concurrent) { benchmark in
             let store = fixtures.store()
             let seed = fixtures.freshSeed()
             benchmark.startMeasurement()
-            DispatchQueue.concurrentPerform(iterations: tasks) { t in
-                for i in stride(from: t, to: creates, by: tasks) {
-                    _ = try? store.create(Workload.newSession(i, seed: seed))
-                }
-            }
+            Workload.spread(creates, overThreads: tasks) { _ = try? store.create(Workload.newSession($0, seed: seed)) }
         }
         Benchmark("\(creates) durable creates, \(tasks) tasks: grdb", configuration: concurrent) { benchmark in
             let sqlite = fixtures.sqlite()
             let seed = fixtures.freshSeed()
             benchmark.startMeasurement()
-            await withTaskGroup(of: Void.self) { group in
-                for t in 0..<tasks {
-                    group.addTask {
-                        for i in stride(from: t, to: creates, by: tasks) {
-                            _ = try? await sqlite.pool.write { db in try SQLiteSessions.insertForBenchmark(db, i, seed: seed) }
-                        }
-                    }
-                }
+            await Workload.spread(creates, overTasks: tasks) { i in
+                _ = try? await sqlite.pool.write { db in try SQLiteSessions.insertForBenchmark(db, i, seed: seed) }
             }
         }
     }

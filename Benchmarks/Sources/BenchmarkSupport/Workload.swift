@@ -65,3 +65,25 @@ public enum Workload {
         return path
     }
 }
+
+extension Workload {
+    /// Runs `body` for indexes `0..<count` from `tasks` concurrent tasks, task `t` taking
+    /// `t`, `t + tasks`, ... in turn: every task keeps one operation in flight.
+    public static func spread(_ count: Int, overTasks tasks: Int, _ body: @escaping @Sendable (Int) async -> Void) async {
+        await withTaskGroup(of: Void.self) { group in
+            for task in 0..<tasks {
+                group.addTask {
+                    for index in stride(from: task, to: count, by: tasks) { await body(index) }
+                }
+            }
+        }
+    }
+
+    /// The same from `threads` iterations of `DispatchQueue.concurrentPerform` (as many
+    /// threads as there are cores), for synchronous calls.
+    public static func spread(_ count: Int, overThreads threads: Int, _ body: @Sendable (Int) -> Void) {
+        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+            for index in stride(from: thread, to: count, by: threads) { body(index) }
+        }
+    }
+}

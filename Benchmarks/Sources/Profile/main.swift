@@ -98,15 +98,7 @@ case "async-rounds":
     var times: [Double] = []
     for round in 0..<count {
         let started = DispatchTime.now().uptimeNanoseconds
-        await withTaskGroup(of: Void.self) { group in
-            for task in 0..<tasks {
-                group.addTask {
-                    for i in stride(from: task, to: tasks * perTask, by: tasks) {
-                        _ = try? await store.create(Workload.newSession(i, seed: 1000 + round))
-                    }
-                }
-            }
-        }
+        await Workload.spread(tasks * perTask, overTasks: tasks) { _ = try? await store.create(Workload.newSession($0, seed: 1000 + round)) }
         times.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
     }
     let commits = store.environment.info().lastTransactionID - firstTransaction
@@ -182,22 +174,10 @@ case "async-ab":
     var asyncTimes: [Double] = [], syncTimes: [Double] = []
     for round in 0..<count {
         var started = DispatchTime.now().uptimeNanoseconds
-        await withTaskGroup(of: Void.self) { group in
-            for task in 0..<32 {
-                group.addTask {
-                    for i in stride(from: task, to: 1024, by: 32) {
-                        _ = try? await store.create(Workload.newSession(i, seed: 2000 + 2 * round))
-                    }
-                }
-            }
-        }
+        await Workload.spread(1024, overTasks: 32) { _ = try? await store.create(Workload.newSession($0, seed: 2000 + 2 * round)) }
         asyncTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
         started = DispatchTime.now().uptimeNanoseconds
-        DispatchQueue.concurrentPerform(iterations: 32) { task in
-            for i in stride(from: task, to: 1024, by: 32) {
-                _ = try? store.create(Workload.newSession(i, seed: 2001 + 2 * round))
-            }
-        }
+        Workload.spread(1024, overThreads: 32) { _ = try? store.create(Workload.newSession($0, seed: 2001 + 2 * round)) }
         syncTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
     }
     printRatio("1,024 durable creates, 32 tasks: sync / async", syncTimes, asyncTimes, unit: "ms")

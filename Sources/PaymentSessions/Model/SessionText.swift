@@ -116,7 +116,7 @@ struct RecordText: Sendable {
     var data: ArraySlice<UInt8> { bytes[dataSpan.range] }
 
     func string(_ span: Span) -> String {
-        bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[span.range]), as: UTF8.self) }
+        withUTF8(span) { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Lends the UTF-8 bytes of a field.
