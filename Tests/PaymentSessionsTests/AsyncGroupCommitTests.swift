@@ -174,6 +174,51 @@ struct AsyncGroupCommitTests {
         #expect(f.store.environment.info().lastTransactionID - before == 20)
     }
 
+    /// Writes queued while a batch is being applied join it and share its commit, failures
+    /// among them included; with `joinsLateArrivals` off they wait for the next commit.
+    @Test(arguments: [true, false])
+    func writesArrivingWhileABatchIsAppliedJoinIt(joinsLateArrivals: Bool) async throws {
+        let f = try StoreFixture(fast: false) { $0.groupCommit.joinsLateArrivals = joinsLateArrivals }
+        let before = f.store.environment.info().lastTransactionID
+        let applying = DispatchSemaphore(value: 0)
+        let first = Task {
+            try await f.store.write { tx in
+                applying.signal()
+                Thread.sleep(forTimeInterval: 0.3)  // the others queue meanwhile
+                return try tx.create(NewPaymentSession(cartID: "c", providerID: "first"))
+            }
+        }
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                applying.wait()
+                continuation.resume()
+            }
+        }
+        let succeeded = await withTaskGroup(of: Bool.self) { group in
+            for i in 0..<20 {
+                group.addTask {
+                    do {
+                        try await f.store.write { tx in
+                            try tx.create(NewPaymentSession(cartID: "c", providerID: "p\(i)"))
+                            if i == 7 { throw Boom() }
+                        }
+                        return true
+                    } catch {
+                        return false
+                    }
+                }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        _ = try await first.value
+        #expect(succeeded == 19)
+        #expect(f.store.environment.info().lastTransactionID - before == (joinsLateArrivals ? 1 : 2))
+        let providers = Set(try await f.store.sessions(cartID: "c").map(\.providerID))
+        #expect(providers.count == 20)
+        #expect(providers.contains("first") && !providers.contains("p7"))
+        #expect(try f.store.verify().isClean)
+    }
+
     @Test func errorsFromAsyncOperationsAreTheTypedStoreErrors() async throws {
         let f = try StoreFixture(fast: false)
         let s = try await f.store.create(NewPaymentSession(cartID: "c", providerID: "p", status: .authorized))

@@ -181,7 +181,26 @@ case "async-ab":
         syncTimes.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
     }
     printRatio("1,024 durable creates, 32 tasks: sync / async", syncTimes, asyncTimes, unit: "ms")
+case "late-ab":
+    // Group commit with and without late arrivals joining the batch being applied: two
+    // stores, 1,024 durable creates by `tasks` tasks (third argument, default 32) on each
+    // in turn (PROFILE_DURABLE=1); `count` rounds each.
+    let tasks = arguments.count > 3 ? Int(arguments[3]) ?? 32 : 32
+    var strictOptions = options
+    strictOptions.groupCommit.joinsLateArrivals = false
+    let strict = try PaymentSessionStore(path: Workload.directory("profile-strict"), options: strictOptions)
+    try strict.write { tx in for i in 0..<preload { try tx.create(Workload.newSession(i)) } }
+    var joining: [Double] = [], exact: [Double] = []
+    for round in 0..<count {
+        for (target, joins) in round % 2 == 0 ? [(store, true), (strict, false)] : [(strict, false), (store, true)] {
+            let started = DispatchTime.now().uptimeNanoseconds
+            await Workload.spread(1024, overTasks: tasks) { _ = try? await target.create(Workload.newSession($0, seed: 3000 + round)) }
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+            if joins { joining.append(elapsed) } else { exact.append(elapsed) }
+        }
+    }
+    printRatio("1,024 durable creates, \(tasks) tasks: late arrivals kept out / joining", exact, joining, unit: "ms")
 default:
-    print("modes: get, cart, create, async-create, async-rounds, durable-create, raw-create, raw-get, get-ab, cart-ab, bulk-ab, durable-ab, async-ab")
+    print("modes: get, cart, create, async-create, async-rounds, durable-create, raw-create, raw-get, get-ab, cart-ab, bulk-ab, durable-ab, async-ab, late-ab")
 }
 print(checksum)

@@ -58,7 +58,7 @@ public final class PaymentSessionStore: Sendable {
         // The writer must not retain the store (its deinit stops the writer), so the
         // batch runs against a store-less copy of what it needs.
         let batchStore = BatchContext(environment: environment, layout: layout, options: options, generator: generator)
-        groupCommitWriter = GroupCommitWriter(limits: options.groupCommit) { batchStore.performBatch($0) }
+        groupCommitWriter = GroupCommitWriter(limits: options.groupCommit) { batchStore.performBatch($0, takeMore: $1) }
         try checkFormat()
     }
 
