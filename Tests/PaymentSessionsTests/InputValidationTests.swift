@@ -42,6 +42,36 @@ struct InputValidationTests {
         #expect(f.store.environment.info().lastTransactionID <= 2)
     }
 
+    static func nestedObjects(_ depth: Int, innermost: JSONValue = .null) -> JSONValue {
+        (0..<depth).reduce(innermost) { inner, _ in .object(["k": inner]) }
+    }
+
+    /// `data`'s members are at depth 1; a value at depth 32 is allowed, one at 33 is not,
+    /// whether arrays or objects hold it, and an empty container counts as its own depth.
+    @Test(arguments: [
+        (deeplyNested(31), true), (deeplyNested(32), false),
+        (nestedObjects(31), true), (nestedObjects(32), false),
+        (nestedObjects(15, innermost: deeplyNested(16)), true), (nestedObjects(16, innermost: deeplyNested(16)), false),
+        (deeplyNested(31).replacingInnermost(with: .array([])), true),
+        (deeplyNested(32).replacingInnermost(with: .object([:])), false),
+    ])
+    func dataDepthLimitIsExact(value: JSONValue, accepted: Bool) throws {
+        let f = try StoreFixture()
+        let input = NewPaymentSession(cartID: "c", providerID: "p", data: ["deep": value, "flat": 1])
+        if accepted {
+            let session = try f.store.create(input)
+            #expect(try f.store.session(id: session.id)?.data == input.data)
+        } else {
+            let error = storeError { try f.store.create(input) }
+            guard case .invalidInput("data", nil, let reason) = error else {
+                Issue.record("expected invalidInput for data, got \(String(describing: error))")
+                return
+            }
+            #expect(reason == "nested deeper than \(SessionValidation.maxDataDepth) levels")
+            #expect(try f.store.count() == 0)
+        }
+    }
+
     @Test func longestAllowedInputsAreAccepted() throws {
         let f = try StoreFixture()
         let cart = String(repeating: "c", count: 255)
@@ -109,6 +139,18 @@ struct InputValidationTests {
                     Issue.record("wrong error \(error) for \(field)")
                 }
             }
+        }
+    }
+}
+
+extension JSONValue {
+    /// The same nesting with its innermost `null` replaced.
+    fileprivate func replacingInnermost(with value: JSONValue) -> JSONValue {
+        switch self {
+        case .array(let elements): .array(elements.map { $0.replacingInnermost(with: value) })
+        case .object(let members): .object(members.mapValues { $0.replacingInnermost(with: value) })
+        case .null: value
+        default: self
         }
     }
 }

@@ -59,24 +59,16 @@ public enum SessionValidation {
 
     /// Checks `data` and returns its compact JSON (what the record stores).
     public static func encodeData(_ data: [String: JSONValue], maxBytes: Int) throws(PaymentSessionError) -> [UInt8] {
-        for value in data.values { try checkDepth(value, depth: 1) }
         var writer = JSONWriter()
+        writer.maxDepth = maxDataDepth
         writer.write(object: data)
+        if writer.exceededMaxDepth {
+            throw .invalidInput(field: "data", value: nil, reason: "nested deeper than \(maxDataDepth) levels")
+        }
         if writer.count > maxBytes {
             throw .invalidInput(field: "data", value: nil, reason: "is \(writer.count) bytes of JSON; at most \(maxBytes)")
         }
         return writer.bytes
-    }
-
-    private static func checkDepth(_ value: JSONValue, depth: Int) throws(PaymentSessionError) {
-        if depth > maxDataDepth {
-            throw .invalidInput(field: "data", value: nil, reason: "nested deeper than \(maxDataDepth) levels")
-        }
-        switch value {
-        case .array(let elements): for element in elements { try checkDepth(element, depth: depth + 1) }
-        case .object(let members): for member in members.values { try checkDepth(member, depth: depth + 1) }
-        default: break
-        }
     }
 
     /// Checks every field of a whole session (import, and records read back).
