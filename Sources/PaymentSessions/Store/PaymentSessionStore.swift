@@ -201,9 +201,15 @@ public final class PaymentSessionStore: Sendable {
     // MARK: - Writes (each its own transaction)
 
     /// Creates a session; see ``WriteTransaction/create(_:)``.
+    ///
+    /// The fields are checked and `data` encoded before the write transaction begins, as
+    /// the `async` create does: LMDB has one writer at a time across threads and
+    /// processes, and encoding is most of a create's CPU time, so it is kept out of the
+    /// writer's turn.
     @discardableResult
     public func create(_ new: NewPaymentSession) throws(PaymentSessionError) -> PaymentSession {
-        try typedWrite { tx throws(PaymentSessionError) in try tx.create(new) }
+        let prepared = try PreparedSession(new, options: options, generator: generator)
+        return try typedWrite { tx throws(PaymentSessionError) in try tx.create(prepared) }
     }
 
     /// Creates or refreshes a cart's session for a provider; see
