@@ -17,6 +17,8 @@ import Foundation
 /// }
 /// ```
 ///
+/// - Writes that arrive while a batch is being applied join it, up to
+///   ``GroupCommitLimits``; a batch's callers all resume after its one commit.
 /// - A closure that throws rolls back only its own changes; the others in the batch commit.
 /// - A task cancelled before its closure starts is not applied and throws
 ///   `CancellationError`; once applied, the change is committed and reported normally.
