@@ -223,14 +223,36 @@ public final class WriteTransaction: Transaction {
     /// ```
     ///
     /// - Returns: `nil` when `value` was stored.
+    @inlinable
     public func insert<R>(
         _ value: some LMDBBytes, forKey key: some LMDBBytes, in database: Database,
         existing: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R? {
-        let (rc, found) = try put(
-            value, forKey: key, in: database, flags: UInt32(MDB_NOOVERWRITE), "mdb_put(\(database), MDB_NOOVERWRITE)")
-        if rc == MDB_KEYEXIST { return try existing(found.buffer) }
+        // Inlinable around a non-generic core, so that callers get it specialized for their
+        // key and value types instead of going through `LMDBBytes` witnesses (callgrind).
+        try key.withLMDBBytes { key in
+            try value.withLMDBBytes { value in
+                guard let found = try insert(value, forKey: key, in: database) else { return nil }
+                return try existing(found)
+            }
+        }
+    }
+
+    /// The non-generic core of ``insert(_:forKey:in:existing:)``: `nil` when stored, else
+    /// the value already stored under `key`.
+    @usableFromInline
+    func insert(
+        _ value: UnsafeRawBufferPointer, forKey key: UnsafeRawBufferPointer, in database: Database
+    ) throws(LMDBError) -> UnsafeRawBufferPointer? {
+        let txn = try usableHandle("mdb_put(\(database), MDB_NOOVERWRITE)")
+        try checkKey(key, "mdb_put(\(database), MDB_NOOVERWRITE)")
+        var k = MDB_val(key)
+        var data = MDB_val(value)
+        let rc = mdb_put(txn, database.dbi, &k, &data, UInt32(MDB_NOOVERWRITE))
+        noteResult(rc)
+        if rc == MDB_KEYEXIST { return data.buffer }
         try check(rc, "mdb_put(\(database), MDB_NOOVERWRITE)")
+        writtenBytes += key.count + value.count
         return nil
     }
 
