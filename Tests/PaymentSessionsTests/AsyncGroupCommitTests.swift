@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import PaymentSessions
 import TestSupport
 import Testing
@@ -6,6 +7,7 @@ import Testing
 @Suite("Async API with group commit")
 struct AsyncGroupCommitTests {
     struct Boom: Error {}
+    final class Counter: Sendable { let value = Atomic(0) }
 
     @Test func hundredsOfConcurrentDurableWritesAreAllPresentAfterReopening() async throws {
         let directory = TemporaryDirectory(prefix: "async")
@@ -181,10 +183,15 @@ struct AsyncGroupCommitTests {
         let f = try StoreFixture(fast: false) { $0.groupCommit.joinsLateArrivals = joinsLateArrivals }
         let before = f.store.environment.info().lastTransactionID
         let applying = DispatchSemaphore(value: 0)
+        let calling = Counter()  // writes about to be queued
         let first = Task {
             try await f.store.write { tx in
                 applying.signal()
-                Thread.sleep(forTimeInterval: 0.3)  // the others queue meanwhile
+                // Until the others have called `write` (a task may start late on a loaded
+                // machine), then a margin for the few instructions that queue them.
+                let deadline = Date().addingTimeInterval(30)
+                while calling.value.load(ordering: .acquiring) < 20 && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
+                Thread.sleep(forTimeInterval: 0.2)
                 return try tx.create(NewPaymentSession(cartID: "c", providerID: "first"))
             }
         }
@@ -198,6 +205,7 @@ struct AsyncGroupCommitTests {
             for i in 0..<20 {
                 group.addTask {
                     do {
+                        calling.value.add(1, ordering: .releasing)
                         try await f.store.write { tx in
                             try tx.create(NewPaymentSession(cartID: "c", providerID: "p\(i)"))
                             if i == 7 { throw Boom() }

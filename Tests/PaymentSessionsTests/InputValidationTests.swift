@@ -53,6 +53,7 @@ struct InputValidationTests {
         (nestedObjects(31), true), (nestedObjects(32), false),
         (nestedObjects(15, innermost: deeplyNested(16)), true), (nestedObjects(16, innermost: deeplyNested(16)), false),
         (deeplyNested(31).replacingInnermost(with: .array([])), true),
+        (nestedObjects(31, innermost: .object([:])), true), (nestedObjects(31, innermost: .array([])), true),
         (deeplyNested(32).replacingInnermost(with: .object([:])), false),
     ])
     func dataDepthLimitIsExact(value: JSONValue, accepted: Bool) throws {

@@ -73,7 +73,8 @@ struct JSONWriter: ~Copyable {
             append(UInt8(ascii: "["))
             level &+= 1
             for (offset, element) in elements.enumerated() {
-                if level > maxDepth { return exceededDepth() }
+                if level > maxDepth { exceededMaxDepth = true }
+                if exceededMaxDepth { return }  // the text is abandoned
                 if offset > 0 { append(UInt8(ascii: ",")) }
                 write(element)
             }
@@ -102,32 +103,29 @@ struct JSONWriter: ~Copyable {
                     var slot = filled
                     while slot > 0, key < keys[slot - 1] {
                         keys.initializeElement(at: slot, to: keys.moveElement(from: slot - 1))
-                        positions[slot] = positions[slot - 1]
+                        positions.initializeElement(at: slot, to: positions.moveElement(from: slot - 1))
                         slot -= 1
                     }
                     keys.initializeElement(at: slot, to: key)
-                    positions[slot] = position
+                    positions.initializeElement(at: slot, to: position)
                     filled += 1
                     members.formIndex(after: &position)
                 }
                 for offset in 0..<filled {
-                    if level > maxDepth { break }
+                    if level > maxDepth { exceededMaxDepth = true }
+                    if exceededMaxDepth { break }  // the text is abandoned
                     if offset > 0 { append(UInt8(ascii: ",")) }
                     write(string: keys[offset])
                     append(UInt8(ascii: ":"))
                     write(members.values[positions[offset]])
                 }
                 keys.deinitialize()
+                positions.deinitialize()
             }
         }
-        if level > maxDepth && count > 0 { return exceededDepth() }
+        if exceededMaxDepth { return }
         level &-= 1
         append(UInt8(ascii: "}"))
-    }
-
-    /// Stops writing: a value lies deeper than ``maxDepth``.
-    private mutating func exceededDepth() {
-        exceededMaxDepth = true
     }
 
     /// Appends JSON text that is already valid and compact, verbatim.
