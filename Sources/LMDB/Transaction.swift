@@ -206,7 +206,9 @@ public final class WriteTransaction: Transaction {
         _ value: some LMDBBytes, forKey key: some LMDBBytes, in database: Database, overwrite: Bool = true
     ) throws {
         let flags: UInt32 = overwrite ? 0 : UInt32(MDB_NOOVERWRITE)
-        let (rc, _) = try put(value, forKey: key, in: database, flags: flags, "mdb_put(\(database))")
+        let rc = try key.withLMDBBytes { key in
+            try value.withLMDBBytes { value in try put(value, forKey: key, in: database, flags: flags, "mdb_put(\(database))").0 }
+        }
         try check(rc, "mdb_put(\(database))")
     }
 
@@ -244,40 +246,28 @@ public final class WriteTransaction: Transaction {
     func insert(
         _ value: UnsafeRawBufferPointer, forKey key: UnsafeRawBufferPointer, in database: Database
     ) throws(LMDBError) -> UnsafeRawBufferPointer? {
-        let txn = try usableHandle("mdb_put(\(database), MDB_NOOVERWRITE)")
-        try checkKey(key, "mdb_put(\(database), MDB_NOOVERWRITE)")
-        var k = MDB_val(key)
-        var data = MDB_val(value)
-        let rc = mdb_put(txn, database.dbi, &k, &data, UInt32(MDB_NOOVERWRITE))
-        noteResult(rc)
+        let (rc, data) = try put(
+            value, forKey: key, in: database, flags: UInt32(MDB_NOOVERWRITE), "mdb_put(\(database), MDB_NOOVERWRITE)")
         if rc == MDB_KEYEXIST { return data.buffer }
         try check(rc, "mdb_put(\(database), MDB_NOOVERWRITE)")
-        writtenBytes += key.count + value.count
         return nil
     }
 
-    /// `mdb_put` with `flags`, the key checked first, the size counted when it succeeds.
-    /// Returns liblmdb's code and the data item, which on `MDB_KEYEXIST` (with
-    /// `MDB_NOOVERWRITE`) points at the value already stored.
+    /// The core `put` and `insert` share: `mdb_put` with `flags`, the key checked first,
+    /// the size counted when it succeeds. Returns liblmdb's code and the data item, which
+    /// on `MDB_KEYEXIST` (with `MDB_NOOVERWRITE`) points at the value already stored.
     @inline(__always)
     private func put(
-        _ value: some LMDBBytes, forKey key: some LMDBBytes, in database: Database, flags: UInt32,
+        _ value: UnsafeRawBufferPointer, forKey key: UnsafeRawBufferPointer, in database: Database, flags: UInt32,
         _ operation: @autoclosure () -> String
-    ) throws -> (Int32, MDB_val) {
+    ) throws(LMDBError) -> (Int32, MDB_val) {
         let txn = try usableHandle(operation())
-        var data = MDB_val()
-        var size = 0
-        let rc: Int32 = try key.withLMDBBytes { key in
-            try checkKey(key, operation())
-            return value.withLMDBBytes { value in
-                var k = MDB_val(key)
-                data = MDB_val(value)
-                size = key.count + value.count
-                return mdb_put(txn, database.dbi, &k, &data, flags)
-            }
-        }
+        try checkKey(key, operation())
+        var k = MDB_val(key)
+        var data = MDB_val(value)
+        let rc = mdb_put(txn, database.dbi, &k, &data, flags)
         noteResult(rc)
-        if rc == MDB_SUCCESS { writtenBytes += size }
+        if rc == MDB_SUCCESS { writtenBytes += key.count + value.count }
         return (rc, data)
     }
 
