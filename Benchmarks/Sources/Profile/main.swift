@@ -14,9 +14,15 @@ let count = arguments.count > 2 ? Int(arguments[2]) ?? 10_000 : 10_000
 var options = PaymentSessionStore.Options()
 // PROFILE_DURABLE=1 keeps fsync (for timing group commit; callgrind wants it off).
 options.environment.durability = ProcessInfo.processInfo.environment["PROFILE_DURABLE"] == "1" ? .full : .noSync
-let store = try PaymentSessionStore(path: Workload.directory("profile"), options: options)
 let preload = 1000
-try store.write { tx in for i in 0..<preload { try tx.create(Workload.newSession(i)) } }
+
+/// A store at a fresh path holding sessions `0..<preload`.
+func preloadedStore(_ name: String, options: PaymentSessionStore.Options) throws -> PaymentSessionStore {
+    let store = try PaymentSessionStore(path: Workload.directory(name), options: options)
+    try store.write { tx in for i in 0..<preload { try tx.create(Workload.newSession(i)) } }
+    return store
+}
+let store = try preloadedStore("profile", options: options)
 let ids = (0..<preload).map { Workload.sessionID($0) }
 let carts = (0..<preload).map { Workload.cartID($0) }
 let sessions = mode.hasSuffix("create") ? (0..<count).map { Workload.newSession($0, seed: 7) } : []
@@ -89,9 +95,9 @@ case "async-create":
         return total
     }
 case "async-rounds":
-    // As the "128 durable creates, 32 tasks" benchmark: each round starts 32 tasks that
-    // make 4 creates each (or the third argument), building their inputs as they go.
-    // `count` is the number of rounds.
+    // Each round starts 32 tasks (or the fourth argument) that make 4 creates each (or the
+    // third argument), building their inputs as they go, as the "1024 durable creates"
+    // benchmark does with 1024 / tasks each. `count` is the number of rounds.
     let perTask = arguments.count > 3 ? Int(arguments[3]) ?? 4 : 4
     let tasks = arguments.count > 4 ? Int(arguments[4]) ?? 32 : 32
     let firstTransaction = store.environment.info().lastTransactionID
@@ -188,8 +194,7 @@ case "late-ab":
     let tasks = arguments.count > 3 ? Int(arguments[3]) ?? 32 : 32
     var strictOptions = options
     strictOptions.groupCommit.joinsLateArrivals = false
-    let strict = try PaymentSessionStore(path: Workload.directory("profile-strict"), options: strictOptions)
-    try strict.write { tx in for i in 0..<preload { try tx.create(Workload.newSession(i)) } }
+    let strict = try preloadedStore("profile-strict", options: strictOptions)
     var joining: [Double] = [], exact: [Double] = []
     for round in 0..<count {
         for (target, joins) in round % 2 == 0 ? [(store, true), (strict, false)] : [(strict, false), (store, true)] {
