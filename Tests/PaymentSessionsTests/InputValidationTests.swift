@@ -48,14 +48,16 @@ struct InputValidationTests {
 
     /// `data`'s members are at depth 1; a value at depth 32 is allowed, one at 33 is not,
     /// whether arrays or objects hold it, and an empty container counts as its own depth.
-    @Test(arguments: [
+    static let depthCases: [(JSONValue, Bool)] = [
         (deeplyNested(31), true), (deeplyNested(32), false),
         (nestedObjects(31), true), (nestedObjects(32), false),
         (nestedObjects(15, innermost: deeplyNested(16)), true), (nestedObjects(16, innermost: deeplyNested(16)), false),
         (deeplyNested(31).replacingInnermost(with: .array([])), true),
         (nestedObjects(31, innermost: .object([:])), true), (nestedObjects(31, innermost: .array([])), true),
-        (deeplyNested(32).replacingInnermost(with: .object([:])), false),
-    ])
+        (deeplyNested(32).replacingInnermost(with: .object([:])), false), (deeplyNested(200), false),
+    ]
+
+    @Test(arguments: depthCases)
     func dataDepthLimitIsExact(value: JSONValue, accepted: Bool) throws {
         let f = try StoreFixture()
         let input = NewPaymentSession(cartID: "c", providerID: "p", data: ["deep": value, "flat": 1])
@@ -146,7 +148,7 @@ struct InputValidationTests {
 
 extension JSONValue {
     /// The same nesting with its innermost `null` replaced.
-    fileprivate func replacingInnermost(with value: JSONValue) -> JSONValue {
+    func replacingInnermost(with value: JSONValue) -> JSONValue {
         switch self {
         case .array(let elements): .array(elements.map { $0.replacingInnermost(with: value) })
         case .object(let members): .object(members.mapValues { $0.replacingInnermost(with: value) })

@@ -77,6 +77,18 @@ let benchmarks: @Sendable () -> Void = {
             for input in inputs { try tx.create(input) }
         }
     }
+    // `data` as a provider's JSON text, checked inside the measurement: against the
+    // same floor, which writes a byte blob in place of `data`.
+    Benchmark("bulk create: store, data as text", configuration: bulk) { benchmark in
+        let store = fixtures.store()
+        let seed = fixtures.freshSeed()
+        let fields = benchmark.scaledIterations.map { Workload.floorFields($0, seed: seed) }
+        let texts = benchmark.scaledIterations.map { Workload.dataText($0) }
+        benchmark.startMeasurement()
+        _ = try? store.write { tx in
+            for index in fields.indices { try tx.create(Workload.newSession(fields[index], dataText: texts[index])) }
+        }
+    }
     Benchmark("bulk create: raw", configuration: bulk) { benchmark in
         let raw = fixtures.raw()
         let seed = fixtures.freshSeed()

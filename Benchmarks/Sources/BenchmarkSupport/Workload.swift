@@ -45,6 +45,18 @@ public enum Workload {
 
     public static func dataJSON(_ index: Int) -> String { JSONValue.object(data(index)).jsonText }
 
+    /// `data(index)` as a provider's response would carry it: compact JSON text.
+    public static func dataText(_ index: Int) -> [UInt8] { Array(dataJSON(index).utf8) }
+
+    /// Session `index` with `data` given as text: the text is checked here, so build it
+    /// inside a measurement.
+    public static func newSession(
+        _ fields: (id: String, cart: String, provider: String, key: String), dataText: [UInt8]
+    ) throws -> NewPaymentSession {
+        try NewPaymentSession(
+            cartID: fields.cart, providerID: fields.provider, dataJSON: dataText, idempotencyKey: fields.key, id: fields.id)
+    }
+
     /// What the floor writes for session `index`: id, cart, provider, idempotency key.
     public static func floorFields(_ index: Int, seed: Int = 0) -> (id: String, cart: String, provider: String, key: String) {
         (sessionID(index, seed: seed), cartID(index, seed: seed), providerID(index), idempotencyKey(index, seed: seed))

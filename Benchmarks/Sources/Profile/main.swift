@@ -59,6 +59,25 @@ func alternate(
     printRatio(name, firstTimes, secondTimes, unit: unit)
 }
 
+/// The `create` loop, a function of its own for callgrind's `--toggle-collect`.
+@inline(never)
+func createAll(_ tx: PaymentSessionStore.WriteTransaction) throws -> Int {
+    var total = 0
+    for session in sessions { total &+= try tx.create(session).id.utf8.count }
+    return total
+}
+
+/// The `create-text` loop: each `NewPaymentSession` is built (its text checked) and created.
+@inline(never)
+func createAllFromText(
+    _ tx: PaymentSessionStore.WriteTransaction, _ fields: [(id: String, cart: String, provider: String, key: String)],
+    _ texts: [[UInt8]]
+) throws -> Int {
+    var total = 0
+    for index in fields.indices { total &+= try tx.create(Workload.newSession(fields[index], dataText: texts[index])).id.utf8.count }
+    return total
+}
+
 /// A floor holding the same `preload` sessions as `store`.
 func preloadedFloor(_ name: String = "profile-raw", durable: Bool) -> RawLMDB {
     let raw = RawLMDB(path: Workload.directory(name), durable: durable, recordSize: Fixtures.recordSize)
@@ -71,7 +90,12 @@ case "get":
 case "cart":
     for i in 0..<count { checksum &+= try store.sessions(cartID: carts[i % preload]).count }
 case "create":
-    try store.write { tx in for session in sessions { checksum &+= try tx.create(session).id.utf8.count } }
+    try store.write { tx in checksum &+= try createAll(tx) }
+case "create-text":
+    // As `create`, with `data` given as JSON text, checked inside the loop.
+    let texts = (0..<count).map { Workload.dataText($0) }
+    let fields = (0..<count).map { Workload.floorFields($0, seed: 7) }
+    try store.write { tx in checksum &+= try createAllFromText(tx, fields, texts) }
 case "async-create":
     // 32 tasks sharing group commits, as in the "128 durable creates" benchmark.
     let shared = sessions
@@ -155,6 +179,18 @@ case "bulk-ab":
     } _: { round in
         raw.createMany(1000) { fields[round][$0] }
     }
+case "bulk-text-ab":
+    // As `bulk-ab`, with `data` given as JSON text (checked inside the measurement).
+    let raw = preloadedFloor(durable: options.environment.durability == .full)
+    let texts = (0..<1000).map { Workload.dataText($0) }
+    let fields = (0..<count).map { round in (0..<1000).map { Workload.floorFields($0, seed: 5000 + round) } }
+    try alternate("bulk create from text, store / floor", rounds: count, per: 1000, unit: "ns per create") { round in
+        try store.write { tx in
+            for i in 0..<1000 { checksum &+= try tx.create(Workload.newSession(fields[round][i], dataText: texts[i])).id.utf8.count }
+        }
+    } _: { round in
+        raw.createMany(1000) { fields[round][$0] }
+    }
 case "durable-ab":
     // One durable create per transaction (PROFILE_DURABLE=1), create by create: the
     // disk's swings hit both alike. PROFILE_CONTROL=1 puts a second floor in the store's
@@ -206,6 +242,6 @@ case "late-ab":
     }
     printRatio("1,024 durable creates, \(tasks) tasks: late arrivals kept out / joining", exact, joining, unit: "ms")
 default:
-    print("modes: get, cart, create, async-create, async-rounds, durable-create, raw-create, raw-get, get-ab, cart-ab, bulk-ab, durable-ab, async-ab, late-ab")
+    print("modes: get, cart, create, create-text, async-create, async-rounds, durable-create, raw-create, raw-get, get-ab, cart-ab, bulk-ab, bulk-text-ab, durable-ab, async-ab, late-ab")
 }
 print(checksum)

@@ -38,6 +38,12 @@ public struct JSONParser {
     /// non-ASCII, where Swift's string equality is canonical equivalence, or too many
     /// keys): the text is then parsed in full to decide.
     private var needsFullParse = false
+    /// Validation only: the deepest a value may sit, the object's members being at depth 1
+    /// (``JSONWriter``'s rule for `data`); a container whose members would sit deeper is
+    /// refused, an empty one at that depth is not.
+    private var maxValueDepth = Int.max
+    /// Whether whitespace was met between tokens (then the text is not compact).
+    private var sawWhitespace = false
 
     private init(bytes: UnsafeBufferPointer<UInt8>, limits: Limits) {
         self.bytes = bytes
@@ -77,13 +83,36 @@ public struct JSONParser {
     /// escaped or non-ASCII key, or with more keys than the scratch space holds, is
     /// checked by a full parse instead (rare in payment provider data).
     static func validateObject(_ buffer: UnsafeBufferPointer<UInt8>, limits: Limits = Limits()) throws(JSONParseError) {
+        _ = try validateObject(buffer, limits: limits, maxValueDepth: Int.max)
+    }
+
+    /// Checks a caller's `data` text as ``validateObject(_:limits:)`` checks a record's,
+    /// with no value deeper than `maxValueDepth` (the object's members at depth 1, the
+    /// rule ``JSONWriter`` applies to a dictionary). Returns whether the text is compact:
+    /// no whitespace between tokens.
+    static func validateDataObject(_ buffer: UnsafeBufferPointer<UInt8>, maxValueDepth: Int) throws(JSONParseError)
+        -> Bool
+    {
+        var limits = Limits()
+        limits.maxBytes = Int.max  // the store applies its own bound, `maxDataBytes`
+        // A container at depth `maxValueDepth + 1` is a value at `maxValueDepth`: allowed
+        // when empty. Its members are refused before anything deeper is entered.
+        limits.maxDepth = maxValueDepth + 1
+        return try !validateObject(buffer, limits: limits, maxValueDepth: maxValueDepth)
+    }
+
+    /// The single pass behind both checks; returns whether whitespace was met.
+    private static func validateObject(
+        _ buffer: UnsafeBufferPointer<UInt8>, limits: Limits, maxValueDepth: Int
+    ) throws(JSONParseError) -> Bool {
         if buffer.count > limits.maxBytes {
             throw JSONParseError(offset: limits.maxBytes, reason: "text is \(buffer.count) bytes, more than \(limits.maxBytes)")
         }
         let outcome = withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: 64) { scratch in
-            Result { () throws(JSONParseError) -> Bool in
+            Result { () throws(JSONParseError) -> (needsFullParse: Bool, sawWhitespace: Bool) in
                 var parser = JSONParser(bytes: buffer, limits: limits)
                 parser.keyRanges = scratch
+                parser.maxValueDepth = maxValueDepth
                 parser.skipWhitespace()
                 guard parser.current == UInt8(ascii: "{") else { throw parser.error("expected a JSON object") }
                 try parser.skipValue()
@@ -91,12 +120,15 @@ public struct JSONParser {
                 if parser.index != buffer.count {
                     throw parser.error("unexpected content after the JSON value")
                 }
-                return parser.needsFullParse
+                return (parser.needsFullParse, parser.sawWhitespace)
             }
         }
-        if try outcome.get() {
+        let found = try outcome.get()
+        if found.needsFullParse {
+            // Only duplicate keys are left to decide: the depth rule was checked in full.
             _ = try parse(buffer, limits: limits)
         }
+        return found.sawWhitespace
     }
 
     private func error(_ reason: String) -> JSONParseError {
@@ -110,7 +142,9 @@ public struct JSONParser {
     private mutating func skipWhitespace() {
         while index < bytes.count {
             switch bytes[index] {
-            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            case 0x20, 0x09, 0x0A, 0x0D:
+                index += 1
+                sawWhitespace = true
             default: return
             }
         }
@@ -298,6 +332,7 @@ public struct JSONParser {
             depth -= 1
             return
         }
+        if depth > maxValueDepth { throw error("nested deeper than \(maxValueDepth) levels") }
         let firstKey = keyCount
         defer { keyCount = firstKey }
         // Keys written by JSONWriter come sorted: each one then only needs comparing with

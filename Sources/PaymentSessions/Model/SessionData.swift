@@ -6,11 +6,13 @@
 /// (selection checks, listings printed as JSON, status updates). Keeping the bytes makes
 /// those reads one allocation for `data`, and lets writes and `jsonText` copy them as they
 /// are instead of encoding the object again.
+@usableFromInline
 enum SessionData: Sendable {
     /// An object a caller built.
     case object([String: JSONValue])
-    /// Compact JSON text of an object, written by ``JSONWriter`` (keys sorted) and checked
-    /// by ``JSONParser/validateObject(_:limits:)`` when read back.
+    /// Compact JSON text of an object: written by ``JSONWriter`` (keys sorted) and checked
+    /// by ``JSONParser/validateObject(_:limits:)`` when read back, or given by a caller as
+    /// text, checked and compacted (keys in the caller's order).
     case encoded(ArraySlice<UInt8>)
 
     /// The object, parsing the stored bytes when needed.
@@ -28,8 +30,8 @@ enum SessionData: Sendable {
         }
     }
 
-    /// The compact, key-sorted JSON text of the object.
-    var canonicalBytes: [UInt8] {
+    /// The compact JSON text of the object (keys sorted unless it was given as text).
+    var compactBytes: [UInt8] {
         switch self {
         case .encoded(let bytes):
             return Array(bytes)

@@ -65,10 +65,28 @@ public enum SessionValidation {
         if writer.exceededMaxDepth {
             throw .invalidInput(field: "data", value: nil, reason: "nested deeper than \(maxDataDepth) levels")
         }
-        if writer.count > maxBytes {
-            throw .invalidInput(field: "data", value: nil, reason: "is \(writer.count) bytes of JSON; at most \(maxBytes)")
-        }
+        try checkDataSize(writer.count, maxBytes: maxBytes)
         return writer.bytes
+    }
+
+    /// Checks `data` given as JSON text and returns it compact (what the record stores):
+    /// one JSON object that ``JSONParser`` accepts, nested no deeper than a dictionary may be
+    /// (``maxDataDepth``). The size bound is the store's, checked when it is written.
+    static func checkDataJSON(_ text: UnsafeBufferPointer<UInt8>) throws(PaymentSessionError) -> [UInt8] {
+        let isCompact: Bool
+        do {
+            isCompact = try JSONParser.validateDataObject(text, maxValueDepth: maxDataDepth)
+        } catch {
+            throw .invalidInput(field: "data", value: nil, reason: error.description)
+        }
+        return isCompact ? Array(text) : JSONCompaction.compacted(text)
+    }
+
+    /// Refuses `data` longer than `maxBytes` bytes of compact JSON.
+    static func checkDataSize(_ count: Int, maxBytes: Int) throws(PaymentSessionError) {
+        if count > maxBytes {
+            throw .invalidInput(field: "data", value: nil, reason: "is \(count) bytes of JSON; at most \(maxBytes)")
+        }
     }
 
     /// Checks every field of a whole session (import, and records read back).

@@ -18,8 +18,11 @@ struct PreparedSession: Sendable {
     ///
     /// - Throws: ``PaymentSessionError/invalidInput(field:value:reason:)`` for bad fields
     ///   or a session asked to be created both `canceled` and selected.
+    ///
+    /// `new` is borrowed: an initializer takes its arguments owned by default, which cost
+    /// `create` a copy of the whole input (a retain and a release per field) every call.
     init(
-        _ new: NewPaymentSession, options: PaymentSessionStore.Options, generator: PaymentSessionIDGenerator
+        _ new: borrowing NewPaymentSession, options: PaymentSessionStore.Options, generator: PaymentSessionIDGenerator
     ) throws(PaymentSessionError) {
         try SessionValidation.validateIdentifier(new.cartID, field: "cart_id")
         try SessionValidation.validateIdentifier(new.providerID, field: "provider_id")
@@ -28,12 +31,19 @@ struct PreparedSession: Sendable {
         }
         if let key = new.idempotencyKey { try SessionValidation.validateIdempotencyKey(key) }
         if let id = new.id { try SessionValidation.validateID(id) }
-        dataJSON = try SessionValidation.encodeData(new.data, maxBytes: options.maxDataBytes)
+        switch new.dataStorage {
+        case .object(let members):
+            dataJSON = try SessionValidation.encodeData(members, maxBytes: options.maxDataBytes)
+        case .encoded(let text):
+            // Checked and compacted when the `NewPaymentSession` was made.
+            try SessionValidation.checkDataSize(text.count, maxBytes: options.maxDataBytes)
+            dataJSON = Array(text)
+        }
         let now = Timestamp.microseconds(options.now())
         let id = new.id ?? generator.next(milliseconds: UInt64(max(0, now / 1000)))
         session = PaymentSession(
             id: id, cartID: new.cartID, providerID: new.providerID, isSelected: new.select, status: new.status,
-            dataStorage: .object(new.data), idempotencyKey: new.idempotencyKey, createdMicroseconds: now,
+            dataStorage: new.dataStorage, idempotencyKey: new.idempotencyKey, createdMicroseconds: now,
             updatedMicroseconds: now)
         select = new.select
     }

@@ -294,7 +294,7 @@ extension PaymentSessionStore {
             let previous = session.updatedMicroseconds
             session.updatedMicroseconds = max(now, previous + 1)
             // An unchanged `data` read from the record is copied as it is, not encoded again.
-            let json = dataJSON ?? session.dataStorage.canonicalBytes
+            let json = dataJSON ?? session.dataStorage.compactBytes
             let record = RecordCodec.encode(session, dataJSON: json)
             try storageMapped { try write.put(record, forKey: session.id, in: layout.sessions) }
         }

@@ -1,0 +1,162 @@
+import Foundation
+import PaymentSessions
+import Testing
+
+/// `data` given as JSON text (`NewPaymentSession(dataJSON:)`): checked when the input is
+/// made, as strictly as a stored record and by the same depth rule as a dictionary,
+/// stored compact, and read back as the same object.
+@Suite("Data given as JSON text")
+struct DataTextTests {
+    static let richText = Array(JSONValue.object(StoredDataTests.richData).jsonText.utf8)
+
+    /// The `data` member of a session's JSON, as text.
+    static func storedDataText(_ session: PaymentSession) throws -> String {
+        let printed = session.jsonText()
+        let start = try #require(printed.range(of: #","data":"#))
+        let end = try #require(printed.range(of: #","created_at":"#))
+        return String(printed[start.upperBound..<end.lowerBound])
+    }
+
+    @Test func aSessionCreatedFromTextEqualsOneCreatedFromTheObject() throws {
+        let f = try StoreFixture()
+        let fromText = try NewPaymentSession(cartID: "cart", providerID: "stripe", dataJSON: Self.richText)
+        let fromObject = NewPaymentSession(cartID: "cart", providerID: "stripe", data: StoredDataTests.richData)
+        #expect(fromText == fromObject)
+        #expect(fromText.hashValue == fromObject.hashValue)
+        #expect(fromText.data == StoredDataTests.richData)
+
+        let created = try f.store.create(fromText)
+        #expect(created.data == StoredDataTests.richData)
+        let read = try #require(try f.store.session(id: created.id))
+        #expect(read == created)
+        #expect(read.data == StoredDataTests.richData)
+        #expect(try Self.storedDataText(read) == String(decoding: Self.richText, as: UTF8.self))
+        #expect(try f.store.verify().isClean)
+    }
+
+    @Test func textIsStoredCompactWithItsKeysInTheGivenOrder() throws {
+        let f = try StoreFixture()
+        let text = " {\n  \"z\" : [ 1 , 2.5e3 , { } ] ,\r\n\t\"a b\\\" c\" : \"x  y\\\\\" , \"m\":null }\n"
+        let session = try f.store.create(try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: text.utf8))
+        let stored = try Self.storedDataText(try #require(try f.store.session(id: session.id)))
+        #expect(stored == #"{"z":[1,2.5e3,{}],"a b\" c":"x  y\\","m":null}"#)
+        #expect(session.data == ["z": [1, .number(JSONNumber(text: "2.5e3")!), [:]], "a b\" c": "x  y\\", "m": nil])
+    }
+
+    @Test func anyCollectionOfBytesIsAccepted() throws {
+        let text = #"{"intent":"pi_123","amount":4200}"#
+        let expected: [String: JSONValue] = ["intent": "pi_123", "amount": 4200]
+        #expect(try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: Array(text.utf8)).data == expected)
+        #expect(try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: Data(text.utf8)).data == expected)
+        #expect(try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: text.utf8).data == expected)
+        // No contiguous storage: the bytes are gathered first.
+        #expect(try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: Array(text.utf8).lazy.map { $0 }).data == expected)
+    }
+
+    @Test(arguments: [
+        ("", "expected a JSON object"), ("[1]", "expected a JSON object"), (#""s""#, "expected a JSON object"),
+        (#"{"a":1,"a":2}"#, "duplicate object key"), (#"{"a":}"#, "unexpected character"),
+        (#"{"a":1} x"#, "unexpected content"), (#"{"a":"\ud800"}"#, "surrogate"), (#"{"a":01}"#, "expected ',' or '}' in an object"),
+        ("{\"a\":\"\u{1}\"}", "control character"), (#"{"a":1,}"#, "expected a string as object key"),
+        ("{\"\u{E9}\":1,\"e\u{301}\":2}", "duplicate object key"),
+    ])
+    func invalidTextIsRefusedWhereItIsWrong(text: String, reason: String) throws {
+        let error = storeError { _ = try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: text.utf8) }
+        guard case .invalidInput("data", nil, let message)? = error else {
+            Issue.record("expected invalidInput for data, got \(String(describing: error))")
+            return
+        }
+        #expect(message.hasPrefix("invalid JSON at byte "))
+        #expect(message.contains(reason), "\(message)")
+    }
+
+    @Test func invalidUTF8IsRefused() {
+        let bytes: [UInt8] = [0x7B, 0x22, 0x61, 0x22, 0x3A, 0x22, 0xC3, 0x28, 0x22, 0x7D]  // {"a":"\xC3("}
+        let error = storeError { _ = try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: bytes) }
+        guard case .invalidInput("data", nil, let message)? = error else {
+            Issue.record("expected invalidInput for data, got \(String(describing: error))")
+            return
+        }
+        #expect(message == "invalid JSON at byte 6: string is not valid UTF-8")
+    }
+
+    /// The depth rule for text is the dictionary's, case for case
+    /// (``InputValidationTests/dataDepthLimitIsExact(value:accepted:)``).
+    @Test(arguments: InputValidationTests.depthCases)
+    func theDepthLimitIsTheDictionarysRule(value: JSONValue, accepted: Bool) throws {
+        let f = try StoreFixture()
+        let text = JSONValue.object(["deep": value, "flat": 1]).jsonText
+        if accepted {
+            let session = try f.store.create(try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: text.utf8))
+            #expect(try f.store.session(id: session.id)?.data == ["deep": value, "flat": 1])
+        } else {
+            let error = storeError { _ = try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: text.utf8) }
+            guard case .invalidInput("data", nil, let reason)? = error else {
+                Issue.record("expected invalidInput for data, got \(String(describing: error))")
+                return
+            }
+            #expect(reason.hasSuffix("nested deeper than \(SessionValidation.maxDataDepth) levels"))
+        }
+    }
+
+    @Test func textOverTheStoresSizeLimitIsRefusedAndNothingIsWritten() throws {
+        let f = try StoreFixture { $0.maxDataBytes = 100 }
+        func text(_ length: Int) -> String { #"{"k":""# + String(repeating: "z", count: length) + #""}"# }
+        // 100 bytes once compacted: the bound applies to what is stored.
+        _ = try f.store.create(try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: (" " + text(92) + "\n").utf8))
+        let tooLong = try NewPaymentSession(cartID: "c", providerID: "q", dataJSON: text(93).utf8)
+        let error = storeError { try f.store.create(tooLong) }
+        #expect(error == .invalidInput(field: "data", value: nil, reason: "is 101 bytes of JSON; at most 100"))
+        #expect(try f.store.count() == 1)
+    }
+
+    @Test func theAsyncAPIAcceptsTextToo() async throws {
+        let f = try StoreFixture()
+        let session = try await f.store.create(try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: Self.richText))
+        #expect(try await f.store.session(id: session.id)?.data == StoredDataTests.richData)
+    }
+
+    @Test func settingDataReplacesTheText() throws {
+        var input = try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: #"{"a":1}"#.utf8)
+        input.data["b"] = 2
+        #expect(input.data == ["a": 1, "b": 2])
+        #expect(input == NewPaymentSession(cartID: "c", providerID: "p", data: ["a": 1, "b": 2]))
+    }
+
+    /// Mutated texts, compact and spaced: the text is accepted exactly when the full parser
+    /// reads an object from it that a dictionary could carry (the depth rule), and then
+    /// stands for that object; a sample is created and read back.
+    @Test func textIsAcceptedExactlyWhenItsObjectWouldBe() throws {
+        let f = try StoreFixture()
+        let spaced = Array(String(decoding: Self.richText, as: UTF8.self).replacingOccurrences(of: ",\"", with: " ,\n \"").utf8)
+        var rng = HostileInputTests.SeededGenerator(state: 0xDA7A)
+        var accepted = 0
+        for round in 0..<max(1, HostileInputTests.inputs / 10) {
+            let text = HostileInputTests.mutate(round % 2 == 0 ? Self.richText : spaced, &rng)
+            var expected: [String: JSONValue]?
+            if case .object(let members)? = try? JSONParser.parse(text),
+                (try? SessionValidation.encodeData(members, maxBytes: .max)) != nil
+            {
+                expected = members
+            }
+            switch Result(catching: { () throws(PaymentSessionError) in
+                try NewPaymentSession(cartID: "c", providerID: "p\(round)", dataJSON: text)
+            }) {
+            case .success(let input):
+                accepted += 1
+                #expect(expected != nil, "accepted text the parser refuses: \(String(decoding: text, as: UTF8.self))")
+                #expect(input.data == expected)
+                if accepted % 50 == 1 {
+                    let session = try f.store.create(input)
+                    #expect(try f.store.session(id: session.id)?.data == expected)
+                }
+            case .failure(.invalidInput("data", nil, _)):
+                #expect(expected == nil, "refused text the parser accepts: \(String(decoding: text, as: UTF8.self))")
+            case .failure(let other):
+                Issue.record("unexpected \(other)")
+            }
+        }
+        #expect(accepted > 0)
+        #expect(try f.store.verify().isClean)
+    }
+}
