@@ -17,6 +17,28 @@ struct DataTextTests {
         return String(printed[start.upperBound..<end.lowerBound])
     }
 
+    /// Whether `text` (valid JSON) has no whitespace outside its strings.
+    static func isCompact(_ text: String) -> Bool {
+        var inString = false
+        var escaped = false
+        for byte in text.utf8 {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+            } else if byte == UInt8(ascii: "\"") {
+                inString = true
+            } else if [0x20, 0x09, 0x0A, 0x0D].contains(byte) {
+                return false
+            }
+        }
+        return true
+    }
+
     @Test func aSessionCreatedFromTextEqualsOneCreatedFromTheObject() throws {
         let f = try StoreFixture()
         let fromText = try NewPaymentSession(cartID: "cart", providerID: "stripe", dataJSON: Self.richText)
@@ -41,6 +63,37 @@ struct DataTextTests {
         let stored = try Self.storedDataText(try #require(try f.store.session(id: session.id)))
         #expect(stored == #"{"z":[1,2.5e3,{}],"a b\" c":"x  y\\","m":null}"#)
         #expect(session.data == ["z": [1, .number(JSONNumber(text: "2.5e3")!), [:]], "a b\" c": "x  y\\", "m": nil])
+    }
+
+    @Test func escapesAndMultiByteTextNextToWhitespaceAreKeptAsGiven() throws {
+        let f = try StoreFixture()
+        let text = "{ \"\\u00e9t\u{E9}\" :\t\"\u{1F600} \\\" \\u0041\" , \"n\" : [ \"\u{FC}\" ,\"\\n\" ] }"
+        let session = try f.store.create(try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: text.utf8))
+        let stored = try Self.storedDataText(try #require(try f.store.session(id: session.id)))
+        #expect(stored == "{\"\\u00e9t\u{E9}\":\"\u{1F600} \\\" \\u0041\",\"n\":[\"\u{FC}\",\"\\n\"]}")
+        #expect(session.data == ["\u{E9}t\u{E9}": "\u{1F600} \" A", "n": ["\u{FC}", "\n"]])
+    }
+
+    @Test func theSameObjectWithItsKeysInAnotherOrderIsEqual() throws {
+        let ab = try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: #"{"a":1,"b":[2,{"x":1,"y":2}]}"#.utf8)
+        let ba = try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: #"{"b":[2,{"y":2,"x":1}],"a":1}"#.utf8)
+        #expect(ab == ba)
+        #expect(ab.hashValue == ba.hashValue)
+        let f = try StoreFixture()
+        let stored = try f.store.create(ab)
+        #expect(try f.store.session(id: stored.id)?.data == ba.data)
+    }
+
+    @Test func dataLargerThanTheParsersDefaultLimitReadsBack() throws {
+        let f = try StoreFixture { $0.maxDataBytes = 2 << 20; $0.environment.mapSize = 64 << 20 }
+        let big = String(repeating: "z", count: 3 << 19)  // 1.5 MiB: above JSONParser's default 1 MiB
+        let fromText = try f.store.create(
+            try NewPaymentSession(cartID: "c", providerID: "text", dataJSON: (#"{"big":""# + big + #""}"#).utf8))
+        let fromObject = try f.store.create(NewPaymentSession(cartID: "c", providerID: "object", data: ["big": .string(big)]))
+        for session in [fromText, fromObject] {
+            #expect(try f.store.session(id: session.id)?.data == ["big": .string(big)])
+        }
+        #expect(try f.store.verify().isClean)
     }
 
     @Test func anyCollectionOfBytesIsAccepted() throws {
@@ -82,13 +135,16 @@ struct DataTextTests {
 
     /// The depth rule for text is the dictionary's, case for case
     /// (``InputValidationTests/dataDepthLimitIsExact(value:accepted:)``).
-    @Test(arguments: InputValidationTests.depthCases)
-    func theDepthLimitIsTheDictionarysRule(value: JSONValue, accepted: Bool) throws {
+    /// With a non-ASCII key too, the check ends in a full parse: the same rule holds.
+    @Test(arguments: InputValidationTests.depthCases, [false, true])
+    func theDepthLimitIsTheDictionarysRule(depthCase: (value: JSONValue, accepted: Bool), nonASCIIKey: Bool) throws {
+        let (value, accepted) = depthCase
         let f = try StoreFixture()
-        let text = JSONValue.object(["deep": value, "flat": 1]).jsonText
+        let object: [String: JSONValue] = nonASCIIKey ? ["deep": value, "flat": 1, "\u{E9}": 2] : ["deep": value, "flat": 1]
+        let text = JSONValue.object(object).jsonText
         if accepted {
             let session = try f.store.create(try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: text.utf8))
-            #expect(try f.store.session(id: session.id)?.data == ["deep": value, "flat": 1])
+            #expect(try f.store.session(id: session.id)?.data == object)
         } else {
             let error = storeError { _ = try NewPaymentSession(cartID: "c", providerID: "p", dataJSON: text.utf8) }
             guard case .invalidInput("data", nil, let reason)? = error else {
@@ -146,9 +202,11 @@ struct DataTextTests {
                 accepted += 1
                 #expect(expected != nil, "accepted text the parser refuses: \(String(decoding: text, as: UTF8.self))")
                 #expect(input.data == expected)
-                if accepted % 50 == 1 {
+                if accepted % 10 == 1 {
                     let session = try f.store.create(input)
-                    #expect(try f.store.session(id: session.id)?.data == expected)
+                    let read = try #require(try f.store.session(id: session.id))
+                    #expect(read.data == expected)
+                    #expect(Self.isCompact(try Self.storedDataText(read)))
                 }
             case .failure(.invalidInput("data", nil, _)):
                 #expect(expected == nil, "refused text the parser accepts: \(String(decoding: text, as: UTF8.self))")

@@ -24,6 +24,14 @@ public struct JSONParser {
 
         /// The defaults: depth 64, 1 MiB.
         public init() {}
+
+        /// For `data` the store has written: its size was bounded by the store's
+        /// `maxDataBytes` (which may exceed 1 MiB) when it was written.
+        static let storedData: Limits = {
+            var limits = Limits()
+            limits.maxBytes = Int.max
+            return limits
+        }()
     }
 
     private let bytes: UnsafeBufferPointer<UInt8>
@@ -140,6 +148,9 @@ public struct JSONParser {
 
     @inline(__always)
     private mutating func skipWhitespace() {
+        // Compact text has none: one comparison (whitespace is at most 0x20, every byte
+        // that may start or follow a token is above it) before the loop.
+        guard index < bytes.count, bytes[index] <= 0x20 else { return }
         while index < bytes.count {
             switch bytes[index] {
             case 0x20, 0x09, 0x0A, 0x0D:
@@ -336,7 +347,8 @@ public struct JSONParser {
         let firstKey = keyCount
         defer { keyCount = firstKey }
         // Keys written by JSONWriter come sorted: each one then only needs comparing with
-        // the one before it. The first key out of order falls back to comparing with all.
+        // the one before it. The first key out of order (text a caller gave keeps its own
+        // order) falls back to comparing with all.
         var keysAscending = true
         while true {
             skipWhitespace()
@@ -354,7 +366,11 @@ public struct JSONParser {
                 index += 1
                 skipWhitespace()
             }
-            try skipValue()
+            if current == UInt8(ascii: "\"") {
+                try skipString()  // the commonest value, without the dispatch
+            } else {
+                try skipValue()
+            }
             skipWhitespace()
             switch current {
             case UInt8(ascii: ","): index += 1
@@ -420,6 +436,7 @@ public struct JSONParser {
     /// are ASCII and decode to valid scalars), in one pass over a local index.
     /// Returns whether the string is plain: ASCII without escapes.
     @discardableResult
+    @inline(__always)
     private mutating func skipString() throws(JSONParseError) -> Bool {
         var plain = true
         var position = index + 1
@@ -428,13 +445,14 @@ public struct JSONParser {
             position = ByteScan.firstStringSpecial(bytes, from: position)
             guard position < end else { break }
             let byte = bytes[position]
-            if byte >= 0x20 && byte < 0x80 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
-                position += 1
-                continue
-            }
+            // The closing quote first: the scan stops at it in most strings.
             if byte == UInt8(ascii: "\"") {
                 index = position + 1
                 return plain
+            }
+            if byte >= 0x20 && byte < 0x80 && byte != UInt8(ascii: "\\") {
+                position += 1
+                continue
             }
             plain = false
             switch byte {

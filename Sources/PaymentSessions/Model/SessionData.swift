@@ -1,5 +1,6 @@
-/// The storage behind ``PaymentSession/data``: either the object a caller gave, or the
-/// canonical JSON bytes read from a record, parsed only when someone reads `data`.
+/// The storage behind ``PaymentSession/data``: either the object a caller gave, or
+/// compact JSON text (read from a record, or given by a caller as text), parsed only when
+/// someone reads `data`.
 ///
 /// Why: parsing `data` into a dictionary was three quarters of the instructions and most
 /// of the allocations of a get by id (callgrind), yet many reads never look at it
@@ -17,14 +18,15 @@ enum SessionData: Sendable {
 
     /// The object, parsing the stored bytes when needed.
     ///
-    /// The bytes were validated as exactly what ``JSONParser`` accepts when the record was
-    /// decoded, so parsing cannot fail here; the empty object is only a defensive answer.
+    /// The bytes were validated as exactly what ``JSONParser`` accepts when they were given
+    /// or when the record was decoded (or the record's checksum vouches for them), so
+    /// parsing cannot fail here; the empty object is only a defensive answer.
     var object: [String: JSONValue] {
         switch self {
         case .object(let members):
             return members
         case .encoded(let bytes):
-            let parsed = bytes.withUnsafeBufferPointer { try? JSONParser.parse($0) }
+            let parsed = bytes.withUnsafeBufferPointer { try? JSONParser.parse($0, limits: .storedData) }
             guard case .object(let members)? = parsed else { return [:] }
             return members
         }

@@ -22,7 +22,8 @@ struct PreparedSession: Sendable {
     /// `new` is borrowed: an initializer takes its arguments owned by default, which cost
     /// `create` a copy of the whole input (a retain and a release per field) every call.
     init(
-        _ new: borrowing NewPaymentSession, options: PaymentSessionStore.Options, generator: PaymentSessionIDGenerator
+        _ new: borrowing NewPaymentSession, options: borrowing PaymentSessionStore.Options,
+        generator: PaymentSessionIDGenerator
     ) throws(PaymentSessionError) {
         try SessionValidation.validateIdentifier(new.cartID, field: "cart_id")
         try SessionValidation.validateIdentifier(new.providerID, field: "provider_id")

@@ -49,7 +49,9 @@ extension PaymentSessionStore {
         }
 
         /// Creates a session whose checks and encoding were done before the transaction.
-        func create(_ prepared: PreparedSession) throws(PaymentSessionError) -> PaymentSession {
+        ///
+        /// `prepared` is consumed: the session it holds is returned without a copy.
+        func create(_ prepared: consuming PreparedSession) throws(PaymentSessionError) -> PaymentSession {
             let session = prepared.session
             if let existingID = try insertIndexed(session, dataJSON: prepared.dataJSON), let key = session.idempotencyKey {
                 let existing = try indexedRecord(id: existingID, index: "idempotency", key: key)
@@ -78,7 +80,7 @@ extension PaymentSessionStore {
         ) throws(PaymentSessionError) -> (session: PaymentSession, created: Bool) {
             if let existing = try session(cartID: cartID, providerID: providerID) {
                 if existing.status != .canceled {
-                    return (try update(id: existing.id, data: data ?? existing.data), false)
+                    return (try update(id: existing.id, data: data), false)  // nil keeps the stored bytes as they are
                 }
                 try delete(id: existing.id)
             }
@@ -129,23 +131,19 @@ extension PaymentSessionStore {
                 }
                 if let holder { return holder }
             }
-            let pairKey = StoreLayout.cartProviderKey(cartID: session.cartID, providerID: session.providerID)
-            let pairHolder = try storageMapped {
-                try write.insert(id, forKey: pairKey, in: layout.cartProvider) { String(decoding: $0, as: UTF8.self) }
-            }
-            if let pairHolder {
-                if let key { try storageMapped { try write.delete(key, in: layout.idempotency) } }
-                throw .duplicateSession(cartID: session.cartID, providerID: session.providerID, existingID: pairHolder)
-            }
-            let record = RecordCodec.encode(session, dataJSON: dataJSON)
-            let taken = try storageMapped { try write.insert(record, forKey: id, in: layout.sessions) { _ in true } }
-            if taken != nil {
-                try storageMapped {
-                    try write.delete(pairKey, in: layout.cartProvider)
-                    if let key { try write.delete(key, in: layout.idempotency) }
+            // Record and key in temporary buffers, each copied by liblmdb at its put. The
+            // closures capture strings, not `session`: capturing it copied it whole.
+            let cartID = session.cartID
+            let providerID = session.providerID
+            let outcome = RecordCodec.withRecord(session, dataJSON: dataJSON) { record in
+                StoreLayout.withCartProviderKey(cartID: cartID, providerID: providerID) { pairKey in
+                    Result { () throws(PaymentSessionError) in
+                        try insertRecord(
+                            record, id: id, pairKey: pairKey, idempotencyKey: key, cartID: cartID, providerID: providerID)
+                    }
                 }
-                throw .duplicateID(id: id)
             }
+            try outcome.get()
             return nil
         }
 
@@ -287,6 +285,29 @@ extension PaymentSessionStore {
 
         // MARK: Internals
 
+        /// The `cart_provider` entry and the record of ``insertIndexed(_:dataJSON:)``, after its
+        /// idempotency entry; undoes what it put when a later put is refused.
+        private func insertRecord(
+            _ record: UnsafeRawBufferPointer, id: String, pairKey: UnsafeRawBufferPointer, idempotencyKey key: String?,
+            cartID: String, providerID: String
+        ) throws(PaymentSessionError) {
+            let pairHolder = try storageMapped {
+                try write.insert(id, forKey: pairKey, in: layout.cartProvider) { String(decoding: $0, as: UTF8.self) }
+            }
+            if let pairHolder {
+                if let key { try storageMapped { try write.delete(key, in: layout.idempotency) } }
+                throw .duplicateSession(cartID: cartID, providerID: providerID, existingID: pairHolder)
+            }
+            let taken = try storageMapped { try write.insert(record, forKey: id, in: layout.sessions) { _ in true } }
+            if taken != nil {
+                try storageMapped {
+                    _ = try write.delete(pairKey, in: layout.cartProvider)
+                    if let key { _ = try write.delete(key, in: layout.idempotency) }
+                }
+                throw .duplicateID(id: id)
+            }
+        }
+
         /// Sets `updated_at` to now (strictly after its old value, so that optimistic
         /// concurrency sees every change) and rewrites the record.
         private func touchAndStore(_ session: inout PaymentSession, dataJSON: [UInt8]?) throws(PaymentSessionError) {
@@ -295,8 +316,12 @@ extension PaymentSessionStore {
             session.updatedMicroseconds = max(now, previous + 1)
             // An unchanged `data` read from the record is copied as it is, not encoded again.
             let json = dataJSON ?? session.dataStorage.compactBytes
-            let record = RecordCodec.encode(session, dataJSON: json)
-            try storageMapped { try write.put(record, forKey: session.id, in: layout.sessions) }
+            let outcome = RecordCodec.withRecord(session, dataJSON: json) { record in
+                Result { () throws(PaymentSessionError) in
+                    try storageMapped { try write.put(record, forKey: session.id, in: layout.sessions) }
+                }
+            }
+            try outcome.get()
         }
     }
 }
