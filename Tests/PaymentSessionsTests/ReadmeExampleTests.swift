@@ -41,10 +41,18 @@ struct ReadmeExampleTests {
             caught = error
         }
 
+        // `data` straight from a provider's JSON response body: checked once, stored compact,
+        // without building a dictionary for the store to encode again.
+        let body = #"{"id": "pi_456", "client_secret": "pi_456_secret", "amount": 4200}"#
+        let paypal = try store.create(NewPaymentSession(cartID: stripe.cartID, providerID: "paypal", dataJSON: body.utf8))
+        print(paypal.data["amount"] ?? "none")  // 4200
+
         #expect(caught == .invalidTransition(id: stripe.id, from: .authorized, to: .pending))
         #expect(selected?.id == stripe.id)
         #expect(selected?.status == .authorized)
         #expect(all.map(\.providerID) == ["stripe", "manual"])
+        #expect(paypal.data == ["id": "pi_456", "client_secret": "pi_456_secret", "amount": 4200])
+        #expect(paypal.jsonText().contains(#""data":{"id":"pi_456","client_secret":"pi_456_secret","amount":4200}"#))
         #expect(try store.verify().isClean)
     }
 }
