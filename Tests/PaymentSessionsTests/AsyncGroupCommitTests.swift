@@ -206,9 +206,16 @@ struct AsyncGroupCommitTests {
                 group.addTask {
                     do {
                         calling.value.add(1, ordering: .releasing)
-                        try await f.store.write { tx in
-                            try tx.create(NewPaymentSession(cartID: "c", providerID: "p\(i)"))
-                            if i == 7 { throw Boom() }
+                        if i.isMultiple(of: 2) {
+                            // The async `create` (input prepared on the caller's task): in the
+                            // batch's rerun after p7's failure too.
+                            try await f.store.create(
+                                NewPaymentSession(cartID: "c", providerID: "p\(i)", dataJSON: #"{"i": \#(i)}"#.utf8))
+                        } else {
+                            try await f.store.write { tx in
+                                try tx.create(NewPaymentSession(cartID: "c", providerID: "p\(i)"))
+                                if i == 7 { throw Boom() }
+                            }
                         }
                         return true
                     } catch {
@@ -224,6 +231,7 @@ struct AsyncGroupCommitTests {
         let providers = Set(try await f.store.sessions(cartID: "c").map(\.providerID))
         #expect(providers.count == 20)
         #expect(providers.contains("first") && !providers.contains("p7"))
+        #expect(try await f.store.read { try $0.session(cartID: "c", providerID: "p4") }?.data == ["i": 4])
         #expect(try f.store.verify().isClean)
     }
 

@@ -93,6 +93,35 @@ struct DataTextTests {
         for session in [fromText, fromObject] {
             #expect(try f.store.session(id: session.id)?.data == ["big": .string(big)])
         }
+        // Rewritten whole by changes that keep `data`, and through export and import.
+        _ = try f.store.select(id: fromText.id)
+        _ = try f.store.update(id: fromObject.id, status: .authorized)
+        #expect(try f.store.verify().isClean)
+        var lines: [String] = []
+        _ = try f.store.exportJSONLines { lines.append($0) }
+        let exported = lines.joined(separator: "\n")
+        let copy = try StoreFixture { $0.maxDataBytes = 2 << 20; $0.environment.mapSize = 64 << 20 }
+        #expect(try copy.store.importJSONLines(exported) == 2)
+        #expect(try copy.store.session(id: fromText.id) == f.store.session(id: fromText.id))
+        #expect(try copy.store.session(id: fromObject.id)?.data == ["big": .string(big)])
+        #expect(try copy.store.verify().isClean)
+    }
+
+    /// Refreshing a session without new `data` keeps its stored text byte for byte (key
+    /// order included), bumps `updated_at` and leaves the selection alone.
+    @Test func createOrUpdateWithoutDataKeepsTheStoredText() throws {
+        let f = try StoreFixture()
+        let text = #"{"z":1,"a":{"y":true,"b":null}}"#
+        let created = try f.store.create(
+            try NewPaymentSession(cartID: "c", providerID: "stripe", dataJSON: text.utf8, select: true))
+        f.clock.advance()
+        let (refreshed, wasCreated) = try f.store.createOrUpdate(cartID: "c", providerID: "stripe")
+        #expect(!wasCreated)
+        #expect(refreshed.updatedAt > created.updatedAt)
+        let read = try #require(try f.store.session(id: created.id))
+        #expect(try Self.storedDataText(read) == text)
+        #expect(read.isSelected)
+        #expect(try f.store.selectedSession(cartID: "c")?.id == created.id)
         #expect(try f.store.verify().isClean)
     }
 

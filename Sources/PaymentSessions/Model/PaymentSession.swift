@@ -207,7 +207,9 @@ extension PaymentSession {
     public init(jsonText: String) throws(PaymentSessionError) {
         let value: JSONValue
         do {
-            value = try JSONParser.parse(Array(jsonText.utf8))
+            // No byte bound: the line is in memory already, and `data`'s size is the store's
+            // to bound (`maxDataBytes`), which may exceed the parser's default 1 MiB.
+            value = try JSONParser.parse(Array(jsonText.utf8), limits: .storedData)
         } catch {
             throw .invalidInput(field: "session", value: nil, reason: error.description)
         }
