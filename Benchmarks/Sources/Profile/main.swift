@@ -185,9 +185,7 @@ case "bulk-text-ab":
     let texts = (0..<1000).map { Workload.dataText($0) }
     let fields = (0..<count).map { round in (0..<1000).map { Workload.floorFields($0, seed: 5000 + round) } }
     try alternate("bulk create from text, store / floor", rounds: count, per: 1000, unit: "ns per create") { round in
-        try store.write { tx in
-            for i in 0..<1000 { checksum &+= try tx.create(Workload.newSession(fields[round][i], dataText: texts[i])).id.utf8.count }
-        }
+        try store.write { tx in checksum &+= try createAllFromText(tx, fields[round], texts) }
     } _: { round in
         raw.createMany(1000) { fields[round][$0] }
     }

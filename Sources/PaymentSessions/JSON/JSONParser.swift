@@ -436,7 +436,6 @@ public struct JSONParser {
     /// are ASCII and decode to valid scalars), in one pass over a local index.
     /// Returns whether the string is plain: ASCII without escapes.
     @discardableResult
-    @inline(__always)
     private mutating func skipString() throws(JSONParseError) -> Bool {
         var plain = true
         var position = index + 1

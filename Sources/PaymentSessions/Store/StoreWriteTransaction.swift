@@ -304,8 +304,8 @@ extension PaymentSessionStore {
             let taken = try storageMapped { try write.insert(record, forKey: id, in: layout.sessions) { _ in true } }
             if taken != nil {
                 try storageMapped {
-                    _ = try write.delete(pairKey, in: layout.cartProvider)
-                    if let key { _ = try write.delete(key, in: layout.idempotency) }
+                    try write.delete(pairKey, in: layout.cartProvider)
+                    if let key { try write.delete(key, in: layout.idempotency) }
                 }
                 throw .duplicateID(id: id)
             }
