@@ -157,6 +157,19 @@ public final class Cursor {
         return true
     }
 
+    /// Positions on the first entry after `key`; `false` when none.
+    func positionAfter(_ key: [UInt8]) throws -> Bool {
+        guard try seek(atLeast: key) else { return false }
+        if try compare(currentBuffers().0, key) == 0 { return try next() }
+        return true
+    }
+
+    /// Positions on the last entry before `key`; `false` when none.
+    func positionBefore(_ key: [UInt8]) throws -> Bool {
+        guard try seek(atLeast: key) else { return try last() }
+        return try previous()
+    }
+
     /// Positions on the last entry of `range` (or past it, to be rejected by the
     /// caller's range check); `false` when none.
     func positionAtEnd(of range: KeyRange) throws -> Bool {

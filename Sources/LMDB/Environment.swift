@@ -26,15 +26,30 @@ public final class Environment: @unchecked Sendable {
     /// The largest key liblmdb accepts (`mdb_env_get_maxkeysize`): 511 bytes by default.
     public let maxKeySize: Int
     let gate: TransactionGate
+    /// Taken before a write transaction begins; see ``WriterLock``.
+    let writerLock: WriterLock
+    /// liblmdb's descriptor of `data.mdb`, for reads that must not touch the map.
+    let fileDescriptor: Int32
+    /// The database page size.
+    let pageSize: Int
     /// Reset read transactions kept for reuse; see ``ReadTransactionPool``.
     let readPool = ReadTransactionPool(capacity: 8)
+    /// Database handles opened so far. Held only to look up or insert, never across a
+    /// wait: a thread inside a write closure may look a handle up while another thread
+    /// waits for the writer lock to open one.
     private let databases = Mutex<[String: Database]>([:])
+    /// Serialises `mdb_dbi_open` calls (liblmdb forbids concurrent ones in one process).
+    /// Taken only inside a transaction, after any wait for the writer or the gate.
+    private let databaseOpening = NSLock()
 
-    private init(handle: OpaquePointer, path: String, options: Options, gate: TransactionGate) {
+    private init(handle: OpaquePointer, path: String, options: Options, gate: TransactionGate, fileDescriptor: Int32, pageSize: Int) {
         self.handle = handle
         self.gate = gate
         self.path = path
         self.options = options
+        self.fileDescriptor = fileDescriptor
+        self.pageSize = pageSize
+        self.writerLock = WriterLock(fileDescriptor: fileDescriptor)
         self.maxKeySize = Int(mdb_env_get_maxkeysize(handle))
     }
 
@@ -76,12 +91,17 @@ public final class Environment: @unchecked Sendable {
         return String(cString: resolved)
     }
 
-    /// `mkdir -p`, keeping the `errno` of the step that failed.
-    private static func makeDirectories(_ path: String, operation: String) throws {
+    /// `mkdir -p`, keeping the `errno` of the step that failed. Directories it creates
+    /// are `0700` whatever the umask (they hold data that may be secret); existing ones
+    /// are left as they are.
+    static func makeDirectories(_ path: String, operation: String) throws {
         var prefix = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/", omittingEmptySubsequences: true) {
             prefix += "/" + component
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+            if mkdir(prefix, 0o700) == 0 {
+                // The umask may have removed the owner's bits.
+                if chmod(prefix, 0o700) != 0 { throw LMDBError(.system(errno: errno), operation: operation) }
+            } else if errno != EEXIST {
                 throw LMDBError(.system(errno: errno), operation: operation)
             }
         }
@@ -89,6 +109,7 @@ public final class Environment: @unchecked Sendable {
 
     private static func openUnregistered(_ path: String, options: Options) throws -> Environment {
         let operation = "mdb_env_open(\(path))"
+        let creatingFiles = !options.readOnly && access(path + "/data.mdb", F_OK) != 0
         var envHandle: OpaquePointer?
         try check(mdb_env_create(&envHandle), "mdb_env_create")
         guard let envHandle else { throw LMDBError(.system(errno: ENOMEM), operation: "mdb_env_create") }
@@ -103,14 +124,24 @@ public final class Environment: @unchecked Sendable {
             throw error
         }
         let gate: TransactionGate
+        var descriptor: Int32 = -1
+        let pageSize: Int
         do {
-            try checkFileIsComplete(envHandle, path: path)
+            if creatingFiles {
+                // liblmdb creates them with `fileMode` less the umask; make the mode exact.
+                for file in ["data.mdb", "lock.mdb"] where chmod(path + "/" + file, mode_t(options.fileMode)) != 0 {
+                    throw LMDBError(.system(errno: errno), operation: "chmod(\(path)/\(file))")
+                }
+            }
+            pageSize = try checkFileIsComplete(envHandle, path: path)
+            try check(mdb_env_get_fd(envHandle, &descriptor), "mdb_env_get_fd(\(path))")
             gate = try TransactionGate()
         } catch {
             mdb_env_close(envHandle)
             throw error
         }
-        let environment = Environment(handle: envHandle, path: path, options: options, gate: gate)
+        let environment = Environment(
+            handle: envHandle, path: path, options: options, gate: gate, fileDescriptor: descriptor, pageSize: pageSize)
         _ = try? environment.clearStaleReaders()
         return environment
     }
@@ -224,27 +255,30 @@ public final class Environment: @unchecked Sendable {
             throw LMDBError(.nestedWriteTransaction, operation: "mdb_txn_begin(\(path))")
         }
         while true {
-            let txn = try begin(readOnly: false)
-            gate.setWriter(true)
-            let transaction = WriteTransaction(environment: self, handle: txn, checksThread: true)
-            let outcome: Result<R, any Error>
-            do {
-                let value = try body(transaction)
-                guard let live = transaction.handle else {
-                    throw LMDBError(.badTransaction, operation: "mdb_txn_commit(\(path))")
+            let (outcome, hitMapFull) = try writerLock.withLock { () throws -> (Result<R, any Error>, Bool) in
+                let txn = try begin(readOnly: false)
+                gate.setWriter(true)
+                let transaction = WriteTransaction(environment: self, handle: txn, checksThread: true)
+                let outcome: Result<R, any Error>
+                do {
+                    let value = try body(transaction)
+                    guard let live = transaction.handle else {
+                        throw LMDBError(.badTransaction, operation: "mdb_txn_commit(\(path))")
+                    }
+                    transaction.handle = nil
+                    let rc = mdb_txn_commit(live)
+                    transaction.noteResult(rc)
+                    try check(rc, "mdb_txn_commit(\(path))")
+                    outcome = .success(value)
+                } catch {
+                    transaction.abortIfLive()
+                    outcome = .failure(error)
                 }
-                transaction.handle = nil
-                let rc = mdb_txn_commit(live)
-                transaction.noteResult(rc)
-                try check(rc, "mdb_txn_commit(\(path))")
-                outcome = .success(value)
-            } catch {
-                transaction.abortIfLive()
-                outcome = .failure(error)
+                gate.setWriter(false)
+                gate.leave()
+                return (outcome, transaction.hitMapFull)
             }
-            gate.setWriter(false)
-            gate.leave()
-            if case .failure = outcome, transaction.hitMapFull {
+            if case .failure = outcome, hitMapFull {
                 try growMap()
                 continue
             }
@@ -254,20 +288,17 @@ public final class Environment: @unchecked Sendable {
 
     /// Begins a liblmdb transaction inside the gate, adopting a map another process grew.
     /// On success the caller owns one gate entry.
-    private func begin(readOnly: Bool, pooled: Bool = true) throws -> OpaquePointer {
+    func begin(readOnly: Bool, pooled: Bool = true) throws -> OpaquePointer {
         let flags: UInt32 = readOnly ? UInt32(MDB_RDONLY) : 0
         while true {
-            gate.enter()
+            try gate.enter()
             if readOnly && pooled, let renewed = readPool.renewed() { return renewed }
             var txn: OpaquePointer?
             let rc = mdb_txn_begin(handle, nil, flags, &txn)
             if rc == MDB_SUCCESS, let txn { return txn }
             gate.leave()
             if rc == MDB_MAP_RESIZED {
-                // Another process grew the map: adopt its size (0 = read it from the file).
-                _ = try gate.whenQuiescent(timeout: options.growthTimeout, operation: "mdb_env_set_mapsize(adopt)") {
-                    try check(mdb_env_set_mapsize(handle, 0), "mdb_env_set_mapsize(adopt)")
-                }
+                try adoptGrownMap()
                 continue
             }
             if rc == EACCES && !readOnly {
@@ -275,19 +306,6 @@ public final class Environment: @unchecked Sendable {
             }
             try check(rc, "mdb_txn_begin(\(path))")
             throw LMDBError(.system(errno: ENOMEM), operation: "mdb_txn_begin(\(path))")
-        }
-    }
-
-    /// Doubles the map, up to `maxMapSize`; throws `mapFull` when already there.
-    private func growMap() throws {
-        let operation = "mdb_env_set_mapsize(\(path))"
-        _ = try gate.whenQuiescent(timeout: options.growthTimeout, operation: operation) {
-            let current = info().mapSize
-            guard current < options.maxMapSize else {
-                throw LMDBError(.mapFull, operation: "\(operation): map is \(current) bytes, maxMapSize reached")
-            }
-            let grown = min(max(current * 2, current + (1 << 20)), options.maxMapSize)
-            try check(mdb_env_set_mapsize(handle, grown), operation)
         }
     }
 
@@ -310,40 +328,61 @@ public final class Environment: @unchecked Sendable {
     /// Several named databases at once, opening those not yet cached in one transaction
     /// (one commit instead of one per database); see ``database(named:create:)``.
     public func databases(named names: [String?], create: Bool = true) throws -> [Database] {
-        let cached = databases.withLock { cache in names.compactMap { cache[$0 ?? ""] } }
-        if cached.count == names.count { return cached }
-        return try databases.withLock { cache in
-            let missing = names.filter { cache[$0 ?? ""] == nil }
-            let writable = create && !options.readOnly
-            var opened: [(String?, MDB_dbi)] = []
-            let open: (Transaction) throws -> Void = { txn in
-                opened = []
-                for name in missing {
-                    let operation = "mdb_dbi_open(\(name ?? "<main>"))"
-                    var dbi = MDB_dbi()
-                    let rc = mdb_dbi_open(try txn.usableHandle(operation), name, writable ? UInt32(MDB_CREATE) : 0, &dbi)
-                    if rc == MDB_NOTFOUND {
-                        throw LMDBError(.databaseNotFound(name: name ?? "<main>"), operation: operation)
-                    }
-                    try check(rc, operation)
-                    opened.append((name, dbi))
-                }
+        if let cached = cachedDatabases(names) { return cached }
+        let writable = create && !options.readOnly
+        // Existing databases open in a read transaction, which never waits for a writer:
+        // opening a store that another process is writing to must not block.
+        var opened = try openDatabases(names, flags: 0, allowMissing: writable) { try readCommitting($0) }
+        if opened.count < names.count {
+            opened = try openDatabases(names, flags: UInt32(MDB_CREATE), allowMissing: false) { open in
+                try write { try open($0) }
             }
-            if !missing.isEmpty {
-                if writable {
-                    try write { try open($0) }
-                } else {
-                    try readCommitting { try open($0) }
-                }
-            }
-            for (name, dbi) in opened { cache[name ?? ""] = Database(dbi: dbi, name: name) }
-            return names.compactMap { cache[$0 ?? ""] }
         }
+        databases.withLock { cache in
+            for (name, database) in opened { cache[name ?? ""] = database }
+        }
+        guard let handles = cachedDatabases(names) else {
+            throw LMDBError(.badDatabaseHandle, operation: "mdb_dbi_open(\(names.map { $0 ?? "<main>" }))")
+        }
+        return handles
+    }
+
+    /// The handles of `names` when all are open already.
+    private func cachedDatabases(_ names: [String?]) -> [Database]? {
+        databases.withLock { cache in
+            let found = names.compactMap { cache[$0 ?? ""] }
+            return found.count == names.count ? found : nil
+        }
+    }
+
+    /// Opens `names` with `flags` in a transaction that `run` provides; a missing database
+    /// is skipped when `allowMissing`, else ``LMDBError/Code/databaseNotFound(name:)``.
+    private func openDatabases(
+        _ names: [String?], flags: UInt32, allowMissing: Bool, run: (_ open: (Transaction) throws -> Void) throws -> Void
+    ) throws -> [(String?, Database)] {
+        var opened: [(String?, Database)] = []
+        try run { txn in
+            opened = []
+            databaseOpening.lock()
+            defer { databaseOpening.unlock() }
+            for name in names {
+                let operation = "mdb_dbi_open(\(name ?? "<main>"))"
+                var dbi = MDB_dbi()
+                let rc = mdb_dbi_open(try txn.usableHandle(operation), name, flags, &dbi)
+                if rc == MDB_NOTFOUND {
+                    if allowMissing { continue }
+                    throw LMDBError(.databaseNotFound(name: name ?? "<main>"), operation: operation)
+                }
+                try check(rc, operation)
+                opened.append((name, Database(dbi: dbi, name: name)))
+            }
+        }
+        return opened
     }
 
     /// A read transaction that is committed (not aborted), so that database handles it
     /// opened stay valid afterwards.
-    private func readCommitting(_ body: (ReadTransaction) throws -> Void) throws {
+    private func readCommitting(_ body: (Transaction) throws -> Void) throws {
         let txn = try begin(readOnly: true, pooled: false)
         let transaction = ReadTransaction(environment: self, handle: txn, checksThread: false)
         defer {
@@ -361,7 +400,9 @@ public final class Environment: @unchecked Sendable {
     /// touching a page past its end would kill the process with `SIGBUS` instead of
     /// failing. A truncated file (a bad copy, a full disk during a copy) is reported as
     /// ``LMDBError/Code/corrupted``.
-    private static func checkFileIsComplete(_ handle: OpaquePointer, path: String) throws {
+    ///
+    /// - Returns: The page size.
+    private static func checkFileIsComplete(_ handle: OpaquePointer, path: String) throws -> Int {
         var pages = MDB_stat()
         try check(mdb_env_stat(handle, &pages), "mdb_env_stat(\(path))")
         var raw = MDB_envinfo()
@@ -375,10 +416,21 @@ public final class Environment: @unchecked Sendable {
                 .corrupted,
                 operation: "open(\(path)): data.mdb is \(status.st_size) bytes but its meta page needs \(needed) (truncated)")
         }
+        return Int(pages.ms_psize)
     }
 
     /// Facts about the map and the reader table (`mdb_env_info`).
-    public func info() -> EnvironmentInfo {
+    ///
+    /// - Throws: ``LMDBError`` only when the environment became unusable (a failed remap).
+    public func info() throws -> EnvironmentInfo {
+        // mdb_env_info reads the meta pages through the map.
+        try gate.enter()
+        defer { gate.leave() }
+        return unguardedInfo()
+    }
+
+    /// ``info()`` for a caller that already keeps the map in place (a resize in progress).
+    func unguardedInfo() -> EnvironmentInfo {
         var raw = MDB_envinfo()
         mdb_env_info(handle, &raw)
         return EnvironmentInfo(
@@ -389,6 +441,8 @@ public final class Environment: @unchecked Sendable {
     /// Statistics of the main (unnamed) database, whose entries are the named databases
     /// (`mdb_env_stat`).
     public func statistics() throws -> DatabaseStatistics {
+        try gate.enter()
+        defer { gate.leave() }
         var stat = MDB_stat()
         try check(mdb_env_stat(handle, &stat), "mdb_env_stat(\(path))")
         return DatabaseStatistics(stat)
@@ -417,18 +471,5 @@ public final class Environment: @unchecked Sendable {
         var dead: Int32 = 0
         try check(mdb_reader_check(handle, &dead), "mdb_reader_check(\(path))")
         return Int(dead)
-    }
-
-    /// Writes a consistent copy of the environment into directory `destination`, which
-    /// must exist and hold no `data.mdb`, while other threads and processes go on writing
-    /// (`mdb_env_copy2`). With `compact`, free pages are omitted and pages renumbered.
-    public func copy(to destination: String, compact: Bool = true) throws {
-        let operation = "mdb_env_copy2(\(path) -> \(destination))"
-        if FileManager.default.fileExists(atPath: destination + "/data.mdb") {
-            throw LMDBError(.system(errno: EEXIST), operation: operation)
-        }
-        gate.enter()
-        defer { gate.leave() }
-        try check(mdb_env_copy2(handle, destination, compact ? UInt32(MDB_CP_COMPACT) : 0), operation)
     }
 }

@@ -53,8 +53,10 @@ extension Environment {
         public var readOnly: Bool = false
         /// Creates the directory (and its parents) when it does not exist.
         public var createDirectory: Bool = true
-        /// File mode for `data.mdb` and `lock.mdb` when they are created.
-        public var fileMode: UInt32 = 0o644
+        /// File mode for `data.mdb` and `lock.mdb` when they are created, set exactly
+        /// whatever the process umask; existing files keep their mode. The default, `0600`,
+        /// keeps the data from other users (directories this creates are `0700`).
+        public var fileMode: UInt32 = 0o600
         /// How long a write that needs to grow the map waits for this process's other
         /// transactions to end before giving up with ``LMDBError/Code/mapFull``.
         public var growthTimeout: Duration = .seconds(30)

@@ -59,9 +59,9 @@ public class Transaction {
     /// this is a read transaction (a write transaction is counted for its whole life),
     /// so that the map is never remapped under it.
     @inline(__always)
-    func touchingMap<R>(_ body: () throws -> R) rethrows -> R {
+    func touchingMap<R>(_ body: () throws -> R) throws -> R {
         if checksThread { return try body() }
-        environment.gate.enter()
+        try environment.gate.enter()
         defer { environment.gate.leave() }
         return try body()
     }
@@ -108,9 +108,13 @@ public class Transaction {
     /// Page statistics of `database` as of this transaction's snapshot.
     public func statistics(of database: Database) throws -> DatabaseStatistics {
         let txn = try usableHandle("mdb_stat(\(database))")
-        var stat = MDB_stat()
-        try check(mdb_stat(txn, database.dbi, &stat), "mdb_stat(\(database))")
-        return DatabaseStatistics(stat)
+        // On a fresh read transaction every named database is stale, so mdb_stat reads
+        // the main B-tree through the map.
+        return try touchingMap {
+            var stat = MDB_stat()
+            try check(mdb_stat(txn, database.dbi, &stat), "mdb_stat(\(database))")
+            return DatabaseStatistics(stat)
+        }
     }
 
     /// The number of entries in `database`, in O(1).
@@ -121,18 +125,30 @@ public class Transaction {
     /// Opens a cursor on `database` for the duration of `body`.
     ///
     /// The cursor is closed when `body` returns; using it afterwards throws.
+    ///
+    /// - Important: A cursor keeps pointers into the map between moves, so in a read
+    ///   transaction the map is pinned (this process cannot grow it) until `body`
+    ///   returns. Keep `body` short; ``forEach(in:range:reverse:_:)`` pins it only a
+    ///   bounded number of entries at a time.
     public func withCursor<R>(on database: Database, _ body: (Cursor) throws -> R) throws -> R {
         let txn = try usableHandle("mdb_cursor_open(\(database))")
-        var cursorHandle: OpaquePointer?
-        try check(mdb_cursor_open(txn, database.dbi, &cursorHandle), "mdb_cursor_open(\(database))")
-        guard let cursorHandle else {
-            throw LMDBError(.system(errno: ENOMEM), operation: "mdb_cursor_open(\(database))")
+        // Opening the cursor reads the main B-tree for a stale named database: it touches
+        // the map too.
+        return try touchingMap {
+            var cursorHandle: OpaquePointer?
+            try check(mdb_cursor_open(txn, database.dbi, &cursorHandle), "mdb_cursor_open(\(database))")
+            guard let cursorHandle else {
+                throw LMDBError(.system(errno: ENOMEM), operation: "mdb_cursor_open(\(database))")
+            }
+            let cursor = Cursor(handle: cursorHandle, transaction: self, database: database)
+            defer { cursor.close() }
+            return try body(cursor)
         }
-        let cursor = Cursor(handle: cursorHandle, transaction: self, database: database)
-        defer { cursor.close() }
-        // A cursor keeps pointers to pages between moves: the map must stay put for its life.
-        return try touchingMap { try body(cursor) }
     }
+
+    /// How many entries a walk in a read transaction visits before it lets the map go
+    /// (closing its cursor) and seeks back: a bound on how long a walk holds back growth.
+    public static let walkChunk = 256
 
     /// Visits the entries of `database` whose keys fall in `range`, in key order (or
     /// reverse key order), without copying, until `body` returns `false`.
@@ -143,18 +159,42 @@ public class Transaction {
     ///     return ids.count < limit
     /// }
     /// ```
+    /// In a read transaction the walk pins the map only ``walkChunk`` entries at a time
+    /// (then closes its cursor and seeks back to where it was, in the same snapshot), so
+    /// a long walk does not hold back map growth; `body` itself runs while the map is
+    /// pinned, so a slow consumer should copy what it needs and act after the walk.
+    ///
     /// - Important: `key` and `value` are valid only inside `body`.
     public func forEach(
         in database: Database, range: KeyRange = .all, reverse: Bool = false,
         _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
     ) throws {
-        try withCursor(on: database) { cursor in
-            var positioned = try reverse ? cursor.positionAtEnd(of: range) : cursor.positionAtStart(of: range)
-            while positioned {
-                let (key, value) = try cursor.currentBuffers()
-                if !range.contains(key) { return }
-                if try !body(key, value) { return }
-                positioned = try reverse ? cursor.previous() : cursor.next()
+        // A write transaction keeps the map for its whole life anyway: one cursor.
+        let chunk = checksThread ? Int.max : Self.walkChunk
+        var resumeAfter: [UInt8]?
+        var finished = false
+        while !finished {
+            finished = true
+            try withCursor(on: database) { cursor in
+                var positioned: Bool
+                if let key = resumeAfter {
+                    positioned = try reverse ? cursor.positionBefore(key) : cursor.positionAfter(key)
+                } else {
+                    positioned = try reverse ? cursor.positionAtEnd(of: range) : cursor.positionAtStart(of: range)
+                }
+                var visited = 0
+                while positioned {
+                    let (key, value) = try cursor.currentBuffers()
+                    if !range.contains(key) { return }
+                    if try !body(key, value) { return }
+                    visited += 1
+                    if visited == chunk {
+                        resumeAfter = Array(key)
+                        finished = false
+                        return
+                    }
+                    positioned = try reverse ? cursor.previous() : cursor.next()
+                }
             }
         }
     }

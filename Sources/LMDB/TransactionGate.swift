@@ -15,10 +15,15 @@ import Synchronization
 /// each way plus a thread-local depth (a lock and a list of holders cost ten times as
 /// much in callgrind); the lock is only for waiting, on the rare resize.
 final class TransactionGate: @unchecked Sendable {
-    /// Bit 0: a resize is pending. The bits above: the number of active users.
+    /// Bit 0: a resize is pending. Bit 1: the map was lost (a remap failed after liblmdb
+    /// unmapped the old one), so nobody may enter again. The bits above: active users.
     private let state = Atomic<Int>(0)
     private static let resizePending = 1
-    private static let user = 2
+    private static let unusable = 2
+    private static let user = 4
+    /// Why the environment became unusable; written once, under `condition`'s lock,
+    /// before the `unusable` bit is set.
+    private var failure: LMDBError?
     /// Waiting only: users for a pending resize to end, the resizer for users to leave.
     private let condition = NSCondition()
     /// This thread's entries (a thread that holds one may enter again without waiting:
@@ -45,19 +50,24 @@ final class TransactionGate: @unchecked Sendable {
     }
 
     /// The number of users inside now.
-    private var activeUsers: Int { state.load(ordering: .acquiring) >> 1 }
+    private var activeUsers: Int { state.load(ordering: .acquiring) >> 2 }
 
     /// Waits while a resize is pending (unless this thread already holds an entry), then
     /// counts one more user of the map.
-    func enter() {
+    ///
+    /// - Throws: The error that made the environment unusable, once a remap has failed.
+    func enter() throws(LMDBError) {
         let held = depth
         if held > 0 {
+            // A thread already inside cannot have seen the map lost: a resize runs only
+            // when nobody is inside.
             state.wrappingAdd(Self.user, ordering: .acquiringAndReleasing)
             depth = held + 1
             return
         }
         while true {
             var current = state.load(ordering: .acquiring)
+            if current & Self.unusable != 0 { throw unusableError() }
             while current & Self.resizePending == 0 {
                 let (exchanged, original) = state.compareExchange(
                     expected: current, desired: current + Self.user, ordering: .acquiringAndReleasing)
@@ -66,6 +76,7 @@ final class TransactionGate: @unchecked Sendable {
                     return
                 }
                 current = original
+                if current & Self.unusable != 0 { throw unusableError() }
             }
             condition.lock()
             while state.load(ordering: .acquiring) & Self.resizePending != 0 { condition.wait() }
@@ -84,6 +95,16 @@ final class TransactionGate: @unchecked Sendable {
             condition.unlock()
         }
     }
+
+    /// The error recorded when the map was lost.
+    private func unusableError() -> LMDBError {
+        condition.lock()
+        defer { condition.unlock() }
+        return failure ?? LMDBError(.panic, operation: "environment unusable")
+    }
+
+    /// Whether a remap failed and the environment can no longer be used.
+    var isUnusable: Bool { state.load(ordering: .acquiring) & Self.unusable != 0 }
 
     /// Whether the calling thread holds this environment's write transaction.
     func callerIsWriter() -> Bool {
@@ -104,13 +125,19 @@ final class TransactionGate: @unchecked Sendable {
     /// meanwhile. When another thread is already resizing, waits for it to finish and
     /// returns `false` without calling `resize`: the caller simply retries its work.
     ///
+    /// When `resize` throws ``MapLost``, the environment becomes unusable: every later
+    /// ``enter()`` throws the error it carries.
+    ///
     /// - Throws: `LMDBError` with ``LMDBError/Code/mapFull`` when transactions stay
-    ///   live past `timeout` (a long-lived reader, or a read open on the calling thread).
+    ///   live past `timeout` (a long-lived reader, or a read open on the calling thread);
+    ///   what `resize` throws.
     func whenQuiescent(timeout: Duration, operation: String, _ resize: () throws -> Void) throws -> Bool {
         condition.lock()
         defer { condition.unlock() }
+        if let failure, isUnusable { throw failure }
         if state.load(ordering: .acquiring) & Self.resizePending != 0 {
             while state.load(ordering: .acquiring) & Self.resizePending != 0 { condition.wait() }
+            if let failure, isUnusable { throw failure }
             return false
         }
         if depth > 0 {
@@ -132,7 +159,19 @@ final class TransactionGate: @unchecked Sendable {
                     operation: "\(operation): \(activeUsers) transaction(s) of this process stayed open for \(timeout); cannot remap")
             }
         }
-        try resize()
+        do {
+            try resize()
+        } catch let lost as MapLost {
+            failure = lost.error
+            state.bitwiseOr(Self.unusable, ordering: .acquiringAndReleasing)
+            throw lost.error
+        }
         return true
     }
+}
+
+/// Thrown by a resize whose remap failed after liblmdb had unmapped the old map: the
+/// environment has no map any more, and touching it would be a `SIGSEGV`.
+struct MapLost: Error {
+    let error: LMDBError
 }

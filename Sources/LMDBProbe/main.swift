@@ -50,7 +50,7 @@ do {
         for i in 0..<count {
             try env.write { try $0.put(value, forKey: "probe-\(i)", in: db) }
         }
-        print(env.info().mapSize)
+        print((try env.info()).mapSize)
     default:
         fail("unknown command or wrong arguments: \(arguments.dropFirst().joined(separator: " "))")
     }

@@ -47,12 +47,23 @@ struct Import: ParsableCommand {
             } else {
                 data = FileHandle.standardInput.readDataToEndOfFile()
             }
-            guard let text = String(validating: data, as: UTF8.self) else {
-                throw InputError(field: "file", value: file ?? "-", reason: "is not valid UTF-8")
+            guard let text = Self.text(of: data) else {
+                throw InputError(field: "file", value: file ?? "-", reason: "is neither UTF-8 nor UTF-16 with a byte order mark")
             }
             let count = try location.open(create: true).importJSONLines(text)
             Output.json(["imported": .number(JSONNumber(count))])
         }
+    }
+}
+
+extension Import {
+    /// The file's text: UTF-8 (a byte order mark is dropped by the import itself), or
+    /// UTF-16 when it starts with a byte order mark, as some Windows tools write it.
+    static func text(of data: Data) -> String? {
+        if data.starts(with: [0xFF, 0xFE]) || data.starts(with: [0xFE, 0xFF]) {
+            return String(data: data, encoding: .utf16)
+        }
+        return String(validating: data, as: UTF8.self)
     }
 }
 
@@ -99,15 +110,21 @@ struct Stats: ParsableCommand {
 
 struct Backup: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a compact, consistent copy of the store to DEST, while others keep writing.",
-        discussion: #"DEST is a directory (created if needed) that must not hold a store. Prints {"backup":DEST,"file_bytes":N}."#)
+        abstract: "Write a consistent copy of the store to DEST, while others keep writing.",
+        discussion: #"""
+            DEST is a directory (created 0700 if needed) that must not hold a store; the copy is \#
+            0600. The copy never holds back writers or the map's growth. With --compact, free \#
+            pages are left out, but a write that must grow the map waits until the copy ends. \#
+            Prints {"backup":DEST,"file_bytes":N}.
+            """#)
 
     @OptionGroup var location: StoreLocation
     @Argument(help: "The destination directory.") var destination: String
+    @Flag(help: "Leave out free pages (pins the map while copying).") var compact = false
 
     func run() throws {
         try runReporting {
-            try location.open(create: false).backup(to: destination)
+            try location.open(create: false).backup(to: destination, compact: compact)
             let size = (try? FileManager.default.attributesOfItem(atPath: destination + "/data.mdb")[.size] as? Int) ?? 0
             Output.json(["backup": .string(destination), "file_bytes": .number(JSONNumber(size))])
         }
@@ -119,7 +136,7 @@ struct Purge: ParsableCommand {
         abstract: "Delete sessions not updated for a while.", discussion: #"Prints {"purged":N}."#)
 
     @OptionGroup var location: StoreLocation
-    @Option(help: "Age: 90s, 30m, 72h, 7d (or combined, 1h30m).") var olderThan: String
+    @Option(help: "Age: 90s, 30m, 72h, 7d (or combined, 1h30m); at most 36500d.") var olderThan: String
     @Option(help: "Only sessions in this status (repeatable).") var status: [String] = []
 
     func run() throws {

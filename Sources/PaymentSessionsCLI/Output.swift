@@ -74,18 +74,63 @@ enum Parse {
         return status
     }
 
-    static func data(_ text: String) throws -> [String: JSONValue] {
+    /// `--data`: a JSON object given inline, as `@PATH` (read from a file) or as `@-`
+    /// (read from stdin), as curl takes a request body. The file forms keep provider
+    /// secrets off the command line, where every local user sees them through `ps`.
+    /// Errors never echo the text: it may be a secret.
+    static func data(_ argument: String) throws -> [String: JSONValue] {
+        let text: String
+        if argument.hasPrefix("@") {
+            let path = String(argument.dropFirst())
+            let bytes: Data
+            if path == "-" {
+                bytes = FileHandle.standardInput.readDataToEndOfFile()
+            } else if let contents = FileManager.default.contents(atPath: path) {
+                bytes = contents
+            } else {
+                throw InputError(field: "data", value: argument, reason: "the file cannot be read")
+            }
+            guard let decoded = String(validating: bytes, as: UTF8.self) else {
+                throw InputError(field: "data", value: nil, reason: "is not valid UTF-8")
+            }
+            text = decoded
+        } else {
+            text = argument
+        }
         let value: JSONValue
         do {
             value = try JSONValue(parsing: text)
         } catch {
-            throw InputError(field: "data", value: text, reason: error.description)
+            throw InputError(field: "data", value: nil, reason: error.description)
         }
         guard case .object(let members) = value else {
-            throw InputError(field: "data", value: text, reason: "expected a JSON object, got \(value.typeName)")
+            throw InputError(field: "data", value: nil, reason: "expected a JSON object, got \(value.typeName)")
         }
         return members
     }
+
+    /// A whole number option within `range`; anything else (not a number, too large for
+    /// 64 bits, out of range) is `invalid_input`.
+    static func integer(_ text: String, field: String, in range: ClosedRange<Int>) throws -> Int {
+        guard let value = Int(text), range.contains(value) else {
+            throw InputError(field: field, value: text, reason: "expected a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    /// A decimal option within `range` (finite); anything else is `invalid_input`.
+    static func decimal(_ text: String, field: String, in range: ClosedRange<Double>, excludingLowerBound: Bool = false) throws -> Double {
+        guard let value = Double(text), value.isFinite, range.contains(value), !(excludingLowerBound && value == range.lowerBound) else {
+            let lower = excludingLowerBound ? "above" : "from"
+            throw InputError(
+                field: field, value: text, reason: "expected a number \(lower) \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    /// The longest `--older-than`: a hundred years. A longer age is a typing error, and
+    /// its cutoff date would leave the range dates are stored in.
+    static let maxAge: TimeInterval = 36_500 * 86_400
 
     /// `90s`, `30m`, `72h`, `7d` (also combined: `1h30m`) to seconds.
     static func duration(_ text: String) throws -> TimeInterval {
@@ -109,6 +154,9 @@ enum Parse {
                 throw InputError(field: "older-than", value: text, reason: "expected a duration such as 90s, 30m, 72h or 7d")
             }
             total += amount * unit
+            guard total <= maxAge else {
+                throw InputError(field: "older-than", value: text, reason: "must be at most 36500d (a hundred years)")
+            }
             digits = ""
             sawUnit = true
         }

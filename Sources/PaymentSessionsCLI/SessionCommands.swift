@@ -14,7 +14,8 @@ struct Create: ParsableCommand {
     @OptionGroup var location: StoreLocation
     @Option(help: "The cart id.") var cart: String
     @Option(help: "The payment provider id (manual, stripe, ...).") var provider: String
-    @Option(help: "The provider's data, a JSON object. Default: {}.") var data: String?
+    @Option(help: "The provider's data: a JSON object, @PATH to read it from a file, or @- from stdin. Default: {}.")
+    var data: String?
     @Option(help: "Initial status: pending, requires_more, authorized, error or canceled. Default: pending.")
     var status: String?
     @Option(help: "A key that makes retries of this create safe.") var idempotencyKey: String?
@@ -67,12 +68,12 @@ struct List: ParsableCommand {
     @OptionGroup var location: StoreLocation
     @Option(help: "Only this cart's sessions.") var cart: String?
     @Option(help: "Only sessions in this status.") var status: String?
-    @Option(help: "At most this many sessions (default 100).") var limit = 100
+    @Option(help: "At most this many sessions, 0 to 1000000.") var limit = "100"
     @Option(help: "Start after this session id (the last id of the previous page).") var after: String?
 
     func run() throws {
         try runReporting {
-            guard limit >= 0 else { throw InputError(field: "limit", value: String(limit), reason: "must not be negative") }
+            let limit = try Parse.integer(limit, field: "limit", in: 0...1_000_000)
             let wanted = try status.map { try Parse.status($0) }
             if let after { try SessionValidation.validateID(after) }
             let store = try location.open(create: false)
@@ -151,7 +152,7 @@ struct Update: ParsableCommand {
     @OptionGroup var location: StoreLocation
     @Argument(help: "The session id.") var id: String
     @Option(help: "The new status.") var status: String?
-    @Option(help: "The provider's new data, a JSON object (replaces the old).") var data: String?
+    @Option(help: "The provider's new data (replaces the old): a JSON object, @PATH or @- (stdin).") var data: String?
 
     func run() throws {
         try runReporting {

@@ -15,20 +15,19 @@ struct Simulate: ParsableCommand {
             """)
 
     @OptionGroup var location: StoreLocation
-    @Option(help: "How many carts the customers shop on.") var carts = 200
-    @Option(help: "How many concurrent workers (threads).") var workers = 4
-    @Option(help: "How long to run, in seconds.") var duration: Double = 10
+    // Numbers are taken as text and checked here, so that every bad value (not a number,
+    // past 64 bits, out of range) gets the tool's invalid_input error, not a usage text.
+    @Option(help: "How many carts the customers shop on, 1 to 1000000.") var carts = "200"
+    @Option(help: "How many concurrent workers (threads), 1 to 256.") var workers = "4"
+    @Option(help: "How long to run, in seconds, above 0 to 86400.") var duration = "10"
     @Flag(help: "Print the summary as JSON instead of a table.") var json = false
-
-    func validate() throws {
-        guard carts > 0 else { throw ValidationError("--carts must be at least 1") }
-        guard (1...256).contains(workers) else { throw ValidationError("--workers must be 1 to 256") }
-        guard duration > 0, duration <= 86_400 else { throw ValidationError("--duration must be in (0, 86400]") }
-    }
 
     func run() throws {
         var exitStatus: Int32 = 0
         try runReporting {
+            let carts = try Parse.integer(carts, field: "carts", in: 1...1_000_000)
+            let workers = try Parse.integer(workers, field: "workers", in: 1...256)
+            let duration = try Parse.decimal(duration, field: "duration", in: 0...86_400, excludingLowerBound: true)
             let store = try location.open(create: true)
             let simulation = Simulation(store: store, carts: carts, workers: workers, duration: duration)
             let showProgress = isatty(STDERR_FILENO) == 1
@@ -43,7 +42,8 @@ struct Simulate: ParsableCommand {
             if showProgress { Output.diagnostic("\n") }
             let report = try store.verify()
             let summary = Summary(tally: tally, seconds: duration, report: report)
-            Output.line(json ? summary.json(configuration: self, path: location.path).jsonText : summary.table(configuration: self, path: location.path))
+            let run = Summary.Run(workers: workers, carts: carts, path: location.path)
+            Output.line(json ? summary.json(run).jsonText : summary.table(run))
             for failure in tally.failures.prefix(10) { Output.diagnostic("failure: \(failure)\n") }
             if !tally.failures.isEmpty {
                 exitStatus = 4
@@ -102,15 +102,22 @@ struct Summary {
         failures = tally.failures.count
     }
 
-    func table(configuration: Simulate, path: String) -> String {
+    /// What the summary reports the run was.
+    struct Run {
+        var workers: Int
+        var carts: Int
+        var path: String
+    }
+
+    func table(_ run: Run) -> String {
         func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
             let padding = String(repeating: " ", count: max(0, width - text.count))
             return left ? text + padding : padding + text
         }
         func format(_ value: Double) -> String { String(format: "%.2f", value) }
         var lines = [
-            "payment-sessions simulate: \(configuration.workers) workers, \(configuration.carts) carts, "
-                + "\(format(seconds)) s, store \(path)",
+            "payment-sessions simulate: \(run.workers) workers, \(run.carts) carts, "
+                + "\(format(seconds)) s, store \(run.path)",
             "",
             pad("operation", 14, left: true) + pad("count", 9) + pad("rejected", 10) + pad("p50 ms", 9) + pad("p99 ms", 9)
                 + pad("max ms", 9),
@@ -130,7 +137,7 @@ struct Summary {
         return lines.joined(separator: "\n")
     }
 
-    func json(configuration: Simulate, path: String) -> JSONValue {
+    func json(_ run: Run) -> JSONValue {
         func number(_ value: Double) -> JSONValue { .number(JSONNumber(text: String(format: "%.3f", value))!) }
         var operations: [String: JSONValue] = [:]
         for row in rows + [total] {
@@ -140,7 +147,7 @@ struct Summary {
             ]
         }
         return [
-            "workers": .number(JSONNumber(configuration.workers)), "carts": .number(JSONNumber(configuration.carts)),
+            "workers": .number(JSONNumber(run.workers)), "carts": .number(JSONNumber(run.carts)),
             "seconds": number(seconds), "operations": .object(operations),
             "throughput_per_second": number(Double(total.count) / seconds), "failures": .number(JSONNumber(failures)),
             "verify": ["clean": .bool(report.isClean), "sessions": .number(JSONNumber(report.sessions)),

@@ -75,7 +75,7 @@ struct EnvironmentTests {
         #expect(stats.pageSize == 4096)
         #expect(stats.leafPages > 1)
         #expect(stats.depth >= 2)
-        let info = f.env.info()
+        let info = (try f.env.info())
         #expect(info.mapSize == 8 << 20)
         #expect(info.lastTransactionID >= 2)
         #expect(try f.env.fileSize() >= (info.lastPageNumber + 1) * 4096)

@@ -39,7 +39,7 @@ struct InputValidationTests {
         #expect(named == field)
         #expect(error?.code == .invalidInput)
         #expect(try f.store.count() == 0)
-        #expect(f.store.environment.info().lastTransactionID <= 2)
+        #expect((try f.store.environment.info()).lastTransactionID <= 2)
     }
 
     static func nestedObjects(_ depth: Int, innermost: JSONValue = .null) -> JSONValue {

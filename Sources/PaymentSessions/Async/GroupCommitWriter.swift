@@ -17,6 +17,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var pending: [any GroupCommitRequest] = []
     private var threadRunning = false
     private var stopping = false
+    /// The writer thread, while it runs; guarded by `condition`.
+    private var writerThread: pthread_t?
     private let limits: PaymentSessionStore.GroupCommitLimits
     private let perform: ([any GroupCommitRequest], _ takeMore: (Int) -> [any GroupCommitRequest]) -> [any GroupCommitRequest]
 
@@ -51,20 +53,30 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     /// Lets queued requests finish, then ends the thread and waits for it.
+    ///
+    /// Called on the writer thread itself (the store's last reference was held by a
+    /// write closure, so the store's deinit runs there), it only asks the thread to end:
+    /// waiting would wait for itself forever. The thread then finishes its loop and
+    /// releases what it holds on its way out.
     func stop() {
         condition.lock()
         stopping = true
         condition.broadcast()
-        while threadRunning { condition.wait() }
+        let onWriterThread = writerThread.map { pthread_equal($0, pthread_self()) != 0 } ?? false
+        while threadRunning && !onWriterThread { condition.wait() }
         condition.unlock()
     }
 
     private func loop() {
+        condition.lock()
+        writerThread = pthread_self()
+        condition.unlock()
         while true {
             condition.lock()
             while pending.isEmpty && !stopping { condition.wait() }
             if pending.isEmpty {
                 threadRunning = false
+                writerThread = nil
                 condition.broadcast()
                 condition.unlock()
                 return

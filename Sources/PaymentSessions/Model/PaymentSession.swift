@@ -260,7 +260,8 @@ extension PaymentSession {
         case nil: break
         case .object(let object)?: data = object
         case let other?:
-            throw .invalidInput(field: "data", value: other.jsonText, reason: "expected a JSON object, got \(other.typeName)")
+            // `data` may hold provider secrets: never echo it in an error.
+            throw .invalidInput(field: "data", value: nil, reason: "expected a JSON object, got \(other.typeName)")
         }
         var idempotencyKey: String?
         switch members["idempotency_key"] {

@@ -9,8 +9,17 @@ import Foundation
 /// the stored integer is exact for any date.)
 public enum Timestamp {
     /// `date` as whole microseconds since 1970 UTC (rounded to the nearest).
+    ///
+    /// Dates beyond what 64 bits of microseconds hold (about 292,000 years either side of
+    /// 1970: a purge cutoff a million years back, say) are clamped to the nearest end rather
+    /// than trapping; a date that is not a number is 1970.
     public static func microseconds(_ date: Date) -> Int64 {
-        Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let value = (date.timeIntervalSince1970 * 1_000_000).rounded()
+        if value.isNaN { return 0 }
+        // Int64.max is not a Double: 2^63 is the first Double past it.
+        if value >= 0x1p63 { return .max }
+        if value < -0x1p63 { return .min }
+        return Int64(value)
     }
 
     /// The date `microseconds` after 1970 UTC.

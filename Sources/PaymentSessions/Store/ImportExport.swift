@@ -7,13 +7,20 @@ extension PaymentSessionStore {
     /// try store.exportJSONLines { line in print(line) }
     /// ```
     ///
+    /// Every record's `data` is validated in full, as ``verify()`` does, so that export
+    /// never writes a line that ``importJSONLines(_:)`` would refuse: a record whose
+    /// checksum holds around `data` that is not a JSON object (a forged or miswritten
+    /// record) stops the export with ``PaymentSessionError/corruptRecord(key:reason:)``.
+    /// Records are decoded a chunk at a time and `writeLine` runs outside the map, so a
+    /// slow consumer does not hold back the map's growth.
+    ///
     /// - Returns: How many sessions were written.
     @discardableResult
     public func exportJSONLines(_ writeLine: (String) throws -> Void) throws -> Int {
         try read { tx in
             var count = 0
             var failure: (any Error)?
-            try tx.forEachRecord { session in
+            try tx.forEachRecord(checkingData: true) { session in
                 do {
                     try writeLine(session.jsonText())
                 } catch {
@@ -30,7 +37,9 @@ extension PaymentSessionStore {
 
     /// Imports sessions in ``exportJSONLines(_:)``'s format, all or nothing: every line is
     /// parsed and checked first, then all are inserted in one transaction, keeping their
-    /// ids, timestamps, statuses and selections. Blank lines are skipped.
+    /// ids, timestamps, statuses and selections. Blank lines are skipped; lines may end
+    /// in `\n`, `\r\n` or `\r`, and a leading byte order mark is ignored, so files
+    /// written on other systems import as they are.
     ///
     /// - Throws: ``PaymentSessionError/importFailed(line:error:)`` naming the first bad
     ///   line (malformed JSON, a field that breaks the rules, an id or (cart, provider)
@@ -41,12 +50,11 @@ extension PaymentSessionStore {
     public func importJSONLines(_ text: String) throws(PaymentSessionError) -> Int {
         var sessions: [(line: Int, session: PaymentSession)] = []
         var lineNumber = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in Self.lines(of: text) {
             lineNumber += 1
-            let trimmed = line.hasSuffix("\r") ? line.dropLast() : line
-            if trimmed.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
+            if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
             do throws(PaymentSessionError) {
-                sessions.append((lineNumber, try PaymentSession(jsonText: String(trimmed))))
+                sessions.append((lineNumber, try PaymentSession(jsonText: String(line))))
             } catch {
                 throw .importFailed(line: lineNumber, error: error)
             }
@@ -61,5 +69,31 @@ extension PaymentSessionStore {
             }
             return sessions.count
         }
+    }
+
+    /// The lines of `text`, split at `\n`, `\r\n` or a lone `\r`, without a leading
+    /// byte order mark.
+    ///
+    /// Split on Unicode scalars: Swift counts `\r\n` as one `Character`, so splitting a
+    /// `String` at `"\n"` leaves Windows lines whole.
+    static func lines(of text: String) -> [Substring] {
+        var scalars = text.unicodeScalars[...]
+        if scalars.first == "\u{FEFF}" { scalars = scalars.dropFirst() }
+        var lines: [Substring] = []
+        var start = scalars.startIndex
+        var index = start
+        while index < scalars.endIndex {
+            let scalar = scalars[index]
+            guard scalar == "\n" || scalar == "\r" else {
+                index = scalars.index(after: index)
+                continue
+            }
+            lines.append(Substring(scalars[start..<index]))
+            index = scalars.index(after: index)
+            if scalar == "\r", index < scalars.endIndex, scalars[index] == "\n" { index = scalars.index(after: index) }
+            start = index
+        }
+        lines.append(Substring(scalars[start..<scalars.endIndex]))
+        return lines
     }
 }

@@ -114,15 +114,15 @@ public final class PaymentSessionStore: Sendable {
 
     /// Runs `body` on a consistent snapshot and returns its result.
     ///
-    /// Errors from `body` are rethrown as they are; LMDB failures become
-    /// ``PaymentSessionError/storage(_:)``.
+    /// Errors from `body` are rethrown as they were thrown (a `CancellationError` stays
+    /// one); LMDB failures become ``PaymentSessionError/storage(_:)``.
     public func read<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
         try performRead(body)
     }
 
     /// The one implementation of `read`, sync and async.
     func performRead<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
-        try storageMapped {
+        try lmdbMapped {
             try environment.read { txn in
                 try body(ReadTransaction(transaction: txn, layout: layout, options: options))
             }
@@ -135,9 +135,10 @@ public final class PaymentSessionStore: Sendable {
     /// Writers are serialised across threads and processes. `body` runs on the calling
     /// thread and **may run more than once** (when the LMDB map must grow, the
     /// transaction is retried from the start), so it must have no side effects outside
-    /// the transaction. Do not call `write` from inside `body`.
+    /// the transaction. Do not call `write` from inside `body`. Errors from `body` are
+    /// rethrown as they were thrown; LMDB failures become ``PaymentSessionError/storage(_:)``.
     public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
-        try storageMapped {
+        try lmdbMapped {
             try environment.write { txn in
                 try body(WriteTransaction(transaction: txn, layout: layout, options: options, generator: generator))
             }
@@ -267,13 +268,19 @@ public final class PaymentSessionStore: Sendable {
 
     // MARK: - Maintenance
 
-    /// Writes a compact, consistent copy of the store into directory `destination`
-    /// (created if needed; it must not hold a store), while others go on writing.
-    /// The copy is a complete store: open it with ``init(path:options:)``.
-    public func backup(to destination: String) throws(PaymentSessionError) {
+    /// Writes a consistent copy of the store into directory `destination` (created
+    /// `0700` if needed; it must not hold a store), while others go on writing. The copy
+    /// is a complete store (`data.mdb`, `0600`), flushed to disk: open it with
+    /// ``init(path:options:)``.
+    ///
+    /// - Parameter compact: `false` (the default) copies the snapshot's pages through the
+    ///   file, never pinning the map: writers and map growth go on undisturbed however
+    ///   long the copy takes. `true` omits free pages (a smaller copy after many deletes)
+    ///   but pins the map while it runs, so a write that must grow the map waits for it;
+    ///   see ``LMDB/Environment/copy(to:compact:)``.
+    public func backup(to destination: String, compact: Bool = false) throws(PaymentSessionError) {
         try storageMapped {
-            try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
-            try environment.copy(to: destination, compact: true)
+            try environment.copy(to: destination, compact: compact)
         }
     }
 }

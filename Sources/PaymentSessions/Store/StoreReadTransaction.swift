@@ -90,7 +90,7 @@ extension PaymentSessionStore {
                 return []
             }
             var sessions: [PaymentSession] = []
-            try forEachRecord(after: id) { session in
+            try forEachRecord(after: id, chunk: limit) { session in
                 sessions.append(session)
                 return sessions.count < limit
             }
@@ -129,22 +129,42 @@ extension PaymentSessionStore {
         }
 
         /// Visits records in id order after `id` until `body` returns `false`.
+        ///
+        /// Records are decoded a chunk at a time (at most `chunk`) while the map is pinned,
+        /// and `body` runs after each chunk, outside it: a slow consumer (an export writing
+        /// to a pipe) never holds back map growth.
+        ///
+        /// - Parameter checkingData: Validate each record's `data` in full, as `verify`
+        ///   does (a checksummed record is otherwise trusted).
         func forEachRecord(
-            after id: String? = nil, _ body: (PaymentSession) throws(PaymentSessionError) -> Bool
+            after id: String? = nil, chunk: Int = LMDB.Transaction.walkChunk, checkingData: Bool = false,
+            _ body: (PaymentSession) throws(PaymentSessionError) -> Bool
         ) throws(PaymentSessionError) {
-            let range = id.map { KeyRange(after: Array($0.utf8)) } ?? .all
-            try storageMapped {
-                try transaction.forEach(in: layout.sessions, range: range) { key, value in
-                    let id = String(decoding: key, as: UTF8.self)
-                    return try body(try RecordCodec.decode(id: id, value))
+            let chunk = max(1, min(chunk, LMDB.Transaction.walkChunk))
+            var last = id
+            while true {
+                var decoded: [PaymentSession] = []
+                decoded.reserveCapacity(chunk)
+                let range = last.map { KeyRange(after: Array($0.utf8)) } ?? .all
+                try storageMapped {
+                    try transaction.forEach(in: layout.sessions, range: range) { key, value in
+                        let id = String(decoding: key, as: UTF8.self)
+                        decoded.append(try RecordCodec.decode(id: id, value, checkingData: checkingData))
+                        return decoded.count < chunk
+                    }
                 }
+                for session in decoded where try !body(session) { return }
+                guard decoded.count == chunk, let next = decoded.last?.id else { return }
+                last = next
             }
         }
     }
 }
 
 /// Runs `body`, passing ``PaymentSessionError`` through and turning an `LMDBError`
-/// into ``PaymentSessionError/storage(_:)``.
+/// into ``PaymentSessionError/storage(_:)``. For bodies that throw nothing else (any other
+/// error would become `.storage(.unknown)`); a caller's closure goes through
+/// ``lmdbMapped(_:)`` instead.
 @discardableResult
 func storageMapped<R>(_ body: () throws -> R) throws(PaymentSessionError) -> R {
     do {
@@ -155,5 +175,16 @@ func storageMapped<R>(_ body: () throws -> R) throws(PaymentSessionError) -> R {
         throw .storage(error)
     } catch {
         throw .storage(LMDBError(.unknown(0), operation: String(describing: error)))
+    }
+}
+
+/// Runs `body`, turning an `LMDBError` into ``PaymentSessionError/storage(_:)`` and
+/// rethrowing every other error as it was thrown: a caller's own error (a
+/// `CancellationError`, a domain error) must come back to the caller unchanged.
+func lmdbMapped<R>(_ body: () throws -> R) throws -> R {
+    do {
+        return try body()
+    } catch let error as LMDBError {
+        throw PaymentSessionError.storage(error)
     }
 }

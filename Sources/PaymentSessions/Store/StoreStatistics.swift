@@ -51,7 +51,7 @@ extension PaymentSessionStore {
                 }
                 return StoreStatistics(
                     sessions: try txn.count(in: layout.sessions), carts: carts, selected: try txn.count(in: layout.selected),
-                    byStatus: byStatus, fileBytes: try environment.fileSize(), mapBytes: environment.info().mapSize,
+                    byStatus: byStatus, fileBytes: try environment.fileSize(), mapBytes: (try environment.info()).mapSize,
                     usedBytes: used)
             }
         }

@@ -54,6 +54,9 @@ extension PaymentSessionStore {
         /// holds without a copy (the async one passes a copy: its closure may run again).
         func create(_ prepared: consuming PreparedSession) throws(PaymentSessionError) -> PaymentSession {
             let session = prepared.session
+            // Read the selection to release before writing anything: an operation that
+            // throws must leave nothing behind, and that read can fail (a corrupt index).
+            let released = prepared.select ? try selectionToRelease(of: session.cartID, for: session.id) : nil
             if let existingID = try insertIndexed(session, dataJSON: prepared.dataJSON), let key = session.idempotencyKey {
                 let existing = try indexedRecord(id: existingID, index: "idempotency", key: key)
                 guard existing.cartID == session.cartID, existing.providerID == session.providerID else {
@@ -63,7 +66,7 @@ extension PaymentSessionStore {
                 }
                 return existing
             }
-            if prepared.select { try takeSelection(of: session.cartID, for: session.id) }
+            if prepared.select { try takeSelection(of: session.cartID, for: session.id, releasing: released) }
             return session
         }
 
@@ -79,13 +82,19 @@ extension PaymentSessionStore {
         public func createOrUpdate(
             cartID: String, providerID: String, data: [String: JSONValue]? = nil
         ) throws(PaymentSessionError) -> (session: PaymentSession, created: Bool) {
-            if let existing = try session(cartID: cartID, providerID: providerID) {
-                if existing.status != .canceled {
-                    return (try update(id: existing.id, data: data), false)  // nil keeps the stored bytes as they are
-                }
-                try delete(id: existing.id)
+            guard let existing = try session(cartID: cartID, providerID: providerID) else {
+                return (try create(NewPaymentSession(cartID: cartID, providerID: providerID, data: data ?? [:])), true)
             }
-            return (try create(NewPaymentSession(cartID: cartID, providerID: providerID, data: data ?? [:])), true)
+            if existing.status != .canceled {
+                return (try update(id: existing.id, data: data), false)  // nil keeps the stored bytes as they are
+            }
+            // Check and encode the replacement before deleting the canceled session, so
+            // that input refused here leaves the store as it was.
+            let replacement = try PreparedSession(
+                NewPaymentSession(cartID: cartID, providerID: providerID, data: data ?? [:]), options: options,
+                generator: generator)
+            try delete(id: existing.id)
+            return (try create(replacement), true)
         }
 
         /// Stores a whole session as given, id and timestamps included (imports and
@@ -204,17 +213,24 @@ extension PaymentSessionStore {
             guard var session = try session(id: id) else { throw .sessionNotFound(id: id) }
             if session.status == .canceled { throw .notSelectable(id: id, status: .canceled) }
             if session.isSelected { return session }
-            try takeSelection(of: session.cartID, for: id)
+            let released = try selectionToRelease(of: session.cartID, for: id)
+            try takeSelection(of: session.cartID, for: id, releasing: released)
             session.isSelected = true
             try touchAndStore(&session, dataJSON: nil)
             return session
         }
 
-        /// Deselects the cart's current selection (if any) and points `selected` at `id`;
-        /// the caller writes `id`'s record with `is_selected` set.
-        private func takeSelection(of cartID: String, for id: String) throws(PaymentSessionError) {
-            if let currentID = try indexedID(cartID, in: layout.selected), currentID != id {
-                var current = try indexedRecord(id: currentID, index: "selected", key: cartID)
+        /// The cart's selected session other than `id`, which selecting `id` deselects;
+        /// read before anything is written (a dangling entry throws `corruptRecord`).
+        private func selectionToRelease(of cartID: String, for id: String) throws(PaymentSessionError) -> PaymentSession? {
+            guard let currentID = try indexedID(cartID, in: layout.selected), currentID != id else { return nil }
+            return try indexedRecord(id: currentID, index: "selected", key: cartID)
+        }
+
+        /// Deselects `released` (from ``selectionToRelease(of:for:)``) and points
+        /// `selected` at `id`; the caller writes `id`'s record with `is_selected` set.
+        private func takeSelection(of cartID: String, for id: String, releasing released: PaymentSession?) throws(PaymentSessionError) {
+            if var current = released {
                 current.isSelected = false
                 try touchAndStore(&current, dataJSON: nil)
             }
@@ -316,7 +332,7 @@ extension PaymentSessionStore {
         private func touchAndStore(_ session: inout PaymentSession, dataJSON: [UInt8]?) throws(PaymentSessionError) {
             let now = Timestamp.microseconds(options.now())
             let previous = session.updatedMicroseconds
-            session.updatedMicroseconds = max(now, previous + 1)
+            session.updatedMicroseconds = max(now, previous == .max ? previous : previous + 1)
             // An unchanged `data` read from the record is copied as it is, not encoded again.
             let json = dataJSON ?? session.dataStorage.compactBytes
             let outcome = RecordCodec.withRecord(session, dataJSON: json) { record in

@@ -19,7 +19,14 @@ public struct APIError: HTTPResponseError, Sendable {
         self.message = message
     }
 
-    /// The store's error, with the status its code maps to.
+    /// The store's error, with the status its code maps to, and a message safe to show
+    /// any client.
+    ///
+    /// The library's errors carry everything an operator needs, including facts about
+    /// other carts (``PaymentSessionError/idempotencyConflict(key:existingID:existingCartID:existingProviderID:)``
+    /// names the cart and session that hold the key) and the server's paths and storage
+    /// details. An HTTP client gets only what concerns its own request; the full error
+    /// stays in the library error, for the service's logs.
     public init(_ error: PaymentSessionError) {
         let status: HTTPResponse.Status =
             switch error.code {
@@ -28,7 +35,21 @@ public struct APIError: HTTPResponseError, Sendable {
             case .invalidTransition, .conflict: .conflict
             case .storage: .internalServerError
             }
-        self.init(status: status, code: error.code.rawValue, message: error.description)
+        self.init(status: status, code: error.code.rawValue, message: Self.clientMessage(for: error))
+    }
+
+    /// What a client may read of `error`.
+    static func clientMessage(for error: PaymentSessionError) -> String {
+        switch error {
+        case .idempotencyConflict(let key, _, _, _):
+            "idempotency key \(JSONValue.string(key).jsonText) was already used for another cart or provider"
+        case .corruptRecord, .unsupportedFormat, .storage, .storeNotFound:
+            "the payment session store failed; the request was not applied"
+        case .importFailed(_, let inner):
+            clientMessage(for: inner)
+        default:
+            error.description
+        }
     }
 
     static func invalidBody(_ reason: String) -> APIError {

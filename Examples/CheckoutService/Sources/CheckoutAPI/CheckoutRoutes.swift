@@ -72,18 +72,29 @@ public struct CheckoutRoutes: Sendable {
     /// header, each provider's session carries `KEY:provider`, so a retried request returns
     /// the sessions it created and the same key for another cart is a 409.
     func initialize(_ request: Request, cartID: String) async throws -> Response {
+        try Self.checkIdentifier(cartID, field: "cart_id")
         let body = try await Self.jsonObject(request)
         guard case .array(let values)? = body["provider_ids"], !values.isEmpty else {
             throw APIError.invalidBody("provider_ids must be a non-empty array of strings")
         }
+        // One request must not hold the store's single writer for long: a cart has a
+        // handful of providers, so a longer list is refused before any work is done.
+        guard values.count <= Self.maxProviders else {
+            throw APIError.invalidBody("provider_ids has \(values.count) entries; at most \(Self.maxProviders)")
+        }
         var providers: [String] = []
+        var seen: Set<String> = []
         for value in values {
             guard case .string(let provider) = value else {
                 throw APIError.invalidBody("provider_ids must be a non-empty array of strings")
             }
-            if !providers.contains(provider) { providers.append(provider) }
+            try Self.checkIdentifier(provider, field: "provider_ids")
+            if seen.insert(provider).inserted { providers.append(provider) }
         }
         let key = request.headers[Self.idempotencyKey]
+        if let key, key.utf8.count > Self.maxIdempotencyKeyBytes {
+            throw APIError.invalidBody("the Idempotency-Key header is \(key.utf8.count) bytes; at most \(Self.maxIdempotencyKeyBytes)")
+        }
         let providerList = providers
         try await store.write { tx in
             for provider in providerList {
@@ -155,7 +166,22 @@ public struct CheckoutRoutes: Sendable {
     // MARK: Helpers
 
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
-    static let maxBodyBytes = 1 << 20
+    /// The largest request body: room for the largest `data` the store accepts by default
+    /// (64 KiB of compact JSON) written with whitespace.
+    static let maxBodyBytes = 256 << 10
+    /// The most providers one initialize request may list.
+    static let maxProviders = 16
+    /// Leaves room for `:provider` in the store's 511-byte idempotency keys.
+    static let maxIdempotencyKeyBytes = 200
+
+    /// Refuses an id or provider past the store's bound (or empty) with a 400 before any
+    /// transaction begins.
+    static func checkIdentifier(_ value: String, field: String) throws {
+        let count = value.utf8.count
+        guard count > 0, count <= SessionValidation.maxIdentifierBytes else {
+            throw APIError.invalidBody("\(field) must be 1 to \(SessionValidation.maxIdentifierBytes) bytes, got \(count)")
+        }
+    }
 
     /// The cart's sessions (creation order) and its selected one, in the schema's JSON form.
     func cartState(_ cartID: String) throws -> Response {
@@ -181,7 +207,7 @@ public struct CheckoutRoutes: Sendable {
         do {
             buffer = try await request.body.collect(upTo: maxBodyBytes)
         } catch {
-            throw APIError(status: .contentTooLarge, code: "invalid_input", message: "request body over \(maxBodyBytes) bytes")
+            throw APIError(status: .badRequest, code: "invalid_input", message: "request body over \(maxBodyBytes) bytes")
         }
         let value: JSONValue
         do {
@@ -195,6 +221,7 @@ public struct CheckoutRoutes: Sendable {
 
     static func string(_ field: String, in body: [String: JSONValue]) throws -> String {
         guard case .string(let text)? = body[field] else { throw APIError.invalidBody("\(field) must be a string") }
+        try checkIdentifier(text, field: field)
         return text
     }
 }

@@ -23,6 +23,10 @@ struct CheckoutService: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    func validate() throws {
+        guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535, got \(port)") }
+    }
+
     func run() async throws {
         var logger = Logger(label: "checkout-service")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
