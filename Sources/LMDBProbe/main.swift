@@ -6,6 +6,14 @@
 //                                      sleeps until killed (never commits)
 //   lmdb-probe hold-read DIR           begins a read, prints "reading", sleeps until killed
 //   lmdb-probe fill DIR DB COUNT SIZE  writes COUNT values of SIZE bytes, one commit each
+//   lmdb-probe grow-limited DIR MIB    under an address-space limit MIB above what the
+//                                      process uses, writes until the map cannot grow;
+//                                      prints the refusal, then reads and writes again
+//   lmdb-probe adopt-limited DIR MIB   under the same kind of limit, prints "ready", waits
+//                                      for DIR/go, then reads (another process has grown
+//                                      the map past the limit meanwhile), twice
+//   lmdb-probe stress-gate DIR         readers loop over count, cursor walks and statistics
+//                                      while a writer grows a 1 MiB map to 64 MiB
 import Foundation
 import LMDB
 
@@ -18,6 +26,28 @@ let arguments = CommandLine.arguments
 guard arguments.count >= 3 else { fail("usage: lmdb-probe get|put|hold-write|hold-read|fill DIR ...") }
 var options = Environment.Options()
 options.mapSize = 1 << 20
+
+/// Caps this process's address space at what it uses now plus `headroom` bytes.
+func limitAddressSpace(headroom: Int) {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmSize:") }),
+        let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    else { fail("cannot read VmSize") }
+    var limit = rlimit(rlim_cur: rlim_t(kib * 1024 + headroom), rlim_max: rlim_t(kib * 1024 + headroom))
+    guard setrlimit(Int32(RLIMIT_AS.rawValue), &limit) == 0 else { fail("setrlimit failed") }
+}
+
+/// "ok" or the failure's code, for one line of output.
+func outcome(_ body: () throws -> Void) -> String {
+    do {
+        try body()
+        return "ok"
+    } catch let error as LMDBError {
+        return "\(error.code)"
+    } catch {
+        return "\(error)"
+    }
+}
 
 do {
     let env = try Environment.open(path: arguments[2], options: options)
@@ -51,9 +81,99 @@ do {
             try env.write { try $0.put(value, forKey: "probe-\(i)", in: db) }
         }
         print((try env.info()).mapSize)
+    case "grow-limited" where arguments.count == 4:
+        guard let mib = Int(arguments[3]) else { fail("grow-limited needs a number") }
+        let db = try env.database(named: "probe")
+        try env.write { try $0.put("kept", forKey: "first", in: db) }
+        limitAddressSpace(headroom: mib << 20)
+        let value = [UInt8](repeating: 0x5A, count: 64 << 10)
+        var written = 0
+        while true {
+            let result = outcome { try env.write { try $0.put(value, forKey: "v\(written)", in: db) } }
+            if result != "ok" {
+                print("refused \(result) after \(written) writes")
+                break
+            }
+            written += 1
+            if written > 100_000 { fail("the map never stopped growing") }
+        }
+        // The store must still work at its old size (or refuse with a typed error).
+        print("read \(outcome { _ = try env.read { try $0.get("first", in: db) } })")
+        print("write \(outcome { try env.write { try $0.put("small", forKey: "after", in: db) } })")
+        print("read \(outcome { _ = try env.read { try $0.count(in: db) } })")
+    case "adopt-limited" where arguments.count == 4:
+        guard let mib = Int(arguments[3]) else { fail("adopt-limited needs a number") }
+        let db = try env.database(named: "probe", create: false)
+        _ = try env.read { try $0.get("first", in: db) }
+        limitAddressSpace(headroom: mib << 20)
+        print("ready")
+        fflush(nil)
+        while !FileManager.default.fileExists(atPath: arguments[2] + "/go") { usleep(10_000) }
+        print("read \(outcome { _ = try env.read { try $0.count(in: db) } })")
+        print("read \(outcome { _ = try env.read { try $0.get("first", in: db) } })")
+        print("info \(outcome { _ = try env.info() })")
+    case "stress-gate":
+        let db = try env.database(named: "probe")
+        let done = Flag()
+        let reads = Counter()
+        let failures = Counter()
+        var threads: [Thread] = []
+        let finished = DispatchGroup()
+        for _ in 0..<3 {
+            finished.enter()
+            let thread = Thread {
+                while !done.value {
+                    do {
+                        try env.read { txn in
+                            _ = try txn.count(in: db)
+                            _ = try txn.statistics(of: db)
+                            try txn.withCursor(on: db) { cursor in _ = try cursor.last() }
+                            try txn.forEach(in: db) { _, _ in true }
+                        }
+                        _ = try env.statistics()
+                        _ = try env.info()
+                        reads.add()
+                    } catch {
+                        failures.add()
+                    }
+                }
+                finished.leave()
+            }
+            threads.append(thread)
+            thread.start()
+        }
+        let value = [UInt8](repeating: 0x33, count: 4 << 10)
+        var index = 0
+        while (try env.info()).mapSize < 64 << 20 {
+            try env.write { txn in
+                for _ in 0..<64 {
+                    try txn.put(value, forKey: "k\(index)", in: db)
+                    index += 1
+                }
+            }
+        }
+        done.set()
+        finished.wait()
+        print("ok \(reads.value) reads, \(failures.value) failures, map \((try env.info()).mapSize)")
     default:
         fail("unknown command or wrong arguments: \(arguments.dropFirst().joined(separator: " "))")
     }
 } catch {
     fail("\(error)", status: 3)
+}
+
+/// A thread-safe counter.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
+}
+
+/// A thread-safe one-way flag.
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var raised = false
+    func set() { lock.withLock { raised = true } }
+    var value: Bool { lock.withLock { raised } }
 }

@@ -96,17 +96,36 @@ struct AsyncGroupCommitTests {
 
     @Test func syncAndAsyncWritesTogether() async throws {
         let f = try StoreFixture(fast: false)
-        let syncThread = Task.detached {
-            for i in 0..<50 { try await f.store.create(NewPaymentSession(cartID: "sync", providerID: "p\(i)")) }
-        }
+        // A plain thread's closure cannot `await`, so these are the synchronous creates
+        // (inside a task, `try await` would pick the async overload).
+        let syncDone = DispatchSemaphore(value: 0)
+        let syncFailures = Mutex<[String]>([])
+        Thread {
+            for i in 0..<50 {
+                do {
+                    let session: PaymentSession = try f.store.create(NewPaymentSession(cartID: "sync", providerID: "p\(i)"))
+                    if session.cartID != "sync" { syncFailures.withLock { $0.append("wrong cart") } }
+                } catch {
+                    syncFailures.withLock { $0.append("\(error)") }
+                }
+            }
+            syncDone.signal()
+        }.start()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<50 {
                 group.addTask { try await f.store.create(NewPaymentSession(cartID: "async", providerID: "p\(i)")) }
             }
             try await group.waitForAll()
         }
-        try await syncThread.value
-        #expect(try await f.store.count() == 100)
+        await withCheckedContinuation { continuation in
+            Thread {
+                syncDone.wait()
+                continuation.resume()
+            }.start()
+        }
+        #expect(syncFailures.withLock { $0 }.isEmpty)
+        #expect(try await f.store.sessions(cartID: "sync").count == 50)
+        #expect(try await f.store.sessions(cartID: "async").count == 50)
     }
 
     @Test func aTaskCancelledBeforeItsChangeIsAppliedGetsCancellationErrorAndWritesNothing() async throws {

@@ -25,6 +25,35 @@ struct ImportExportTests {
         return lines.map { $0 + "\n" }.joined()
     }
 
+    /// Files from other systems: Windows line endings, old Mac ones, a byte order mark
+    /// (as Notepad writes it), and a last line without its newline.
+    @Test(arguments: ["\r\n", "\r", "\n"], [true, false])
+    func importAcceptsOtherLineEndingsAndAByteOrderMark(lineEnding: String, byteOrderMark: Bool) throws {
+        let source = try populated()
+        let text = try export(source.store)
+        var converted = text.split(separator: "\n").joined(separator: lineEnding)
+        if byteOrderMark { converted = "\u{FEFF}" + converted }
+        let target = try StoreFixture()
+        #expect(try target.store.importJSONLines(converted) == source.store.count())
+        #expect(try export(target.store) == text)
+        #expect(try target.store.verify().isClean)
+    }
+
+    /// A line that is not a session still fails the whole import, whatever the line
+    /// endings, and names the right line.
+    @Test func aBadLineAmongWindowsLinesFailsTheWholeImportAndIsNamed() throws {
+        let source = try populated()
+        var lines = try export(source.store).split(separator: "\n").map(String.init)
+        lines.insert("{not json}", at: 2)
+        let target = try StoreFixture()
+        let refusal = storeError { try target.store.importJSONLines("\u{FEFF}" + lines.joined(separator: "\r\n") + "\r\n") }
+        guard case .importFailed(line: 3, _)? = refusal else {
+            Issue.record("expected line 3 to fail, got \(String(describing: refusal))")
+            return
+        }
+        #expect(try target.store.count() == 0)
+    }
+
     @Test func importOfAnExportReproducesTheStoreExactly() throws {
         let source = try populated()
         let text = try export(source.store)

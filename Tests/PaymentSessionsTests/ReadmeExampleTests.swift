@@ -1,12 +1,21 @@
+import Foundation
 import PaymentSessions
 import TestSupport
 import Testing
 
-/// README.md's "Using the library" example, verbatim but for the store path: if this
-/// stops compiling or passing, the README is wrong.
+/// README.md's "Using the library" example, verbatim but for the store path and the
+/// `print` it calls: if this stops compiling or passing, the README is wrong.
+///
+/// The test reads README.md itself: every line of the example must stand in this file, and
+/// what each `print` writes must match the `// ...` comment the README gives it (`...`
+/// standing for any text, such as a generated id).
 @Suite("README example")
 struct ReadmeExampleTests {
     @Test func theReadmeExampleCompilesAndRuns() throws {
+        var printed: [String] = []
+        // Shadows the standard library's `print`, to compare what the example prints.
+        func print(_ items: Any...) { printed.append(items.map { "\($0)" }.joined(separator: " ")) }
+
         let directory = TemporaryDirectory(prefix: "readme")
         let store = try PaymentSessionStore(path: directory.appending("sessions"))
 
@@ -37,7 +46,7 @@ struct ReadmeExampleTests {
             try store.update(id: stripe.id, status: .pending)
         } catch {
             // `error` is a PaymentSessionError (typed throws): here .invalidTransition(id:from:to:).
-            print(error.code, error)  // invalid_transition payment session ps_... cannot move from authorized to pending
+            print(error.code.rawValue, error)  // invalid_transition payment session ps_... cannot move from authorized to pending
             caught = error
         }
 
@@ -54,5 +63,50 @@ struct ReadmeExampleTests {
         #expect(paypal.data == ["id": "pi_456", "client_secret": "pi_456_secret", "amount": 4200])
         #expect(paypal.jsonText().contains(#""data":{"id":"pi_456","client_secret":"pi_456_secret","amount":4200}"#))
         #expect(try store.verify().isClean)
+
+        try Self.checkAgainstReadme(printed: printed)
+    }
+
+    /// The README's example, line for line in this file, and its `// output` comments
+    /// matched against what the prints wrote, in order.
+    static func checkAgainstReadme(printed: [String]) throws {
+        let here = URL(fileURLWithPath: #filePath)
+        let root = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let source = try String(contentsOf: here, encoding: .utf8)
+        let section = try #require(readme.range(of: "## Using the library"))
+        let afterHeading = readme[section.upperBound...]
+        let start = try #require(afterHeading.range(of: "```swift\n"))
+        let end = try #require(afterHeading[start.upperBound...].range(of: "```"))
+        let example = afterHeading[start.upperBound..<end.lowerBound].split(separator: "\n").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
+        let sourceLines = Set(source.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) })
+        for line in example where !line.isEmpty && !line.hasPrefix("import ") && !line.hasPrefix("// Package.swift")
+            && !line.contains("PaymentSessionStore(path:")
+        {
+            #expect(sourceLines.contains(line), "README line not in the test: \(line)")
+        }
+        let expectations = example.filter { $0.hasPrefix("print(") }.map { line -> String? in
+            guard let comment = line.range(of: "  // ") else { return nil }
+            return String(line[comment.upperBound...])
+        }
+        #expect(expectations.count == printed.count, "README prints \(expectations.count) times, the example \(printed.count)")
+        for (expected, actual) in zip(expectations, printed) {
+            guard let expected else { continue }
+            #expect(Self.matches(actual, pattern: expected), "printed \(actual), README says \(expected)")
+        }
+    }
+
+    /// Whether `text` is `pattern` with each `...` standing for any run of characters.
+    static func matches(_ text: String, pattern: String) -> Bool {
+        let pieces = pattern.components(separatedBy: "...")
+        guard text.hasPrefix(pieces[0]), text.hasSuffix(pieces[pieces.count - 1]) else { return false }
+        var rest = text[text.index(text.startIndex, offsetBy: pieces[0].count)...]
+        for piece in pieces.dropFirst() {
+            guard let found = rest.range(of: piece) else { return false }
+            rest = rest[found.upperBound...]
+        }
+        return true
     }
 }

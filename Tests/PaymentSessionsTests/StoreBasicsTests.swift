@@ -117,13 +117,21 @@ struct StoreBasicsTests {
 
     /// The index entries a refused create had already put are taken back: the key and
     /// the (cart, provider) pair stay free for the next create.
+    ///
+    /// The refusals happen inside one write closure that catches them and commits, so the
+    /// test sees what the refused operations themselves left behind (a refused standalone
+    /// create would roll its whole transaction back and hide it).
     @Test func refusedCreateLeavesNoIndexEntryBehind() throws {
         let f = try StoreFixture()
         let first = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p"))
-        #expect(storeError { try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", idempotencyKey: "k1")) }
-            == .duplicateSession(cartID: "c", providerID: "p", existingID: first.id))
-        #expect(storeError { try f.store.create(NewPaymentSession(cartID: "d", providerID: "p", idempotencyKey: "k2", id: first.id)) }
-            == .duplicateID(id: first.id))
+        let refusals = try f.store.write { tx in
+            [
+                storeError { try tx.create(NewPaymentSession(cartID: "c", providerID: "p", idempotencyKey: "k1")) },
+                storeError { try tx.create(NewPaymentSession(cartID: "d", providerID: "p", idempotencyKey: "k2", id: first.id)) },
+            ]
+        }
+        #expect(refusals[0] == .duplicateSession(cartID: "c", providerID: "p", existingID: first.id))
+        #expect(refusals[1] == .duplicateID(id: first.id))
         #expect(try f.store.session(idempotencyKey: "k1") == nil)
         #expect(try f.store.session(idempotencyKey: "k2") == nil)
         #expect(try f.store.read { try $0.session(cartID: "d", providerID: "p") } == nil)
@@ -131,6 +139,37 @@ struct StoreBasicsTests {
         let second = try f.store.create(NewPaymentSession(cartID: "d", providerID: "p", idempotencyKey: "k1"))
         #expect(try f.store.session(idempotencyKey: "k1") == second)
         #expect(try f.store.count() == 2)
+    }
+
+    /// `createOrUpdate` on a canceled pair replaces the session; when the new `data` is
+    /// refused, the canceled session is still there (checked inside a closure that catches
+    /// the error and commits, so nothing hides a half-applied change).
+    @Test func createOrUpdateWithRefusedDataKeepsTheCanceledSession() throws {
+        let f = try StoreFixture { $0.maxDataBytes = 64 }
+        let (session, _) = try f.store.createOrUpdate(cartID: "c", providerID: "stripe")
+        try f.store.update(id: session.id, status: .canceled)
+        let tooLarge: [String: JSONValue] = ["blob": .string(String(repeating: "x", count: 200))]
+        let refusal = try f.store.write { tx in
+            storeError { _ = try tx.createOrUpdate(cartID: "c", providerID: "stripe", data: tooLarge) }
+        }
+        guard case .invalidInput(field: "data", _, _)? = refusal else {
+            Issue.record("expected invalid data, got \(String(describing: refusal))")
+            return
+        }
+        #expect(try f.store.session(id: session.id)?.status == .canceled)
+        #expect(try f.store.count() == 1)
+        #expect(try f.store.verify().isClean)
+    }
+
+    /// A caller's own error comes back from `read` and `write` as it was thrown, not
+    /// wrapped as a storage error.
+    @Test func aCallersErrorPassesThroughReadAndWriteUnchanged() throws {
+        struct Declined: Error, Equatable { let reason: String }
+        let f = try StoreFixture()
+        #expect(throws: Declined(reason: "w")) { try f.store.write { _ in throw Declined(reason: "w") } }
+        #expect(throws: Declined(reason: "r")) { try f.store.read { _ in throw Declined(reason: "r") } }
+        #expect(throws: CancellationError.self) { try f.store.write { _ in throw CancellationError() } }
+        #expect(try f.store.count() == 0)
     }
 
     @Test func createWithSelectDeselectsThePreviousSelection() throws {
