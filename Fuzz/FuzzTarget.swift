@@ -3,7 +3,10 @@
 // import (`PaymentSession(jsonText:)`). Build and run with Fuzz/run.sh.
 //
 // A finding is a crash, a sanitizer report, or a broken promise checked below: a record
-// that decodes must print as valid JSON whose `data` is the session's `data`.
+// that decodes must print as valid JSON whose `data` is the session's `data`, and export
+// must either refuse it (`corruptRecord`: a checksum can be forged around `data` that is
+// not JSON, which only a full check sees) or write a line that import reads back as the
+// same session. Export and import must never disagree.
 import Foundation
 import LMDB
 import PaymentSessions
@@ -41,6 +44,18 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
         guard members["data"] == .object(session.data) else {
             fatalError("printed data differs from session.data: \(text)")
+        }
+        var lines: [String] = []
+        do {
+            try store.exportJSONLines { lines.append($0) }
+            guard lines.count == 1 else { fatalError("export wrote \(lines.count) lines for one record") }
+            let reread = try PaymentSession(jsonText: lines[0])
+            guard reread == session else { fatalError("import reads the exported line differently: \(lines[0])") }
+        } catch PaymentSessionError.corruptRecord {
+            // Refused as a whole, before anything import would refuse was written.
+            guard lines.isEmpty else { fatalError("export wrote a line, then refused the record") }
+        } catch {
+            fatalError("export or import of a decoded record failed: \(error) \(lines)")
         }
     case .success(nil):
         fatalError("the record just written is missing")

@@ -54,6 +54,17 @@ struct ImportExportTests {
         #expect(try target.store.count() == 0)
     }
 
+    /// Microseconds survive import and export exactly, also past the year 2255, where a
+    /// `Double` of seconds (a `Date`) can no longer hold them.
+    @Test func farFutureTimestampsKeepTheirMicroseconds() throws {
+        let line = #"{"id":"ps_01G901XNSRM2YS3ASN9H5KG3FZ","cart_id":"c","provider_id":"p","is_selected":false,"status":"pending","data":{},"created_at":"2024-10-10T04:45:27.833601Z","updated_at":"5263-07-23T04:09:16.358151Z"}"#
+        let f = try StoreFixture()
+        #expect(try f.store.importJSONLines(line) == 1)
+        #expect(try export(f.store) == line + "\n")
+        let decoded = try JSONDecoder().decode(PaymentSession.self, from: Data(line.utf8))
+        #expect(try f.store.session(id: "ps_01G901XNSRM2YS3ASN9H5KG3FZ") == decoded)
+    }
+
     @Test func importOfAnExportReproducesTheStoreExactly() throws {
         let source = try populated()
         let text = try export(source.store)

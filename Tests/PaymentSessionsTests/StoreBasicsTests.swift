@@ -172,6 +172,16 @@ struct StoreBasicsTests {
         #expect(try f.store.count() == 0)
     }
 
+    /// Dates past what 64 bits of microseconds hold are clamped, never a trap.
+    @Test func purgeWithAnExtremeCutoffNeitherTrapsNorPurgesWrongly() throws {
+        let f = try StoreFixture()
+        try f.store.create(NewPaymentSession(cartID: "c", providerID: "p"))
+        #expect(try f.store.purge(notUpdatedSince: Date(timeIntervalSince1970: -1e300)) == 0)
+        #expect(Timestamp.microseconds(Date(timeIntervalSince1970: 1e300)) == .max)
+        #expect(Timestamp.microseconds(Date(timeIntervalSince1970: .nan)) == 0)
+        #expect(try f.store.purge(notUpdatedSince: Date(timeIntervalSince1970: 1e300)) == 1)
+    }
+
     @Test func createWithSelectDeselectsThePreviousSelection() throws {
         let f = try StoreFixture()
         let a = try f.store.create(NewPaymentSession(cartID: "c", providerID: "a", select: true))

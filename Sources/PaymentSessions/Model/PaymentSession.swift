@@ -235,12 +235,14 @@ extension PaymentSession {
             }
             return text
         }
-        func date(_ field: String) throws(PaymentSessionError) -> Date {
+        // Microseconds straight from the text: going through `Date` (a `Double` of
+        // seconds) would round them for dates past about 2255.
+        func microseconds(_ field: String) throws(PaymentSessionError) -> Int64 {
             let text = try string(field)
             guard let micros = Timestamp.parseRFC3339(text) else {
                 throw .invalidInput(field: field, value: text, reason: "expected an RFC 3339 date-time with timezone")
             }
-            return Timestamp.date(microseconds: micros)
+            return micros
         }
         let statusText = try string("status")
         guard let status = PaymentSessionStatus(rawValue: statusText) else {
@@ -272,8 +274,8 @@ extension PaymentSession {
         }
         self.init(
             id: try string("id"), cartID: try string("cart_id"), providerID: try string("provider_id"),
-            isSelected: isSelected, status: status, data: data, idempotencyKey: idempotencyKey,
-            createdAt: try date("created_at"), updatedAt: try date("updated_at"))
+            isSelected: isSelected, status: status, dataStorage: .object(data), idempotencyKey: idempotencyKey,
+            createdMicroseconds: try microseconds("created_at"), updatedMicroseconds: try microseconds("updated_at"))
         try SessionValidation.validate(self)
     }
 }
@@ -297,20 +299,20 @@ extension PaymentSession: Codable {
         try container.encode(status, forKey: .status)
         try container.encode(data, forKey: .data)
         try container.encodeIfPresent(idempotencyKey, forKey: .idempotencyKey)
-        try container.encode(Timestamp.rfc3339(createdAt), forKey: .createdAt)
-        try container.encode(Timestamp.rfc3339(updatedAt), forKey: .updatedAt)
+        try container.encode(Timestamp.rfc3339(microseconds: createdMicroseconds), forKey: .createdAt)
+        try container.encode(Timestamp.rfc3339(microseconds: updatedMicroseconds), forKey: .updatedAt)
     }
 
     /// Decodes the schema's JSON form, with the same checks as ``init(jsonObject:)``.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        func date(_ key: CodingKeys) throws -> Date {
+        func microseconds(_ key: CodingKeys) throws -> Int64 {
             let text = try container.decode(String.self, forKey: key)
             guard let micros = Timestamp.parseRFC3339(text) else {
                 throw DecodingError.dataCorruptedError(
                     forKey: key, in: container, debugDescription: "expected an RFC 3339 date-time, got \(text)")
             }
-            return Timestamp.date(microseconds: micros)
+            return micros
         }
         self.init(
             id: try container.decode(String.self, forKey: .id),
@@ -318,9 +320,9 @@ extension PaymentSession: Codable {
             providerID: try container.decode(String.self, forKey: .providerID),
             isSelected: try container.decodeIfPresent(Bool.self, forKey: .isSelected) ?? false,
             status: try container.decode(PaymentSessionStatus.self, forKey: .status),
-            data: try container.decodeIfPresent([String: JSONValue].self, forKey: .data) ?? [:],
+            dataStorage: .object(try container.decodeIfPresent([String: JSONValue].self, forKey: .data) ?? [:]),
             idempotencyKey: try container.decodeIfPresent(String.self, forKey: .idempotencyKey),
-            createdAt: try date(.createdAt), updatedAt: try date(.updatedAt))
+            createdMicroseconds: try microseconds(.createdAt), updatedMicroseconds: try microseconds(.updatedAt))
         try SessionValidation.validate(self)
     }
 }

@@ -98,9 +98,9 @@ public enum SessionValidation {
         if session.isSelected && session.status == .canceled {
             throw .invalidInput(field: "is_selected", value: "true", reason: "a canceled session cannot be selected")
         }
-        if session.updatedAt < session.createdAt {
+        if session.updatedMicroseconds < session.createdMicroseconds {
             throw .invalidInput(
-                field: "updated_at", value: Timestamp.rfc3339(session.updatedAt), reason: "is before created_at")
+                field: "updated_at", value: Timestamp.rfc3339(microseconds: session.updatedMicroseconds), reason: "is before created_at")
         }
     }
 }

@@ -7,12 +7,14 @@ extension PaymentSessionStore {
     /// try store.exportJSONLines { line in print(line) }
     /// ```
     ///
-    /// Every record's `data` is validated in full, as ``verify()`` does, so that export
-    /// never writes a line that ``importJSONLines(_:)`` would refuse: a record whose
-    /// checksum holds around `data` that is not a JSON object (a forged or miswritten
-    /// record) stops the export with ``PaymentSessionError/corruptRecord(key:reason:)``.
-    /// Records are decoded a chunk at a time and `writeLine` runs outside the map, so a
-    /// slow consumer does not hold back the map's growth.
+    /// Every line is read back as ``importJSONLines(_:)`` reads it before it is passed
+    /// on, so that export never writes a line that import would refuse: a record that
+    /// decodes but breaks the input rules (a checksum forged around `data` that is not
+    /// JSON, a version 1 record without a checksum whose `updated_at` precedes its
+    /// `created_at`) stops the export with ``PaymentSessionError/corruptRecord(key:reason:)``
+    /// naming it, and ``verify()`` reports it. Records are decoded a chunk at a time and
+    /// `writeLine` runs outside the map, so a slow consumer does not hold back the map's
+    /// growth.
     ///
     /// - Returns: How many sessions were written.
     @discardableResult
@@ -20,9 +22,15 @@ extension PaymentSessionStore {
         try read { tx in
             var count = 0
             var failure: (any Error)?
-            try tx.forEachRecord(checkingData: true) { session in
+            try tx.forEachRecord { session throws(PaymentSessionError) in
+                let line = session.jsonText()
                 do {
-                    try writeLine(session.jsonText())
+                    _ = try PaymentSession(jsonText: line)
+                } catch {
+                    throw .corruptRecord(key: session.id, reason: "its JSON form would not import: \(error)")
+                }
+                do {
+                    try writeLine(line)
                 } catch {
                     failure = error
                     return false

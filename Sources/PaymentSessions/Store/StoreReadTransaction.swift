@@ -133,11 +133,8 @@ extension PaymentSessionStore {
         /// Records are decoded a chunk at a time (at most `chunk`) while the map is pinned,
         /// and `body` runs after each chunk, outside it: a slow consumer (an export writing
         /// to a pipe) never holds back map growth.
-        ///
-        /// - Parameter checkingData: Validate each record's `data` in full, as `verify`
-        ///   does (a checksummed record is otherwise trusted).
         func forEachRecord(
-            after id: String? = nil, chunk: Int = LMDB.Transaction.walkChunk, checkingData: Bool = false,
+            after id: String? = nil, chunk: Int = LMDB.Transaction.walkChunk,
             _ body: (PaymentSession) throws(PaymentSessionError) -> Bool
         ) throws(PaymentSessionError) {
             let chunk = max(1, min(chunk, LMDB.Transaction.walkChunk))
@@ -149,7 +146,7 @@ extension PaymentSessionStore {
                 try storageMapped {
                     try transaction.forEach(in: layout.sessions, range: range) { key, value in
                         let id = String(decoding: key, as: UTF8.self)
-                        decoded.append(try RecordCodec.decode(id: id, value, checkingData: checkingData))
+                        decoded.append(try RecordCodec.decode(id: id, value))
                         return decoded.count < chunk
                     }
                 }

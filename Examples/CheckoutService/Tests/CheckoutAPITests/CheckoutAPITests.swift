@@ -116,7 +116,42 @@ struct CheckoutAPITests {
             let other = try await Self.call(client, .post, "/store/carts/c2/payment-sessions", body, headers: headers)
             #expect(other.status == .conflict)
             #expect(Self.errorCode(other.json) == "conflict")
+            // The answer tells this client nothing about the cart that holds the key.
+            let message = other.json["error"]?.objectValue?["message"]?.stringValue ?? ""
+            #expect(message.contains("checkout-42:stripe"), "\(message)")
+            #expect(!message.contains("c1"), "\(message)")
+            #expect(!message.contains("ps_"), "\(message)")
             #expect(try await store.count() == 1)
+        }
+    }
+
+    /// A request cannot make the store's single writer do unbounded work: lists, strings
+    /// and bodies past their bounds are a 400, and nothing is written.
+    @Test func requestsPastTheirBoundsAreRefusedBeforeAnyWrite() async throws {
+        try await withService { client, store in
+            let base = "/store/carts/bounded"
+            let manyProviders = (0..<5000).map { "\"p\($0)\"" }.joined(separator: ",")
+            let longKey: HTTPFields = [HTTPField.Name("Idempotency-Key")!: String(repeating: "k", count: 400)]
+            let cases: [(String, String, HTTPFields)] = [
+                ("\(base)/payment-sessions", "{\"provider_ids\":[\(manyProviders)]}", [:]),
+                ("\(base)/payment-sessions", "{\"provider_ids\":[\(Array(repeating: "\"same\"", count: 17).joined(separator: ","))]}", [:]),
+                ("\(base)/payment-sessions", #"{"provider_ids":[""]}"#, [:]),
+                ("\(base)/payment-sessions", #"{"provider_ids":["stripe"]}"#, longKey),
+                ("/store/carts/\(String(repeating: "c", count: 300))/payment-sessions", #"{"provider_ids":["stripe"]}"#, [:]),
+                ("\(base)/payment-session", "{\"provider_id\":\"\(String(repeating: "p", count: 300))\"}", [:]),
+                ("\(base)/payment-sessions/manual", "{\"data\":{\"blob\":\"\(String(repeating: "x", count: 300 << 10))\"}}", [:]),
+            ]
+            for (uri, body, headers) in cases {
+                let (status, json) = try await Self.call(client, .post, uri, body, headers: headers)
+                #expect(status == .badRequest, "\(uri) \(body.prefix(60))")
+                #expect(Self.errorCode(json) == "invalid_input", "\(uri) \(body.prefix(60))")
+            }
+            // Sixteen providers, with duplicates among them, is fine.
+            let sixteen = (0..<16).map { "\"p\($0 % 8)\"" }.joined(separator: ",")
+            let (status, json) = try await Self.call(client, .post, "\(base)/payment-sessions", "{\"provider_ids\":[\(sixteen)]}")
+            #expect(status == .ok)
+            #expect(Self.sessions(json).count == 8)
+            #expect(try await store.count() == 8)
         }
     }
 
