@@ -12,8 +12,9 @@
 //   lmdb-probe adopt-limited DIR MIB   under the same kind of limit, prints "ready", waits
 //                                      for DIR/go, then reads (another process has grown
 //                                      the map past the limit meanwhile), twice
-//   lmdb-probe stress-gate DIR         readers loop over count, cursor walks and statistics
-//                                      while a writer grows a 1 MiB map to 64 MiB
+//   lmdb-probe stress-gate DIR ROUNDS  readers loop over count, cursor walks and statistics
+//                                      while a writer grows a 1 MiB map to 64 MiB, ROUNDS
+//                                      times on fresh environments under DIR
 import Foundation
 import LMDB
 
@@ -112,49 +113,52 @@ do {
         print("read \(outcome { _ = try env.read { try $0.count(in: db) } })")
         print("read \(outcome { _ = try env.read { try $0.get("first", in: db) } })")
         print("info \(outcome { _ = try env.info() })")
-    case "stress-gate":
-        let db = try env.database(named: "probe")
-        let done = Flag()
+    case "stress-gate" where arguments.count == 4:
+        // Many fresh environments, each grown from 1 MiB to 64 MiB (six remaps), so that
+        // a read outside the gate has many chances to meet an unmapped map.
+        guard let rounds = Int(arguments[3]) else { fail("stress-gate needs a number of rounds") }
         let reads = Counter()
         let failures = Counter()
-        var threads: [Thread] = []
-        let finished = DispatchGroup()
-        for _ in 0..<3 {
-            finished.enter()
-            let thread = Thread {
-                while !done.value {
-                    do {
-                        try env.read { txn in
-                            _ = try txn.count(in: db)
-                            _ = try txn.statistics(of: db)
-                            try txn.withCursor(on: db) { cursor in _ = try cursor.last() }
-                            try txn.forEach(in: db) { _, _ in true }
+        for round in 0..<rounds {
+            let roundEnv = try Environment.open(path: arguments[2] + "/round\(round)", options: options)
+            let db = try roundEnv.database(named: "probe")
+            let done = Flag()
+            let finished = DispatchGroup()
+            for _ in 0..<3 {
+                finished.enter()
+                Thread {
+                    while !done.value {
+                        do {
+                            try roundEnv.read { txn in
+                                _ = try txn.count(in: db)
+                                _ = try txn.statistics(of: db)
+                                try txn.withCursor(on: db) { cursor in _ = try cursor.last() }
+                                try txn.forEach(in: db) { _, _ in true }
+                            }
+                            _ = try roundEnv.statistics()
+                            _ = try roundEnv.info()
+                            reads.add()
+                        } catch {
+                            failures.add()
                         }
-                        _ = try env.statistics()
-                        _ = try env.info()
-                        reads.add()
-                    } catch {
-                        failures.add()
+                    }
+                    finished.leave()
+                }.start()
+            }
+            let value = [UInt8](repeating: 0x33, count: 4 << 10)
+            var index = 0
+            while (try roundEnv.info()).mapSize < 64 << 20 {
+                try roundEnv.write { txn in
+                    for _ in 0..<64 {
+                        try txn.put(value, forKey: "k\(index)", in: db)
+                        index += 1
                     }
                 }
-                finished.leave()
             }
-            threads.append(thread)
-            thread.start()
+            done.set()
+            finished.wait()
         }
-        let value = [UInt8](repeating: 0x33, count: 4 << 10)
-        var index = 0
-        while (try env.info()).mapSize < 64 << 20 {
-            try env.write { txn in
-                for _ in 0..<64 {
-                    try txn.put(value, forKey: "k\(index)", in: db)
-                    index += 1
-                }
-            }
-        }
-        done.set()
-        finished.wait()
-        print("ok \(reads.value) reads, \(failures.value) failures, map \((try env.info()).mapSize)")
+        print("ok \(reads.value) reads, \(failures.value) failures, \(rounds) rounds")
     default:
         fail("unknown command or wrong arguments: \(arguments.dropFirst().joined(separator: " "))")
     }
