@@ -26,8 +26,8 @@ public final class Environment: @unchecked Sendable {
     /// The largest key liblmdb accepts (`mdb_env_get_maxkeysize`): 511 bytes by default.
     public let maxKeySize: Int
     let gate: TransactionGate
-    /// Taken before a write transaction begins; see ``WriterLock``.
-    let writerLock: WriterLock
+    /// Taken before a write transaction begins; see ``WriterLock``. `nil` when read-only.
+    let writerLock: WriterLock?
     /// liblmdb's descriptor of `data.mdb`, for reads that must not touch the map.
     let fileDescriptor: Int32
     /// The database page size.
@@ -42,14 +42,17 @@ public final class Environment: @unchecked Sendable {
     /// Taken only inside a transaction, after any wait for the writer or the gate.
     private let databaseOpening = NSLock()
 
-    private init(handle: OpaquePointer, path: String, options: Options, gate: TransactionGate, fileDescriptor: Int32, pageSize: Int) {
+    private init(
+        handle: OpaquePointer, path: String, options: Options, gate: TransactionGate, writerLock: WriterLock?,
+        fileDescriptor: Int32, pageSize: Int
+    ) {
         self.handle = handle
         self.gate = gate
         self.path = path
         self.options = options
         self.fileDescriptor = fileDescriptor
         self.pageSize = pageSize
-        self.writerLock = WriterLock(fileDescriptor: fileDescriptor)
+        self.writerLock = writerLock
         self.maxKeySize = Int(mdb_env_get_maxkeysize(handle))
     }
 
@@ -124,6 +127,7 @@ public final class Environment: @unchecked Sendable {
             throw error
         }
         let gate: TransactionGate
+        let writerLock: WriterLock?
         var descriptor: Int32 = -1
         let pageSize: Int
         do {
@@ -135,13 +139,23 @@ public final class Environment: @unchecked Sendable {
             }
             pageSize = try checkFileIsComplete(envHandle, path: path)
             try check(mdb_env_get_fd(envHandle, &descriptor), "mdb_env_get_fd(\(path))")
+            // A read-only environment never writes; it needs no writer lock and may lack
+            // the right to create one.
+            // In an existing store it takes data.mdb's mode, so that every user who may
+            // write the store (a group, say) may take it.
+            var dataStatus = stat()
+            let lockMode = !creatingFiles && fstat(descriptor, &dataStatus) == 0
+                ? dataStatus.st_mode & 0o666 : mode_t(options.fileMode)
+            writerLock = options.readOnly
+                ? nil : try WriterLock(directory: path, dataFileDescriptor: descriptor, fileMode: lockMode)
             gate = try TransactionGate()
         } catch {
             mdb_env_close(envHandle)
             throw error
         }
         let environment = Environment(
-            handle: envHandle, path: path, options: options, gate: gate, fileDescriptor: descriptor, pageSize: pageSize)
+            handle: envHandle, path: path, options: options, gate: gate, writerLock: writerLock, fileDescriptor: descriptor,
+            pageSize: pageSize)
         _ = try? environment.clearStaleReaders()
         return environment
     }
@@ -254,6 +268,7 @@ public final class Environment: @unchecked Sendable {
         if gate.callerIsWriter() {
             throw LMDBError(.nestedWriteTransaction, operation: "mdb_txn_begin(\(path))")
         }
+        guard let writerLock else { throw LMDBError(.readOnlyEnvironment, operation: "mdb_txn_begin(\(path))") }
         while true {
             let (outcome, hitMapFull) = try writerLock.withLock { () throws -> (Result<R, any Error>, Bool) in
                 let txn = try begin(readOnly: false)

@@ -102,7 +102,7 @@ case "async-create":
     let firstTransaction = (try store.environment.info()).lastTransactionID
     let started = DispatchTime.now().uptimeNanoseconds
     defer {
-        let commits = (try store.environment.info()).lastTransactionID - firstTransaction
+        let commits = ((try? store.environment.info())?.lastTransactionID ?? firstTransaction) - firstTransaction
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
         print("\(shared.count) creates, \(commits) commits, \(String(format: "%.1f", elapsed)) ms")
     }

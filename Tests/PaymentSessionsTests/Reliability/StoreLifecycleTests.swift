@@ -85,6 +85,7 @@ struct StoreLifecycleTests {
         #expect(Self.mode(directory.appending("deep")) == 0o700)
         #expect(Self.mode(path + "/data.mdb") == 0o600)
         #expect(Self.mode(path + "/lock.mdb") == 0o600)
+        #expect(Self.mode(path + "/writer.lock") == 0o600)
         let backup = directory.appending("backups/today")
         try store.backup(to: backup)
         #expect(Self.mode(backup) == 0o700)
@@ -97,8 +98,12 @@ struct StoreLifecycleTests {
             _ = try PaymentSessionStore(path: shared)
         }
         chmod(shared + "/data.mdb", 0o640)
+        // A store made before the writer lock existed gets one with data.mdb's mode, so
+        // that whoever may write the store may take it.
+        unlink(shared + "/writer.lock")
         _ = try PaymentSessionStore(path: shared).count()
         #expect(Self.mode(shared + "/data.mdb") == 0o640)
+        #expect(Self.mode(shared + "/writer.lock") == 0o640)
     }
 
     /// An export whose consumer is slow (three seconds in all) runs while creates make the
@@ -143,16 +148,18 @@ struct StoreLifecycleTests {
         let f = try StoreFixture { $0.environment.mapSize = 1 << 20 }
         let stop = Mutex(false)
         let writes = Mutex(0)
+        // Bounded (about 20 MiB), so that a failing test cannot leave it filling the disk.
         let writer = Thread {
             let blob = JSONValue.string(String(repeating: "y", count: 4 << 10))
             var i = 0
-            while !stop.withLock({ $0 }) {
+            while !stop.withLock({ $0 }) && i < 5_000 {
                 _ = try? f.store.create(NewPaymentSession(cartID: "w-\(i)", providerID: "p", data: ["blob": blob]))
                 i += 1
                 writes.withLock { $0 = i }
             }
         }
         writer.start()
+        defer { stop.withLock { $0 = true } }
         let backups = TemporaryDirectory(prefix: "backups")
         for round in 0..<5 {
             usleep(50_000)
