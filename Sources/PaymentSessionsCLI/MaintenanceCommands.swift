@@ -70,7 +70,11 @@ extension Import {
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check every record and index; exit 5 when anything is wrong.",
-        discussion: #"Prints {"sessions":N,"problems":[{"kind","database","key","message"}...]}."#)
+        discussion: #"""
+            Prints {"sessions":N,"problems":[{"kind","database","key","message"}...],\#
+            "legacy_authorized":[ID...],"reservations":N}. Legacy authorized sessions (authorized \#
+            before the store recorded authorizations) are listed apart and are not problems.
+            """#)
 
     @OptionGroup var location: StoreLocation
 
@@ -82,7 +86,11 @@ struct Verify: ParsableCommand {
             let problems: [JSONValue] = report.problems.map {
                 ["kind": .string($0.kind), "database": .string($0.database), "key": .string($0.key), "message": .string($0.message)]
             }
-            Output.json(["sessions": .number(JSONNumber(report.sessions)), "problems": .array(problems)])
+            Output.json([
+                "sessions": .number(JSONNumber(report.sessions)), "problems": .array(problems),
+                "legacy_authorized": .array(report.legacyAuthorized.map(JSONValue.string)),
+                "reservations": .number(JSONNumber(report.reservations)),
+            ])
         }
         if !clean { throw ExitCode(5) }
     }
@@ -133,19 +141,28 @@ struct Backup: ParsableCommand {
 
 struct Purge: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Delete sessions not updated for a while.", discussion: #"Prints {"purged":N}."#)
+        abstract: "Delete sessions not updated for a while.",
+        discussion: #"""
+            Authorized sessions are kept unless --include-authorized; idempotency keys of deleted \#
+            sessions reserved longer than 24 hours are dropped. \#
+            Prints {"purged":N,"kept_authorized":N,"reservations_dropped":N}.
+            """#)
 
     @OptionGroup var location: StoreLocation
     @Option(help: "Age: 90s, 30m, 72h, 7d (or combined, 1h30m); at most 36500d.") var olderThan: String
     @Option(help: "Only sessions in this status (repeatable).") var status: [String] = []
+    @Flag(help: "Delete authorized sessions too (their holds are then orphaned).") var includeAuthorized = false
 
     func run() throws {
         try runReporting {
             let age = try Parse.duration(olderThan)
             let statuses = try status.isEmpty ? nil : Set(status.map { try Parse.status($0) })
-            let purged = try location.open(create: true).purge(
-                notUpdatedSince: Date().addingTimeInterval(-age), statuses: statuses)
-            Output.json(["purged": .number(JSONNumber(purged))])
+            let report = try location.open(create: true).purge(
+                notUpdatedSince: Date().addingTimeInterval(-age), statuses: statuses, includeAuthorized: includeAuthorized)
+            Output.json([
+                "purged": .number(JSONNumber(report.purged)), "kept_authorized": .number(JSONNumber(report.keptAuthorized)),
+                "reservations_dropped": .number(JSONNumber(report.reservationsDropped)),
+            ])
         }
     }
 }

@@ -118,6 +118,11 @@ enum Parse {
         return value
     }
 
+    /// An amount: a whole number of the currency's minor unit, 0 to 2^53 - 1.
+    static func amount(_ text: String) throws -> Int {
+        try integer(text, field: "amount", in: 0...SessionValidation.maxAmount)
+    }
+
     /// A decimal option within `range` (finite); anything else is `invalid_input`.
     static func decimal(_ text: String, field: String, in range: ClosedRange<Double>, excludingLowerBound: Bool = false) throws -> Double {
         guard let value = Double(text), value.isFinite, range.contains(value), !(excludingLowerBound && value == range.lowerBound) else {

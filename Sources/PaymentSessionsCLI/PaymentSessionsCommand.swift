@@ -19,7 +19,7 @@ struct PaymentSessionsCommand: ParsableCommand {
             verify exits 5 when it finds problems.
             """,
         subcommands: [
-            Create.self, Get.self, List.self, Selected.self, Select.self, Deselect.self, Update.self, Delete.self,
+            Create.self, Get.self, List.self, Selected.self, Select.self, Deselect.self, Update.self, Authorize.self, Delete.self,
             Export.self, Import.self, Verify.self, Stats.self, Backup.self, Purge.self, Simulate.self,
         ]
     )

@@ -20,12 +20,16 @@ struct Create: ParsableCommand {
     var status: String?
     @Option(help: "A key that makes retries of this create safe.") var idempotencyKey: String?
     @Flag(help: "Select the new session, deselecting the cart's previous selection.") var select = false
+    @Option(help: "The amount to charge, in the currency's minor unit (0 to 2^53-1); needs --currency.") var amount: String?
+    @Option(help: "The currency: three lowercase letters (usd, eur).") var currency: String?
+    @Flag(help: "The provider already holds state for the session.") var initiated = false
 
     func run() throws {
         try runReporting {
             let new = NewPaymentSession(
                 cartID: cart, providerID: provider, status: try status.map { try Parse.status($0) } ?? .pending,
-                data: try data.map(Parse.data) ?? [:], idempotencyKey: idempotencyKey, select: select)
+                data: try data.map(Parse.data) ?? [:], idempotencyKey: idempotencyKey, select: select,
+                amount: try amount.map { try Parse.amount($0) }, currencyCode: currency, isInitiated: initiated)
             Output.line(try location.open(create: true).create(new).jsonText())
         }
     }
@@ -142,25 +146,68 @@ struct Deselect: ParsableCommand {
 
 struct Update: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Change a session's status and/or data and print it.",
+        abstract: "Change a session's status, data and/or amount and print it.",
         discussion: """
             Status moves: pending -> requires_more | authorized | error | canceled; requires_more -> \
             pending | authorized | error | canceled; error -> pending | canceled; authorized -> \
-            canceled; canceled is final. Anything else is invalid_transition.
+            canceled; canceled is final. Anything else is invalid_transition. --status authorized \
+            authorizes the session for its own amount (see authorize). --amount follows the cart \
+            while nothing is held; on an authorized session another amount is a conflict.
             """)
 
     @OptionGroup var location: StoreLocation
     @Argument(help: "The session id.") var id: String
     @Option(help: "The new status.") var status: String?
     @Option(help: "The provider's new data (replaces the old): a JSON object, @PATH or @- (stdin).") var data: String?
+    @Option(help: "The new amount, in the currency's minor unit.") var amount: String?
+    @Option(help: "The currency of --amount, when the session has none or it changes.") var currency: String?
 
     func run() throws {
         try runReporting {
-            if status == nil && data == nil {
-                throw InputError(field: "update", value: nil, reason: "give --status and/or --data")
+            if status == nil && data == nil && amount == nil {
+                throw InputError(field: "update", value: nil, reason: "give --status, --data and/or --amount")
             }
-            let session = try location.open(create: true).update(
-                id: id, status: try status.map { try Parse.status($0) }, data: try data.map(Parse.data))
+            if currency != nil && amount == nil {
+                throw InputError(field: "currency", value: currency, reason: "goes with --amount")
+            }
+            let newStatus = try status.map { try Parse.status($0) }
+            let newData = try data.map(Parse.data)
+            let newAmount = try amount.map { try Parse.amount($0) }
+            let store = try location.open(create: true)
+            let session = try store.write { tx in
+                var session: PaymentSession?
+                // The amount first: `--status authorized --amount N` authorizes for N.
+                if let newAmount { session = try tx.update(id: id, amount: newAmount, currencyCode: currency) }
+                if newStatus != nil || newData != nil { session = try tx.update(id: id, status: newStatus, data: newData) }
+                return session
+            }
+            guard let session else { throw PaymentSessionError.sessionNotFound(id: id) }
+            Output.line(session.jsonText())
+        }
+    }
+}
+
+struct Authorize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Record the provider's authorization of a cart's selected session and print it.",
+        discussion: """
+            Moves the session to authorized and records payment_authorized_at and the amount, in \
+            one write. Only the cart's selected session can be authorized, for the session's \
+            amount (a session without one takes --amount). Idempotent: a repeat with the same \
+            amount prints the session unchanged and exits 0; another amount is a conflict (exit 3).
+            """)
+
+    @OptionGroup var location: StoreLocation
+    @Argument(help: "The session id.") var id: String
+    @Option(help: "The authorized amount, in the currency's minor unit.") var amount: String
+    @Option(help: "The currency, when the session has none.") var currency: String?
+    @Option(help: "The provider's answer, replacing data: a JSON object, @PATH or @- (stdin).") var data: String?
+
+    func run() throws {
+        try runReporting {
+            let amount = try Parse.amount(amount)
+            let data = try data.map(Parse.data)
+            let session = try location.open(create: true).authorize(id: id, amount: amount, currencyCode: currency, data: data)
             Output.line(session.jsonText())
         }
     }
@@ -168,14 +215,20 @@ struct Update: ParsableCommand {
 
 struct Delete: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Delete a session.", discussion: #"Prints {"deleted":ID}."#)
+        abstract: "Delete a session.",
+        discussion: #"""
+            An authorized session is refused (conflict, exit 3) unless --force: cancel it first so \#
+            that its hold is voided. The session's idempotency key stays reserved for 24 hours. \#
+            Prints {"deleted":ID}.
+            """#)
 
     @OptionGroup var location: StoreLocation
     @Argument(help: "The session id.") var id: String
+    @Flag(help: "Delete an authorized session too (its hold is then orphaned).") var force = false
 
     func run() throws {
         try runReporting {
-            let deleted = try location.open(create: true).delete(id: id)
+            let deleted = try location.open(create: true).delete(id: id, force: force)
             Output.json(["deleted": .string(deleted.id)])
         }
     }

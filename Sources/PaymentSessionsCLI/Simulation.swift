@@ -14,7 +14,10 @@ final class Simulation: Sendable {
         case select
         case updateData = "update_data"
         case requireMore = "requires_more"
+        case updateAmount = "update_amount"
         case authorize
+        case authorizeRetry = "authorize_retry"
+        case switchAfterAuthorize = "switch_after_authorize"
         case cancel
         case abandon
         case complete
@@ -92,16 +95,18 @@ final class Simulation: Sendable {
         let live = sessions.filter { $0.status != .canceled }
         if live.isEmpty {
             let providers = Array(Self.providers.shuffled(using: &rng).prefix(Int.random(in: 1...3, using: &rng)))
+            let total = Int.random(in: 100...99_999, using: &rng)
             _ = measure(.initialize, &tally) {
                 try store.write { tx in
                     for provider in providers {
                         if sessions.isEmpty {
                             try tx.create(NewPaymentSession(
                                 cartID: cart, providerID: provider, data: ["attempt": 1],
-                                idempotencyKey: "init-\(cart)-\(provider)"))
+                                idempotencyKey: "init-\(cart)-\(provider)", amount: total, currencyCode: "eur"))
                         } else {
                             // Every session was canceled: Medusa's initialise step replaces them.
-                            try tx.createOrUpdate(cartID: cart, providerID: provider, data: ["attempt": 1])
+                            let (session, _) = try tx.createOrUpdate(cartID: cart, providerID: provider, data: ["attempt": 1])
+                            try tx.update(id: session.id, amount: total, currencyCode: "eur")
                         }
                     }
                 }
@@ -130,17 +135,41 @@ final class Simulation: Sendable {
                 "amount": .number(JSONNumber(Int.random(in: 100...99_999, using: &rng))), "currency": "eur",
             ]
             _ = measure(.updateData, &tally) { try store.update(id: target.id, data: data) }
-        } else if roll < 72 {
+        } else if roll < 70 {
             _ = measure(.requireMore, &tally) { try store.update(id: target.id, status: .requiresMore) }
-        } else if roll < 85, let selected {
-            _ = measure(.authorize, &tally) {
-                try store.update(id: selected.id, status: .authorized, expectedUpdatedAt: selected.updatedAt)
+        } else if roll < 74 {
+            // The cart's total changed: every session follows it while nothing is held (an
+            // authorized one refuses another amount).
+            let total = Int.random(in: 100...99_999, using: &rng)
+            _ = measure(.updateAmount, &tally) {
+                try store.write { tx in
+                    for session in live { _ = try? tx.update(id: session.id, amount: total) }
+                    _ = try tx.update(id: target.id, amount: total)
+                }
             }
-        } else if roll < 92 {
+        } else if roll < 85, let selected {
+            let amount = selected.amount ?? 0
+            let authorized = measure(.authorize, &tally) { try store.authorize(id: selected.id, amount: amount) }
+            if let authorized, Int.random(in: 0..<3, using: &rng) == 0 {
+                // The provider answered but the client timed out: it authorizes again.
+                let again = measure(.authorizeRetry, &tally) { try store.authorize(id: selected.id, amount: amount) }
+                if let again, again.paymentAuthorizedAt != authorized.paymentAuthorizedAt || again.updatedAt != authorized.updatedAt {
+                    tally.failures.append("authorize retry of \(selected.id) wrote a second authorization")
+                }
+            }
+        } else if roll < 90, let selected, selected.status == .authorized, let other = live.first(where: { $0.id != selected.id }) {
+            // The customer switches provider after authorizing: refused, the hold would be orphaned.
+            if measure(.switchAfterAuthorize, &tally, { try store.select(id: other.id) }) != nil,
+                (try? store.session(id: selected.id))?.status == .authorized
+            {
+                tally.failures.append("switched \(cart) away from authorized \(selected.id)")
+            }
+        } else if roll < 94 {
             _ = measure(.cancel, &tally) { try store.update(id: target.id, status: .canceled) }
         } else if let selected, selected.status == .authorized {
-            // The order was placed with the authorized selection: the cart's sessions go.
-            _ = measure(.complete, &tally) { try store.deleteSessions(cartID: cart) }
+            // The order was placed with the authorized selection (the payment captured): the
+            // cart's sessions go, the authorized one included.
+            _ = measure(.complete, &tally) { try store.deleteSessions(cartID: cart, force: true) }
         } else {
             _ = measure(.select, &tally) { try store.select(id: target.id) }
         }

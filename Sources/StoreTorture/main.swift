@@ -66,13 +66,26 @@ case "crash" where arguments.count == 5:
             } else if roll < 75 {
                 let index = Int.random(in: 0..<live.count, using: &rng)
                 guard live[index].pending else { continue }
-                try store.update(id: live[index].id, status: .authorized)
-                ack("U \(live[index].id)")
+                let id = live[index].id
+                // Only a cart's selected session can be authorized, and an authorized
+                // selection cannot be taken away: select it, then authorize, unless the
+                // cart already holds another authorization.
+                let authorized = try store.write { tx -> Bool in
+                    guard let session = try tx.session(id: id) else { return false }
+                    if let current = try tx.selectedSession(cartID: session.cartID), current.id != id, current.status == .authorized {
+                        return false
+                    }
+                    try tx.select(id: id)
+                    try tx.update(id: id, status: .authorized)
+                    return true
+                }
+                guard authorized else { continue }
+                ack("U \(id)")
                 live[index].pending = false
             } else {
                 let index = Int.random(in: 0..<live.count, using: &rng)
                 ack("d \(live[index].id)")  // intent: a kill before the ack may or may not have deleted it
-                try store.delete(id: live[index].id)
+                try store.delete(id: live[index].id, force: true)
                 ack("D \(live[index].id)")
                 live.remove(at: index)
             }

@@ -27,16 +27,21 @@ struct CLICommandTests {
         let updated = try cli.session(["update", a.id, "--status", "authorized", "--data", #"{"intent":"pi_1","ok":true}"#])
         #expect(updated.status == .authorized)
         #expect(updated.data["ok"] == true)
-        #expect(try cli.json(["deselect", "--cart", "cart_1"]) == ["cart_id": "cart_1", "deselected": .string(a.id)])
+        #expect(updated.paymentAuthorizedAt != nil)
+        // An authorized selection cannot be dropped (its hold would be orphaned) until canceled.
+        let refused = try cli.run(["deselect", "--cart", "cart_1"])
+        #expect(refused.status == 3)
+        #expect(errorCode(refused) == "conflict")
+        try cli.session(["update", a.id, "--status", "canceled"])
         #expect(try cli.json(["deselect", "--cart", "cart_1"]) == ["cart_id": "cart_1", "deselected": nil])
         #expect(try cli.json(["delete", b.id]) == ["deleted": .string(b.id)])
         let stats = try #require(try cli.json(["stats"]).objectValue)
         #expect(stats["sessions"] == 1)
         #expect(stats["carts"] == 1)
         #expect(stats["selected"] == 0)
-        #expect(stats["by_status"]?.objectValue?["authorized"] == 1)
+        #expect(stats["by_status"]?.objectValue?["canceled"] == 1)
         #expect(stats["file_bytes"] != nil && stats["map_bytes"] != nil)
-        #expect(try cli.json(["verify"]) == ["sessions": 1, "problems": []])
+        #expect(try cli.json(["verify"]) == ["sessions": 1, "problems": [], "legacy_authorized": [], "reservations": 0])
     }
 
     @Test func idempotentCreateRepeatsAndConflicts() throws {
@@ -141,10 +146,10 @@ struct CLICommandTests {
         let cli = CLI()
         let s = try cli.session(["create", "--cart", "c", "--provider", "p", "--status", "canceled"])
         try cli.session(["create", "--cart", "c", "--provider", "q"])
-        #expect(try cli.json(["purge", "--older-than", "1h"]) == ["purged": 0])
-        #expect(try cli.json(["purge", "--older-than", "0s", "--status", "canceled"]) == ["purged": 1])
+        #expect(try cli.json(["purge", "--older-than", "1h"]) == ["purged": 0, "kept_authorized": 0, "reservations_dropped": 0])
+        #expect(try cli.json(["purge", "--older-than", "0s", "--status", "canceled"]) == ["purged": 1, "kept_authorized": 0, "reservations_dropped": 0])
         #expect(try cli.run(["get", s.id]).status == 1)
-        #expect(try cli.json(["purge", "--older-than", "0s"]) == ["purged": 1])
+        #expect(try cli.json(["purge", "--older-than", "0s"]) == ["purged": 1, "kept_authorized": 0, "reservations_dropped": 0])
     }
 
     @Test func helpIsThereForEverySubcommand() throws {

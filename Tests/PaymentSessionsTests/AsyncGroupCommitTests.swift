@@ -256,7 +256,7 @@ struct AsyncGroupCommitTests {
 
     @Test func errorsFromAsyncOperationsAreTheTypedStoreErrors() async throws {
         let f = try StoreFixture(fast: false)
-        let s = try await f.store.create(NewPaymentSession(cartID: "c", providerID: "p", status: .authorized))
+        let s = try await f.store.create(NewPaymentSession(cartID: "c", providerID: "p", status: .authorized, select: true))
         do {
             try await f.store.update(id: s.id, status: .pending)
             Issue.record("accepted an invalid transition")

@@ -12,7 +12,7 @@ struct ImportExportTests {
                     NewPaymentSession(cartID: "cart_\(cart)", providerID: provider, data: ["n": .number(JSONNumber(cart * 10 + p))],
                         idempotencyKey: p == 1 ? "key-\(cart)" : nil, select: p == 2))
                 f.clock.advance()
-                if cart % 3 == 0 { try f.store.update(id: s.id, status: .authorized) }
+                if cart % 3 == 0 && p == 2 { try f.store.update(id: s.id, status: .authorized) }
                 if cart == 5 && p == 1 { try f.store.update(id: s.id, status: .canceled) }
             }
         }
@@ -57,7 +57,7 @@ struct ImportExportTests {
     /// Microseconds survive import and export exactly, also past the year 2255, where a
     /// `Double` of seconds (a `Date`) can no longer hold them.
     @Test func farFutureTimestampsKeepTheirMicroseconds() throws {
-        let line = #"{"id":"ps_01G901XNSRM2YS3ASN9H5KG3FZ","cart_id":"c","provider_id":"p","is_selected":false,"status":"pending","data":{},"created_at":"2024-10-10T04:45:27.833601Z","updated_at":"5263-07-23T04:09:16.358151Z"}"#
+        let line = #"{"id":"ps_01G901XNSRM2YS3ASN9H5KG3FZ","cart_id":"c","provider_id":"p","is_selected":false,"status":"pending","data":{},"amount":null,"currency_code":null,"is_initiated":false,"payment_authorized_at":null,"created_at":"2024-10-10T04:45:27.833601Z","updated_at":"5263-07-23T04:09:16.358151Z"}"#
         let f = try StoreFixture()
         #expect(try f.store.importJSONLines(line) == 1)
         #expect(try export(f.store) == line + "\n")

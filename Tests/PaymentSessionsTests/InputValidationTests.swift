@@ -109,7 +109,7 @@ struct InputValidationTests {
 
     @Test func anOperationThatThrowsInsideAWriteChangesNothingAndTheRestCommits() throws {
         let f = try StoreFixture()
-        let s = try f.store.create(NewPaymentSession(cartID: "c", providerID: "a", status: .authorized))
+        let s = try f.store.create(NewPaymentSession(cartID: "c", providerID: "a", status: .authorized, select: true))
         try f.store.write { tx in
             #expect(throws: PaymentSessionError.self) { try tx.update(id: s.id, status: .pending) }
             try tx.create(NewPaymentSession(cartID: "c", providerID: "b"))

@@ -9,6 +9,8 @@ struct SchemaFacts {
     var types: [String: String] = [:]
     var formats: [String: String] = [:]
     var enums: [String: [String]] = [:]
+    /// Properties that may be `null` (`nullable: true`).
+    var nullable: Set<String> = []
 
     init() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -30,6 +32,7 @@ struct SchemaFacts {
                 inEnum = text == "enum:"
                 if text.hasPrefix("type: ") { types[property] = String(text.dropFirst(6)) }
                 if text.hasPrefix("format: ") { formats[property] = String(text.dropFirst(8)) }
+                if text == "nullable: true" { nullable.insert(property) }
                 continue
             }
             if indent == 6, inEnum, text.hasPrefix("- ") { enums[property, default: []].append(String(text.dropFirst(2))) }
@@ -48,6 +51,8 @@ struct JSONFormTests {
             }
             switch (type, value) {
             case ("string", .string), ("boolean", .bool), ("object", .object): break
+            case ("integer", .number(let number)) where Int(number.text) != nil: break
+            case (_, .null) where schema.nullable.contains(field): break
             default: Issue.record("\(field) should be \(type), is \(value.typeName)")
             }
             if let allowed = schema.enums[field], let text = value.stringValue {
@@ -66,7 +71,8 @@ struct JSONFormTests {
         let schema = try SchemaFacts()
         #expect(schema.required == ["cart_id", "provider_id", "status"])
         #expect(schema.enums["status"]?.sorted() == PaymentSessionStatus.allCases.map(\.rawValue).sorted())
-        #expect(schema.types.count == 10)
+        #expect(schema.types.count == 14)
+        #expect(schema.nullable == ["amount", "currency_code", "payment_authorized_at"])
     }
 
     @Test(arguments: PaymentSessionStatus.allCases)
@@ -76,7 +82,9 @@ struct JSONFormTests {
         let withKey = try f.store.create(
             NewPaymentSession(cartID: "cart_01G8ZH853Y6TFXWPG5EYE81X63", providerID: "manual", status: status,
                 data: ["id": "ext_1", "n": 1.5], idempotencyKey: "key", select: status != .canceled))
-        let withoutKey = try f.store.create(NewPaymentSession(cartID: "cart_2", providerID: "manual", status: status))
+        let withoutKey = try f.store.create(
+            NewPaymentSession(cartID: "cart_2", providerID: "manual", status: status, select: status == .authorized,
+                amount: 4200, currencyCode: "usd"))
         for session in [withKey, withoutKey] {
             let json = try #require(try JSONValue(parsing: session.jsonText()).objectValue)
             check(json, against: schema)

@@ -7,6 +7,9 @@ import Testing
 /// as plainly as possible, without indexes.
 struct ReferenceModel {
     var sessions: [String: PaymentSession] = [:]
+    /// Idempotency keys of deleted sessions, still reserved (the test clock never passes
+    /// the 24-hour retention).
+    var reserved: [String: String] = [:]
 
     func sessions(cart: String) -> [PaymentSession] {
         sessions.values.filter { $0.cartID == cart }.sorted { $0.id < $1.id }
@@ -25,6 +28,51 @@ struct ReferenceModel {
         session.updatedAt = Timestamp.date(microseconds: max(now, Timestamp.microseconds(session.updatedAt) + 1))
     }
 
+    /// Removes `session`, reserving its idempotency key.
+    mutating func remove(_ session: PaymentSession) {
+        sessions[session.id] = nil
+        if let key = session.idempotencyKey { reserved[key] = session.id }
+    }
+
+    /// The rules of authorizing `session` (a model of `authorize`), applied on success.
+    mutating func authorize(
+        _ session: PaymentSession, amount: Int?, currencyCode: String?, now: Int64
+    ) -> Result<PaymentSession?, PaymentSessionError> {
+        var session = session
+        let id = session.id
+        if session.status == .authorized && session.paymentAuthorizedAt != nil {
+            if let amount, let held = session.amount, held != amount {
+                return .failure(.amountMismatch(id: id, expected: held, actual: amount))
+            }
+            if let amount, session.amount == nil {
+                return .failure(.invalidInput(field: "amount", value: String(amount), reason: "session \(id) was authorized without an amount"))
+            }
+            if let currencyCode, currencyCode != session.currencyCode { return .failure(Self.currencyRefusal(session, currencyCode)) }
+            return .success(session)
+        }
+        guard session.status == .authorized || session.status == .pending || session.status == .requiresMore else {
+            return .failure(.invalidTransition(id: id, from: session.status, to: .authorized))
+        }
+        guard session.isSelected else { return .failure(.notSelected(id: id, cartID: session.cartID)) }
+        if let amount, let held = session.amount, held != amount {
+            return .failure(.amountMismatch(id: id, expected: held, actual: amount))
+        }
+        if let currencyCode, let own = session.currencyCode, own != currencyCode {
+            return .failure(Self.currencyRefusal(session, currencyCode))
+        }
+        session.status = .authorized
+        if let amount { session.amount = amount }
+        session.currencyCode = currencyCode ?? session.currencyCode
+        Self.touch(&session, now: now)
+        session.paymentAuthorizedAt = session.updatedAt
+        sessions[id] = session
+        return .success(session)
+    }
+
+    static func currencyRefusal(_ session: PaymentSession, _ code: String) -> PaymentSessionError {
+        .invalidInput(field: "currency_code", value: code, reason: "session \(session.id) is in \(session.currencyCode ?? "no currency")")
+    }
+
     mutating func deselect(cart: String, now: Int64) -> PaymentSession? {
         guard var current = selected(cart: cart) else { return nil }
         current.isSelected = false
@@ -41,12 +89,20 @@ struct ReferenceModel {
             if select && status == .canceled {
                 return .failure(.invalidInput(field: "select", value: "true", reason: "a canceled session cannot be selected"))
             }
+            if status == .authorized && !select {
+                return .failure(.invalidInput(
+                    field: "select", value: "false", reason: "an authorized session must be created selected (the cart's payment)"))
+            }
             if let key, let existing = byKey(key) {
                 guard existing.cartID == cart, existing.providerID == provider else {
                     return .failure(.idempotencyConflict(key: key, existingID: existing.id, existingCartID: existing.cartID,
                         existingProviderID: existing.providerID))
                 }
                 return .success(existing)
+            }
+            if let key, let gone = reserved[key] { return .failure(.sessionGone(key: key, id: gone)) }
+            if select, let current = selected(cart: cart), current.status == .authorized {
+                return .failure(.authorizedSessionSelected(cartID: cart, authorizedID: current.id))
             }
             if let existing = byPair(cart, provider) {
                 return .failure(.duplicateSession(cartID: cart, providerID: provider, existingID: existing.id))
@@ -55,19 +111,26 @@ struct ReferenceModel {
             if select { _ = deselect(cart: cart, now: now) }
             let date = Timestamp.date(microseconds: now)
             let session = PaymentSession(id: id, cartID: cart, providerID: provider, isSelected: select, status: status,
-                data: ["n": .number(JSONNumber(now))], idempotencyKey: key, createdAt: date, updatedAt: date)
+                data: ["n": .number(JSONNumber(now))], idempotencyKey: key,
+                paymentAuthorizedAt: status == .authorized ? date : nil, createdAt: date, updatedAt: date)
             sessions[id] = session
             return .success(session)
         case .select(let id):
             guard var session = sessions[id] else { return .failure(.sessionNotFound(id: id)) }
             if session.status == .canceled { return .failure(.notSelectable(id: id, status: .canceled)) }
             if session.isSelected { return .success(session) }
+            if let current = selected(cart: session.cartID), current.status == .authorized {
+                return .failure(.authorizedSessionSelected(cartID: current.cartID, authorizedID: current.id))
+            }
             _ = deselect(cart: session.cartID, now: now)
             session.isSelected = true
             Self.touch(&session, now: now)
             sessions[id] = session
             return .success(session)
         case .deselect(let cart):
+            if let current = selected(cart: cart), current.status == .authorized {
+                return .failure(.authorizedSessionSelected(cartID: cart, authorizedID: current.id))
+            }
             return .success(deselect(cart: cart, now: now))
         case .setStatus(let id, let status):
             guard var session = sessions[id] else { return .failure(.sessionNotFound(id: id)) }
@@ -81,6 +144,9 @@ struct ReferenceModel {
                 }
             guard allowed.contains(status) else {
                 return .failure(.invalidTransition(id: id, from: session.status, to: status))
+            }
+            if status == .authorized && session.status != .authorized {
+                return authorize(session, amount: session.amount, currencyCode: nil, now: now)
             }
             session.status = status
             if status == .canceled { session.isSelected = false }
@@ -96,16 +162,50 @@ struct ReferenceModel {
             sessions[id] = session
             return .success(session)
         case .delete(let id):
-            guard let session = sessions.removeValue(forKey: id) else { return .failure(.sessionNotFound(id: id)) }
+            guard let session = sessions[id] else { return .failure(.sessionNotFound(id: id)) }
+            if session.status == .authorized { return .failure(.sessionAuthorized(id: id)) }
+            remove(session)
             return .success(session)
         case .deleteCart(let cart):
-            for session in sessions(cart: cart) { sessions[session.id] = nil }
+            let all = sessions(cart: cart)
+            if let authorized = all.first(where: { $0.status == .authorized }) {
+                return .failure(.sessionAuthorized(id: authorized.id))
+            }
+            for session in all { remove(session) }
             return .success(nil)
         case .purge(let olderThan, let statuses):
             let cutoff = now - olderThan
-            sessions = sessions.filter { Timestamp.microseconds($0.value.updatedAt) >= cutoff || !statuses.contains($0.value.status) }
+            for session in sessions.values.sorted(by: { $0.id < $1.id })
+            where Timestamp.microseconds(session.updatedAt) < cutoff && statuses.contains(session.status) && session.status != .authorized {
+                remove(session)
+            }
             return .success(nil)
-        case .failingBatch:
+        case .authorize(let id, let amount):
+            guard let session = sessions[id] else { return .failure(.sessionNotFound(id: id)) }
+            return authorize(session, amount: amount, currencyCode: "eur", now: now)
+        case .setAmount(let id, let amount):
+            guard var session = sessions[id] else { return .failure(.sessionNotFound(id: id)) }
+            switch session.status {
+            case .canceled:
+                return .failure(.sessionIsFinal(id: id))
+            case .authorized:
+                guard session.amount == amount else {
+                    return .failure(.amountMismatch(id: id, expected: session.amount ?? amount, actual: amount))
+                }
+                if session.currencyCode != "eur" { return .failure(Self.currencyRefusal(session, "eur")) }
+                return .success(session)
+            case .pending, .requiresMore, .error:
+                if session.amount == amount && session.currencyCode == "eur" { return .success(session) }
+                session.amount = amount
+                session.currencyCode = "eur"
+                Self.touch(&session, now: now)
+                sessions[id] = session
+                return .success(session)
+            }
+        case .failingBatch(let cart):
+            if let current = selected(cart: cart), current.status == .authorized {
+                return .failure(.authorizedSessionSelected(cartID: cart, authorizedID: current.id))
+            }
             return .failure(.sessionNotFound(id: Operation.missingID))
         }
     }
@@ -128,6 +228,10 @@ enum Operation: CustomStringConvertible {
     case purge(olderThan: Int64, statuses: Set<PaymentSessionStatus>)
     /// A write closure that creates and selects, then fails: nothing may remain.
     case failingBatch(cart: String)
+    /// `authorize(id:amount:currencyCode: "eur")`.
+    case authorize(id: String, amount: Int)
+    /// `update(id:amount:currencyCode: "eur")`.
+    case setAmount(id: String, amount: Int)
 
     /// Decodes one random number into an operation on the model's current ids.
     init(_ seed: UInt32, ids: [String]) {
@@ -136,7 +240,7 @@ enum Operation: CustomStringConvertible {
             defer { bits /= UInt32(n) }
             return Int(bits % UInt32(n))
         }
-        let kind = take(20)
+        let kind = take(23)
         let cart = Self.carts[take(3)]
         let pickID = ids.isEmpty || take(8) == 0 ? Self.missingID : ids[take(ids.count)]
         let status = PaymentSessionStatus.allCases[take(5)]
@@ -152,7 +256,9 @@ enum Operation: CustomStringConvertible {
         case 16: self = .delete(id: pickID)
         case 17: self = .deleteCart(cart: cart)
         case 18: self = .purge(olderThan: Int64(take(20)) * 1000, statuses: take(2) == 0 ? [.canceled, .error] : Set(PaymentSessionStatus.allCases))
-        default: self = .failingBatch(cart: cart)
+        case 19: self = .failingBatch(cart: cart)
+        case 20, 21: self = .authorize(id: pickID, amount: [100, 200][take(2)])
+        default: self = .setAmount(id: pickID, amount: [100, 200][take(2)])
         }
     }
 
@@ -167,6 +273,8 @@ enum Operation: CustomStringConvertible {
         case .deleteCart(let c): "deleteCart(\(c))"
         case .purge(let age, let s): "purge(\(age)µs, \(s.map(\.rawValue).sorted()))"
         case .failingBatch(let c): "failingBatch(\(c))"
+        case .authorize(let id, let amount): "authorize(\(id), \(amount))"
+        case .setAmount(let id, let amount): "amount(\(id), \(amount))"
         }
     }
 
@@ -189,6 +297,8 @@ enum Operation: CustomStringConvertible {
             let now = Timestamp.microseconds(store.options.clock())
             try store.purge(notUpdatedSince: Timestamp.date(microseconds: now - olderThan), statuses: statuses)
             return nil
+        case .authorize(let id, let amount): return try store.authorize(id: id, amount: amount, currencyCode: "eur")
+        case .setAmount(let id, let amount): return try store.update(id: id, amount: amount, currencyCode: "eur")
         case .failingBatch(let cart):
             do {
                 try store.write { tx in
@@ -263,6 +373,11 @@ struct ModelBasedTests {
         }
         for key in Operation.keys {
             #expect(try store.session(idempotencyKey: key) == model.byKey(key), context)
+            #expect(try store.read { try $0.idempotencyReservation(key: key) }?.id == model.reserved[key], context)
+        }
+        for session in all where session.status == .authorized {
+            // A hold is never orphaned: an authorized session is its cart's selection.
+            #expect(session.isSelected, context)
         }
         for session in all where session.status == .canceled { #expect(!session.isSelected, context) }
         let report = try store.verify()

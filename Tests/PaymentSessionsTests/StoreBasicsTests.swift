@@ -176,10 +176,10 @@ struct StoreBasicsTests {
     @Test func purgeWithAnExtremeCutoffNeitherTrapsNorPurgesWrongly() throws {
         let f = try StoreFixture()
         try f.store.create(NewPaymentSession(cartID: "c", providerID: "p"))
-        #expect(try f.store.purge(notUpdatedSince: Date(timeIntervalSince1970: -1e300)) == 0)
+        #expect(try f.store.purge(notUpdatedSince: Date(timeIntervalSince1970: -1e300)).purged == 0)
         #expect(Timestamp.microseconds(Date(timeIntervalSince1970: 1e300)) == .max)
         #expect(Timestamp.microseconds(Date(timeIntervalSince1970: .nan)) == 0)
-        #expect(try f.store.purge(notUpdatedSince: Date(timeIntervalSince1970: 1e300)) == 1)
+        #expect(try f.store.purge(notUpdatedSince: Date(timeIntervalSince1970: 1e300)).purged == 1)
     }
 
     @Test func createWithSelectDeselectsThePreviousSelection() throws {
@@ -223,8 +223,11 @@ struct StoreBasicsTests {
         #expect(try f.store.selectedSession(cartID: "c") == nil)
         #expect(try f.store.sessions(cartID: "c").isEmpty)
         #expect(storeError { try f.store.delete(id: s.id) } == .sessionNotFound(id: s.id))
-        // The pair and the key are free again.
-        try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", idempotencyKey: "k"))
+        // The pair is free again; the key stays reserved, so that a retry of the deleted
+        // session's create does not make a second one.
+        #expect(storeError { try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", idempotencyKey: "k")) }
+            == .sessionGone(key: "k", id: s.id))
+        try f.store.create(NewPaymentSession(cartID: "c", providerID: "p"))
         #expect(try f.store.verify().isClean)
     }
 
@@ -244,9 +247,9 @@ struct StoreBasicsTests {
         f.clock.advance(milliseconds: 60_000)
         let cutoff = f.clock.now
         let fresh = try f.store.create(NewPaymentSession(cartID: "c3", providerID: "p"))
-        #expect(try f.store.purge(notUpdatedSince: cutoff, statuses: [.canceled]) == 1)
+        #expect(try f.store.purge(notUpdatedSince: cutoff, statuses: [.canceled]).purged == 1)
         #expect(try f.store.session(id: oldCanceled.id) == nil)
-        #expect(try f.store.purge(notUpdatedSince: cutoff) == 1)
+        #expect(try f.store.purge(notUpdatedSince: cutoff).purged == 1)
         #expect(try f.store.session(id: old.id) == nil)
         #expect(try f.store.sessions() == [fresh])
     }
@@ -282,8 +285,8 @@ struct StoreBasicsTests {
             _ = try PaymentSessionStore(path: directory.path)
             let env = try Environment.open(path: directory.path)
             let meta = try env.database(named: "meta")
-            try env.write { try $0.put([3, 0, 0, 0] as [UInt8], forKey: "format_version", in: meta) }
+            try env.write { try $0.put([99, 0, 0, 0] as [UInt8], forKey: "format_version", in: meta) }
         }
-        #expect(storeError { _ = try PaymentSessionStore(path: directory.path) } == .unsupportedFormat(found: 3, supported: 2))
+        #expect(storeError { _ = try PaymentSessionStore(path: directory.path) } == .unsupportedFormat(found: 99, supported: 3))
     }
 }

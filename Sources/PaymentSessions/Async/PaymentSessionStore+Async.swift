@@ -123,22 +123,48 @@ extension PaymentSessionStore {
         try await write { try $0.deselect(cartID: cartID) }
     }
 
-    /// Deletes a session.
+    /// Authorizes the cart's selected session for `amount`; idempotent.
     @discardableResult
-    public func delete(id: String) async throws -> PaymentSession {
-        try await write { try $0.delete(id: id) }
+    public func authorize(
+        id: String, amount: Int, currencyCode: String? = nil, data: [String: JSONValue]? = nil,
+        expectedUpdatedAt: Date? = nil
+    ) async throws -> PaymentSession {
+        try await write {
+            try $0.authorize(id: id, amount: amount, currencyCode: currencyCode, data: data, expectedUpdatedAt: expectedUpdatedAt)
+        }
     }
 
-    /// Deletes all of a cart's sessions.
+    /// Sets a session's amount while nothing is held.
     @discardableResult
-    public func deleteSessions(cartID: String) async throws -> Int {
-        try await write { try $0.deleteSessions(cartID: cartID) }
+    public func update(
+        id: String, amount: Int, currencyCode: String? = nil, expectedUpdatedAt: Date? = nil
+    ) async throws -> PaymentSession {
+        try await write { try $0.update(id: id, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt) }
     }
 
-    /// Deletes sessions not updated since `date`.
+    /// A cart's payment state in one read.
+    public func cartPayment(cartID: String) async throws -> CartPayment {
+        try await read { try $0.cartPayment(cartID: cartID) }
+    }
+
+    /// Deletes a session (an authorized one only with `force`).
     @discardableResult
-    public func purge(notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>? = nil) async throws -> Int {
-        try await write { try $0.purge(notUpdatedSince: date, statuses: statuses) }
+    public func delete(id: String, force: Bool = false) async throws -> PaymentSession {
+        try await write { try $0.delete(id: id, force: force) }
+    }
+
+    /// Deletes all of a cart's sessions (none if one is authorized, unless `force`).
+    @discardableResult
+    public func deleteSessions(cartID: String, force: Bool = false) async throws -> Int {
+        try await write { try $0.deleteSessions(cartID: cartID, force: force) }
+    }
+
+    /// Deletes sessions not updated since `date`, keeping authorized ones unless told.
+    @discardableResult
+    public func purge(
+        notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>? = nil, includeAuthorized: Bool = false
+    ) async throws -> PurgeReport {
+        try await write { try $0.purge(notUpdatedSince: date, statuses: statuses, includeAuthorized: includeAuthorized) }
     }
 }
 

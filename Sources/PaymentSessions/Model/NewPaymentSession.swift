@@ -30,6 +30,13 @@ public struct NewPaymentSession: Sendable {
     public var select: Bool
     /// An id to use instead of a generated one (imports, migrations): `ps_` + ULID.
     public var id: String?
+    /// The amount to charge, in the currency's minor unit (0 to 2^53 - 1), or `nil` while
+    /// the cart's total is not known; requires ``currencyCode``.
+    public var amount: Int?
+    /// Three lowercase letters (`usd`), or `nil`.
+    public var currencyCode: String?
+    /// Whether the provider already holds state for the session.
+    public var isInitiated: Bool
     /// `data` as given: a dictionary, or checked compact JSON text.
     @usableFromInline var dataStorage: SessionData
 
@@ -43,7 +50,8 @@ public struct NewPaymentSession: Sendable {
     /// Describes a session to create.
     public init(
         cartID: String, providerID: String, status: PaymentSessionStatus = .pending, data: [String: JSONValue] = [:],
-        idempotencyKey: String? = nil, select: Bool = false, id: String? = nil
+        idempotencyKey: String? = nil, select: Bool = false, id: String? = nil, amount: Int? = nil,
+        currencyCode: String? = nil, isInitiated: Bool = false
     ) {
         self.cartID = cartID
         self.providerID = providerID
@@ -52,6 +60,9 @@ public struct NewPaymentSession: Sendable {
         self.idempotencyKey = idempotencyKey
         self.select = select
         self.id = id
+        self.amount = amount
+        self.currencyCode = currencyCode
+        self.isInitiated = isInitiated
     }
 
     /// Describes a session whose `data` is JSON text: UTF-8 bytes of one JSON object
@@ -67,7 +78,8 @@ public struct NewPaymentSession: Sendable {
     @inlinable
     public init(
         cartID: String, providerID: String, status: PaymentSessionStatus = .pending, dataJSON: some Collection<UInt8>,
-        idempotencyKey: String? = nil, select: Bool = false, id: String? = nil
+        idempotencyKey: String? = nil, select: Bool = false, id: String? = nil, amount: Int? = nil,
+        currencyCode: String? = nil, isInitiated: Bool = false
     ) throws(PaymentSessionError) {
         let checked = try (dataJSON.withContiguousStorageIfAvailable(Self.checkDataJSON)
             ?? Array(dataJSON).withUnsafeBufferPointer(Self.checkDataJSON)).get()
@@ -78,6 +90,9 @@ public struct NewPaymentSession: Sendable {
         self.idempotencyKey = idempotencyKey
         self.select = select
         self.id = id
+        self.amount = amount
+        self.currencyCode = currencyCode
+        self.isInitiated = isInitiated
     }
 
     /// The non-generic part of the `dataJSON` initializer: the check and the copy.
@@ -92,6 +107,7 @@ extension NewPaymentSession: Hashable {
     public static func == (lhs: NewPaymentSession, rhs: NewPaymentSession) -> Bool {
         lhs.cartID == rhs.cartID && lhs.providerID == rhs.providerID && lhs.status == rhs.status
             && lhs.idempotencyKey == rhs.idempotencyKey && lhs.select == rhs.select && lhs.id == rhs.id
+            && lhs.amount == rhs.amount && lhs.currencyCode == rhs.currencyCode && lhs.isInitiated == rhs.isInitiated
             && SessionData.sameObject(lhs.dataStorage, rhs.dataStorage)
     }
 
@@ -103,5 +119,8 @@ extension NewPaymentSession: Hashable {
         hasher.combine(idempotencyKey)
         hasher.combine(select)
         hasher.combine(id)
+        hasher.combine(amount)
+        hasher.combine(currencyCode)
+        hasher.combine(isInitiated)
     }
 }

@@ -69,34 +69,42 @@ public struct PaymentSession: Sendable {
     /// value witnesses (a tenth of a get by id in callgrind); `Int64` keeps the layout fixed.
     var createdMicroseconds: Int64
     var updatedMicroseconds: Int64
+    /// `amount`, `currency_code`, `is_initiated`, `payment_authorized_at`; see `SessionMoney.swift`.
+    var money: SessionMoney
 
     /// A session with every field given; dates are rounded to the microsecond.
     public init(
         id: String, cartID: String, providerID: String, isSelected: Bool = false, status: PaymentSessionStatus = .pending,
-        data: [String: JSONValue] = [:], idempotencyKey: String? = nil, createdAt: Date, updatedAt: Date
+        data: [String: JSONValue] = [:], idempotencyKey: String? = nil, amount: Int? = nil, currencyCode: String? = nil,
+        isInitiated: Bool = false, paymentAuthorizedAt: Date? = nil, createdAt: Date, updatedAt: Date
     ) {
         self.init(
             id: id, cartID: cartID, providerID: providerID, isSelected: isSelected, status: status,
             dataStorage: .object(data), idempotencyKey: idempotencyKey,
             createdMicroseconds: Timestamp.microseconds(createdAt), updatedMicroseconds: Timestamp.microseconds(updatedAt))
+        self.amount = amount
+        self.currencyCode = currencyCode
+        self.isInitiated = isInitiated
+        self.paymentAuthorizedAt = paymentAuthorizedAt
     }
 
     /// Every field as given, dates in microseconds since 1970 (as records hold them).
     init(
         id: String, cartID: String, providerID: String, isSelected: Bool, status: PaymentSessionStatus,
-        dataStorage: SessionData, idempotencyKey: String?, createdMicroseconds: Int64, updatedMicroseconds: Int64
+        dataStorage: SessionData, idempotencyKey: String?, createdMicroseconds: Int64, updatedMicroseconds: Int64,
+        money: SessionMoney = .none
     ) {
         self.init(
             id: id, isSelected: isSelected, status: status,
             text: .values(
                 SessionText.Values(cartID: cartID, providerID: providerID, idempotencyKey: idempotencyKey, data: dataStorage)),
-            createdMicroseconds: createdMicroseconds, updatedMicroseconds: updatedMicroseconds)
+            createdMicroseconds: createdMicroseconds, updatedMicroseconds: updatedMicroseconds, money: money)
     }
 
     /// A session whose variable-length fields are `text` (as the record decoder builds it).
     init(
         id: String, isSelected: Bool, status: PaymentSessionStatus, text: SessionText, createdMicroseconds: Int64,
-        updatedMicroseconds: Int64
+        updatedMicroseconds: Int64, money: SessionMoney = .none
     ) {
         self.id = id
         self.isSelected = isSelected
@@ -104,6 +112,7 @@ public struct PaymentSession: Sendable {
         self.text = text
         self.createdMicroseconds = createdMicroseconds
         self.updatedMicroseconds = updatedMicroseconds
+        self.money = money
     }
 
     /// Changes the variable-length fields, decoding them first when they are still bytes.
@@ -122,7 +131,7 @@ extension PaymentSession: Hashable {
         lhs.id == rhs.id && lhs.cartID == rhs.cartID && lhs.providerID == rhs.providerID
             && lhs.isSelected == rhs.isSelected && lhs.status == rhs.status && lhs.idempotencyKey == rhs.idempotencyKey
             && lhs.createdMicroseconds == rhs.createdMicroseconds && lhs.updatedMicroseconds == rhs.updatedMicroseconds
-            && SessionData.sameObject(lhs.dataStorage, rhs.dataStorage)
+            && lhs.money == rhs.money && SessionData.sameObject(lhs.dataStorage, rhs.dataStorage)
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -135,6 +144,7 @@ extension PaymentSession: Hashable {
         hasher.combine(idempotencyKey)
         hasher.combine(createdMicroseconds)
         hasher.combine(updatedMicroseconds)
+        hasher.combine(money)
     }
 }
 
@@ -190,6 +200,23 @@ extension PaymentSession {
             writer.key("idempotency_key")
             text.write(.idempotencyKey, to: &writer)
         }
+        // The money fields are extensions of the seed schema, always present.
+        writer.raw(",")
+        writer.key("amount")
+        if let amount = money.amountValue { writer.append(json: Array(String(amount).utf8)) } else { writer.raw("null") }
+        writer.raw(",")
+        writer.key("currency_code")
+        if let code = money.currencyCode { writer.write(string: code) } else { writer.raw("null") }
+        writer.raw(",")
+        writer.key("is_initiated")
+        writer.raw(money.isInitiated ? "true" : "false")
+        writer.raw(",")
+        writer.key("payment_authorized_at")
+        if let at = money.authorizedAt {
+            writer.write(string: Timestamp.rfc3339(microseconds: at))
+        } else {
+            writer.raw("null")
+        }
         writer.raw(",")
         writer.key("created_at")
         writer.write(string: Timestamp.rfc3339(microseconds: createdMicroseconds))
@@ -222,8 +249,8 @@ extension PaymentSession {
     /// Reads a session from the members of its JSON object; see ``init(jsonText:)``.
     public init(jsonObject members: [String: JSONValue]) throws(PaymentSessionError) {
         let known: Set<String> = [
-            "id", "cart_id", "cart", "provider_id", "is_selected", "status", "data", "idempotency_key", "created_at",
-            "updated_at",
+            "id", "cart_id", "cart", "provider_id", "is_selected", "status", "data", "idempotency_key", "amount",
+            "currency_code", "is_initiated", "payment_authorized_at", "created_at", "updated_at",
         ]
         if let unknown = members.keys.sorted().first(where: { !known.contains($0) }) {
             throw .invalidInput(field: unknown, value: nil, reason: "unknown field")
@@ -272,10 +299,44 @@ extension PaymentSession {
         case let other?:
             throw .invalidInput(field: "idempotency_key", value: other.jsonText, reason: "expected a string")
         }
+        // The money fields: absent (an export of a store before them) reads as unset.
+        var money = SessionMoney.none
+        switch members["amount"] {
+        case nil, .null?: break
+        case .number(let number)?:
+            guard let value = Int(number.text) else {
+                throw .invalidInput(field: "amount", value: number.text, reason: "expected a whole number")
+            }
+            try SessionValidation.validateAmount(value)
+            money.amount = Int64(value)
+        case let other?:
+            throw .invalidInput(field: "amount", value: other.jsonText, reason: "expected a whole number or null")
+        }
+        switch members["currency_code"] {
+        case nil, .null?: break
+        case .string(let code)?:
+            try SessionValidation.validateCurrencyCode(code)
+            money.currency = SessionMoney.packed(code)
+        case let other?:
+            throw .invalidInput(field: "currency_code", value: other.jsonText, reason: "expected a string or null")
+        }
+        switch members["is_initiated"] {
+        case nil: break
+        case .bool(let flag)?: money.isInitiated = flag
+        case let other?:
+            throw .invalidInput(field: "is_initiated", value: other.jsonText, reason: "expected a boolean")
+        }
+        switch members["payment_authorized_at"] {
+        case nil, .null?: break
+        case .string?: money.authorizedMicroseconds = try microseconds("payment_authorized_at")
+        case let other?:
+            throw .invalidInput(field: "payment_authorized_at", value: other.jsonText, reason: "expected a date-time or null")
+        }
         self.init(
             id: try string("id"), cartID: try string("cart_id"), providerID: try string("provider_id"),
             isSelected: isSelected, status: status, dataStorage: .object(data), idempotencyKey: idempotencyKey,
-            createdMicroseconds: try microseconds("created_at"), updatedMicroseconds: try microseconds("updated_at"))
+            createdMicroseconds: try microseconds("created_at"), updatedMicroseconds: try microseconds("updated_at"),
+            money: money)
         try SessionValidation.validate(self)
     }
 }
@@ -285,7 +346,8 @@ extension PaymentSession {
 extension PaymentSession: Codable {
     enum CodingKeys: String, CodingKey {
         case id, cartID = "cart_id", providerID = "provider_id", isSelected = "is_selected", status, data
-        case idempotencyKey = "idempotency_key", createdAt = "created_at", updatedAt = "updated_at"
+        case idempotencyKey = "idempotency_key", amount, currencyCode = "currency_code", isInitiated = "is_initiated"
+        case paymentAuthorizedAt = "payment_authorized_at", createdAt = "created_at", updatedAt = "updated_at"
     }
 
     /// Encodes the schema's JSON form (dates as RFC 3339 strings whatever the encoder's
@@ -299,6 +361,10 @@ extension PaymentSession: Codable {
         try container.encode(status, forKey: .status)
         try container.encode(data, forKey: .data)
         try container.encodeIfPresent(idempotencyKey, forKey: .idempotencyKey)
+        try container.encode(amount, forKey: .amount)
+        try container.encode(currencyCode, forKey: .currencyCode)
+        try container.encode(isInitiated, forKey: .isInitiated)
+        try container.encode(money.authorizedAt.map { Timestamp.rfc3339(microseconds: $0) }, forKey: .paymentAuthorizedAt)
         try container.encode(Timestamp.rfc3339(microseconds: createdMicroseconds), forKey: .createdAt)
         try container.encode(Timestamp.rfc3339(microseconds: updatedMicroseconds), forKey: .updatedAt)
     }
@@ -323,6 +389,12 @@ extension PaymentSession: Codable {
             dataStorage: .object(try container.decodeIfPresent([String: JSONValue].self, forKey: .data) ?? [:]),
             idempotencyKey: try container.decodeIfPresent(String.self, forKey: .idempotencyKey),
             createdMicroseconds: try microseconds(.createdAt), updatedMicroseconds: try microseconds(.updatedAt))
+        amount = try container.decodeIfPresent(Int.self, forKey: .amount)
+        currencyCode = try container.decodeIfPresent(String.self, forKey: .currencyCode)
+        isInitiated = try container.decodeIfPresent(Bool.self, forKey: .isInitiated) ?? false
+        if container.contains(.paymentAuthorizedAt), try !container.decodeNil(forKey: .paymentAuthorizedAt) {
+            money.authorizedMicroseconds = try microseconds(.paymentAuthorizedAt)
+        }
         try SessionValidation.validate(self)
     }
 }

@@ -30,6 +30,23 @@ public enum PaymentSessionError: Error, Sendable, Equatable, CustomStringConvert
     case duplicateID(id: String)
     /// The idempotency key belongs to a session of another cart or provider.
     case idempotencyConflict(key: String, existingID: String, existingCartID: String, existingProviderID: String)
+    /// The amount differs from the one the session holds: an authorized session keeps the
+    /// amount it was authorized for, and an authorization must be for the session's amount.
+    /// `expected` is the session's amount, `actual` the one asked for.
+    case amountMismatch(id: String, expected: Int, actual: Int)
+    /// Only the cart's selected session can be authorized (a hold on another would be
+    /// orphaned from birth).
+    case notSelected(id: String, cartID: String)
+    /// The cart's selected session is authorized: selecting another (or none) would orphan
+    /// its hold. Cancel it first.
+    case authorizedSessionSelected(cartID: String, authorizedID: String)
+    /// The session is authorized: deleting it would orphan its hold. Cancel it first, or
+    /// delete with `force`.
+    case sessionAuthorized(id: String)
+    /// The idempotency key belonged to a session that was deleted or purged; the key stays
+    /// reserved for ``PaymentSessionStore/Options/idempotencyRetention``, so that a retry
+    /// does not create a second session.
+    case sessionGone(key: String, id: String)
     /// `expectedUpdatedAt` did not match: someone changed the session since the caller read it.
     case staleUpdate(id: String, expected: Date, actual: Date)
     /// A record or index entry could not be decoded. The store needs `verify` and repair.
@@ -58,10 +75,12 @@ public enum PaymentSessionError: Error, Sendable, Equatable, CustomStringConvert
     /// The kind of failure.
     public var code: Code {
         switch self {
-        case .sessionNotFound, .idempotencyKeyNotFound, .noSelection, .storeNotFound: .notFound
+        case .sessionNotFound, .idempotencyKeyNotFound, .noSelection, .storeNotFound, .sessionGone: .notFound
         case .invalidInput: .invalidInput
         case .invalidTransition, .sessionIsFinal, .notSelectable: .invalidTransition
-        case .duplicateSession, .duplicateID, .idempotencyConflict, .staleUpdate: .conflict
+        case .duplicateSession, .duplicateID, .idempotencyConflict, .staleUpdate, .amountMismatch, .notSelected,
+            .authorizedSessionSelected, .sessionAuthorized:
+            .conflict
         case .corruptRecord, .unsupportedFormat, .storage: .storage
         case .importFailed(_, let error): error.code
         }
@@ -85,6 +104,16 @@ public enum PaymentSessionError: Error, Sendable, Equatable, CustomStringConvert
         case .duplicateID(let id): "a payment session with id \(id) already exists"
         case .idempotencyConflict(let key, let id, let cart, let provider):
             "idempotency key \(Self.quoted(key)) belongs to session \(id) of cart \(cart) and provider \(provider)"
+        case .amountMismatch(let id, let expected, let actual):
+            "payment session \(id) is for amount \(expected), not \(actual)"
+        case .notSelected(let id, let cart):
+            "payment session \(id) is not the selected session of cart \(cart); only the selected one can be authorized"
+        case .authorizedSessionSelected(let cart, let authorized):
+            "cart \(cart) has an authorized payment session, \(authorized); cancel it before choosing another"
+        case .sessionAuthorized(let id):
+            "payment session \(id) is authorized; cancel it first (or force the delete) so that its hold is not orphaned"
+        case .sessionGone(let key, let id):
+            "idempotency key \(Self.quoted(key)) belonged to payment session \(id), which was deleted"
         case .staleUpdate(let id, let expected, let actual):
             "payment session \(id) was updated at \(Timestamp.rfc3339(actual)), not \(Timestamp.rfc3339(expected))"
         case .corruptRecord(let key, let reason): "corrupt record \(Self.quoted(key)): \(reason)"

@@ -89,6 +89,35 @@ public enum SessionValidation {
         }
     }
 
+    /// The largest amount: 2^53 - 1, the largest integer every JSON reader (JavaScript's
+    /// numbers included) holds exactly.
+    public static let maxAmount = (1 << 53) - 1
+
+    /// Checks an amount: a whole number of the currency's minor unit, 0 to 2^53 - 1.
+    public static func validateAmount(_ amount: Int) throws(PaymentSessionError) {
+        guard (0...maxAmount).contains(amount) else {
+            throw .invalidInput(field: "amount", value: String(amount), reason: "must be 0 to \(maxAmount)")
+        }
+    }
+
+    /// Checks a currency code: three lowercase ASCII letters (ISO 4217 style, as Medusa
+    /// writes them: `usd`, `eur`).
+    public static func validateCurrencyCode(_ code: String) throws(PaymentSessionError) {
+        let bytes = Array(code.utf8)
+        guard bytes.count == 3, bytes.allSatisfy({ (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) }) else {
+            throw .invalidInput(field: "currency_code", value: code, reason: "expected three lowercase letters such as usd")
+        }
+    }
+
+    /// Checks an amount and its currency together: a currency is required with an amount.
+    public static func validateMoney(amount: Int?, currencyCode: String?) throws(PaymentSessionError) {
+        if let amount { try validateAmount(amount) }
+        if let currencyCode { try validateCurrencyCode(currencyCode) }
+        if amount != nil && currencyCode == nil {
+            throw .invalidInput(field: "currency_code", value: nil, reason: "is required when amount is set")
+        }
+    }
+
     /// Checks every field of a whole session (import, and records read back).
     public static func validate(_ session: PaymentSession) throws(PaymentSessionError) {
         try validateID(session.id)
@@ -97,6 +126,20 @@ public enum SessionValidation {
         if let key = session.idempotencyKey { try validateIdempotencyKey(key) }
         if session.isSelected && session.status == .canceled {
             throw .invalidInput(field: "is_selected", value: "true", reason: "a canceled session cannot be selected")
+        }
+        try validateMoney(amount: session.amount, currencyCode: session.currencyCode)
+        if let authorized = session.money.authorizedAt {
+            // An authorization record: only on a session that is or was authorized
+            // (authorized, or canceled after).
+            guard session.status == .authorized || session.status == .canceled else {
+                throw .invalidInput(
+                    field: "payment_authorized_at", value: Timestamp.rfc3339(microseconds: authorized),
+                    reason: "set on a \(session.status.rawValue) session")
+            }
+            if session.status == .authorized && !session.isSelected {
+                throw .invalidInput(
+                    field: "is_selected", value: "false", reason: "an authorized session is its cart's selected one")
+            }
         }
         if session.updatedMicroseconds < session.createdMicroseconds {
             throw .invalidInput(

@@ -1,21 +1,26 @@
 /// The stored form of a session (the value under its id in `sessions`).
 ///
-/// Version 2, little-endian, the id being the key:
+/// Version 3, little-endian, the id being the key:
 ///
 /// | bytes | field |
 /// |---|---|
-/// | 1 | format version (2) |
-/// | 1 | flags: bit 0 `is_selected`, bit 1 has `idempotency_key` |
+/// | 1 | record version (3) |
+/// | 1 | flags: bit 0 `is_selected`, bit 1 has `idempotency_key`, bit 2 `is_initiated` |
 /// | 1 | status code (0 pending, 1 requires_more, 2 authorized, 3 error, 4 canceled) |
 /// | 8 | `created_at`, microseconds since 1970 UTC |
 /// | 8 | `updated_at`, microseconds since 1970 UTC |
+/// | 8 | `amount` in the minor unit, `-1` when absent |
+/// | 8 | `payment_authorized_at`, microseconds since 1970 UTC, `Int64.min` when absent |
+/// | 3 | `currency_code`, three ASCII letters, zeros when absent |
 /// | varint + n | `cart_id`, UTF-8 |
 /// | varint + n | `provider_id`, UTF-8 |
 /// | varint + n | `idempotency_key`, UTF-8 (only when flagged) |
 /// | varint + n | `data`, compact JSON text of an object |
 /// | 4 | ``RecordChecksum`` of all the bytes before it |
 ///
-/// Version 1 is the same without the checksum; it is still read.
+/// Version 2 is the same without the three money fields and the `is_initiated` flag (they
+/// read as absent and `false`); version 1 is version 2 without the checksum. Both are still
+/// read, and rewritten as version 3 when their session next changes.
 ///
 /// The decoder checks every length against the bytes left, the version, flags and
 /// status, and that no byte is left over: corrupt bytes give
@@ -27,9 +32,13 @@
 /// have no checksum, have their strings and `data` validated at each decode, and `verify`
 /// (`checkingData`) validates them in every record.
 enum RecordCodec {
-    static let version: UInt8 = 2
+    static let version: UInt8 = 3
     private static let selectedFlag: UInt8 = 1
     private static let idempotencyFlag: UInt8 = 2
+    private static let initiatedFlag: UInt8 = 4
+    /// The fixed fields before the strings: version, flags, status, two dates (and, from
+    /// version 3, amount, authorization date and currency).
+    private static let fixedBytes = 19 + 19
 
     /// Calls `body` with `session`'s record, written in a temporary buffer that is valid
     /// only inside `body`: LMDB copies a value into its page.
@@ -44,8 +53,9 @@ enum RecordCodec {
         var text = session.text.values
         var flags: UInt8 = session.isSelected ? selectedFlag : 0
         if text.idempotencyKey != nil { flags |= idempotencyFlag }
+        if session.money.isInitiated { flags |= initiatedFlag }
         let size =
-            19 + lengthPrefixed(text.cartID.utf8.count) + lengthPrefixed(text.providerID.utf8.count)
+            fixedBytes + lengthPrefixed(text.cartID.utf8.count) + lengthPrefixed(text.providerID.utf8.count)
             + (text.idempotencyKey.map { lengthPrefixed($0.utf8.count) } ?? 0) + lengthPrefixed(dataJSON.count) + 4
         // Written in place at its exact size: appending field by field to an array cost a
         // capacity and uniqueness check per byte group (a tenth of a create, callgrind).
@@ -56,6 +66,9 @@ enum RecordCodec {
             writer.byte(session.status.storageCode)
             writer.int64(session.createdMicroseconds)
             writer.int64(session.updatedMicroseconds)
+            writer.int64(session.money.amount)
+            writer.int64(session.money.authorizedMicroseconds)
+            for shift in stride(from: 0, to: 24, by: 8) { writer.byte(UInt8(truncatingIfNeeded: session.money.currency >> UInt32(shift))) }
             text.cartID.withUTF8 { writer.lengthPrefixed($0) }
             text.providerID.withUTF8 { writer.lengthPrefixed($0) }
             if var key = text.idempotencyKey { key.withUTF8 { writer.lengthPrefixed($0) } }
@@ -111,7 +124,7 @@ enum RecordCodec {
         }
     }
 
-    /// Decodes a record of version 1 or 2.
+    /// Decodes a record of version 1, 2 or 3.
     ///
     /// - Parameter checkingData: Also validate a version 2 record's `data` as JSON (for
     ///   `verify`; version 1 records always are).
@@ -124,7 +137,7 @@ enum RecordCodec {
         switch version {
         case 1:
             break
-        case 2:
+        case 2, 3:
             guard record.count >= 5 else {
                 throw .corruptRecord(key: id, reason: "truncated: \(record.count) bytes")
             }
@@ -147,7 +160,8 @@ enum RecordCodec {
         // (decoding repairs, so even forged bytes make a valid String; `verify` checks).
         reader.checksUTF8 = version == 1 || checkingData
         let flags = try reader.byte("flags")
-        guard flags & ~(selectedFlag | idempotencyFlag) == 0 else {
+        let known = version >= 3 ? selectedFlag | idempotencyFlag | initiatedFlag : selectedFlag | idempotencyFlag
+        guard flags & ~known == 0 else {
             throw .corruptRecord(key: id, reason: "unknown flags 0x\(String(flags, radix: 16))")
         }
         let statusCode = try reader.byte("status")
@@ -156,6 +170,21 @@ enum RecordCodec {
         }
         let created = try reader.int64("created_at")
         let updated = try reader.int64("updated_at")
+        var money = SessionMoney.none
+        if version >= 3 {
+            money.amount = try reader.int64("amount")
+            money.authorizedMicroseconds = try reader.int64("payment_authorized_at")
+            var currency: UInt32 = 0
+            for shift in stride(from: 0, to: 24, by: 8) { currency |= UInt32(try reader.byte("currency_code")) << UInt32(shift) }
+            money.currency = currency
+            money.isInitiated = flags & initiatedFlag != 0
+            guard money.amount >= -1, money.amount <= Int64(SessionValidation.maxAmount) else {
+                throw .corruptRecord(key: id, reason: "amount \(money.amount) out of range")
+            }
+            guard currency == 0 || SessionMoney.isWellFormed(currency) else {
+                throw .corruptRecord(key: id, reason: "currency_code is not three lowercase letters")
+            }
+        }
         let cartID = try reader.string("cart_id")
         let providerID = try reader.string("provider_id")
         let key = flags & idempotencyFlag != 0 ? try reader.string("idempotency_key") : nil
@@ -179,7 +208,7 @@ enum RecordCodec {
             idempotencyKey: key, dataSpan: dataSpan)
         return PaymentSession(
             id: id, isSelected: flags & selectedFlag != 0, status: status, text: .record(text),
-            createdMicroseconds: created, updatedMicroseconds: updated)
+            createdMicroseconds: created, updatedMicroseconds: updated, money: money)
     }
 
     private static func hex(_ value: UInt32) -> String {

@@ -12,10 +12,12 @@ import LMDB
 struct StoreLayout: Sendable {
     /// The store format this version writes and the newest it reads.
     ///
-    /// 2: records are written as ``RecordCodec`` version 2 (with a checksum). A format 1
-    /// store (version 1 records only) is read as it is and marked format 2 when opened for
-    /// writing, so that older binaries, which cannot read version 2 records, refuse it.
-    static let formatVersion: UInt32 = 2
+    /// 3: records are written as ``RecordCodec`` version 3 (with the money fields), and an
+    /// `idempotency` entry may be a reservation (see ``IdempotencyEntry``). 2: records of
+    /// version 2 (with a checksum). A format 1 or 2 store is read as it is and marked
+    /// format 3 when opened for writing, so that older binaries, which cannot read what
+    /// this one writes, refuse it.
+    static let formatVersion: UInt32 = 3
     static let formatVersionKey = "format_version"
     static let createdAtKey = "created_at"
     static let databaseNames = ["sessions", "cart_provider", "selected", "idempotency", "meta"]
@@ -63,6 +65,44 @@ struct StoreLayout: Sendable {
             base[cartCount] = 0
             providerID.withUTF8 { if let source = $0.baseAddress { (base + cartCount + 1).initialize(from: source, count: $0.count) } }
             return body(UnsafeRawBufferPointer(buffer))
+        }
+    }
+}
+
+/// The value of an `idempotency` entry: the id of the session that holds the key, or a
+/// reservation left when that session was deleted (its id and when it was deleted), so that
+/// a retry within the retention period is answered with
+/// ``PaymentSessionError/sessionGone(key:id:)`` instead of creating a second session.
+///
+/// A session id is 29 bytes; a reservation is the id followed by 8 bytes of deletion time
+/// (microseconds since 1970, little-endian).
+enum IdempotencyEntry: Equatable {
+    case session(id: String)
+    case reservation(id: String, deletedMicroseconds: Int64)
+
+    init?(_ bytes: UnsafeRawBufferPointer) {
+        switch bytes.count {
+        case PaymentSessionID.length:
+            self = .session(id: String(decoding: bytes, as: UTF8.self))
+        case PaymentSessionID.length + 8:
+            let id = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[..<PaymentSessionID.length]), as: UTF8.self)
+            let at = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: PaymentSessionID.length, as: Int64.self))
+            self = .reservation(id: id, deletedMicroseconds: at)
+        default:
+            return nil
+        }
+    }
+
+    var bytes: [UInt8] {
+        switch self {
+        case .session(let id): Array(id.utf8)
+        case .reservation(let id, let at): Array(id.utf8) + withUnsafeBytes(of: at.littleEndian) { Array($0) }
+        }
+    }
+
+    var id: String {
+        switch self {
+        case .session(let id), .reservation(let id, _): id
         }
     }
 }

@@ -71,8 +71,9 @@ public final class PaymentSessionStore: Sendable {
         groupCommitWriter.submit(request)
     }
 
-    /// Records the format version in a new store, marks a format 1 store format 2 when
-    /// it is opened for writing, and refuses a store of a newer format.
+    /// Records the format version in a new store, marks an older store (format 1 or 2)
+    /// with the current format when it is opened for writing, and refuses a store of a newer
+    /// format. Opening a store of the current format writes nothing.
     private func checkFormat() throws(PaymentSessionError) {
         let stored: [UInt8]? = try storageMapped {
             try environment.read { try $0.get(StoreLayout.formatVersionKey, in: layout.meta) }
@@ -93,11 +94,13 @@ public final class PaymentSessionStore: Sendable {
             try environment.write { txn in
                 let version = withUnsafeBytes(of: StoreLayout.formatVersion.littleEndian) { Array($0) }
                 if let current = try txn.get(StoreLayout.formatVersionKey, in: layout.meta) {
-                    // Format 1 (records without checksums) is read as it is; marking it
-                    // format 2 keeps older binaries, which cannot read the version 2
-                    // records this one will write, from opening it. Another process may
-                    // have done either since the read above.
-                    if current == [1, 0, 0, 0] { try txn.put(version, forKey: StoreLayout.formatVersionKey, in: layout.meta) }
+                    // Older formats' records are read as they are; marking the store with
+                    // the current format keeps older binaries, which cannot read the
+                    // records and reservations this one will write, from opening it.
+                    // Another process may have done so since the read above.
+                    if current.count == 4, current[1...] == [0, 0, 0], current[0] < UInt8(StoreLayout.formatVersion) {
+                        try txn.put(version, forKey: StoreLayout.formatVersionKey, in: layout.meta)
+                    }
                     return
                 }
                 // A store with sessions but no version is format 0 (written before the
@@ -246,24 +249,61 @@ public final class PaymentSessionStore: Sendable {
         try typedWrite { tx throws(PaymentSessionError) in try tx.deselect(cartID: cartID) }
     }
 
-    /// Deletes a session; see ``WriteTransaction/delete(id:)``.
+    /// Authorizes the cart's selected session for `amount`; idempotent. See
+    /// ``WriteTransaction/authorize(id:amount:currencyCode:data:expectedUpdatedAt:)``.
     @discardableResult
-    public func delete(id: String) throws(PaymentSessionError) -> PaymentSession {
-        try typedWrite { tx throws(PaymentSessionError) in try tx.delete(id: id) }
+    public func authorize(
+        id: String, amount: Int, currencyCode: String? = nil, data: [String: JSONValue]? = nil,
+        expectedUpdatedAt: Date? = nil
+    ) throws(PaymentSessionError) -> PaymentSession {
+        try typedWrite { tx throws(PaymentSessionError) in
+            try tx.authorize(id: id, amount: amount, currencyCode: currencyCode, data: data, expectedUpdatedAt: expectedUpdatedAt)
+        }
     }
 
-    /// Deletes all of a cart's sessions; see ``WriteTransaction/deleteSessions(cartID:)``.
+    /// Sets a session's amount while nothing is held; see
+    /// ``WriteTransaction/update(id:amount:currencyCode:expectedUpdatedAt:)``.
     @discardableResult
-    public func deleteSessions(cartID: String) throws(PaymentSessionError) -> Int {
-        try typedWrite { tx throws(PaymentSessionError) in try tx.deleteSessions(cartID: cartID) }
+    public func update(
+        id: String, amount: Int, currencyCode: String? = nil, expectedUpdatedAt: Date? = nil
+    ) throws(PaymentSessionError) -> PaymentSession {
+        try typedWrite { tx throws(PaymentSessionError) in
+            try tx.update(id: id, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt)
+        }
     }
 
-    /// Deletes sessions not updated since `date`; see ``WriteTransaction/purge(notUpdatedSince:statuses:)``.
+    /// Marks whether the provider holds state for the session; see ``WriteTransaction/update(id:isInitiated:)``.
+    @discardableResult
+    public func update(id: String, isInitiated: Bool) throws(PaymentSessionError) -> PaymentSession {
+        try typedWrite { tx throws(PaymentSessionError) in try tx.update(id: id, isInitiated: isInitiated) }
+    }
+
+    /// A cart's payment state in one read; see ``CartPayment``.
+    public func cartPayment(cartID: String) throws(PaymentSessionError) -> CartPayment {
+        try typedRead { tx throws(PaymentSessionError) in try tx.cartPayment(cartID: cartID) }
+    }
+
+    /// Deletes a session; see ``WriteTransaction/delete(id:force:)``.
+    @discardableResult
+    public func delete(id: String, force: Bool = false) throws(PaymentSessionError) -> PaymentSession {
+        try typedWrite { tx throws(PaymentSessionError) in try tx.delete(id: id, force: force) }
+    }
+
+    /// Deletes all of a cart's sessions; see ``WriteTransaction/deleteSessions(cartID:force:)``.
+    @discardableResult
+    public func deleteSessions(cartID: String, force: Bool = false) throws(PaymentSessionError) -> Int {
+        try typedWrite { tx throws(PaymentSessionError) in try tx.deleteSessions(cartID: cartID, force: force) }
+    }
+
+    /// Deletes sessions not updated since `date`, keeping authorized ones unless told;
+    /// see ``WriteTransaction/purge(notUpdatedSince:statuses:includeAuthorized:)``.
     @discardableResult
     public func purge(
-        notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>? = nil
-    ) throws(PaymentSessionError) -> Int {
-        try typedWrite { tx throws(PaymentSessionError) in try tx.purge(notUpdatedSince: date, statuses: statuses) }
+        notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>? = nil, includeAuthorized: Bool = false
+    ) throws(PaymentSessionError) -> PurgeReport {
+        try typedWrite { tx throws(PaymentSessionError) in
+            try tx.purge(notUpdatedSince: date, statuses: statuses, includeAuthorized: includeAuthorized)
+        }
     }
 
     // MARK: - Maintenance

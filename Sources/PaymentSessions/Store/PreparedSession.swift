@@ -32,6 +32,15 @@ struct PreparedSession: Sendable {
         }
         if let key = new.idempotencyKey { try SessionValidation.validateIdempotencyKey(key) }
         if let id = new.id { try SessionValidation.validateID(id) }
+        try SessionValidation.validateMoney(amount: new.amount, currencyCode: new.currencyCode)
+        if new.status == .authorized {
+            // Created authorized (a flow recorded elsewhere): the authorization rules hold
+            // from the start. The cart's selection is checked in the transaction.
+            guard new.select else {
+                throw .invalidInput(
+                    field: "select", value: "false", reason: "an authorized session must be created selected (the cart's payment)")
+            }
+        }
         switch new.dataStorage {
         case .object(let members):
             dataJSON = try SessionValidation.encodeData(members, maxBytes: options.maxDataBytes)
@@ -42,10 +51,15 @@ struct PreparedSession: Sendable {
         }
         let now = Timestamp.microseconds(options.now())
         let id = new.id ?? generator.next(milliseconds: UInt64(max(0, now / 1000)))
+        var money = SessionMoney.none
+        money.amount = new.amount.map(Int64.init) ?? -1
+        money.currency = new.currencyCode.map(SessionMoney.packed) ?? 0
+        money.isInitiated = new.isInitiated
+        if new.status == .authorized { money.authorizedMicroseconds = now }
         session = PaymentSession(
             id: id, cartID: new.cartID, providerID: new.providerID, isSelected: new.select, status: new.status,
             dataStorage: new.dataStorage, idempotencyKey: new.idempotencyKey, createdMicroseconds: now,
-            updatedMicroseconds: now)
+            updatedMicroseconds: now, money: money)
         select = new.select
     }
 }

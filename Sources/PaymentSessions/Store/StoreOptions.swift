@@ -24,6 +24,11 @@ extension PaymentSessionStore {
         public var createIfMissing = true
         /// The largest `data` object, in bytes of compact JSON.
         public var maxDataBytes = 64 << 10
+        /// How long the idempotency key of a deleted or purged session stays reserved: a
+        /// create retried with it meanwhile gets ``PaymentSessionError/sessionGone(key:id:)``
+        /// instead of a second session. 24 hours by default, as Stripe keeps its keys;
+        /// `purge` drops reservations older than this.
+        public var idempotencyRetention: TimeInterval = 24 * 3600
         /// Bounds on one group commit of the `async` write API.
         public var groupCommit = GroupCommitLimits()
         /// The clock that stamps `created_at` and `updated_at` (a test can fix it).

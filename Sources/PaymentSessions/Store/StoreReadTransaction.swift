@@ -1,3 +1,4 @@
+import Foundation
 import LMDB
 
 extension PaymentSessionStore {
@@ -32,11 +33,32 @@ extension PaymentSessionStore {
             try SessionValidation.validateIDUnlessFound(id) { () throws(PaymentSessionError) in try record(id: id) }
         }
 
-        /// The session created with `idempotencyKey`, or `nil`.
+        /// The session created with `idempotencyKey`, or `nil` (also when the key is only
+        /// reserved, for a deleted session; see ``idempotencyReservation(key:)``).
         public func session(idempotencyKey: String) throws(PaymentSessionError) -> PaymentSession? {
             try SessionValidation.validateIdempotencyKey(idempotencyKey)
-            guard let id = try indexedID(idempotencyKey, in: layout.idempotency) else { return nil }
+            guard case .session(let id)? = try idempotencyEntry(idempotencyKey) else { return nil }
             return try indexedRecord(id: id, index: "idempotency", key: idempotencyKey)
+        }
+
+        /// The deleted session that `key` is reserved for, and when it was deleted; `nil`
+        /// when the key is free or belongs to a live session. A reservation past
+        /// ``PaymentSessionStore/Options/idempotencyRetention`` is still returned until
+        /// `purge` drops it (a create takes it over).
+        public func idempotencyReservation(key: String) throws(PaymentSessionError) -> (id: String, deletedAt: Date)? {
+            try SessionValidation.validateIdempotencyKey(key)
+            guard case .reservation(let id, let at)? = try idempotencyEntry(key) else { return nil }
+            return (id, Timestamp.date(microseconds: at))
+        }
+
+        /// The `idempotency` entry under `key`, decoded.
+        func idempotencyEntry(_ key: String) throws(PaymentSessionError) -> IdempotencyEntry? {
+            let entry: IdempotencyEntry?? = try storageMapped {
+                try transaction.value(forKey: key, in: layout.idempotency) { IdempotencyEntry($0) }
+            }
+            guard let entry else { return nil }
+            guard let entry else { throw .corruptRecord(key: "idempotency/\(key)", reason: "malformed idempotency entry") }
+            return entry
         }
 
         /// The session of `cartID` for `providerID`, or `nil` (at most one exists).

@@ -19,11 +19,11 @@ extension PaymentSessionStore {
     /// }
     /// ```
     public final class WriteTransaction: ReadTransaction {
-        private var write: LMDB.WriteTransaction {
+        var write: LMDB.WriteTransaction {
             // The initialiser only ever receives a write transaction.
             unsafeDowncast(transaction, to: LMDB.WriteTransaction.self)
         }
-        private let generator: PaymentSessionIDGenerator
+        let generator: PaymentSessionIDGenerator
 
         init(transaction: LMDB.WriteTransaction, layout: StoreLayout, options: Options, generator: PaymentSessionIDGenerator) {
             self.generator = generator
@@ -57,7 +57,16 @@ extension PaymentSessionStore {
             // Read the selection to release before writing anything: an operation that
             // throws must leave nothing behind, and that read can fail (a corrupt index).
             let released = prepared.select ? try selectionToRelease(of: session.cartID, for: session.id) : nil
-            if let existingID = try insertIndexed(session, dataJSON: prepared.dataJSON), let key = session.idempotencyKey {
+            // Checked once the create is known to be new (a retry returns its session even
+            // when the cart's authorized selection would refuse a new one).
+            let check = { () throws(PaymentSessionError) in
+                if let released { try Self.refuseOrphaning(released) }
+            }
+            switch try insertIndexed(session, dataJSON: prepared.dataJSON, beforeWriting: check) {
+            case .written:
+                break
+            case .existing(let existingID):
+                let key = session.idempotencyKey ?? ""
                 let existing = try indexedRecord(id: existingID, index: "idempotency", key: key)
                 guard existing.cartID == session.cartID, existing.providerID == session.providerID else {
                     throw .idempotencyConflict(
@@ -65,6 +74,8 @@ extension PaymentSessionStore {
                         existingProviderID: existing.providerID)
                 }
                 return existing
+            case .reserved(let goneID):
+                throw .sessionGone(key: session.idempotencyKey ?? "", id: goneID)
             }
             if prepared.select { try takeSelection(of: session.cartID, for: session.id, releasing: released) }
             return session
@@ -112,15 +123,31 @@ extension PaymentSessionStore {
                     field: "is_selected", value: "true",
                     reason: "cart \(session.cartID) already has selected session \(current)")
             }
-            if let existing = try insertIndexed(session, dataJSON: dataJSON), let key = session.idempotencyKey {
+            let key = session.idempotencyKey ?? ""
+            switch try insertIndexed(session, dataJSON: dataJSON) {
+            case .written:
+                break
+            case .existing(let existing):
                 let owner = try record(id: existing)
                 throw .idempotencyConflict(
                     key: key, existingID: existing, existingCartID: owner?.cartID ?? "",
                     existingProviderID: owner?.providerID ?? "")
+            case .reserved(let goneID):
+                throw .sessionGone(key: key, id: goneID)
             }
             if session.isSelected {
                 try storageMapped { try write.put(session.id, forKey: session.cartID, in: layout.selected) }
             }
+        }
+
+        /// What ``insertIndexed(_:dataJSON:beforeWriting:)`` found.
+        enum IndexedInsert {
+            /// The session was written.
+            case written
+            /// The idempotency key belongs to this live session; nothing was written.
+            case existing(id: String)
+            /// The key is reserved for this deleted session; nothing was written.
+            case reserved(id: String)
         }
 
         /// Writes a new record with its `idempotency` and `cart_provider` entries, refusing
@@ -128,18 +155,37 @@ extension PaymentSessionStore {
         ///
         /// Each put refuses an existing key itself (`MDB_NOOVERWRITE`: one B-tree descent
         /// that checks and inserts, instead of a lookup and a put). When a later one is
-        /// refused, the entries already put are deleted again, so that nothing changes.
-        ///
-        /// - Returns: The id of the session that already holds `session`'s idempotency key
-        ///   (nothing written), or `nil` when the session was written.
-        private func insertIndexed(_ session: PaymentSession, dataJSON: [UInt8]) throws(PaymentSessionError) -> String? {
+        /// refused, the entries already put are deleted again, so that nothing changes. An
+        /// idempotency key reserved by a deleted session past the retention period is taken
+        /// over. `beforeWriting` runs once the create is known to be new, before the record
+        /// is written; when it throws, nothing is left behind.
+        private func insertIndexed(
+            _ session: PaymentSession, dataJSON: [UInt8],
+            beforeWriting check: () throws(PaymentSessionError) -> Void = {}
+        ) throws(PaymentSessionError) -> IndexedInsert {
             let id = session.id
             let key = session.idempotencyKey
             if let key {
-                let holder = try storageMapped {
-                    try write.insert(id, forKey: key, in: layout.idempotency) { String(decoding: $0, as: UTF8.self) }
+                let holder: IdempotencyEntry?? = try storageMapped {
+                    try write.insert(id, forKey: key, in: layout.idempotency) { IdempotencyEntry($0) }
                 }
-                if let holder { return holder }
+                if let holder {
+                    switch holder {
+                    case nil:
+                        throw .corruptRecord(key: "idempotency/\(key)", reason: "malformed idempotency entry")
+                    case .session(let existing)?:
+                        return .existing(id: existing)
+                    case .reservation(let gone, let deleted)?:
+                        if !isExpired(reservedAt: deleted) { return .reserved(id: gone) }
+                        try storageMapped { try write.put(id, forKey: key, in: layout.idempotency) }
+                    }
+                }
+            }
+            do {
+                try check()
+            } catch {
+                if let key { try storageMapped { try write.delete(key, in: layout.idempotency) } }
+                throw error
             }
             // Record and key in temporary buffers, each copied by liblmdb at its put. The
             // closures capture strings, not `session`: capturing it copied it whole (+800
@@ -156,7 +202,14 @@ extension PaymentSessionStore {
                 }
             }
             try outcome.get()
-            return nil
+            return .written
+        }
+
+        /// Whether a reservation made at `reservedAt` (microseconds) has outlived
+        /// ``PaymentSessionStore/Options/idempotencyRetention``.
+        func isExpired(reservedAt: Int64) -> Bool {
+            let retention = Int64(max(0, min(options.idempotencyRetention, 1e12)) * 1_000_000)
+            return Timestamp.microseconds(options.now()) - reservedAt >= retention
         }
 
         // MARK: Update
@@ -186,6 +239,11 @@ extension PaymentSessionStore {
                 guard session.status.canMove(to: status) else {
                     throw .invalidTransition(id: id, from: session.status, to: status)
                 }
+                if status == .authorized && session.status != .authorized {
+                    // Every path to `authorized` is an authorization, with its rules, for
+                    // the session's own amount (none, when it has none yet).
+                    return try authorize(session, amount: session.amount, currencyCode: nil, data: data)
+                }
             }
             var dataJSON: [UInt8]?
             if let data {
@@ -214,6 +272,7 @@ extension PaymentSessionStore {
             if session.status == .canceled { throw .notSelectable(id: id, status: .canceled) }
             if session.isSelected { return session }
             let released = try selectionToRelease(of: session.cartID, for: id)
+            if let released { try Self.refuseOrphaning(released) }
             try takeSelection(of: session.cartID, for: id, releasing: released)
             session.isSelected = true
             try touchAndStore(&session, dataJSON: nil)
@@ -225,6 +284,14 @@ extension PaymentSessionStore {
         private func selectionToRelease(of cartID: String, for id: String) throws(PaymentSessionError) -> PaymentSession? {
             guard let currentID = try indexedID(cartID, in: layout.selected), currentID != id else { return nil }
             return try indexedRecord(id: currentID, index: "selected", key: cartID)
+        }
+
+        /// Refuses to take the selection away from an authorized session: its hold would be
+        /// orphaned. It must be canceled first (which deselects it).
+        static func refuseOrphaning(_ selected: PaymentSession) throws(PaymentSessionError) {
+            if selected.status == .authorized {
+                throw .authorizedSessionSelected(cartID: selected.cartID, authorizedID: selected.id)
+            }
         }
 
         /// Deselects `released` (from ``selectionToRelease(of:for:)``) and points
@@ -245,6 +312,7 @@ extension PaymentSessionStore {
             try SessionValidation.validateIdentifier(cartID, field: "cart_id")
             guard let currentID = try indexedID(cartID, in: layout.selected) else { return nil }
             var current = try indexedRecord(id: currentID, index: "selected", key: cartID)
+            try Self.refuseOrphaning(current)
             current.isSelected = false
             try storageMapped { try write.delete(cartID, in: layout.selected) }
             try touchAndStore(&current, dataJSON: nil)
@@ -253,53 +321,96 @@ extension PaymentSessionStore {
 
         // MARK: Delete
 
-        /// Deletes a session and its index entries (and the cart's selection, if it was selected).
+        /// Deletes a session and its index entries (and the cart's selection, if it was
+        /// selected). Its idempotency key stays reserved for
+        /// ``PaymentSessionStore/Options/idempotencyRetention``: a create retried with it gets
+        /// ``PaymentSessionError/sessionGone(key:id:)``.
         ///
+        /// - Parameter force: Delete an authorized session too. Without it, an authorized
+        ///   session is refused with ``PaymentSessionError/sessionAuthorized(id:)``: its
+        ///   hold must be voided (the session canceled) first, or it is orphaned.
         /// - Returns: The deleted session.
         @discardableResult
-        public func delete(id: String) throws(PaymentSessionError) -> PaymentSession {
+        public func delete(id: String, force: Bool = false) throws(PaymentSessionError) -> PaymentSession {
             guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
+            if session.status == .authorized && !force { throw .sessionAuthorized(id: id) }
+            try remove(session)
+            return session
+        }
+
+        /// Removes `session` and its index entries, leaving a reservation for its key.
+        private func remove(_ session: PaymentSession) throws(PaymentSessionError) {
+            let id = session.id
             let cartID = session.cartID
+            let reservation = IdempotencyEntry.reservation(id: id, deletedMicroseconds: Timestamp.microseconds(options.now()))
             try storageMapped {
                 try write.delete(id, in: layout.sessions)
                 let pairKey = StoreLayout.cartProviderKey(cartID: cartID, providerID: session.providerID)
                 try write.delete(pairKey, in: layout.cartProvider)
-                if let key = session.idempotencyKey { try write.delete(key, in: layout.idempotency) }
+                if let key = session.idempotencyKey { try write.put(reservation.bytes, forKey: key, in: layout.idempotency) }
             }
             if session.isSelected, try indexedID(cartID, in: layout.selected) == id {
                 try storageMapped { try write.delete(cartID, in: layout.selected) }
             }
-            return session
         }
 
-        /// Deletes every session of `cartID`.
+        /// Deletes every session of `cartID`, all or none.
         ///
+        /// - Parameter force: Delete authorized sessions too; without it, a cart with an
+        ///   authorized session is refused with ``PaymentSessionError/sessionAuthorized(id:)``
+        ///   and nothing is deleted.
         /// - Returns: How many were deleted.
         @discardableResult
-        public func deleteSessions(cartID: String) throws(PaymentSessionError) -> Int {
+        public func deleteSessions(cartID: String, force: Bool = false) throws(PaymentSessionError) -> Int {
             let sessions = try sessions(cartID: cartID)
-            for session in sessions { try delete(id: session.id) }
+            if !force, let authorized = sessions.first(where: { $0.status == .authorized }) {
+                throw .sessionAuthorized(id: authorized.id)
+            }
+            for session in sessions { try remove(session) }
             return sessions.count
         }
 
         /// Deletes the sessions not updated since `date` (`updated_at < date`), optionally
-        /// only those whose status is in `statuses`.
+        /// only those whose status is in `statuses`, and drops idempotency reservations
+        /// older than ``PaymentSessionStore/Options/idempotencyRetention``.
         ///
-        /// - Returns: How many were deleted.
+        /// - Parameter includeAuthorized: Delete authorized sessions too. By default they
+        ///   are kept (their holds would be orphaned) and counted in the report.
         @discardableResult
         public func purge(
-            notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>? = nil
-        ) throws(PaymentSessionError) -> Int {
+            notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>? = nil, includeAuthorized: Bool = false
+        ) throws(PaymentSessionError) -> PurgeReport {
             let cutoff = Timestamp.microseconds(date)
-            var doomed: [String] = []
+            var doomed: [PaymentSession] = []
+            var kept = 0
             try forEachRecord { session in
                 if session.updatedMicroseconds < cutoff && statuses?.contains(session.status) ?? true {
-                    doomed.append(session.id)
+                    if session.status == .authorized && !includeAuthorized {
+                        kept += 1
+                    } else {
+                        doomed.append(session)
+                    }
                 }
                 return true
             }
-            for id in doomed { try delete(id: id) }
-            return doomed.count
+            for session in doomed { try remove(session) }
+            let dropped = try dropExpiredReservations()
+            return PurgeReport(purged: doomed.count, keptAuthorized: kept, reservationsDropped: dropped)
+        }
+
+        /// Deletes the idempotency reservations past their retention.
+        private func dropExpiredReservations() throws(PaymentSessionError) -> Int {
+            var expired: [[UInt8]] = []
+            try storageMapped {
+                try transaction.forEach(in: layout.idempotency) { key, value in
+                    if case .reservation(_, let at)? = IdempotencyEntry(value), isExpired(reservedAt: at) {
+                        expired.append(Array(key))
+                    }
+                    return true
+                }
+            }
+            try storageMapped { for key in expired { try write.delete(key, in: layout.idempotency) } }
+            return expired.count
         }
 
         // MARK: Internals
@@ -328,11 +439,15 @@ extension PaymentSessionStore {
         }
 
         /// Sets `updated_at` to now (strictly after its old value, so that optimistic
-        /// concurrency sees every change) and rewrites the record.
-        private func touchAndStore(_ session: inout PaymentSession, dataJSON: [UInt8]?) throws(PaymentSessionError) {
+        /// concurrency sees every change) and rewrites the record. With `authorizing`, the
+        /// same instant is recorded as `payment_authorized_at`.
+        func touchAndStore(
+            _ session: inout PaymentSession, dataJSON: [UInt8]?, authorizing: Bool = false
+        ) throws(PaymentSessionError) {
             let now = Timestamp.microseconds(options.now())
             let previous = session.updatedMicroseconds
             session.updatedMicroseconds = max(now, previous == .max ? previous : previous + 1)
+            if authorizing { session.money.authorizedMicroseconds = session.updatedMicroseconds }
             // An unchanged `data` read from the record is copied as it is, not encoded again.
             let json = dataJSON ?? session.dataStorage.compactBytes
             let outcome = RecordCodec.withRecord(session, dataJSON: json) { record in

@@ -5,8 +5,10 @@ public struct VerificationReport: Sendable, Hashable, Codable {
     /// One broken invariant or unreadable entry.
     public struct Problem: Sendable, Hashable, Codable, CustomStringConvertible {
         /// What kind of problem: `corrupt_record` (undecodable bytes), `invalid_record`
-        /// (decodes but breaks an input rule, such as a selected canceled session),
-        /// `missing_index`, `dangling_index`, `index_mismatch`, `selection_mismatch`.
+        /// (decodes but breaks an input rule, such as a selected canceled session, or an
+        /// authorized session with an authorization record that is not selected),
+        /// `missing_index`, `dangling_index`, `index_mismatch`, `selection_mismatch`,
+        /// `reservation_mismatch` (a key reserved for a deleted session that exists).
         public var kind: String
         /// The database the problem was found in.
         public var database: String
@@ -23,6 +25,11 @@ public struct VerificationReport: Sendable, Hashable, Codable {
     public var sessions: Int
     /// Every problem found; empty for a sound store.
     public var problems: [Problem]
+    /// Authorized sessions without an authorization record (`payment_authorized_at`):
+    /// authorized before the store kept one. They keep their state and are not problems.
+    public var legacyAuthorized: [String] = []
+    /// Idempotency keys reserved for deleted sessions.
+    public var reservations = 0
 
     /// Whether no problem was found.
     public var isClean: Bool { problems.isEmpty }
@@ -48,6 +55,7 @@ extension PaymentSessionStore {
 private struct Verifier {
     let tx: PaymentSessionStore.ReadTransaction
     var problems: [VerificationReport.Problem] = []
+    var reservations = 0
     /// Sessions that decoded, by id.
     var sessions: [String: PaymentSession] = [:]
     var recordCount = 0
@@ -63,14 +71,13 @@ private struct Verifier {
         try checkIndex(tx.layout.cartProvider, name: "cart_provider") { key, session in
             StoreLayout.cartProviderKey(cartID: session.cartID, providerID: session.providerID) == key
         }
-        try checkIndex(tx.layout.idempotency, name: "idempotency") { key, session in
-            session.idempotencyKey.map { Array($0.utf8) } == key
-        }
+        try checkIdempotencyIndex()
         try checkIndex(tx.layout.selected, name: "selected") { key, session in
             Array(session.cartID.utf8) == key && session.isSelected
         }
         checkRecordsAreIndexed()
-        return VerificationReport(sessions: recordCount, problems: problems)
+        let legacy = sessions.values.filter(\.isLegacyAuthorized).map(\.id).sorted()
+        return VerificationReport(sessions: recordCount, problems: problems, legacyAuthorized: legacy, reservations: reservations)
     }
 
     /// Decodes every record and checks it against the input rules.
@@ -116,6 +123,32 @@ private struct Verifier {
                 report(
                     name == "selected" ? "selection_mismatch" : "index_mismatch", name, keyText,
                     "points to \(id), whose record disagrees")
+            }
+        }
+    }
+
+    /// Checks the `idempotency` index: a live entry points to a session whose key it is;
+    /// a reservation names a session that no longer exists.
+    mutating func checkIdempotencyIndex() throws(PaymentSessionError) {
+        let entries: [(key: [UInt8], value: [UInt8])] = try storageMapped { try tx.transaction.entries(in: tx.layout.idempotency) }
+        for (key, value) in entries {
+            let keyText = String(decoding: key, as: UTF8.self)
+            switch value.withUnsafeBytes({ IdempotencyEntry($0) }) {
+            case nil:
+                report("corrupt_record", "idempotency", keyText, "malformed entry of \(value.count) bytes")
+            case .session(let id)?:
+                guard let session = sessions[id] else {
+                    report("dangling_index", "idempotency", keyText, "points to \(id), which is missing or unreadable")
+                    continue
+                }
+                if session.idempotencyKey.map({ Array($0.utf8) }) != key {
+                    report("index_mismatch", "idempotency", keyText, "points to \(id), whose record disagrees")
+                }
+            case .reservation(let id, _)?:
+                reservations += 1
+                if sessions[id] != nil {
+                    report("reservation_mismatch", "idempotency", keyText, "reserved for deleted session \(id), which exists")
+                }
             }
         }
     }

@@ -48,12 +48,12 @@ struct LongReaderAndFormatTests {
         let store = try PaymentSessionStore(path: directory.path)
         #expect(try store.session(id: id) != nil)
         let meta = try store.environment.database(named: "meta", create: false)
-        #expect(try store.environment.read { try $0.get("format_version", in: meta) } == [2, 0, 0, 0])
+        #expect(try store.environment.read { try $0.get("format_version", in: meta) } == [3, 0, 0, 0])
     }
 
     /// A format 1 store holds version 1 records (no checksum): they are read as they are,
-    /// and opening the store for writing marks it format 2. Opened read-only, it stays 1.
-    @Test func aFormatOneStoreIsReadAndMarkedFormatTwo() throws {
+    /// and opening the store for writing marks it format 3. Opened read-only, it stays 1.
+    @Test func aFormatOneStoreIsReadAndMarkedCurrent() throws {
         let directory = TemporaryDirectory(prefix: "format1")
         let id = "ps_01JD0000000000000000000001"
         do {
@@ -80,7 +80,7 @@ struct LongReaderAndFormatTests {
         }
         let store = try PaymentSessionStore(path: directory.path)
         let meta = try store.environment.database(named: "meta", create: false)
-        #expect(try store.environment.read { try $0.get("format_version", in: meta) } == [2, 0, 0, 0])
+        #expect(try store.environment.read { try $0.get("format_version", in: meta) } == [3, 0, 0, 0])
         #expect(try store.session(id: id)?.data == ["a": [1, true]])
         let updated = try store.update(id: id, data: ["b": "c"])
         #expect(try store.session(id: id) == updated)
@@ -95,7 +95,7 @@ struct LongReaderAndFormatTests {
             try store.environment.write { try $0.put([9, 0, 0, 0] as [UInt8], forKey: "format_version", in: meta) }
         }
         let error = storeError { _ = try PaymentSessionStore(path: directory.path) }
-        #expect(error == .unsupportedFormat(found: 9, supported: 2))
-        #expect(error?.description == "store format version 9 is not supported (this version reads up to 2)")
+        #expect(error == .unsupportedFormat(found: 9, supported: 3))
+        #expect(error?.description == "store format version 9 is not supported (this version reads up to 3)")
     }
 }

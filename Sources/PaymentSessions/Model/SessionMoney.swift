@@ -1,0 +1,75 @@
+import Foundation
+
+/// The money fields of a session, beyond the seed schema (Medusa's entity carries them):
+/// `amount`, `currency_code`, `is_initiated` and `payment_authorized_at`.
+///
+/// Kept as fixed-size integers, as the dates are: a session is copied on every read, and
+/// a `String` or `Date` field would make every copy go through value witnesses. The
+/// currency's three ASCII letters are packed into the low bytes of a `UInt32`.
+struct SessionMoney: Sendable, Hashable {
+    /// The amount in the currency's minor unit, or `-1` when not known yet.
+    var amount: Int64 = -1
+    /// Three lowercase ASCII letters, first in the lowest byte; `0` when absent.
+    var currency: UInt32 = 0
+    /// When the session was authorized, in microseconds since 1970; `Int64.min` when never.
+    var authorizedMicroseconds: Int64 = .min
+    /// Whether the provider holds state for the session.
+    var isInitiated = false
+
+    static let none = SessionMoney()
+
+    var amountValue: Int? { amount < 0 ? nil : Int(amount) }
+    var currencyCode: String? { currency == 0 ? nil : Self.text(of: currency) }
+    var authorizedAt: Int64? { authorizedMicroseconds == .min ? nil : authorizedMicroseconds }
+
+    /// Packs a currency code that ``SessionValidation/validateCurrencyCode(_:)`` accepted.
+    static func packed(_ code: String) -> UInt32 {
+        var value: UInt32 = 0
+        for (index, byte) in code.utf8.prefix(3).enumerated() { value |= UInt32(byte) << UInt32(8 * index) }
+        return value
+    }
+
+    /// Whether `packed` holds three lowercase ASCII letters and nothing above them.
+    static func isWellFormed(_ packed: UInt32) -> Bool {
+        packed >> 24 == 0 && (0..<3).allSatisfy { (0x61...0x7A).contains((packed >> UInt32(8 * $0)) & 0xFF) }
+    }
+
+    static func text(of packed: UInt32) -> String {
+        let bytes = (0..<3).map { UInt8(truncatingIfNeeded: packed >> UInt32(8 * $0)) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension PaymentSession {
+    /// The amount to charge, in the currency's minor unit (cents for `usd`), or `nil`
+    /// while it is not known. Once the session is authorized it is the authorized amount.
+    public var amount: Int? {
+        get { money.amountValue }
+        set { money.amount = newValue.map(Int64.init) ?? -1 }
+    }
+
+    /// The amount's currency: three lowercase letters (`usd`, `eur`), or `nil`.
+    public var currencyCode: String? {
+        get { money.currencyCode }
+        set { money.currency = newValue.map(SessionMoney.packed) ?? 0 }
+    }
+
+    /// Whether the payment provider holds state for this session (Medusa asks the provider
+    /// to delete a session only when it is initiated).
+    public var isInitiated: Bool {
+        get { money.isInitiated }
+        set { money.isInitiated = newValue }
+    }
+
+    /// When the session was authorized, or `nil` if it never was. Canceling keeps it, so
+    /// a voided hold is told from a session that was never authorized.
+    public var paymentAuthorizedAt: Date? {
+        get { money.authorizedAt.map { Timestamp.date(microseconds: $0) } }
+        set { money.authorizedMicroseconds = newValue.map(Timestamp.microseconds) ?? .min }
+    }
+
+    /// An authorized session without an authorization record: authorized before the store
+    /// recorded authorizations (a format 2 store). Such sessions keep their state; `verify`
+    /// lists them apart instead of reporting them.
+    public var isLegacyAuthorized: Bool { status == .authorized && money.authorizedAt == nil }
+}
