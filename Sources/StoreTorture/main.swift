@@ -9,6 +9,9 @@
 //       D <id>                    session deleted
 //   StoreTorture race STORE CARTS OPS         ops on shared carts, then exit 0; acks:
 //       C <id> / D <id>
+//   StoreTorture money STORE CARTS OPS        authorize retries, provider switches, amount
+//       changes, cancels and re-creations on shared carts, then exit 0; acks:
+//       A <id> <payment_authorized_at in microseconds>   each authorize that returned
 //   StoreTorture fill STORE                   create sessions with 4 KiB data until a write
 //                                             fails; acks C <id>; prints the error code last
 import Foundation
@@ -113,6 +116,44 @@ case "race" where arguments.count == 5:
             }
         } catch where error.code != .storage {
             // Another process got there first (duplicate provider, session just deleted): expected.
+        } catch {
+            fail("unexpected error: \(error)")
+        }
+    }
+case "money" where arguments.count == 5:
+    guard let carts = Int(arguments[3]), let operations = Int(arguments[4]) else { fail("money needs numbers") }
+    let providers = ["stripe", "paypal", "manual"]
+    for _ in 0..<operations {
+        let cart = "money-cart-\(Int.random(in: 0..<carts, using: &rng))"
+        do {
+            let live = try store.sessions(cartID: cart).filter { $0.status != .canceled }
+            let roll = Int.random(in: 0..<10, using: &rng)
+            if live.count < 2 || roll == 0 {
+                // (Re)initialise the cart's sessions at its total; canceled ones are replaced.
+                let total = 1000 * Int.random(in: 1...3, using: &rng)
+                try store.write { tx in
+                    for provider in providers {
+                        let (session, _) = try tx.createOrUpdate(cartID: cart, providerID: provider)
+                        if session.status != .authorized { _ = try? tx.update(id: session.id, amount: total, currencyCode: "usd") }
+                    }
+                }
+            } else if roll < 5, let selected = live.first(where: \.isSelected) {
+                // Authorize, and often retry it as a client that timed out would.
+                for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                    let authorized = try store.authorize(id: selected.id, amount: selected.amount ?? 1000, currencyCode: "usd")
+                    ack("A \(authorized.id) \(Timestamp.microseconds(authorized.paymentAuthorizedAt ?? .distantPast))")
+                }
+            } else if roll < 8, let target = live.randomElement(using: &rng) {
+                // Choose (or switch to) a provider; refused while another is authorized.
+                _ = try store.select(id: target.id)
+            } else if let selected = live.first(where: \.isSelected), selected.status == .authorized {
+                // The provider voided the hold.
+                _ = try store.update(id: selected.id, status: .canceled)
+            } else if let target = live.randomElement(using: &rng) {
+                _ = try store.update(id: target.id, amount: 1000 * Int.random(in: 1...3, using: &rng))
+            }
+        } catch let error as PaymentSessionError where error.code != .storage {
+            // Refused by a rule (another process got there first, an authorized selection): expected.
         } catch {
             fail("unexpected error: \(error)")
         }

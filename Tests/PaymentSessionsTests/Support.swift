@@ -42,3 +42,22 @@ func storeError(_ body: () throws -> Void) -> PaymentSessionError? {
         return .storage(.init(.unknown(-1), operation: "unexpected \(error)"))
     }
 }
+
+/// The record checksum, written out here from its documented definition (a
+/// multiply-xorshift hash over little-endian 64-bit words), to forge records in tests.
+func recordChecksum(_ bytes: [UInt8]) -> UInt32 {
+    var state: UInt64 = 0x243F_6A88_85A3_08D3 ^ UInt64(bytes.count)
+    var words = bytes
+    let tail = bytes.count % 8
+    if tail > 0 { words += [UInt8](repeating: 0, count: 8 - tail) }
+    for start in stride(from: 0, to: words.count, by: 8) {
+        var word: UInt64 = 0
+        for offset in 0..<8 { word |= UInt64(words[start + offset]) << UInt64(8 * offset) }
+        state = (state ^ word) &* 0x9E37_79B9_7F4A_7C15
+        state ^= state >> 32
+    }
+    state ^= state >> 29
+    state &*= 0xBF58_476D_1CE4_E5B9
+    state ^= state >> 32
+    return UInt32(truncatingIfNeeded: state ^ (state >> 32))
+}

@@ -35,4 +35,40 @@ struct MultiProcessTests {
         let report = try store.verify()
         #expect(report.isClean, "\(report.problems)")
     }
+
+    /// Processes race authorize retries, provider switches, amount changes and cancels on
+    /// the same carts. Afterwards no cart has an authorized session that is not selected,
+    /// and every authorization was recorded once (every process that saw a session
+    /// authorized saw the same `payment_authorized_at`, and so does the store).
+    @Test func racingAuthorizationsAndProviderSwitchesNeverOrphanAHold() throws {
+        let directory = TemporaryDirectory(prefix: "money-race")
+        let path = directory.appending("store")
+        _ = try PaymentSessionStore(path: path)
+        let children = try (0..<4).map { _ in
+            try ChildProcess("StoreTorture", ["money", path, "3", String(Self.operations)])
+        }
+        var authorizedAt: [String: Set<String>] = [:]
+        for child in children {
+            let output = try child.finish()
+            #expect(output.status == 0, "\(output.stderr)")
+            for line in output.stdout.split(separator: "\n") {
+                let parts = line.split(separator: " ").map(String.init)
+                if parts.count == 3, parts[0] == "A" { authorizedAt[parts[1], default: []].insert(parts[2]) }
+            }
+        }
+        #expect(!authorizedAt.isEmpty, "no authorization happened")
+        for (id, times) in authorizedAt { #expect(times.count == 1, "\(id) was authorized \(times.count) times: \(times)") }
+        let store = try PaymentSessionStore(path: path)
+        let all = try store.sessions(limit: 1_000_000)
+        for session in all where session.status == .authorized {
+            #expect(session.isSelected, "authorized \(session.id) is not its cart's selection")
+            #expect(session.paymentAuthorizedAt.map { String(Timestamp.microseconds($0)) } == authorizedAt[session.id]?.first)
+        }
+        for session in all where session.status == .canceled && authorizedAt[session.id] != nil {
+            #expect(session.paymentAuthorizedAt != nil, "canceled \(session.id) lost its authorization record")
+        }
+        let report = try store.verify()
+        #expect(report.isClean, "\(report.problems)")
+        #expect(report.legacyAuthorized.isEmpty)
+    }
 }
