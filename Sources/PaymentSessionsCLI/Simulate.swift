@@ -119,12 +119,12 @@ struct Summary {
             "payment-sessions simulate: \(run.workers) workers, \(run.carts) carts, "
                 + "\(format(seconds)) s, store \(run.path)",
             "",
-            pad("operation", 14, left: true) + pad("count", 9) + pad("rejected", 10) + pad("p50 ms", 9) + pad("p99 ms", 9)
+            pad("operation", 24, left: true) + pad("count", 9) + pad("rejected", 10) + pad("p50 ms", 9) + pad("p99 ms", 9)
                 + pad("max ms", 9),
         ]
         for row in rows + [total] {
             lines.append(
-                pad(row.name, 14, left: true) + pad(String(row.count), 9) + pad(String(row.rejected), 10) + pad(format(row.p50), 9)
+                pad(row.name, 24, left: true) + pad(String(row.count), 9) + pad(String(row.rejected), 10) + pad(format(row.p50), 9)
                     + pad(format(row.p99), 9) + pad(format(row.max), 9))
         }
         lines.append("")

@@ -64,17 +64,46 @@ struct ReadmeExampleTests {
         #expect(paypal.jsonText().contains(#""data":{"id":"pi_456","client_secret":"pi_456_secret","amount":4200}"#))
         #expect(try store.verify().isClean)
 
-        try Self.checkAgainstReadme(printed: printed)
+        try Self.checkAgainstReadme(section: "## Using the library", printed: printed)
     }
 
-    /// The README's example, line for line in this file, and its `// output` comments
-    /// matched against what the prints wrote, in order.
-    static func checkAgainstReadme(printed: [String]) throws {
+    /// README.md's "Money and authorization" example, verbatim but for the store.
+    @Test func theReadmeMoneyExampleCompilesAndRuns() throws {
+        var printed: [String] = []
+        func print(_ items: Any...) { printed.append(items.map { "\($0)" }.joined(separator: " ")) }
+        let directory = TemporaryDirectory(prefix: "readme-money")
+        let store = try PaymentSessionStore(path: directory.appending("sessions"))
+
+        // The cart's total is known: the sessions carry it, and follow it while nothing is held.
+        let stripe = try store.create(NewPaymentSession(
+            cartID: "cart_7", providerID: "stripe", select: true, amount: 4200, currencyCode: "usd"))
+        try store.update(id: stripe.id, amount: 5100)                 // the customer added an item
+
+        // The provider authorized 5100: recorded with its time, in one write. A retry after a
+        // timeout returns the same session and writes nothing; another amount is a conflict.
+        let held = try store.authorize(id: stripe.id, amount: 5100, data: ["intent": "pi_9"])
+        _ = try store.authorize(id: stripe.id, amount: 5100)         // idempotent
+
+        // The hold cannot be orphaned: no provider switch, no delete, until it is voided.
+        // try store.select(id: manualID)   -> authorizedSessionSelected (conflict)
+        try store.update(id: stripe.id, status: .canceled)           // keeps payment_authorized_at
+
+        // A cart's payment state in one read.
+        let payment = try store.cartPayment(cartID: "cart_7")
+        print(payment.isAuthorized(for: 5100, currencyCode: "usd"), held.paymentAuthorizedAt != nil)  // false true
+
+        #expect(try store.session(id: stripe.id)?.paymentAuthorizedAt == held.paymentAuthorizedAt)
+        try Self.checkAgainstReadme(section: "### Money and authorization", printed: printed)
+    }
+
+    /// The README's example in `section`, line for line in this file, and its `// output`
+    /// comments matched against what the prints wrote, in order.
+    static func checkAgainstReadme(section heading: String, printed: [String]) throws {
         let here = URL(fileURLWithPath: #filePath)
         let root = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
         let source = try String(contentsOf: here, encoding: .utf8)
-        let section = try #require(readme.range(of: "## Using the library"))
+        let section = try #require(readme.range(of: heading))
         let afterHeading = readme[section.upperBound...]
         let start = try #require(afterHeading.range(of: "```swift\n"))
         let end = try #require(afterHeading[start.upperBound...].range(of: "```"))

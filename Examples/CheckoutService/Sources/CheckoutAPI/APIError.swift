@@ -47,6 +47,8 @@ public struct APIError: HTTPResponseError, Sendable {
             "the payment session store failed; the request was not applied"
         case .importFailed(_, let inner):
             clientMessage(for: inner)
+        case .authorizedSessionSelected(let cart, _):
+            "cart \(cart)'s payment is authorized with its selected provider: cancel that authorization before switching provider"
         default:
             error.description
         }

@@ -18,6 +18,7 @@ import PaymentSessions
 /// reads run on the request's task (LMDB readers never wait for the writer).
 public struct CheckoutRoutes: Sendable {
     public let store: PaymentSessionStore
+    let authorizationReplies = AuthorizationReplies()
 
     public init(store: PaymentSessionStore) {
         self.store = store
@@ -55,8 +56,8 @@ public struct CheckoutRoutes: Sendable {
                     cartID: try context.parameters.require("cart_id"), providerID: try context.parameters.require("provider_id"))
             }
         }
-        cart.post("authorize") { _, context in
-            try await answering { try await authorize(cartID: try context.parameters.require("cart_id")) }
+        cart.post("authorize") { request, context in
+            try await answering { try await authorize(request, cartID: try context.parameters.require("cart_id")) }
         }
     }
 
@@ -67,10 +68,11 @@ public struct CheckoutRoutes: Sendable {
         return .json(JSONValue.object(["status": "ok", "sessions": .number(JSONNumber(sessions))]).jsonText)
     }
 
-    /// `POST .../payment-sessions` `{"provider_ids":["manual","stripe"]}`: one session per
-    /// provider, created or refreshed, all in one transaction. With an `Idempotency-Key`
-    /// header, each provider's session carries `KEY:provider`, so a retried request returns
-    /// the sessions it created and the same key for another cart is a 409.
+    /// `POST .../payment-sessions` `{"provider_ids":["manual","stripe"],"amount":4200,"currency_code":"usd"}`:
+    /// one session per provider, created or refreshed, all in one transaction, at the cart's
+    /// amount (optional; sessions not yet authorized follow a changed amount). With an
+    /// `Idempotency-Key` header, each provider's session carries `KEY:provider`, so a retried
+    /// request returns the sessions it created and the same key for another cart is a 409.
     func initialize(_ request: Request, cartID: String) async throws -> Response {
         try Self.checkIdentifier(cartID, field: "cart_id")
         let body = try await Self.jsonObject(request)
@@ -95,20 +97,30 @@ public struct CheckoutRoutes: Sendable {
         if let key, key.utf8.count > Self.maxIdempotencyKeyBytes {
             throw APIError.invalidBody("the Idempotency-Key header is \(key.utf8.count) bytes; at most \(Self.maxIdempotencyKeyBytes)")
         }
+        let amount = try Self.amount(in: body, required: false)
+        let currency = try Self.currency(in: body)
+        if amount != nil && currency == nil { throw APIError.invalidBody("currency_code is required with amount") }
         let providerList = providers
         try await store.write { tx in
             for provider in providerList {
+                var session: PaymentSession?
                 if let key {
                     let providerKey = "\(key):\(provider)"
                     // A retry (the key exists) or a first create: `create` answers both.
                     if try tx.session(idempotencyKey: providerKey) != nil
                         || tx.session(cartID: cartID, providerID: provider) == nil
                     {
-                        _ = try tx.create(NewPaymentSession(cartID: cartID, providerID: provider, idempotencyKey: providerKey))
-                        continue
+                        session = try tx.create(NewPaymentSession(
+                            cartID: cartID, providerID: provider, idempotencyKey: providerKey, amount: amount,
+                            currencyCode: currency))
                     }
                 }
-                try tx.createOrUpdate(cartID: cartID, providerID: provider)
+                if session == nil { session = try tx.createOrUpdate(cartID: cartID, providerID: provider).session }
+                // The amount follows the cart while nothing is held; an authorized session
+                // keeps the amount it holds (a changed total there is the client's to resolve).
+                if let amount, let current = session, current.status != .authorized, current.status != .canceled {
+                    _ = try tx.update(id: current.id, amount: amount, currencyCode: currency)
+                }
             }
         }
         return try cartState(cartID)
@@ -150,17 +162,42 @@ public struct CheckoutRoutes: Sendable {
         return try cartState(cartID)
     }
 
-    /// `POST .../authorize`: authorizes the selected session; 409 when none is selected.
-    func authorize(cartID: String) async throws -> Response {
-        let authorized = try await store.write { tx -> Bool in
-            guard let selected = try tx.selectedSession(cartID: cartID) else { return false }
-            _ = try tx.update(id: selected.id, status: .authorized)
-            return true
+    /// `POST .../authorize` `{"amount":4200}`: authorizes the cart's selected session for
+    /// the amount, which is required when the session has one and must match it (409
+    /// otherwise, as when no session is selected). Idempotent: a retry gets the same answer.
+    /// With an `Idempotency-Key` header the first answer is stored, and a retry with the key
+    /// gets it back even if the cart changed since; the key on another cart is a 409.
+    func authorize(_ request: Request, cartID: String) async throws -> Response {
+        try Self.checkIdentifier(cartID, field: "cart_id")
+        let key = request.headers[Self.idempotencyKey]
+        if let key, key.utf8.count > Self.maxIdempotencyKeyBytes {
+            throw APIError.invalidBody("the Idempotency-Key header is \(key.utf8.count) bytes; at most \(Self.maxIdempotencyKeyBytes)")
         }
-        guard authorized else {
-            throw APIError(status: .conflict, code: "conflict", message: "cart \(cartID) has no selected payment session")
+        if let key, let stored = authorizationReplies.reply(for: key) {
+            guard stored.cartID == cartID else {
+                throw APIError(
+                    status: .conflict, code: "conflict",
+                    message: "idempotency key \(JSONValue.string(key).jsonText) was already used for another cart")
+            }
+            return .json(stored.body)
         }
-        return try cartState(cartID)
+        let body = try await Self.optionalJSONObject(request)
+        let amount = try Self.amount(in: body, required: false)
+        try await store.write { tx in
+            guard let selected = try tx.selectedSession(cartID: cartID) else {
+                throw APIError(status: .conflict, code: "conflict", message: "cart \(cartID) has no selected payment session")
+            }
+            if let amount {
+                _ = try tx.authorize(id: selected.id, amount: amount)
+            } else if selected.amount != nil {
+                throw APIError.invalidBody("amount is required: the session is for \(selected.amount ?? 0)")
+            } else {
+                _ = try tx.update(id: selected.id, status: .authorized)
+            }
+        }
+        let response = try cartState(cartID)
+        if let key { authorizationReplies.store(try cartStateText(cartID), for: key, cartID: cartID) }
+        return response
     }
 
     // MARK: Helpers
@@ -185,11 +222,47 @@ public struct CheckoutRoutes: Sendable {
 
     /// The cart's sessions (creation order) and its selected one, in the schema's JSON form.
     func cartState(_ cartID: String) throws -> Response {
+        .json(try cartStateText(cartID))
+    }
+
+    func cartStateText(_ cartID: String) throws -> String {
         let sessions = try store.sessions(cartID: cartID)
         var text = #"{"cart_id":"# + JSONValue.string(cartID).jsonText + #","payment_sessions":["#
         text += sessions.map { $0.jsonText() }.joined(separator: ",")
         text += #"],"payment_session":"# + (sessions.first(where: \.isSelected)?.jsonText() ?? "null") + "}"
-        return .json(text)
+        return text
+    }
+
+    /// `amount` from a body: a whole number of the minor unit, 0 to 2^53 - 1.
+    static func amount(in body: [String: JSONValue], required: Bool) throws -> Int? {
+        guard let value = body["amount"], value != .null else {
+            if required { throw APIError.invalidBody("amount is required") }
+            return nil
+        }
+        guard case .number(let number) = value, let amount = Int(number.text), (0...SessionValidation.maxAmount).contains(amount)
+        else { throw APIError.invalidBody("amount must be a whole number from 0 to \(SessionValidation.maxAmount)") }
+        return amount
+    }
+
+    /// `currency_code` from a body: three lowercase letters, or absent.
+    static func currency(in body: [String: JSONValue]) throws -> String? {
+        guard let value = body["currency_code"], value != .null else { return nil }
+        guard case .string(let code) = value, (try? SessionValidation.validateCurrencyCode(code)) != nil else {
+            throw APIError.invalidBody("currency_code must be three lowercase letters such as usd")
+        }
+        return code
+    }
+
+    /// The body as a JSON object, or an empty object when there is no body.
+    static func optionalJSONObject(_ request: Request) async throws -> [String: JSONValue] {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: maxBodyBytes)
+        } catch {
+            throw APIError(status: .badRequest, code: "invalid_input", message: "request body over \(maxBodyBytes) bytes")
+        }
+        if buffer.readableBytes == 0 { return [:] }
+        return try parseObject(Array(buffer.readableBytesView))
     }
 
     static func sessionID(
@@ -209,9 +282,13 @@ public struct CheckoutRoutes: Sendable {
         } catch {
             throw APIError(status: .badRequest, code: "invalid_input", message: "request body over \(maxBodyBytes) bytes")
         }
+        return try parseObject(Array(buffer.readableBytesView))
+    }
+
+    static func parseObject(_ bytes: [UInt8]) throws -> [String: JSONValue] {
         let value: JSONValue
         do {
-            value = try JSONParser.parse(Array(buffer.readableBytesView))
+            value = try JSONParser.parse(bytes)
         } catch {
             throw APIError.invalidBody(error.description)
         }

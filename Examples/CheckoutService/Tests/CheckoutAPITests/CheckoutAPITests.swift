@@ -155,6 +155,67 @@ struct CheckoutAPITests {
         }
     }
 
+    /// The money flow: initialize at the cart's amount, follow a changed total, authorize
+    /// for it (a retry gets the same answer), refuse another amount and a provider switch.
+    @Test func authorizationIsForTheCartsAmountAndHoldsAreNotOrphaned() async throws {
+        try await withService { client, store in
+            let base = "/store/carts/money"
+            var (status, json) = try await Self.call(
+                client, .post, "\(base)/payment-sessions", #"{"provider_ids":["stripe","manual"],"amount":4200,"currency_code":"usd"}"#)
+            #expect(status == .ok)
+            #expect(Self.sessions(json).map { $0["amount"] } == [4200, 4200])
+            (status, json) = try await Self.call(
+                client, .post, "\(base)/payment-sessions", #"{"provider_ids":["stripe","manual"],"amount":5100,"currency_code":"usd"}"#)
+            #expect(Self.sessions(json).map { $0["amount"] } == [5100, 5100])
+            _ = try await Self.call(client, .post, "\(base)/payment-session", #"{"provider_id":"stripe"}"#)
+            (status, json) = try await Self.call(client, .post, "\(base)/authorize", #"{}"#)
+            #expect(status == .badRequest)
+            (status, json) = try await Self.call(client, .post, "\(base)/authorize", #"{"amount":4200}"#)
+            #expect(status == .conflict)
+            #expect(Self.errorCode(json) == "conflict")
+            let (first, authorized) = try await Self.call(client, .post, "\(base)/authorize", #"{"amount":5100}"#)
+            #expect(first == .ok)
+            let session = try #require(authorized["payment_session"]?.objectValue)
+            #expect(session["status"] == "authorized" && session["amount"] == 5100)
+            #expect(session["payment_authorized_at"]?.stringValue != nil)
+            let (again, retried) = try await Self.call(client, .post, "\(base)/authorize", #"{"amount":5100}"#)
+            #expect(again == .ok)
+            #expect(retried == authorized)
+            // Switching provider now would orphan the hold.
+            (status, json) = try await Self.call(client, .post, "\(base)/payment-session", #"{"provider_id":"manual"}"#)
+            #expect(status == .conflict)
+            let message = json["error"]?.objectValue?["message"]?.stringValue ?? ""
+            #expect(message.contains("cancel that authorization before switching provider"), "\(message)")
+            // A changed total does not move the authorized session's amount.
+            (status, json) = try await Self.call(
+                client, .post, "\(base)/payment-sessions", #"{"provider_ids":["stripe","manual"],"amount":6000,"currency_code":"usd"}"#)
+            #expect(Self.sessions(json).map { $0["amount"] } == [5100, 6000])
+            #expect(try store.verify().isClean)
+        }
+    }
+
+    /// An `Idempotency-Key` on authorize returns the stored answer, even after the cart
+    /// changed; the same key on another cart is a 409.
+    @Test func authorizeWithAnIdempotencyKeyReplaysTheStoredAnswer() async throws {
+        try await withService { client, store in
+            let base = "/store/carts/keyed"
+            let headers: HTTPFields = [HTTPField.Name("Idempotency-Key")!: "auth-1"]
+            _ = try await Self.call(client, .post, "\(base)/payment-sessions", #"{"provider_ids":["stripe"],"amount":100,"currency_code":"eur"}"#)
+            _ = try await Self.call(client, .post, "\(base)/payment-session", #"{"provider_id":"stripe"}"#)
+            let (status, first) = try await Self.call(client, .post, "\(base)/authorize", #"{"amount":100}"#, headers: headers)
+            #expect(status == .ok)
+            // The provider voided the hold meanwhile: authorizing again would be refused, but
+            // the retry of the same request gets the answer it was given.
+            let id = try #require(try await store.selectedSession(cartID: "keyed")).id
+            try await store.update(id: id, status: .canceled)
+            let (replayStatus, replay) = try await Self.call(client, .post, "\(base)/authorize", #"{"amount":100}"#, headers: headers)
+            #expect(replayStatus == .ok)
+            #expect(replay == first)
+            let (otherStatus, _) = try await Self.call(client, .post, "/store/carts/other/authorize", #"{"amount":100}"#, headers: headers)
+            #expect(otherStatus == .conflict)
+        }
+    }
+
     @Test func concurrentSelectsLeaveExactlyOneSelected() async throws {
         try await withService { client, store in
             let providers = ["manual", "stripe", "paypal", "adyen", "klarna"]
