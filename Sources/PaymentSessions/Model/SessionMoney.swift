@@ -31,7 +31,8 @@ struct SessionMoney: Sendable, Hashable {
 
     /// Whether `packed` holds three lowercase ASCII letters and nothing above them.
     static func isWellFormed(_ packed: UInt32) -> Bool {
-        packed >> 24 == 0 && (0..<3).allSatisfy { (0x61...0x7A).contains((packed >> UInt32(8 * $0)) & 0xFF) }
+        func isLetter(_ byte: UInt32) -> Bool { byte &- 0x61 < 26 }
+        return packed >> 24 == 0 && isLetter(packed & 0xFF) && isLetter(packed >> 8 & 0xFF) && isLetter(packed >> 16)
     }
 
     static func text(of packed: UInt32) -> String {

@@ -68,7 +68,9 @@ enum RecordCodec {
             writer.int64(session.updatedMicroseconds)
             writer.int64(session.money.amount)
             writer.int64(session.money.authorizedMicroseconds)
-            for shift in stride(from: 0, to: 24, by: 8) { writer.byte(UInt8(truncatingIfNeeded: session.money.currency >> UInt32(shift))) }
+            writer.byte(UInt8(truncatingIfNeeded: session.money.currency))
+            writer.byte(UInt8(truncatingIfNeeded: session.money.currency >> 8))
+            writer.byte(UInt8(truncatingIfNeeded: session.money.currency >> 16))
             text.cartID.withUTF8 { writer.lengthPrefixed($0) }
             text.providerID.withUTF8 { writer.lengthPrefixed($0) }
             if var key = text.idempotencyKey { key.withUTF8 { writer.lengthPrefixed($0) } }
@@ -172,16 +174,18 @@ enum RecordCodec {
         let updated = try reader.int64("updated_at")
         var money = SessionMoney.none
         if version >= 3 {
-            money.amount = try reader.int64("amount")
-            money.authorizedMicroseconds = try reader.int64("payment_authorized_at")
-            var currency: UInt32 = 0
-            for shift in stride(from: 0, to: 24, by: 8) { currency |= UInt32(try reader.byte("currency_code")) << UInt32(shift) }
-            money.currency = currency
+            // The 19 fixed bytes with one bounds check (a get by id reads them every time).
+            guard reader.remaining >= 19 else { throw reader.truncated("amount") }
+            let at = reader.offset
+            money.amount = Int64(littleEndian: buffer.loadUnaligned(fromByteOffset: at, as: Int64.self))
+            money.authorizedMicroseconds = Int64(littleEndian: buffer.loadUnaligned(fromByteOffset: at + 8, as: Int64.self))
+            money.currency = UInt32(buffer[at + 16]) | UInt32(buffer[at + 17]) << 8 | UInt32(buffer[at + 18]) << 16
             money.isInitiated = flags & initiatedFlag != 0
+            reader.offset = at + 19
             guard money.amount >= -1, money.amount <= Int64(SessionValidation.maxAmount) else {
                 throw .corruptRecord(key: id, reason: "amount \(money.amount) out of range")
             }
-            guard currency == 0 || SessionMoney.isWellFormed(currency) else {
+            guard money.currency == 0 || SessionMoney.isWellFormed(money.currency) else {
                 throw .corruptRecord(key: id, reason: "currency_code is not three lowercase letters")
             }
         }
