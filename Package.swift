@@ -33,7 +33,7 @@ let package = Package(
         // Test helpers (temporary directories, child processes); not a product.
         .target(name: "TestSupport"),
         // A tiny second process for the LMDB layer's cross-process tests.
-        .executableTarget(name: "LMDBProbe", dependencies: ["LMDB"]),
+        .executableTarget(name: "LMDBProbe", dependencies: ["LMDB", "TestSupport"]),
         .testTarget(
             name: "LMDBTests",
             dependencies: ["LMDB", "LMDBProbe", "TestSupport"]

@@ -46,7 +46,7 @@ public final class Cursor {
     }
 
     /// `operation` is an autoclosure: it names the operation only in the error, and
-    /// building it eagerly was a third of the cost of a cursor step (callgrind).
+    /// building it eagerly would cost more than the cursor step itself.
     private func usableHandle(_ operation: @autoclosure () -> String) throws(LMDBError) -> OpaquePointer {
         guard let handle else {
             throw LMDBError(.transactionNotUsable(reason: "cursor used outside its closure"), operation: operation())

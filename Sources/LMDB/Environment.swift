@@ -197,8 +197,8 @@ public final class Environment: @unchecked Sendable {
     ///   for an empty or too long key, or liblmdb's error; or what `body` throws.
     ///
     /// Inlinable, so that `R` is specialized in the caller: a generic result returned
-    /// across the module boundary is copied through value witnesses (a large struct such
-    /// as a decoded record, a twentieth of a read). Only the call of `body` is inlined.
+    /// across the module boundary is copied through value witnesses (slow for a large
+    /// struct such as a decoded record). Only the call of `body` is inlined.
     @inlinable
     public func value<R>(
         forKey key: some LMDBBytes, in database: Database, _ body: (UnsafeRawBufferPointer) throws -> R

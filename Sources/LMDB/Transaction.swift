@@ -271,7 +271,7 @@ public final class WriteTransaction: Transaction {
         existing: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R? {
         // Inlinable around a non-generic core, so that callers get it specialized for their
-        // key and value types instead of going through `LMDBBytes` witnesses (callgrind).
+        // key and value types instead of going through `LMDBBytes` witnesses.
         try key.withLMDBBytes { key in
             try value.withLMDBBytes { value in
                 guard let found = try insert(value, forKey: key, in: database) else { return nil }

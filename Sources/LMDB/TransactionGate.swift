@@ -12,8 +12,8 @@ import Synchronization
 /// only its running operations count. While a resize is pending, new users wait.
 ///
 /// Entering and leaving is on every read's path, so it is one atomic compare-and-swap
-/// each way plus a thread-local depth (a lock and a list of holders cost ten times as
-/// much in callgrind); the lock is only for waiting, on the rare resize.
+/// each way plus a thread-local depth (a lock and a list of holders cost many times as
+/// much); the lock is only for waiting, on the rare resize.
 final class TransactionGate: @unchecked Sendable {
     /// Bit 0: a resize is pending. Bit 1: the map was lost (a remap failed after liblmdb
     /// unmapped the old one), so nobody may enter again. The bits above: active users.

@@ -17,6 +17,7 @@
 //                                      times on fresh environments under DIR
 import Foundation
 import LMDB
+import TestSupport
 
 func fail(_ message: String, status: Int32 = 2) -> Never {
     FileHandle.standardError.write(Data((message + "\n").utf8))
@@ -164,20 +165,4 @@ do {
     }
 } catch {
     fail("\(error)", status: 3)
-}
-
-/// A thread-safe counter.
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func add() { lock.withLock { count += 1 } }
-    var value: Int { lock.withLock { count } }
-}
-
-/// A thread-safe one-way flag.
-final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var raised = false
-    func set() { lock.withLock { raised = true } }
-    var value: Bool { lock.withLock { raised } }
 }

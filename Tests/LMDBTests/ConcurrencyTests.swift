@@ -111,19 +111,3 @@ struct ConcurrencyTests {
         try f.env.write { try $0.put("parent", forKey: "after-growth", in: f.db) }
     }
 }
-
-/// A thread-safe counter for tests.
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func add() { lock.withLock { count += 1 } }
-    var value: Int { lock.withLock { count } }
-}
-
-/// A thread-safe one-way flag for tests.
-final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var raised = false
-    func set() { lock.withLock { raised = true } }
-    var value: Bool { lock.withLock { raised } }
-}

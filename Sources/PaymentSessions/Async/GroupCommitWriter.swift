@@ -129,9 +129,8 @@ extension PaymentSessionStore {
         /// commits, within ``maxCount`` and ``maxBytes`` (the default).
         ///
         /// Fewer, larger commits: a commit's `fsync`s cost much the same for a few creates
-        /// as for a dozen. In interleaved runs at 8 concurrent tasks this gave 1.01x-1.36x
-        /// the durable creates per second, less at 32 and 128 tasks (BENCHMARKS.md). The
-        /// price is that a batch's first callers also wait for the latecomers' closures.
+        /// as for a dozen (BENCHMARKS.md has the measurements). The price is that a batch's
+        /// first callers also wait for the latecomers' closures.
         /// Turn it off to commit exactly the requests that were queued when the batch began.
         public var joinsLateArrivals = true
 

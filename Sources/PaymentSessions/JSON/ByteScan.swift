@@ -1,8 +1,8 @@
 /// Word-at-a-time scans (SWAR: eight bytes per step in a `UInt64`) for the hot loops of
 /// JSON validation, where most bytes are plain ASCII that needs no attention.
 ///
-/// Why: checking `data` byte by byte was a third of a get by id's instructions
-/// (callgrind); eight bytes per step cut it to a fraction.
+/// Why: checking `data` byte by byte dominates a get by id that validates it; eight bytes
+/// per step cut it to a fraction.
 enum ByteScan {
     private static let ones: UInt64 = 0x0101_0101_0101_0101
     private static let highBits: UInt64 = 0x8080_8080_8080_8080

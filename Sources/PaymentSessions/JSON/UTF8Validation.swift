@@ -1,7 +1,7 @@
 /// A fast, non-generic UTF-8 check.
 ///
 /// `String(validating:as:)` is generic and unspecialized in the standard library, and it
-/// dominated the read path in callgrind profiles; this scalar check plus
+/// dominated the read path when profiled; this scalar check plus
 /// `String(decoding:as:)` (which then takes its fast path) costs a fraction of it.
 enum UTF8Validation {
     /// Whether `bytes` is well-formed UTF-8 (RFC 3629: no overlongs, no surrogates,

@@ -66,7 +66,7 @@ public struct PaymentSession: Sendable {
     }
     /// The dates as the store keeps them. Why not `Date`: Foundation's `Date` is a
     /// resilient type, so a struct holding one is copied and destroyed through generic
-    /// value witnesses (a tenth of a get by id in callgrind); `Int64` keeps the layout fixed.
+    /// value witnesses on every read; `Int64` keeps the layout fixed.
     var createdMicroseconds: Int64
     var updatedMicroseconds: Int64
     /// `amount`, `currency_code`, `is_initiated`, `payment_authorized_at`; see `SessionMoney.swift`.

@@ -2,8 +2,8 @@
 /// compact JSON text (read from a record, or given by a caller as text), parsed only when
 /// someone reads `data`.
 ///
-/// Why: parsing `data` into a dictionary was three quarters of the instructions and most
-/// of the allocations of a get by id (callgrind), yet many reads never look at it
+/// Why: parsing `data` into a dictionary is most of the work and the allocations of a get
+/// by id, yet many reads never look at it
 /// (selection checks, listings printed as JSON, status updates). Keeping the bytes makes
 /// those reads one allocation for `data`, and lets writes and `jsonText` copy them as they
 /// are instead of encoding the object again.

@@ -3,8 +3,8 @@
 /// turned into values only when read.
 ///
 /// Why: building the `String`s of a session read from the store (UTF-8 checks, one
-/// allocation each past 15 bytes) and copying `data` apart was a third of what a get by
-/// id cost over liblmdb's own `mdb_get` (callgrind), yet most reads touch few fields
+/// allocation each past 15 bytes) and copying `data` apart is much of what a get by id
+/// costs over liblmdb's own `mdb_get`, yet most reads touch few fields
 /// (a selection check reads `isSelected`, a listing printed as JSON copies the bytes as
 /// they are). A session read from a record holds one copy of the record instead: one
 /// allocation, and no work for a field nobody reads.

@@ -35,7 +35,7 @@ public enum SessionValidation {
     /// lookup finds nothing (then a malformed id throws instead of answering `nil`).
     ///
     /// Why: records are stored only under well-formed ids (every write checks them), so
-    /// a record found proves the id; checking it first was a twentieth of a get by id.
+    /// a record found proves the id, and checking it first is work on every get by id.
     /// An id of the wrong length is refused before the lookup, which keeps keys LMDB
     /// would refuse (empty, over 511 bytes) from reaching it.
     static func validateIDUnlessFound(

@@ -2,8 +2,8 @@
 ///
 /// Why a checksum: LMDB checks no page contents, so a flipped bit or a torn write on a
 /// disk without sector atomicity would otherwise reach the decoder. Checking `data` as
-/// JSON on every read caught that too, but cost a third of a get by id; this costs about
-/// one multiply per eight bytes.
+/// JSON on every read caught that too, at many times the cost; this costs about one
+/// multiply per eight bytes.
 ///
 /// It is a multiply-xorshift hash over little-endian 64-bit words (each step a bijection
 /// of the state, so a change confined to one word always changes the 64-bit state),

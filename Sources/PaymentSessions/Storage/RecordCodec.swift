@@ -43,8 +43,8 @@ enum RecordCodec {
     /// Calls `body` with `session`'s record, written in a temporary buffer that is valid
     /// only inside `body`: LMDB copies a value into its page.
     ///
-    /// Why not an array: allocating it was 440 instructions of a create (callgrind), for
-    /// bytes that `mdb_put` copies at once. The buffer is on the stack for records up to
+    /// Why not an array: it would be an allocation on every create, for bytes that
+    /// `mdb_put` copies at once. The buffer is on the stack for records up to
     /// 1 KiB (`data` up to about 900 bytes); the standard library puts larger ones on the heap.
     static func withRecord<R>(
         _ session: PaymentSession, dataJSON: [UInt8], _ body: (UnsafeRawBufferPointer) -> R
@@ -57,8 +57,8 @@ enum RecordCodec {
         let size =
             fixedBytes + lengthPrefixed(text.cartID.utf8.count) + lengthPrefixed(text.providerID.utf8.count)
             + (text.idempotencyKey.map { lengthPrefixed($0.utf8.count) } ?? 0) + lengthPrefixed(dataJSON.count) + 4
-        // Written in place at its exact size: appending field by field to an array cost a
-        // capacity and uniqueness check per byte group (a tenth of a create, callgrind).
+        // Written in place at its exact size: appending field by field to an array costs a
+        // capacity and uniqueness check per byte group.
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: size) { buffer in
             var writer = RecordWriter(buffer: buffer)
             writer.byte(version)

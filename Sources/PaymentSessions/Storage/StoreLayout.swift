@@ -51,7 +51,7 @@ struct StoreLayout: Sendable {
     /// (on the stack: both parts are at most 255 bytes), valid only inside `body`.
     ///
     /// Why: a create puts this key once; building it as an array (appending the
-    /// `String.UTF8View`s) was 650 instructions of 18,000 (callgrind), mostly the allocation.
+    /// `String.UTF8View`s) costs an allocation on every create.
     static func withCartProviderKey<R>(
         cartID: String, providerID: String, _ body: (UnsafeRawBufferPointer) -> R
     ) -> R {

@@ -188,9 +188,9 @@ extension PaymentSessionStore {
                 throw error
             }
             // Record and key in temporary buffers, each copied by liblmdb at its put. The
-            // closures capture strings, not `session`: capturing it copied it whole (+800
-            // instructions a create, callgrind), which is also why the record is encoded
-            // before the pair is known to be free (a refused create encodes it for nothing).
+            // closures capture strings, not `session`: capturing it copies it whole on every
+            // create, which is also why the record is encoded before the pair is known to be
+            // free (a refused create encodes it for nothing).
             let cartID = session.cartID
             let providerID = session.providerID
             let outcome = RecordCodec.withRecord(session, dataJSON: dataJSON) { record in

@@ -255,14 +255,17 @@ public struct CheckoutRoutes: Sendable {
 
     /// The body as a JSON object, or an empty object when there is no body.
     static func optionalJSONObject(_ request: Request) async throws -> [String: JSONValue] {
-        let buffer: ByteBuffer
+        let bytes = try await body(of: request)
+        return bytes.isEmpty ? [:] : try parseObject(bytes)
+    }
+
+    /// The request's body, refused past ``maxBodyBytes``.
+    static func body(of request: Request) async throws -> [UInt8] {
         do {
-            buffer = try await request.body.collect(upTo: maxBodyBytes)
+            return Array(try await request.body.collect(upTo: maxBodyBytes).readableBytesView)
         } catch {
             throw APIError(status: .badRequest, code: "invalid_input", message: "request body over \(maxBodyBytes) bytes")
         }
-        if buffer.readableBytes == 0 { return [:] }
-        return try parseObject(Array(buffer.readableBytesView))
     }
 
     static func sessionID(
@@ -276,13 +279,7 @@ public struct CheckoutRoutes: Sendable {
 
     /// The request body as a JSON object, parsed exactly (numbers keep their digits).
     static func jsonObject(_ request: Request) async throws -> [String: JSONValue] {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: maxBodyBytes)
-        } catch {
-            throw APIError(status: .badRequest, code: "invalid_input", message: "request body over \(maxBodyBytes) bytes")
-        }
-        return try parseObject(Array(buffer.readableBytesView))
+        try parseObject(try await body(of: request))
     }
 
     static func parseObject(_ bytes: [UInt8]) throws -> [String: JSONValue] {

@@ -1,0 +1,23 @@
+import Foundation
+
+/// A counter that several threads may add to.
+public final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+
+    public init() {}
+
+    public func add() { lock.withLock { count += 1 } }
+    public var value: Int { lock.withLock { count } }
+}
+
+/// A one-way flag that several threads may raise and read.
+public final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var raised = false
+
+    public init() {}
+
+    public func set() { lock.withLock { raised = true } }
+    public var value: Bool { lock.withLock { raised } }
+}
