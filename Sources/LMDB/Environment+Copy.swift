@@ -61,12 +61,22 @@ extension Environment {
         // A writer overwrites the older meta page at each commit, so the snapshot's may be
         // gone by the time it is read (two commits in between): take a newer snapshot.
         for _ in 0..<1000 {
+            // The snapshot's meta page is read right after the snapshot is taken, as liblmdb's
+            // own readers read theirs, and until two reads agree: the page is rewritten only
+            // two commits later, with one `pwrite` that a concurrent read could see half done.
+            // (Holding the writer lock instead, as `mdb_env_copyfd` does, would make a backup
+            // wait for writers.)
+            if gate.callerIsInside {
+                throw LMDBError(
+                    .transactionNotUsable(reason: "a copy cannot begin inside a cursor or value closure, which pins the map"),
+                    operation: "copy(\(path))")
+            }
             let txn = try begin(readOnly: true, pooled: false)
             let snapshot = Int(mdb_txn_id(txn))
             // An idle read transaction holds no pointer into the map.
             gate.leave()
             defer { mdb_txn_abort(txn) }
-            var meta = try MetaPage.read(index: snapshot & 1, descriptor: fileDescriptor, pageSize: pageSize, path: path)
+            var meta = try stableMetaPage(index: snapshot & 1)
             guard meta.transactionID == snapshot else { continue }
             for index in 0..<2 {
                 // The page header's first field is the page number.
@@ -91,6 +101,17 @@ extension Environment {
             return
         }
         throw LMDBError(.badTransaction, operation: "\(operation): no stable snapshot after 1000 attempts")
+    }
+
+    /// Meta page `index`, read until two reads in a row agree.
+    private func stableMetaPage(index: Int) throws -> MetaPage {
+        var previous = try MetaPage.read(index: index, descriptor: fileDescriptor, pageSize: pageSize, path: path)
+        for _ in 0..<100 {
+            let again = try MetaPage.read(index: index, descriptor: fileDescriptor, pageSize: pageSize, path: path)
+            if again.bytes == previous.bytes { return again }
+            previous = again
+        }
+        throw LMDBError(.badTransaction, operation: "copy(\(path)): meta page \(index) kept changing")
     }
 }
 

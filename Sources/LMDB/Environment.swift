@@ -38,8 +38,9 @@ public final class Environment: @unchecked Sendable {
     /// wait: a thread inside a write closure may look a handle up while another thread
     /// waits for the writer lock to open one.
     private let databases = Mutex<[String: Database]>([:])
-    /// Serialises `mdb_dbi_open` calls (liblmdb forbids concurrent ones in one process).
-    /// Taken only inside a transaction, after any wait for the writer or the gate.
+    /// Serialises opening databases, each from its transaction's begin to its end
+    /// (liblmdb forbids concurrent openers in one process). Taken before the writer lock,
+    /// never by a thread that holds it.
     private let databaseOpening = NSLock()
 
     private init(
@@ -268,6 +269,13 @@ public final class Environment: @unchecked Sendable {
         if gate.callerIsWriter() {
             throw LMDBError(.nestedWriteTransaction, operation: "mdb_txn_begin(\(path))")
         }
+        if gate.callerIsInside {
+            // Waiting for the writer lock while pinning the map could stall a growth that the
+            // lock's holder needs until `growthTimeout`.
+            throw LMDBError(
+                .transactionNotUsable(reason: "a write cannot begin inside a cursor or value closure, which pins the map"),
+                operation: "mdb_txn_begin(\(path))")
+        }
         guard let writerLock else { throw LMDBError(.readOnlyEnvironment, operation: "mdb_txn_begin(\(path))") }
         while true {
             let (outcome, hitMapFull) = try writerLock.withLock { () throws -> (Result<R, any Error>, Bool) in
@@ -344,6 +352,22 @@ public final class Environment: @unchecked Sendable {
     /// (one commit instead of one per database); see ``database(named:create:)``.
     public func databases(named names: [String?], create: Bool = true) throws -> [Database] {
         if let cached = cachedDatabases(names) { return cached }
+        // Opening takes `databaseOpening` for the whole transaction, and a thread inside a
+        // write would wait for itself (the open's write) or invert the lock order.
+        if gate.callerIsWriter() {
+            throw LMDBError(.nestedWriteTransaction, operation: "mdb_dbi_open(\(names.map { $0 ?? "<main>" })) inside a write")
+        }
+        if gate.callerIsInside {
+            throw LMDBError(
+                .transactionNotUsable(reason: "a database cannot be opened inside a cursor or value closure, which pins the map"),
+                operation: "mdb_dbi_open(\(names.map { $0 ?? "<main>" }))")
+        }
+        // liblmdb allows one opener at a time, from `mdb_txn_begin` to the end of its
+        // transaction: handles are slots of an array every transaction shares, numbered
+        // from the count at `begin`.
+        databaseOpening.lock()
+        defer { databaseOpening.unlock() }
+        if let cached = cachedDatabases(names) { return cached }
         let writable = create && !options.readOnly
         // Existing databases open in a read transaction, which never waits for a writer:
         // opening a store that another process is writing to must not block.
@@ -378,8 +402,6 @@ public final class Environment: @unchecked Sendable {
         var opened: [(String?, Database)] = []
         try run { txn in
             opened = []
-            databaseOpening.lock()
-            defer { databaseOpening.unlock() }
             for name in names {
                 let operation = "mdb_dbi_open(\(name ?? "<main>"))"
                 var dbi = MDB_dbi()

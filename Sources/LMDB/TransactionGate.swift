@@ -106,6 +106,10 @@ final class TransactionGate: @unchecked Sendable {
     /// Whether a remap failed and the environment can no longer be used.
     var isUnusable: Bool { state.load(ordering: .acquiring) & Self.unusable != 0 }
 
+    /// Whether the calling thread holds an entry (it runs inside a read operation or a
+    /// cursor, or holds the write transaction).
+    var callerIsInside: Bool { depth > 0 }
+
     /// Whether the calling thread holds this environment's write transaction.
     func callerIsWriter() -> Bool {
         condition.lock()

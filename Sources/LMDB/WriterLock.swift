@@ -24,6 +24,9 @@ final class WriterLock: @unchecked Sendable {
     #if os(Linux)
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let mappedBytes: Int
+    /// `writer.lock`, open with a shared `flock` for the environment's life: a process
+    /// that can take it exclusively knows nobody uses the mutex.
+    private let descriptor: Int32
     #else
     private let threads = NSLock()
     private let fileDescriptor: Int32
@@ -40,18 +43,23 @@ final class WriterLock: @unchecked Sendable {
         let path = directory + "/writer.lock"
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, fileMode)
         if descriptor < 0 { throw LMDBError(.system(errno: errno), operation: "open(\(path))") }
-        defer { close(descriptor) }
-        // One process initialises the mutex; the others wait for it on the file's flock
-        // (never held but here, at open).
-        while flock(descriptor, LOCK_EX) != 0 {
-            if errno != EINTR { throw LMDBError(.system(errno: errno), operation: "flock(\(path))") }
+        var keep = false
+        defer { if !keep { close(descriptor) } }
+        // The first opener (no other process holds the file: an exclusive flock succeeds)
+        // initialises the mutex, whatever the file says: after an operating-system crash it
+        // may still read "locked" by a thread that no longer exists, and a robust mutex
+        // recovers only from owners that died while the system ran. Others wait for that
+        // on a shared flock, which everyone then holds while the environment is open.
+        let first = flock(descriptor, LOCK_EX | LOCK_NB) == 0
+        if !first {
+            while flock(descriptor, LOCK_SH) != 0 {
+                if errno != EINTR { throw LMDBError(.system(errno: errno), operation: "flock(\(path))") }
+            }
         }
-        defer { _ = flock(descriptor, LOCK_UN) }
         var status = stat()
         if fstat(descriptor, &status) != 0 { throw LMDBError(.system(errno: errno), operation: "fstat(\(path))") }
         let bytes = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let fresh = Int(status.st_size) < bytes
-        if fresh {
+        if Int(status.st_size) < bytes {
             if fchmod(descriptor, fileMode) != 0 || ftruncate(descriptor, off_t(bytes)) != 0 {
                 throw LMDBError(.system(errno: errno), operation: "ftruncate(\(path))")
             }
@@ -62,7 +70,7 @@ final class WriterLock: @unchecked Sendable {
         // The first word says whether the mutex after it has been initialised.
         let ready = base.assumingMemoryBound(to: UInt64.self)
         let mutex = (base + 64).assumingMemoryBound(to: pthread_mutex_t.self)
-        if fresh || ready.pointee != Self.readyMark {
+        if first || ready.pointee != Self.readyMark {
             var attributes = pthread_mutexattr_t()
             pthread_mutexattr_init(&attributes)
             pthread_mutexattr_setpshared(&attributes, Int32(PTHREAD_PROCESS_SHARED))
@@ -74,10 +82,21 @@ final class WriterLock: @unchecked Sendable {
                 throw LMDBError(.system(errno: rc), operation: "pthread_mutex_init(\(path))")
             }
             ready.pointee = Self.readyMark
-            msync(base, bytes, MS_SYNC)
         }
+        if first {
+            // Now let the others in (a flock conversion may pass through unlocked; whoever
+            // slips in then initialises an idle mutex again, which is harmless).
+            while flock(descriptor, LOCK_SH) != 0 {
+                if errno != EINTR {
+                    munmap(base, bytes)
+                    throw LMDBError(.system(errno: errno), operation: "flock(\(path))")
+                }
+            }
+        }
+        keep = true
         self.mutex = mutex
         self.mappedBytes = bytes
+        self.descriptor = descriptor
         #else
         self.fileDescriptor = dataFileDescriptor
         #endif
@@ -86,7 +105,10 @@ final class WriterLock: @unchecked Sendable {
     #if os(Linux)
     private static let readyMark: UInt64 = 0x5752_4954_4552_4C31  // "WRITERL1"
 
-    deinit { munmap(UnsafeMutableRawPointer(mutex) - 64, mappedBytes) }
+    deinit {
+        munmap(UnsafeMutableRawPointer(mutex) - 64, mappedBytes)
+        close(descriptor)
+    }
     #endif
 
     /// Runs `body` holding the lock against this process's other threads and against other

@@ -255,4 +255,79 @@ struct AuthorizationTests {
         #expect(!recorded.isLegacyAuthorized && recorded.amount == 500)
         #expect(try store.verify().legacyAuthorized.isEmpty)
     }
+
+    /// Sessions built by hand (`insert`, `Codable`) meet the same money rules as input:
+    /// a negative amount or a malformed currency is refused, not stored as something else.
+    @Test func wholeSessionsWithBadMoneyAreRefusedNotRewritten() throws {
+        let f = try StoreFixture()
+        let now = f.clock.now
+        var session = PaymentSession(
+            id: "ps_01G901XNSRM2YS3ASN9H5KG3FZ", cartID: "c", providerID: "p", amount: 100, currencyCode: "usd",
+            createdAt: now, updatedAt: now)
+        session.amount = -5
+        #expect(storeError { try f.store.write { try $0.insert(session) } }?.code == .invalidInput)
+        session.amount = 100
+        session.currencyCode = "usdx"
+        #expect(storeError { try f.store.write { try $0.insert(session) } }?.code == .invalidInput)
+        #expect(try f.store.count() == 0)
+        let negative = #"{"id":"ps_01G901XNSRM2YS3ASN9H5KG3FZ","cart_id":"c","provider_id":"p","status":"pending","amount":-5,"currency_code":"usd","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#
+        #expect(throws: (any Error).self) { try JSONDecoder().decode(PaymentSession.self, from: Data(negative.utf8)) }
+    }
+
+    /// An imported authorized session must be its cart's selection, unless it is a legacy
+    /// one (no amount, no authorization record: exported by a store before them).
+    @Test func importRefusesOrphanedHoldsButKeepsLegacyOnes() throws {
+        let f = try StoreFixture()
+        let base = #""cart_id":"c","provider_id":"p","status":"authorized","is_selected":false,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z""#
+        let orphan = #"{"id":"ps_01G901XNSRM2YS3ASN9H5KG3FZ","amount":100,"currency_code":"usd","#
+            + base + "}"
+        #expect(storeError { try f.store.importJSONLines(orphan) }?.code == .invalidInput)
+        let legacy = #"{"id":"ps_01G901XNSRM2YS3ASN9H5KG3FZ","# + base + "}"
+        #expect(try f.store.importJSONLines(legacy) == 1)
+        #expect(try f.store.verify().legacyAuthorized == ["ps_01G901XNSRM2YS3ASN9H5KG3FZ"])
+        #expect(try f.store.verify().isClean)
+    }
+
+    /// A refused create does not consume an expired reservation: the refusal changes
+    /// nothing, the reservation included.
+    @Test func aRefusedCreateLeavesAnExpiredReservationInPlace() throws {
+        let f = try StoreFixture { $0.idempotencyRetention = 1 }
+        let first = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", idempotencyKey: "k"))
+        try f.store.delete(id: first.id)
+        try f.store.create(NewPaymentSession(cartID: "c", providerID: "p"))
+        f.clock.advance(milliseconds: 2000)
+        let refusal = storeError { try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", idempotencyKey: "k")) }
+        guard case .duplicateSession? = refusal else {
+            Issue.record("expected duplicateSession, got \(String(describing: refusal))")
+            return
+        }
+        #expect(try f.store.read { try $0.idempotencyReservation(key: "k") }?.id == first.id)
+        #expect(try f.store.verify().isClean)
+    }
+
+    /// A retried authorize that carries the `expectedUpdatedAt` of its first attempt gets
+    /// the session back, and `update(status: .authorized)` on an authorized session writes
+    /// nothing either.
+    @Test func retriesOfAnAuthorizationNeverWrite() throws {
+        let f = try StoreFixture()
+        let (stripe, _) = try cart(f)
+        let first = try f.store.authorize(id: stripe.id, amount: 4200, expectedUpdatedAt: stripe.updatedAt)
+        f.clock.advance()
+        #expect(try f.store.authorize(id: stripe.id, amount: 4200, expectedUpdatedAt: stripe.updatedAt) == first)
+        let transaction = try f.store.environment.info().lastTransactionID
+        #expect(try f.store.update(id: stripe.id, status: .authorized) == first)
+        #expect(try f.store.environment.info().lastTransactionID == transaction)
+    }
+
+    /// Restoring a deleted session (an import of a backup) takes its own reserved key back.
+    @Test func aDeletedSessionCanBeRestoredWithItsKey() throws {
+        let f = try StoreFixture()
+        let (stripe, _) = try cart(f)
+        try f.store.delete(id: stripe.id)
+        var restored = stripe
+        restored.isSelected = false
+        try f.store.importJSONLines(restored.jsonText())
+        #expect(try f.store.session(idempotencyKey: "k-stripe") == restored)
+        #expect(try f.store.verify().isClean)
+    }
 }

@@ -145,7 +145,7 @@ struct ReferenceModel {
             guard allowed.contains(status) else {
                 return .failure(.invalidTransition(id: id, from: session.status, to: status))
             }
-            if status == .authorized && session.status != .authorized {
+            if status == .authorized {
                 return authorize(session, amount: session.amount, currencyCode: nil, now: now)
             }
             session.status = status
@@ -189,9 +189,10 @@ struct ReferenceModel {
             case .canceled:
                 return .failure(.sessionIsFinal(id: id))
             case .authorized:
-                guard session.amount == amount else {
-                    return .failure(.amountMismatch(id: id, expected: session.amount ?? amount, actual: amount))
+                guard let held = session.amount else {
+                    return .failure(.invalidInput(field: "amount", value: String(amount), reason: "session \(id) was authorized without an amount"))
                 }
+                guard held == amount else { return .failure(.amountMismatch(id: id, expected: held, actual: amount)) }
                 if session.currencyCode != "eur" { return .failure(Self.currencyRefusal(session, "eur")) }
                 return .success(session)
             case .pending, .requiresMore, .error:

@@ -391,7 +391,8 @@ extension PaymentSession: Codable {
             createdMicroseconds: try microseconds(.createdAt), updatedMicroseconds: try microseconds(.updatedAt))
         amount = try container.decodeIfPresent(Int.self, forKey: .amount)
         currencyCode = try container.decodeIfPresent(String.self, forKey: .currencyCode)
-        isInitiated = try container.decodeIfPresent(Bool.self, forKey: .isInitiated) ?? false
+        // Absent reads as false, as in `init(jsonObject:)`; null is refused there and here.
+        if container.contains(.isInitiated) { isInitiated = try container.decode(Bool.self, forKey: .isInitiated) }
         if container.contains(.paymentAuthorizedAt), try !container.decodeNil(forKey: .paymentAuthorizedAt) {
             money.authorizedMicroseconds = try microseconds(.paymentAuthorizedAt)
         }

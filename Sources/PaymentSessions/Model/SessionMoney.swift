@@ -17,8 +17,16 @@ struct SessionMoney: Sendable, Hashable {
     var isInitiated = false
 
     static let none = SessionMoney()
+    /// A packed currency that ``isWellFormed(_:)`` refuses (a set top byte).
+    static let invalidCurrency: UInt32 = 0xFF00_0000
 
     var amountValue: Int? { amount < 0 ? nil : Int(amount) }
+    /// Whether the raw fields hold what a valid session may: an amount of 0 to 2^53 - 1
+    /// (or none), a currency of three lowercase letters (or none).
+    var isWellFormed: Bool {
+        (amount == -1 || (0...Int64(SessionValidation.maxAmount)).contains(amount))
+            && (currency == 0 || Self.isWellFormed(currency))
+    }
     var currencyCode: String? { currency == 0 ? nil : Self.text(of: currency) }
     var authorizedAt: Int64? { authorizedMicroseconds == .min ? nil : authorizedMicroseconds }
 
@@ -46,13 +54,17 @@ extension PaymentSession {
     /// while it is not known. Once the session is authorized it is the authorized amount.
     public var amount: Int? {
         get { money.amountValue }
-        set { money.amount = newValue.map(Int64.init) ?? -1 }
+        // A negative amount is kept as an invalid value (not as "none"), so that the
+        // store's validation refuses it.
+        set { money.amount = newValue.map { $0 < 0 ? Int64.min : Int64($0) } ?? -1 }
     }
 
     /// The amount's currency: three lowercase letters (`usd`, `eur`), or `nil`.
     public var currencyCode: String? {
         get { money.currencyCode }
-        set { money.currency = newValue.map(SessionMoney.packed) ?? 0 }
+        // A code that is not three ASCII letters is kept as an invalid value, so that the
+        // store's validation refuses it rather than storing part of it.
+        set { money.currency = newValue.map { $0.utf8.count == 3 ? SessionMoney.packed($0) : SessionMoney.invalidCurrency } ?? 0 }
     }
 
     /// Whether the payment provider holds state for this session (Medusa asks the provider
@@ -69,8 +81,8 @@ extension PaymentSession {
         set { money.authorizedMicroseconds = newValue.map(Timestamp.microseconds) ?? .min }
     }
 
-    /// An authorized session without an authorization record: authorized before the store
-    /// recorded authorizations (a format 2 store). Such sessions keep their state; `verify`
-    /// lists them apart instead of reporting them.
-    public var isLegacyAuthorized: Bool { status == .authorized && money.authorizedAt == nil }
+    /// An authorized session without an authorization record or an amount: authorized
+    /// before the store recorded authorizations (a format 2 store). Such sessions keep their
+    /// state, may be unselected, and `verify` lists them apart instead of reporting them.
+    public var isLegacyAuthorized: Bool { status == .authorized && money.authorizedAt == nil && money.amountValue == nil }
 }

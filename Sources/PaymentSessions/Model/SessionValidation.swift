@@ -127,7 +127,16 @@ public enum SessionValidation {
         if session.isSelected && session.status == .canceled {
             throw .invalidInput(field: "is_selected", value: "true", reason: "a canceled session cannot be selected")
         }
+        guard session.money.isWellFormed else {
+            throw .invalidInput(
+                field: "amount", value: nil, reason: "amount must be 0 to \(maxAmount) and currency_code three lowercase letters")
+        }
         try validateMoney(amount: session.amount, currencyCode: session.currencyCode)
+        if session.status == .authorized && !session.isSelected && !session.isLegacyAuthorized {
+            // Only a session authorized before amounts and authorization records existed may
+            // be unselected (it is listed apart by `verify`); any other would be an orphaned hold.
+            throw .invalidInput(field: "is_selected", value: "false", reason: "an authorized session is its cart's selected one")
+        }
         if let authorized = session.money.authorizedAt {
             // An authorization record: only on a session that is or was authorized
             // (authorized, or canceled after).
@@ -135,10 +144,6 @@ public enum SessionValidation {
                 throw .invalidInput(
                     field: "payment_authorized_at", value: Timestamp.rfc3339(microseconds: authorized),
                     reason: "set on a \(session.status.rawValue) session")
-            }
-            if session.status == .authorized && !session.isSelected {
-                throw .invalidInput(
-                    field: "is_selected", value: "false", reason: "an authorized session is its cart's selected one")
             }
         }
         if session.updatedMicroseconds < session.createdMicroseconds {

@@ -34,7 +34,10 @@ extension PaymentSessionStore.WriteTransaction {
         try SessionValidation.validateAmount(amount)
         if let currencyCode { try SessionValidation.validateCurrencyCode(currencyCode) }
         guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
-        try checkExpected(session, expectedUpdatedAt)
+        // A retry of an authorization that went through returns it, whatever the
+        // `expectedUpdatedAt` it carries (the first attempt moved `updated_at`).
+        let repeated = session.status == .authorized && session.money.authorizedAt != nil && session.amount == amount
+        if !repeated { try checkExpected(session, expectedUpdatedAt) }
         return try authorize(session, amount: amount, currencyCode: currencyCode, data: data)
     }
 
@@ -92,18 +95,20 @@ extension PaymentSessionStore.WriteTransaction {
         id: String, amount: Int, currencyCode: String? = nil, expectedUpdatedAt: Date? = nil
     ) throws(PaymentSessionError) -> PaymentSession {
         guard var session = try session(id: id) else { throw .sessionNotFound(id: id) }
-        try checkExpected(session, expectedUpdatedAt)
+        if session.status == .canceled { throw .sessionIsFinal(id: id) }
         try SessionValidation.validateMoney(amount: amount, currencyCode: currencyCode ?? session.currencyCode)
         switch session.status {
         case .canceled:
             throw .sessionIsFinal(id: id)
         case .authorized:
-            guard session.amount == amount else {
-                throw .amountMismatch(id: id, expected: session.amount ?? amount, actual: amount)
+            guard let held = session.amount else {
+                throw .invalidInput(field: "amount", value: String(amount), reason: "session \(id) was authorized without an amount")
             }
+            guard held == amount else { throw .amountMismatch(id: id, expected: held, actual: amount) }
             if let currencyCode, currencyCode != session.currencyCode { try refuseCurrency(session, currencyCode) }
             return session
         case .pending, .requiresMore, .error:
+            try checkExpected(session, expectedUpdatedAt)
             if session.amount == amount && (currencyCode == nil || currencyCode == session.currencyCode) { return session }
             session.amount = amount
             if let currencyCode { session.currencyCode = currencyCode }

@@ -165,6 +165,10 @@ extension PaymentSessionStore {
         ) throws(PaymentSessionError) -> IndexedInsert {
             let id = session.id
             let key = session.idempotencyKey
+            // What the key's entry held before this create took it over (an expired
+            // reservation, or the session's own reservation when it is restored by an
+            // import): put back if the create is refused, so that a refusal changes nothing.
+            var replaced: [UInt8]?
             if let key {
                 let holder: IdempotencyEntry?? = try storageMapped {
                     try write.insert(id, forKey: key, in: layout.idempotency) { IdempotencyEntry($0) }
@@ -176,32 +180,41 @@ extension PaymentSessionStore {
                     case .session(let existing)?:
                         return .existing(id: existing)
                     case .reservation(let gone, let deleted)?:
-                        if !isExpired(reservedAt: deleted) { return .reserved(id: gone) }
+                        // The deleted session itself may come back (an import of a backup).
+                        if gone != id && !isExpired(reservedAt: deleted) { return .reserved(id: gone) }
+                        replaced = IdempotencyEntry.reservation(id: gone, deletedMicroseconds: deleted).bytes
                         try storageMapped { try write.put(id, forKey: key, in: layout.idempotency) }
                     }
                 }
             }
             do {
                 try check()
-            } catch {
-                if let key { try storageMapped { try write.delete(key, in: layout.idempotency) } }
-                throw error
-            }
-            // Record and key in temporary buffers, each copied by liblmdb at its put. The
-            // closures capture strings, not `session`: capturing it copies it whole on every
-            // create, which is also why the record is encoded before the pair is known to be
-            // free (a refused create encodes it for nothing).
-            let cartID = session.cartID
-            let providerID = session.providerID
-            let outcome = RecordCodec.withRecord(session, dataJSON: dataJSON) { record in
-                StoreLayout.withCartProviderKey(cartID: cartID, providerID: providerID) { pairKey in
-                    Result { () throws(PaymentSessionError) in
-                        try insertRecord(
-                            record, id: id, pairKey: pairKey, idempotencyKey: key, cartID: cartID, providerID: providerID)
+                // Record and key in temporary buffers, each copied by liblmdb at its put. The
+                // closures capture strings, not `session`: capturing it copies it whole on every
+                // create, which is also why the record is encoded before the pair is known to be
+                // free (a refused create encodes it for nothing).
+                let cartID = session.cartID
+                let providerID = session.providerID
+                let outcome = RecordCodec.withRecord(session, dataJSON: dataJSON) { record in
+                    StoreLayout.withCartProviderKey(cartID: cartID, providerID: providerID) { pairKey in
+                        Result { () throws(PaymentSessionError) in
+                            try insertRecord(record, id: id, pairKey: pairKey, cartID: cartID, providerID: providerID)
+                        }
                     }
                 }
+                try outcome.get()
+            } catch {
+                if let key {
+                    try storageMapped {
+                        if let replaced {
+                            try write.put(replaced, forKey: key, in: layout.idempotency)
+                        } else {
+                            try write.delete(key, in: layout.idempotency)
+                        }
+                    }
+                }
+                throw error
             }
-            try outcome.get()
             return .written
         }
 
@@ -209,7 +222,9 @@ extension PaymentSessionStore {
         /// ``PaymentSessionStore/Options/idempotencyRetention``.
         func isExpired(reservedAt: Int64) -> Bool {
             let retention = Int64(max(0, min(options.idempotencyRetention, 1e12)) * 1_000_000)
-            return Timestamp.microseconds(options.now()) - reservedAt >= retention
+            // A reservation's time has no checksum: a corrupt one must not trap.
+            let (age, overflow) = Timestamp.microseconds(options.now()).subtractingReportingOverflow(reservedAt)
+            return overflow || age >= retention
         }
 
         // MARK: Update
@@ -219,7 +234,10 @@ extension PaymentSessionStore {
         /// - Parameters:
         ///   - status: The new status; the move must be allowed by
         ///     ``PaymentSessionStatus/canMove(to:)``. Canceling a selected session
-        ///     deselects it. The same status again only touches `updated_at`.
+        ///     deselects it. The same status again only touches `updated_at`, except
+        ///     `authorized`: every move to it is an authorization for the session's own
+        ///     amount (see ``authorize(id:amount:currencyCode:data:expectedUpdatedAt:)``), and
+        ///     a repeat writes nothing.
         ///   - data: The provider's new data (replaces the old object). Refused once the
         ///     session is `canceled`.
         ///   - expectedUpdatedAt: Optimistic concurrency: when given and the session's
@@ -239,9 +257,10 @@ extension PaymentSessionStore {
                 guard session.status.canMove(to: status) else {
                     throw .invalidTransition(id: id, from: session.status, to: status)
                 }
-                if status == .authorized && session.status != .authorized {
+                if status == .authorized {
                     // Every path to `authorized` is an authorization, with its rules, for
-                    // the session's own amount (none, when it has none yet).
+                    // the session's own amount (none, when it has none yet); a repeat
+                    // changes nothing, as `authorize` does.
                     return try authorize(session, amount: session.amount, currencyCode: nil, data: data)
                 }
             }
@@ -418,22 +437,16 @@ extension PaymentSessionStore {
         /// The `cart_provider` entry and the record of ``insertIndexed(_:dataJSON:)``, after its
         /// idempotency entry; undoes what it put when a later put is refused.
         private func insertRecord(
-            _ record: UnsafeRawBufferPointer, id: String, pairKey: UnsafeRawBufferPointer, idempotencyKey key: String?,
-            cartID: String, providerID: String
+            _ record: UnsafeRawBufferPointer, id: String, pairKey: UnsafeRawBufferPointer, cartID: String,
+            providerID: String
         ) throws(PaymentSessionError) {
             let pairHolder = try storageMapped {
                 try write.insert(id, forKey: pairKey, in: layout.cartProvider) { String(decoding: $0, as: UTF8.self) }
             }
-            if let pairHolder {
-                if let key { try storageMapped { try write.delete(key, in: layout.idempotency) } }
-                throw .duplicateSession(cartID: cartID, providerID: providerID, existingID: pairHolder)
-            }
+            if let pairHolder { throw .duplicateSession(cartID: cartID, providerID: providerID, existingID: pairHolder) }
             let taken = try storageMapped { try write.insert(record, forKey: id, in: layout.sessions) { _ in true } }
             if taken != nil {
-                try storageMapped {
-                    try write.delete(pairKey, in: layout.cartProvider)
-                    if let key { try write.delete(key, in: layout.idempotency) }
-                }
+                try storageMapped { try write.delete(pairKey, in: layout.cartProvider) }
                 throw .duplicateID(id: id)
             }
         }

@@ -144,10 +144,14 @@ private struct Verifier {
                 if session.idempotencyKey.map({ Array($0.utf8) }) != key {
                     report("index_mismatch", "idempotency", keyText, "points to \(id), whose record disagrees")
                 }
-            case .reservation(let id, _)?:
+            case .reservation(let id, let at)?:
                 reservations += 1
-                if sessions[id] != nil {
+                if !PaymentSessionID.isValid(id) {
+                    report("corrupt_record", "idempotency", keyText, "reservation names a malformed id")
+                } else if sessions[id] != nil {
                     report("reservation_mismatch", "idempotency", keyText, "reserved for deleted session \(id), which exists")
+                } else if at > Timestamp.microseconds(tx.options.now()) {
+                    report("reservation_mismatch", "idempotency", keyText, "reserved at \(at), in the future")
                 }
             }
         }
