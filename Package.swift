@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
     targets: [
@@ -21,8 +22,8 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"]), .brew(["lmdb"])]
         ),
-        .target(name: "LMDB", dependencies: ["CLMDB"]),
-        .target(name: "PaymentSessions", dependencies: ["LMDB"]),
+        .target(name: "LMDB", dependencies: ["CLMDB", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "PaymentSessions", dependencies: ["LMDB", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "PaymentSessionsCLI",
             dependencies: [
@@ -36,7 +37,7 @@ let package = Package(
         .executableTarget(name: "LMDBProbe", dependencies: ["LMDB", "TestSupport"]),
         .testTarget(
             name: "LMDBTests",
-            dependencies: ["LMDB", "LMDBProbe", "TestSupport"]
+            dependencies: ["LMDB", "LMDBProbe", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         // A child process for the reliability suites: crash, race and disk-fault writers.
         .executableTarget(name: "StoreTorture", dependencies: ["PaymentSessions"]),
@@ -47,6 +48,8 @@ let package = Package(
                 "StoreTorture",
                 "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -13,11 +13,16 @@ out=.build/fuzz
 mkdir -p "$out/corpus"
 flags=(-swift-version 6 -O -g -sanitize=fuzzer,address -parse-as-library -I Sources/CLMDB -I "$out")
 
+# swift-log, which both modules log through, from the package's own checkout.
+swift package resolve >/dev/null
+logging=$(find .build/checkouts/swift-log/Sources/Logging -name '*.swift')
+swiftc -swift-version 6 -O -parse-as-library -package-name swift_log -module-name Logging -emit-module -emit-module-path "$out/Logging.swiftmodule" \
+    -emit-library -static -o "$out/libLogging.a" $logging
 swiftc "${flags[@]}" -module-name LMDB -emit-module -emit-module-path "$out/LMDB.swiftmodule" \
     -emit-library -static -o "$out/libLMDB.a" Sources/LMDB/*.swift
 swiftc "${flags[@]}" -module-name PaymentSessions -emit-module -emit-module-path "$out/PaymentSessions.swiftmodule" \
     -emit-library -static -o "$out/libPaymentSessions.a" $(find Sources/PaymentSessions -name '*.swift')
-swiftc "${flags[@]}" -module-name FuzzTarget -L "$out" -lPaymentSessions -lLMDB -llmdb \
+swiftc "${flags[@]}" -module-name FuzzTarget -L "$out" -lPaymentSessions -lLMDB -lLogging -llmdb \
     -o "$out/fuzz-target" Fuzz/FuzzTarget.swift
 
 # Seeds: a valid export line and a valid record, so mutations start from real inputs.

@@ -1,4 +1,5 @@
 import CLMDB
+import Logging
 
 #if canImport(Glibc)
 import Glibc
@@ -29,6 +30,8 @@ extension Environment {
             }
             let grown = min(max(current * 2, current + (1 << 20)), options.maxMapSize)
             try remap(to: grown, refusal: .mapFull, operation: operation)
+            logger.notice(
+                "grew the map", metadata: ["lmdb.from": .stringConvertible(current), "lmdb.to": .stringConvertible(grown)])
         }
     }
 
@@ -40,6 +43,7 @@ extension Environment {
             let meta = try MetaPage.newest(descriptor: fileDescriptor, pageSize: pageSize, path: path)
             let size = max(meta.mapSize, (meta.lastPage + 1) * pageSize)
             try remap(to: size, refusal: .system(errno: ENOMEM), operation: operation)
+            logger.notice("adopted the map size another process set", metadata: ["lmdb.to": .stringConvertible(size)])
         }
     }
 
@@ -51,6 +55,9 @@ extension Environment {
         let reservation = mmap(nil, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         if reservation == MAP_FAILED {
             let code = errno
+            logger.warning(
+                "no address space to grow the map; it stays at its size",
+                metadata: ["lmdb.to": .stringConvertible(size), "lmdb.errno": .stringConvertible(code)])
             throw LMDBError(
                 refusal,
                 operation: "\(operation): no address space for a \(size)-byte map (\(String(cString: strerror(code)))); "
@@ -59,6 +66,9 @@ extension Environment {
         munmap(reservation, size)
         let rc = mdb_env_set_mapsize(handle, size)
         if rc != MDB_SUCCESS {
+            logger.critical(
+                "the map was lost in a remap; the environment is unusable until reopened",
+                metadata: ["lmdb.to": .stringConvertible(size), "lmdb.code": .stringConvertible(rc)])
             throw MapLost(
                 error: LMDBError(
                     .panic,

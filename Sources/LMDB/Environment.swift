@@ -1,5 +1,6 @@
 import CLMDB
 import Foundation
+import Logging
 import Synchronization
 
 /// An open LMDB environment: one directory holding `data.mdb` and `lock.mdb`, with any
@@ -32,6 +33,9 @@ public final class Environment: @unchecked Sendable {
     let fileDescriptor: Int32
     /// The database page size.
     let pageSize: Int
+    /// Where events an operator should hear of go: map growth and its refusals, a map lost,
+    /// reader slots of dead processes reclaimed, a writer lock recovered from a dead holder.
+    public let logger: Logger
     /// Reset read transactions kept for reuse; see ``ReadTransactionPool``.
     let readPool = ReadTransactionPool(capacity: 8)
     /// Database handles opened so far. Held only to look up or insert, never across a
@@ -45,8 +49,11 @@ public final class Environment: @unchecked Sendable {
 
     private init(
         handle: OpaquePointer, path: String, options: Options, gate: TransactionGate, writerLock: WriterLock?,
-        fileDescriptor: Int32, pageSize: Int
+        fileDescriptor: Int32, pageSize: Int, logger: Logger
     ) {
+        var logger = logger
+        logger[metadataKey: "lmdb.path"] = .string(path)
+        self.logger = logger
         self.handle = handle
         self.gate = gate
         self.path = path
@@ -73,10 +80,17 @@ public final class Environment: @unchecked Sendable {
     ///   for a missing directory that may not be created, `.system(errno: EACCES)` when it
     ///   is not accessible, `.invalidFile` when `data.mdb` is not an LMDB file,
     ///   `.incompatibleOptions` when this process has it open with other options.
-    public static func open(path: String, options: Options = Options()) throws -> Environment {
+    ///
+    /// - Parameter logger: Where the environment reports what an operator should know
+    ///   (`notice` for map growth and reclaimed reader slots, `warning` for a refused growth
+    ///   or a recovered writer lock, `critical` for a lost map). When the path is open
+    ///   already, the logger it was first opened with stays.
+    public static func open(
+        path: String, options: Options = Options(), logger: Logger = Logger(label: "lmdb")
+    ) throws -> Environment {
         let canonical = try canonicalDirectory(path, options: options)
         return try EnvironmentRegistry.shared.environment(at: canonical, options: options) {
-            try openUnregistered(canonical, options: options)
+            try openUnregistered(canonical, options: options, logger: logger)
         }
     }
 
@@ -111,7 +125,7 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
-    private static func openUnregistered(_ path: String, options: Options) throws -> Environment {
+    private static func openUnregistered(_ path: String, options: Options, logger: Logger) throws -> Environment {
         let operation = "mdb_env_open(\(path))"
         let creatingFiles = !options.readOnly && access(path + "/data.mdb", F_OK) != 0
         var envHandle: OpaquePointer?
@@ -148,7 +162,7 @@ public final class Environment: @unchecked Sendable {
             let lockMode = !creatingFiles && fstat(descriptor, &dataStatus) == 0
                 ? dataStatus.st_mode & 0o666 : mode_t(options.fileMode)
             writerLock = options.readOnly
-                ? nil : try WriterLock(directory: path, dataFileDescriptor: descriptor, fileMode: lockMode)
+                ? nil : try WriterLock(directory: path, dataFileDescriptor: descriptor, fileMode: lockMode, logger: logger)
             gate = try TransactionGate()
         } catch {
             mdb_env_close(envHandle)
@@ -156,8 +170,11 @@ public final class Environment: @unchecked Sendable {
         }
         let environment = Environment(
             handle: envHandle, path: path, options: options, gate: gate, writerLock: writerLock, fileDescriptor: descriptor,
-            pageSize: pageSize)
-        _ = try? environment.clearStaleReaders()
+            pageSize: pageSize, logger: logger)
+        if let cleared = try? environment.clearStaleReaders(), cleared > 0 {
+            environment.logger.notice(
+                "reclaimed reader slots of dead processes", metadata: ["lmdb.slots": .stringConvertible(cleared)])
+        }
         return environment
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 #if canImport(Glibc)
 import Glibc
@@ -21,6 +22,7 @@ import Darwin
 /// process dies holding it the next taker recovers it. Elsewhere it is a process mutex and an
 /// exclusive `flock` of `data.mdb` (two system calls per write).
 final class WriterLock: @unchecked Sendable {
+    private let logger: Logger
     #if os(Linux)
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let mappedBytes: Int
@@ -38,7 +40,8 @@ final class WriterLock: @unchecked Sendable {
     ///   - dataFileDescriptor: liblmdb's descriptor of `data.mdb`, open as long as the
     ///     environment is (used where there is no shared mutex).
     ///   - fileMode: The mode of a new `writer.lock`, set exactly.
-    init(directory: String, dataFileDescriptor: Int32, fileMode: mode_t) throws(LMDBError) {
+    init(directory: String, dataFileDescriptor: Int32, fileMode: mode_t, logger: Logger) throws(LMDBError) {
+        self.logger = logger
         #if os(Linux)
         let path = directory + "/writer.lock"
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, fileMode)
@@ -120,6 +123,7 @@ final class WriterLock: @unchecked Sendable {
             // Its holder died; what it guarded is liblmdb's business (its own lock is robust
             // too and rolls the dead writer's transaction back).
             pthread_mutex_consistent(mutex)
+            logger.warning("recovered the writer lock from a process that died holding it")
         } else if rc != 0 {
             throw LMDBError(.system(errno: rc), operation: "pthread_mutex_lock(writer.lock)")
         }

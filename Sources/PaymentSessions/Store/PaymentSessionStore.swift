@@ -1,5 +1,6 @@
 import Foundation
 import LMDB
+import Logging
 
 /// An embedded, transactional store of payment sessions on LMDB.
 ///
@@ -47,7 +48,9 @@ public final class PaymentSessionStore: Sendable {
             throw .storeNotFound(path: path)
         }
         self.options = options
-        let environment: Environment = try storageMapped { try Environment.open(path: path, options: options.environment) }
+        let environment: Environment = try storageMapped {
+            try Environment.open(path: path, options: options.environment, logger: options.logger)
+        }
         self.environment = environment
         let databases = try storageMapped {
             try environment.databases(named: StoreLayout.databaseNames, create: !options.environment.readOnly)
@@ -125,10 +128,24 @@ public final class PaymentSessionStore: Sendable {
 
     /// The one implementation of `read`, sync and async.
     func performRead<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
-        try lmdbMapped {
-            try environment.read { txn in
-                try body(ReadTransaction(transaction: txn, layout: layout, options: options))
+        do {
+            return try lmdbMapped {
+                try environment.read { txn in
+                    try body(ReadTransaction(transaction: txn, layout: layout, options: options))
+                }
             }
+        } catch let error as PaymentSessionError {
+            logIfCorrupt(error)
+            throw error
+        }
+    }
+
+    /// A corrupt record is news for an operator (run `verify`), whoever asked for it.
+    func logIfCorrupt(_ error: PaymentSessionError) {
+        if case .corruptRecord(let key, let reason) = error {
+            options.logger.warning(
+                "met a corrupt record on a read; run verify",
+                metadata: ["payment_sessions.key": .string(key), "payment_sessions.reason": .string(reason)])
         }
     }
 
@@ -141,10 +158,15 @@ public final class PaymentSessionStore: Sendable {
     /// the transaction. Do not call `write` from inside `body`. Errors from `body` are
     /// rethrown as they were thrown; LMDB failures become ``PaymentSessionError/storage(_:)``.
     public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
-        try lmdbMapped {
-            try environment.write { txn in
-                try body(WriteTransaction(transaction: txn, layout: layout, options: options, generator: generator))
+        do {
+            return try lmdbMapped {
+                try environment.write { txn in
+                    try body(WriteTransaction(transaction: txn, layout: layout, options: options, generator: generator))
+                }
             }
+        } catch let error as PaymentSessionError {
+            logIfCorrupt(error)
+            throw error
         }
     }
 
@@ -170,10 +192,15 @@ public final class PaymentSessionStore: Sendable {
     /// The id's form is checked only when no record answers (see
     /// ``SessionValidation/validateIDUnlessFound(_:_:)``).
     func sessionByID(_ id: String) throws(PaymentSessionError) -> PaymentSession? {
-        try SessionValidation.validateIDUnlessFound(id) { () throws(PaymentSessionError) in
-            try storageMapped {
-                try environment.value(forKey: id, in: layout.sessions) { buffer in try RecordCodec.decode(id: id, buffer) }
+        do {
+            return try SessionValidation.validateIDUnlessFound(id) { () throws(PaymentSessionError) in
+                try storageMapped {
+                    try environment.value(forKey: id, in: layout.sessions) { buffer in try RecordCodec.decode(id: id, buffer) }
+                }
             }
+        } catch {
+            logIfCorrupt(error)
+            throw error
         }
     }
 

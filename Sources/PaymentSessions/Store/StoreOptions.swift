@@ -1,5 +1,6 @@
 import Foundation
 import LMDB
+import Logging
 
 extension PaymentSessionStore {
     /// What a commit promises about a crash that follows it (LMDB's durability modes):
@@ -33,6 +34,12 @@ extension PaymentSessionStore {
         public var groupCommit = GroupCommitLimits()
         /// The clock that stamps `created_at` and `updated_at` (a test can fix it).
         public var clock: @Sendable () -> Date = { Date() }
+        /// Where the store reports what an operator should hear of: map growth and its
+        /// refusals, reader slots of dead processes reclaimed (`notice`), a writer lock
+        /// recovered from a dead process, a corrupt record met on a read (`warning`), a map
+        /// lost (`critical`). By default the process's logging system (swift-log's
+        /// `LoggingSystem`), label `payment-sessions`.
+        public var logger = Logger(label: "payment-sessions")
 
         /// The defaults.
         public init() {}

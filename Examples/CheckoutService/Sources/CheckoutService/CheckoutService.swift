@@ -30,7 +30,9 @@ struct CheckoutService: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "checkout-service")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let sessions = try PaymentSessionStore(path: store)
+        var options = PaymentSessionStore.Options()
+        options.logger = logger
+        let sessions = try PaymentSessionStore(path: store, options: options)
         let count = try await sessions.count()
         logger.info("store open", metadata: ["path": .string(store), "sessions": .stringConvertible(count)])
         let app = buildApplication(store: sessions, hostname: hostname, port: port, logger: logger)
