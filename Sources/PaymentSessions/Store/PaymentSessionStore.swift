@@ -12,21 +12,24 @@ import Logging
 /// ```swift
 /// let store = try PaymentSessionStore(path: "/var/lib/checkout/sessions")
 ///
-/// let session = try store.create(NewPaymentSession(cartID: "cart_1", providerID: "stripe", select: true))
-/// try store.update(id: session.id, status: .authorized, data: ["intent": "pi_123"])
-/// let selected = try store.selectedSession(cartID: "cart_1")
+/// let session = try store.create(NewPaymentSession(
+///     cartID: "cart_1", providerID: "stripe", select: true, amount: 4200, currencyCode: "usd"))
 ///
 /// // Several operations, all or nothing:
 /// try store.write { tx in
 ///     let manual = try tx.create(NewPaymentSession(cartID: "cart_1", providerID: "manual"))
 ///     try tx.select(id: manual.id)
+///     try tx.select(id: session.id)
 /// }
+/// try store.authorize(id: session.id, amount: 4200, data: ["intent": "pi_123"])
+/// let selected = try store.selectedSession(cartID: "cart_1")
 /// ```
 ///
 /// The store keeps these invariants in every committed state: at most one selected
 /// session per cart, at most one session per (cart, provider), unique idempotency keys,
-/// status moves along ``PaymentSessionStatus/canMove(to:)``, and every record indexed
-/// exactly as it says. ``verify()`` checks them all.
+/// status moves along ``PaymentSessionStatus/canMove(to:)``, every record indexed exactly
+/// as it says, and the money rules (see ``WriteTransaction/authorize(id:amount:currencyCode:data:expectedUpdatedAt:)``).
+/// ``verify()`` checks them all.
 public final class PaymentSessionStore: Sendable {
     /// The LMDB environment underneath (for statistics and maintenance).
     public let environment: Environment
