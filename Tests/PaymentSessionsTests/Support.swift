@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PaymentSessions
 import Synchronization
 import TestSupport
@@ -25,6 +26,9 @@ struct StoreFixture {
         let clock = self.clock
         options.clock = { clock.now }
         options.environment.mapSize = 16 << 20
+        // Quiet: the corruption suites read thousands of corrupt records on purpose
+        // (`LoggingTests` checks what is logged).
+        options.logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         if fast { options.environment.durability = .noSync }
         configure(&options)
         store = try PaymentSessionStore(path: directory.appending("store"), options: options)
