@@ -282,6 +282,8 @@ struct AuthorizationTests {
         let orphan = #"{"id":"ps_01G901XNSRM2YS3ASN9H5KG3FZ","amount":100,"currency_code":"usd","#
             + base + "}"
         #expect(storeError { try f.store.importJSONLines(orphan) }?.code == .invalidInput)
+        let unrecorded = orphan.replacingOccurrences(of: #""is_selected":false"#, with: #""is_selected":true"#)
+        #expect(storeError { try f.store.importJSONLines(unrecorded) }?.code == .invalidInput)
         let legacy = #"{"id":"ps_01G901XNSRM2YS3ASN9H5KG3FZ","# + base + "}"
         #expect(try f.store.importJSONLines(legacy) == 1)
         #expect(try f.store.verify().legacyAuthorized == ["ps_01G901XNSRM2YS3ASN9H5KG3FZ"])

@@ -132,6 +132,12 @@ public enum SessionValidation {
                 field: "amount", value: nil, reason: "amount must be 0 to \(maxAmount) and currency_code three lowercase letters")
         }
         try validateMoney(amount: session.amount, currencyCode: session.currencyCode)
+        if session.status == .authorized && session.money.authorizedAt == nil && !session.isLegacyAuthorized {
+            // Authorized with an amount but no record of when: not something this store
+            // writes, and not a legacy session (those have no amount either).
+            throw .invalidInput(
+                field: "payment_authorized_at", value: nil, reason: "an authorized session with an amount records when it was authorized")
+        }
         if session.status == .authorized && !session.isSelected && !session.isLegacyAuthorized {
             // Only a session authorized before amounts and authorization records existed may
             // be unselected (it is listed apart by `verify`); any other would be an orphaned hold.
