@@ -23,6 +23,7 @@ extension Environment {
     ///   with ``LMDBError/Code/mapFull`` after ``Options/growthTimeout``).
     public func copy(to destination: String, compact: Bool = false) throws {
         let operation = "copy(\(path) -> \(destination))"
+        if !compact { try refuseWhileMapIsPinned("a copy", operation: "copy(\(path))") }
         try Environment.makeDirectories(destination, operation: "mkdir(\(destination))")
         let file = destination + "/data.mdb"
         let descriptor = openFile(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
@@ -66,11 +67,6 @@ extension Environment {
             // two commits later, with one `pwrite` that a concurrent read could see half done.
             // (Holding the writer lock instead, as `mdb_env_copyfd` does, would make a backup
             // wait for writers.)
-            if gate.callerIsInside {
-                throw LMDBError(
-                    .transactionNotUsable(reason: "a copy cannot begin inside a cursor or value closure, which pins the map"),
-                    operation: "copy(\(path))")
-            }
             let txn = try begin(readOnly: true, pooled: false)
             let snapshot = Int(mdb_txn_id(txn))
             // An idle read transaction holds no pointer into the map.

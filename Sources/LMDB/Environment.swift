@@ -154,10 +154,9 @@ public final class Environment: @unchecked Sendable {
             }
             pageSize = try checkFileIsComplete(envHandle, path: path)
             try check(mdb_env_get_fd(envHandle, &descriptor), "mdb_env_get_fd(\(path))")
-            // A read-only environment never writes; it needs no writer lock and may lack
-            // the right to create one.
-            // In an existing store it takes data.mdb's mode, so that every user who may
-            // write the store (a group, say) may take it.
+            // In an existing store the writer lock takes data.mdb's mode, so that every user
+            // who may write the store (a group, say) may take it. A read-only environment never
+            // writes: it needs no writer lock, and may lack the right to create one.
             var dataStatus = stat()
             let lockMode = !creatingFiles && fstat(descriptor, &dataStatus) == 0
                 ? dataStatus.st_mode & 0o666 : mode_t(options.fileMode)
@@ -286,13 +285,9 @@ public final class Environment: @unchecked Sendable {
         if gate.callerIsWriter() {
             throw LMDBError(.nestedWriteTransaction, operation: "mdb_txn_begin(\(path))")
         }
-        if gate.callerIsInside {
-            // Waiting for the writer lock while pinning the map could stall a growth that the
-            // lock's holder needs until `growthTimeout`.
-            throw LMDBError(
-                .transactionNotUsable(reason: "a write cannot begin inside a cursor or value closure, which pins the map"),
-                operation: "mdb_txn_begin(\(path))")
-        }
+        // Waiting for the writer lock while pinning the map could stall a growth that the
+        // lock's holder needs until `growthTimeout`.
+        try refuseWhileMapIsPinned("a write", operation: "mdb_txn_begin(\(path))")
         guard let writerLock else { throw LMDBError(.readOnlyEnvironment, operation: "mdb_txn_begin(\(path))") }
         while true {
             let (outcome, hitMapFull) = try writerLock.withLock { () throws -> (Result<R, any Error>, Bool) in
@@ -302,13 +297,7 @@ public final class Environment: @unchecked Sendable {
                 let outcome: Result<R, any Error>
                 do {
                     let value = try body(transaction)
-                    guard let live = transaction.handle else {
-                        throw LMDBError(.badTransaction, operation: "mdb_txn_commit(\(path))")
-                    }
-                    transaction.handle = nil
-                    let rc = mdb_txn_commit(live)
-                    transaction.noteResult(rc)
-                    try check(rc, "mdb_txn_commit(\(path))")
+                    try transaction.commit("mdb_txn_commit(\(path))")
                     outcome = .success(value)
                 } catch {
                     transaction.abortIfLive()
@@ -323,6 +312,16 @@ public final class Environment: @unchecked Sendable {
                 continue
             }
             return try outcome.get()
+        }
+    }
+
+    /// Throws ``LMDBError/Code/transactionNotUsable(reason:)`` when the calling thread pins
+    /// the map (it runs inside a cursor or value closure): `what` must not begin there.
+    func refuseWhileMapIsPinned(_ what: String, operation: @autoclosure () -> String) throws(LMDBError) {
+        if gate.callerIsInside {
+            throw LMDBError(
+                .transactionNotUsable(reason: "\(what) cannot begin inside a cursor or value closure, which pins the map"),
+                operation: operation())
         }
     }
 
@@ -374,11 +373,7 @@ public final class Environment: @unchecked Sendable {
         if gate.callerIsWriter() {
             throw LMDBError(.nestedWriteTransaction, operation: "mdb_dbi_open(\(names.map { $0 ?? "<main>" })) inside a write")
         }
-        if gate.callerIsInside {
-            throw LMDBError(
-                .transactionNotUsable(reason: "a database cannot be opened inside a cursor or value closure, which pins the map"),
-                operation: "mdb_dbi_open(\(names.map { $0 ?? "<main>" }))")
-        }
+        try refuseWhileMapIsPinned("opening a database", operation: "mdb_dbi_open(\(names.map { $0 ?? "<main>" }))")
         // liblmdb allows one opener at a time, from `mdb_txn_begin` to the end of its
         // transaction: handles are slots of an array every transaction shares, numbered
         // from the count at `begin`.
@@ -444,8 +439,7 @@ public final class Environment: @unchecked Sendable {
             gate.leave()
         }
         try body(transaction)
-        transaction.handle = nil
-        try check(mdb_txn_commit(txn), "mdb_txn_commit(\(path))")
+        try transaction.commit("mdb_txn_commit(\(path))")
     }
 
     // MARK: - Maintenance

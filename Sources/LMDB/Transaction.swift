@@ -212,6 +212,16 @@ public class Transaction {
         return result
     }
 
+    /// Commits the liblmdb transaction and makes this object unusable; a map-full result
+    /// is noted, so that the write grows the map and reruns.
+    func commit(_ operation: @autoclosure () -> String) throws {
+        guard let live = handle else { throw LMDBError(.badTransaction, operation: operation()) }
+        handle = nil
+        let rc = mdb_txn_commit(live)
+        noteResult(rc)
+        try check(rc, operation())
+    }
+
     /// Ends the liblmdb transaction (abort) and makes this object unusable.
     func abortIfLive() {
         if let handle {
@@ -377,13 +387,7 @@ public final class WriteTransaction: Transaction {
         }
         do {
             let result = try body(transaction)
-            guard let live = transaction.handle else {
-                throw LMDBError(.badTransaction, operation: "mdb_txn_commit(nested)")
-            }
-            transaction.handle = nil
-            let rc = mdb_txn_commit(live)
-            transaction.noteResult(rc)
-            try check(rc, "mdb_txn_commit(nested)")
+            try transaction.commit("mdb_txn_commit(nested)")
             writtenBytes += transaction.writtenBytes
             return result
         } catch {

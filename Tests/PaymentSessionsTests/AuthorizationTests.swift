@@ -229,10 +229,7 @@ struct AuthorizationTests {
             let cartProvider = try env.database(named: "cart_provider", create: false)
             let selected = try env.database(named: "selected", create: false)
             let meta = try env.database(named: "meta", create: false)
-            // Version 2: version, flags (selected), status (authorized), two dates, strings, checksum.
-            var record: [UInt8] = [2, 1, 2] + [UInt8](repeating: 0, count: 16)
-            for text in ["cart", "stripe", #"{"a":1}"#] { record += [UInt8(text.utf8.count)] + Array(text.utf8) }
-            withUnsafeBytes(of: recordChecksum(record).littleEndian) { record += $0 }
+            let record = oldRecord(version: 2, selected: true, status: 2, strings: ["cart", "stripe", #"{"a":1}"#])
             try env.write { txn in
                 try txn.put(record, forKey: id, in: sessions)
                 try txn.put(id, forKey: Array("cart".utf8) + [0] + Array("stripe".utf8), in: cartProvider)

@@ -65,3 +65,13 @@ func recordChecksum(_ bytes: [UInt8]) -> UInt32 {
     state ^= state >> 32
     return UInt32(truncatingIfNeeded: state ^ (state >> 32))
 }
+
+/// A record as an older version wrote it, for the upgrade tests: version, flags (`selected`),
+/// status code, both dates 0, the length-prefixed strings (each under 128 bytes: cart,
+/// provider, data), and from version 2 the checksum.
+func oldRecord(version: UInt8, selected: Bool, status: UInt8, strings: [String]) -> [UInt8] {
+    var record: [UInt8] = [version, selected ? 1 : 0, status] + [UInt8](repeating: 0, count: 16)
+    for text in strings { record += [UInt8(text.utf8.count)] + Array(text.utf8) }
+    if version >= 2 { withUnsafeBytes(of: recordChecksum(record).littleEndian) { record += $0 } }
+    return record
+}

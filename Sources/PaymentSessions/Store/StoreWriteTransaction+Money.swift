@@ -95,26 +95,23 @@ extension PaymentSessionStore.WriteTransaction {
         id: String, amount: Int, currencyCode: String? = nil, expectedUpdatedAt: Date? = nil
     ) throws(PaymentSessionError) -> PaymentSession {
         guard var session = try session(id: id) else { throw .sessionNotFound(id: id) }
+        // Final first: a canceled session refuses any amount, well-formed or not.
         if session.status == .canceled { throw .sessionIsFinal(id: id) }
         try SessionValidation.validateMoney(amount: amount, currencyCode: currencyCode ?? session.currencyCode)
-        switch session.status {
-        case .canceled:
-            throw .sessionIsFinal(id: id)
-        case .authorized:
+        if session.status == .authorized {
             guard let held = session.amount else {
                 throw .invalidInput(field: "amount", value: String(amount), reason: "session \(id) was authorized without an amount")
             }
             guard held == amount else { throw .amountMismatch(id: id, expected: held, actual: amount) }
             if let currencyCode, currencyCode != session.currencyCode { try refuseCurrency(session, currencyCode) }
             return session
-        case .pending, .requiresMore, .error:
-            try checkExpected(session, expectedUpdatedAt)
-            if session.amount == amount && (currencyCode == nil || currencyCode == session.currencyCode) { return session }
-            session.amount = amount
-            if let currencyCode { session.currencyCode = currencyCode }
-            try touchAndStore(&session, dataJSON: nil)
-            return session
         }
+        try checkExpected(session, expectedUpdatedAt)
+        if session.amount == amount && (currencyCode == nil || currencyCode == session.currencyCode) { return session }
+        session.amount = amount
+        if let currencyCode { session.currencyCode = currencyCode }
+        try touchAndStore(&session, dataJSON: nil)
+        return session
     }
 
     /// Marks whether the provider holds state for the session (Medusa's `is_initiated`).

@@ -248,11 +248,7 @@ extension PaymentSessionStore {
             expectedUpdatedAt: Date? = nil
         ) throws(PaymentSessionError) -> PaymentSession {
             guard var session = try session(id: id) else { throw .sessionNotFound(id: id) }
-            if let expected = expectedUpdatedAt,
-                Timestamp.microseconds(expected) != session.updatedMicroseconds
-            {
-                throw .staleUpdate(id: id, expected: Timestamp.normalized(expected), actual: session.updatedAt)
-            }
+            try checkExpected(session, expectedUpdatedAt)
             if let status {
                 guard session.status.canMove(to: status) else {
                     throw .invalidTransition(id: id, from: session.status, to: status)

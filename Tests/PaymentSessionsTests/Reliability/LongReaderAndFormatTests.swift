@@ -62,8 +62,7 @@ struct LongReaderAndFormatTests {
             let sessions = try env.database(named: "sessions", create: false)
             let cartProvider = try env.database(named: "cart_provider", create: false)
             let meta = try env.database(named: "meta", create: false)
-            var record: [UInt8] = [1, 0, 2] + [UInt8](repeating: 0, count: 16)
-            for text in ["cart", "stripe", #"{"a":[1,true]}"#] { record += [UInt8(text.utf8.count)] + Array(text.utf8) }
+            let record = oldRecord(version: 1, selected: false, status: 2, strings: ["cart", "stripe", #"{"a":[1,true]}"#])
             try env.write { txn in
                 try txn.put(record, forKey: id, in: sessions)
                 try txn.put(id, forKey: Array("cart".utf8) + [0] + Array("stripe".utf8), in: cartProvider)
