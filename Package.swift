@@ -8,13 +8,17 @@ let package = Package(
         // CLMDB is a product so that Benchmarks/ can measure raw liblmdb calls (the floor).
         .library(name: "CLMDB", targets: ["CLMDB"]),
         .library(name: "LMDB", targets: ["LMDB"]),
+        .library(name: "PaymentSessionsCore", targets: ["PaymentSessionsCore"]),
         .library(name: "PaymentSessions", targets: ["PaymentSessions"]),
+        .library(name: "PostgresPaymentSessions", targets: ["PostgresPaymentSessions"]),
         .executable(name: "payment-sessions", targets: ["PaymentSessionsCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -23,7 +27,27 @@ let package = Package(
             providers: [.apt(["liblmdb-dev"]), .brew(["lmdb"])]
         ),
         .target(name: "LMDB", dependencies: ["CLMDB", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "PaymentSessions", dependencies: ["LMDB", .product(name: "Logging", package: "swift-log")]),
+        // The strict JSON reader and writer of `data` and of the session's JSON form.
+        .target(name: "StrictJSON"),
+        // The backend-neutral core: the model, its rules, errors, JSON form and the store
+        // protocol. Knows no storage engine.
+        .target(name: "PaymentSessionsCore", dependencies: ["StrictJSON"]),
+        // The embedded store on LMDB (re-exports the core).
+        .target(
+            name: "PaymentSessions",
+            dependencies: ["PaymentSessionsCore", "LMDB", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The PostgreSQL store: its own target and product, so that building the embedded
+        // store never builds postgres-nio.
+        .target(
+            name: "PostgresPaymentSessions",
+            dependencies: [
+                "PaymentSessionsCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "PaymentSessionsCLI",
             dependencies: [
@@ -50,6 +74,17 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
+            ]
+        ),
+        // One behavioural suite, run against every backend.
+        .testTarget(
+            name: "StoreConformanceTests",
+            dependencies: [
+                "PaymentSessions",
+                "PostgresPaymentSessions",
+                "TestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
         .testTarget(

@@ -35,7 +35,11 @@ enum Output {
             switch error {
             case let error as PaymentSessionError: error
             case let error as InputError: .invalidInput(field: error.field, value: error.value, reason: error.reason)
-            default: .storage(.init(.unknown(0), operation: String(describing: error)))
+            default:
+                .storage(
+                    StorageFailure(
+                        backend: .lmdb, kind: .failed, operation: "payment-sessions", code: "",
+                        message: String(describing: error)))
             }
         let body: JSONValue = [
             "error": ["code": .string(storeError.code.rawValue), "message": .string(storeError.description)]

@@ -107,7 +107,7 @@ struct ReferenceModel {
             if let existing = byPair(cart, provider) {
                 return .failure(.duplicateSession(cartID: cart, providerID: provider, existingID: existing.id))
             }
-            guard let id = createdID else { return .failure(.storage(.init(.unknown(0), operation: "model: no id"))) }
+            guard let id = createdID else { return .failure(.storage(StorageFailure(backend: .lmdb, kind: .failed, operation: "model: no id", code: "", message: ""))) }
             if select { _ = deselect(cart: cart, now: now) }
             let date = Timestamp.date(microseconds: now)
             let session = PaymentSession(id: id, cartID: cart, providerID: provider, isSelected: select, status: status,
@@ -310,7 +310,7 @@ enum Operation: CustomStringConvertible {
             } catch let error as PaymentSessionError {
                 throw error
             } catch {
-                throw .storage(.init(.unknown(0), operation: "\(error)"))
+                throw .storage(StorageFailure(backend: .lmdb, kind: .failed, operation: "\(error)", code: "", message: "unexpected"))
             }
             return nil
         }

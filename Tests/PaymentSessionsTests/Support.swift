@@ -43,7 +43,7 @@ func storeError(_ body: () throws -> Void) -> PaymentSessionError? {
     } catch let error as PaymentSessionError {
         return error
     } catch {
-        return .storage(.init(.unknown(-1), operation: "unexpected \(error)"))
+        return .storage(StorageFailure(backend: .lmdb, kind: .failed, operation: "unexpected \(error)", code: "", message: "unexpected"))
     }
 }
 

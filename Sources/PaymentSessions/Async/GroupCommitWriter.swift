@@ -38,7 +38,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         condition.lock()
         if stopping {
             condition.unlock()
-            request.finish(error: PaymentSessionError.storage(.init(.badTransaction, operation: "store is closing")))
+            request.finish(error: PaymentSessionError.lmdb(LMDBError(.badTransaction, operation: "store is closing")))
             return
         }
         pending.append(request)
@@ -215,7 +215,7 @@ extension BatchContext {
             }
         } catch {
             if !isolated && !Self.isMapFull(error) { return nil }
-            commitError = (error as? LMDBError).map(PaymentSessionError.storage) ?? error
+            commitError = (error as? LMDBError).map(PaymentSessionError.lmdb) ?? error
         }
         for (request, error) in outcomes {
             request.finish(error: error ?? commitError)
@@ -232,7 +232,7 @@ extension BatchContext {
     private static func isMapFull(_ error: any Error) -> Bool {
         switch error {
         case let error as LMDBError: error.code == .mapFull
-        case PaymentSessionError.storage(let error): error.code == .mapFull
+        case PaymentSessionError.storage(let error): error.lmdbError?.code == .mapFull
         default: false
         }
     }

@@ -87,7 +87,7 @@ extension PaymentSessionStore {
     public func create(_ new: NewPaymentSession) async throws -> PaymentSession {
         // Checked and encoded here, on the caller's task: the writer thread, which serves
         // every caller in turn, is left only the puts.
-        let prepared = try PreparedSession(new, options: options, generator: generator)
+        let prepared = try PreparedSession(new, maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator)
         return try await write { try $0.create(prepared) }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import LMDB
 
 /// One caller's write waiting for the group-commit writer.
 protocol GroupCommitRequest: AnyObject, Sendable {
@@ -89,7 +90,7 @@ final class WriteRequest<R: Sendable>: GroupCommitRequest, @unchecked Sendable {
         } else if let result {
             continuation.resume(returning: result)
         } else {
-            continuation.resume(throwing: PaymentSessionError.storage(.init(.badTransaction, operation: "group commit: no result")))
+            continuation.resume(throwing: PaymentSessionError.lmdb(LMDBError(.badTransaction, operation: "group commit: no result")))
         }
     }
 }

@@ -242,7 +242,7 @@ public final class PaymentSessionStore: Sendable {
     /// writer's turn.
     @discardableResult
     public func create(_ new: NewPaymentSession) throws(PaymentSessionError) -> PaymentSession {
-        let prepared = try PreparedSession(new, options: options, generator: generator)
+        let prepared = try PreparedSession(new, maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator)
         return try typedWrite { tx throws(PaymentSessionError) in try tx.create(prepared) }
     }
 

@@ -45,5 +45,7 @@ extension PaymentSessionStore {
         public init() {}
 
         func now() -> Date { clock() }
+
+        var nowMicroseconds: Int64 { Timestamp.microseconds(clock()) }
     }
 }

@@ -191,9 +191,9 @@ func storageMapped<R>(_ body: () throws -> R) throws(PaymentSessionError) -> R {
     } catch let error as PaymentSessionError {
         throw error
     } catch let error as LMDBError {
-        throw .storage(error)
+        throw .lmdb(error)
     } catch {
-        throw .storage(LMDBError(.unknown(0), operation: String(describing: error)))
+        throw .lmdb(LMDBError(.unknown(0), operation: String(describing: error)))
     }
 }
 
@@ -204,6 +204,6 @@ func lmdbMapped<R>(_ body: () throws -> R) throws -> R {
     do {
         return try body()
     } catch let error as LMDBError {
-        throw PaymentSessionError.storage(error)
+        throw PaymentSessionError.lmdb(error)
     }
 }

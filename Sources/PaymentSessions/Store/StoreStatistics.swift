@@ -16,6 +16,11 @@ public struct StoreStatistics: Sendable, Hashable {
     public var mapBytes: Int
     /// Bytes of pages in use by the store's databases.
     public var usedBytes: Int
+
+    /// The counts every backend reports alike.
+    public var counts: SessionCounts {
+        SessionCounts(sessions: sessions, carts: carts, selected: selected, byStatus: byStatus)
+    }
 }
 
 extension PaymentSessionStore {

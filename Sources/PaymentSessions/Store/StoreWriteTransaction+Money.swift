@@ -31,54 +31,12 @@ extension PaymentSessionStore.WriteTransaction {
         id: String, amount: Int, currencyCode: String? = nil, data: [String: JSONValue]? = nil,
         expectedUpdatedAt: Date? = nil
     ) throws(PaymentSessionError) -> PaymentSession {
-        try SessionValidation.validateAmount(amount)
-        if let currencyCode { try SessionValidation.validateCurrencyCode(currencyCode) }
+        try SessionRules.validateAuthorization(amount: amount, currencyCode: currencyCode)
         guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
-        // A retry of an authorization that went through returns it, whatever the
-        // `expectedUpdatedAt` it carries (the first attempt moved `updated_at`).
-        let repeated = session.status == .authorized && session.money.authorizedAt != nil && session.amount == amount
-        if !repeated { try checkExpected(session, expectedUpdatedAt) }
-        return try authorize(session, amount: amount, currencyCode: currencyCode, data: data)
-    }
-
-    /// The authorization rules applied to `session`, read in this transaction. `amount`
-    /// is `nil` only on the `update(status: .authorized)` path of a session that has no
-    /// amount yet: the authorization is then recorded without one.
-    func authorize(
-        _ session: PaymentSession, amount: Int?, currencyCode: String?, data: [String: JSONValue]?
-    ) throws(PaymentSessionError) -> PaymentSession {
-        var session = session
-        let id = session.id
-        if session.status == .authorized && session.money.authorizedAt != nil {
-            if let amount, let held = session.amount, held != amount {
-                throw .amountMismatch(id: id, expected: held, actual: amount)
-            }
-            if let amount, session.amount == nil {
-                throw .invalidInput(
-                    field: "amount", value: String(amount), reason: "session \(id) was authorized without an amount")
-            }
-            if let currencyCode, currencyCode != session.currencyCode { try refuseCurrency(session, currencyCode) }
-            return session
-        }
-        guard session.status.canMove(to: .authorized) else {
-            throw .invalidTransition(id: id, from: session.status, to: .authorized)
-        }
-        guard session.isSelected else { throw .notSelected(id: id, cartID: session.cartID) }
-        if let amount, let held = session.amount, held != amount { throw .amountMismatch(id: id, expected: held, actual: amount) }
-        if let currencyCode, let own = session.currencyCode, own != currencyCode { try refuseCurrency(session, currencyCode) }
-        let currency = currencyCode ?? session.currencyCode
-        if amount != nil && currency == nil {
-            throw .invalidInput(field: "currency_code", value: nil, reason: "is required to authorize an amount")
-        }
-        let dataJSON = try data.map { members throws(PaymentSessionError) in
-            try SessionValidation.encodeData(members, maxBytes: options.maxDataBytes)
-        }
-        if let data { session.data = data }
-        session.status = .authorized
-        if let amount { session.amount = amount }
-        session.currencyCode = currency
-        try touchAndStore(&session, dataJSON: dataJSON, authorizing: true)
-        return session
+        return try store(
+            SessionRules.authorize(
+                session, amount: amount, currencyCode: currencyCode, data: data, expectedUpdatedAt: expectedUpdatedAt,
+                maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds))
     }
 
     /// Sets the amount (and currency) a session will charge, following the cart's total
@@ -94,96 +52,26 @@ extension PaymentSessionStore.WriteTransaction {
     public func update(
         id: String, amount: Int, currencyCode: String? = nil, expectedUpdatedAt: Date? = nil
     ) throws(PaymentSessionError) -> PaymentSession {
-        guard var session = try session(id: id) else { throw .sessionNotFound(id: id) }
-        // Final first: a canceled session refuses any amount, well-formed or not.
-        if session.status == .canceled { throw .sessionIsFinal(id: id) }
-        try SessionValidation.validateMoney(amount: amount, currencyCode: currencyCode ?? session.currencyCode)
-        if session.status == .authorized {
-            guard let held = session.amount else {
-                throw .invalidInput(field: "amount", value: String(amount), reason: "session \(id) was authorized without an amount")
-            }
-            guard held == amount else { throw .amountMismatch(id: id, expected: held, actual: amount) }
-            if let currencyCode, currencyCode != session.currencyCode { try refuseCurrency(session, currencyCode) }
-            return session
-        }
-        try checkExpected(session, expectedUpdatedAt)
-        if session.amount == amount && (currencyCode == nil || currencyCode == session.currencyCode) { return session }
-        session.amount = amount
-        if let currencyCode { session.currencyCode = currencyCode }
-        try touchAndStore(&session, dataJSON: nil)
-        return session
+        guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
+        return try store(
+            SessionRules.updateAmount(
+                session, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt,
+                now: options.nowMicroseconds))
     }
 
     /// Marks whether the provider holds state for the session (Medusa's `is_initiated`).
     @discardableResult
     public func update(id: String, isInitiated: Bool) throws(PaymentSessionError) -> PaymentSession {
-        guard var session = try session(id: id) else { throw .sessionNotFound(id: id) }
-        if session.isInitiated == isInitiated { return session }
-        if session.status == .canceled { throw .sessionIsFinal(id: id) }
-        session.isInitiated = isInitiated
-        try touchAndStore(&session, dataJSON: nil)
-        return session
-    }
-
-    /// `expectedUpdatedAt`'s optimistic-concurrency check.
-    func checkExpected(_ session: PaymentSession, _ expected: Date?) throws(PaymentSessionError) {
-        if let expected, Timestamp.microseconds(expected) != session.updatedMicroseconds {
-            throw .staleUpdate(id: session.id, expected: Timestamp.normalized(expected), actual: session.updatedAt)
-        }
-    }
-
-    private func refuseCurrency(_ session: PaymentSession, _ currencyCode: String) throws(PaymentSessionError) {
-        throw .invalidInput(
-            field: "currency_code", value: currencyCode,
-            reason: "session \(session.id) is in \(session.currencyCode ?? "no currency")")
+        guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
+        return try store(SessionRules.updateInitiated(session, isInitiated: isInitiated, now: options.nowMicroseconds))
     }
 }
 
 extension PaymentSessionStore {
-    /// What ``WriteTransaction/purge(notUpdatedSince:statuses:includeAuthorized:)`` did.
-    public struct PurgeReport: Sendable, Hashable {
-        /// Sessions deleted.
-        public var purged: Int
-        /// Authorized sessions that matched but were kept (their holds would be orphaned).
-        public var keptAuthorized: Int
-        /// Idempotency reservations past their retention, dropped.
-        public var reservationsDropped: Int
-
-        public init(purged: Int, keptAuthorized: Int, reservationsDropped: Int) {
-            self.purged = purged
-            self.keptAuthorized = keptAuthorized
-            self.reservationsDropped = reservationsDropped
-        }
-    }
-
-    /// A cart's payment state in one read: its sessions, the selected one, and whether
-    /// that one is authorized.
-    ///
-    /// ```swift
-    /// let payment = try store.cartPayment(cartID: cart.id)
-    /// if payment.isAuthorized(for: cart.total, currencyCode: cart.currency) { try complete(cart) }
-    /// ```
-    public struct CartPayment: Sendable, Hashable {
-        /// The cart.
-        public var cartID: String
-        /// Its sessions in creation order.
-        public var sessions: [PaymentSession]
-        /// The selected session, if any.
-        public var selected: PaymentSession? { sessions.first(where: \.isSelected) }
-
-        /// The amount the selected session is authorized for, or `nil` when it is not
-        /// authorized (or authorized without a record, before the store kept one).
-        public var authorizedAmount: Int? {
-            guard let selected, selected.status == .authorized, selected.paymentAuthorizedAt != nil else { return nil }
-            return selected.amount
-        }
-
-        /// Whether the selected session is authorized for exactly `amount` in `currencyCode`
-        /// (the cart's total now: a hold for an older total does not pay for this one).
-        public func isAuthorized(for amount: Int, currencyCode: String) -> Bool {
-            authorizedAmount == amount && selected?.currencyCode == currencyCode
-        }
-    }
+    /// What a purge did; see ``PaymentSessionsCore/PurgeReport``.
+    public typealias PurgeReport = PaymentSessionsCore.PurgeReport
+    /// A cart's payment state; see ``PaymentSessionsCore/CartPayment``.
+    public typealias CartPayment = PaymentSessionsCore.CartPayment
 }
 
 extension PaymentSessionStore.ReadTransaction {

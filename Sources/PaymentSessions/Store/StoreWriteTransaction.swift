@@ -45,7 +45,7 @@ extension PaymentSessionStore {
         ///   session asked to be created both `canceled` and selected.
         @discardableResult
         public func create(_ new: NewPaymentSession) throws(PaymentSessionError) -> PaymentSession {
-            try create(PreparedSession(new, options: options, generator: generator))
+            try create(PreparedSession(new, maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator))
         }
 
         /// Creates a session whose checks and encoding were done before the transaction.
@@ -60,7 +60,7 @@ extension PaymentSessionStore {
             // Checked once the create is known to be new (a retry returns its session even
             // when the cart's authorized selection would refuse a new one).
             let check = { () throws(PaymentSessionError) in
-                if let released { try Self.refuseOrphaning(released) }
+                if let released { try SessionRules.refuseOrphaning(released) }
             }
             switch try insertIndexed(session, dataJSON: prepared.dataJSON, beforeWriting: check) {
             case .written:
@@ -102,8 +102,8 @@ extension PaymentSessionStore {
             // Check and encode the replacement before deleting the canceled session, so
             // that input refused here leaves the store as it was.
             let replacement = try PreparedSession(
-                NewPaymentSession(cartID: cartID, providerID: providerID, data: data ?? [:]), options: options,
-                generator: generator)
+                NewPaymentSession(cartID: cartID, providerID: providerID, data: data ?? [:]),
+                maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator)
             try delete(id: existing.id)
             return (try create(replacement), true)
         }
@@ -221,10 +221,8 @@ extension PaymentSessionStore {
         /// Whether a reservation made at `reservedAt` (microseconds) has outlived
         /// ``PaymentSessionStore/Options/idempotencyRetention``.
         func isExpired(reservedAt: Int64) -> Bool {
-            let retention = Int64(max(0, min(options.idempotencyRetention, 1e12)) * 1_000_000)
-            // A reservation's time has no checksum: a corrupt one must not trap.
-            let (age, overflow) = Timestamp.microseconds(options.now()).subtractingReportingOverflow(reservedAt)
-            return overflow || age >= retention
+            SessionRules.reservationExpired(
+                reservedAt: reservedAt, now: options.nowMicroseconds, retention: options.idempotencyRetention)
         }
 
         // MARK: Update
@@ -247,32 +245,11 @@ extension PaymentSessionStore {
             id: String, status: PaymentSessionStatus? = nil, data: [String: JSONValue]? = nil,
             expectedUpdatedAt: Date? = nil
         ) throws(PaymentSessionError) -> PaymentSession {
-            guard var session = try session(id: id) else { throw .sessionNotFound(id: id) }
-            try checkExpected(session, expectedUpdatedAt)
-            if let status {
-                guard session.status.canMove(to: status) else {
-                    throw .invalidTransition(id: id, from: session.status, to: status)
-                }
-                if status == .authorized {
-                    // Every path to `authorized` is an authorization, with its rules, for
-                    // the session's own amount (none, when it has none yet); a repeat
-                    // changes nothing, as `authorize` does.
-                    return try authorize(session, amount: session.amount, currencyCode: nil, data: data)
-                }
-            }
-            var dataJSON: [UInt8]?
-            if let data {
-                if session.status == .canceled && data != session.data { throw .sessionIsFinal(id: id) }
-                dataJSON = try SessionValidation.encodeData(data, maxBytes: options.maxDataBytes)
-                session.data = data
-            }
-            if let status { session.status = status }
-            if session.status == .canceled && session.isSelected {
-                session.isSelected = false
-                try storageMapped { try write.delete(session.cartID, in: layout.selected) }
-            }
-            try touchAndStore(&session, dataJSON: dataJSON)
-            return session
+            guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
+            let change = try SessionRules.update(
+                session, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt,
+                maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds)
+            return try store(change)
         }
 
         // MARK: Selection
@@ -283,15 +260,14 @@ extension PaymentSessionStore {
         /// - Throws: ``PaymentSessionError/notSelectable(id:status:)`` for a canceled session.
         @discardableResult
         public func select(id: String) throws(PaymentSessionError) -> PaymentSession {
-            guard var session = try session(id: id) else { throw .sessionNotFound(id: id) }
-            if session.status == .canceled { throw .notSelectable(id: id, status: .canceled) }
-            if session.isSelected { return session }
+            guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
+            guard try SessionRules.needsSelecting(session) else { return session }
             let released = try selectionToRelease(of: session.cartID, for: id)
-            if let released { try Self.refuseOrphaning(released) }
+            if let released { try SessionRules.refuseOrphaning(released) }
             try takeSelection(of: session.cartID, for: id, releasing: released)
-            session.isSelected = true
-            try touchAndStore(&session, dataJSON: nil)
-            return session
+            let selected = SessionRules.selected(session, now: options.nowMicroseconds)
+            try storeRecord(selected, dataJSON: nil)
+            return selected
         }
 
         /// The cart's selected session other than `id`, which selecting `id` deselects;
@@ -301,20 +277,11 @@ extension PaymentSessionStore {
             return try indexedRecord(id: currentID, index: "selected", key: cartID)
         }
 
-        /// Refuses to take the selection away from an authorized session: its hold would be
-        /// orphaned. It must be canceled first (which deselects it).
-        static func refuseOrphaning(_ selected: PaymentSession) throws(PaymentSessionError) {
-            if selected.status == .authorized {
-                throw .authorizedSessionSelected(cartID: selected.cartID, authorizedID: selected.id)
-            }
-        }
-
         /// Deselects `released` (from ``selectionToRelease(of:for:)``) and points
         /// `selected` at `id`; the caller writes `id`'s record with `is_selected` set.
         private func takeSelection(of cartID: String, for id: String, releasing released: PaymentSession?) throws(PaymentSessionError) {
-            if var current = released {
-                current.isSelected = false
-                try touchAndStore(&current, dataJSON: nil)
+            if let released {
+                try storeRecord(try SessionRules.release(released, now: options.nowMicroseconds), dataJSON: nil)
             }
             try storageMapped { try write.put(id, forKey: cartID, in: layout.selected) }
         }
@@ -326,12 +293,11 @@ extension PaymentSessionStore {
         public func deselect(cartID: String) throws(PaymentSessionError) -> PaymentSession? {
             try SessionValidation.validateIdentifier(cartID, field: "cart_id")
             guard let currentID = try indexedID(cartID, in: layout.selected) else { return nil }
-            var current = try indexedRecord(id: currentID, index: "selected", key: cartID)
-            try Self.refuseOrphaning(current)
-            current.isSelected = false
+            let current = try indexedRecord(id: currentID, index: "selected", key: cartID)
+            let released = try SessionRules.release(current, now: options.nowMicroseconds)
             try storageMapped { try write.delete(cartID, in: layout.selected) }
-            try touchAndStore(&current, dataJSON: nil)
-            return current
+            try storeRecord(released, dataJSON: nil)
+            return released
         }
 
         // MARK: Delete
@@ -348,7 +314,7 @@ extension PaymentSessionStore {
         @discardableResult
         public func delete(id: String, force: Bool = false) throws(PaymentSessionError) -> PaymentSession {
             guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
-            if session.status == .authorized && !force { throw .sessionAuthorized(id: id) }
+            try SessionRules.checkDeletable(session, force: force)
             try remove(session)
             return session
         }
@@ -357,7 +323,7 @@ extension PaymentSessionStore {
         private func remove(_ session: PaymentSession) throws(PaymentSessionError) {
             let id = session.id
             let cartID = session.cartID
-            let reservation = IdempotencyEntry.reservation(id: id, deletedMicroseconds: Timestamp.microseconds(options.now()))
+            let reservation = IdempotencyEntry.reservation(id: id, deletedMicroseconds: options.nowMicroseconds)
             try storageMapped {
                 try write.delete(id, in: layout.sessions)
                 let pairKey = StoreLayout.cartProviderKey(cartID: cartID, providerID: session.providerID)
@@ -378,9 +344,7 @@ extension PaymentSessionStore {
         @discardableResult
         public func deleteSessions(cartID: String, force: Bool = false) throws(PaymentSessionError) -> Int {
             let sessions = try sessions(cartID: cartID)
-            if !force, let authorized = sessions.first(where: { $0.status == .authorized }) {
-                throw .sessionAuthorized(id: authorized.id)
-            }
+            try SessionRules.checkDeletable(sessions, force: force)
             for session in sessions { try remove(session) }
             return sessions.count
         }
@@ -399,12 +363,12 @@ extension PaymentSessionStore {
             var doomed: [PaymentSession] = []
             var kept = 0
             try forEachRecord { session in
-                if session.updatedMicroseconds < cutoff && statuses?.contains(session.status) ?? true {
-                    if session.status == .authorized && !includeAuthorized {
-                        kept += 1
-                    } else {
-                        doomed.append(session)
-                    }
+                switch SessionRules.purgeVerdict(
+                    session, cutoff: cutoff, statuses: statuses, includeAuthorized: includeAuthorized)
+                {
+                case .stays: break
+                case .purged: doomed.append(session)
+                case .keptAuthorized: kept += 1
                 }
                 return true
             }
@@ -447,16 +411,19 @@ extension PaymentSessionStore {
             }
         }
 
-        /// Sets `updated_at` to now (strictly after its old value, so that optimistic
-        /// concurrency sees every change) and rewrites the record. With `authorizing`, the
-        /// same instant is recorded as `payment_authorized_at`.
-        func touchAndStore(
-            _ session: inout PaymentSession, dataJSON: [UInt8]?, authorizing: Bool = false
-        ) throws(PaymentSessionError) {
-            let now = Timestamp.microseconds(options.now())
-            let previous = session.updatedMicroseconds
-            session.updatedMicroseconds = max(now, previous == .max ? previous : previous + 1)
-            if authorizing { session.money.authorizedMicroseconds = session.updatedMicroseconds }
+        /// Writes what a rule decided: the record, and the cart's selection cleared when
+        /// the session gave it up. A repeat writes nothing.
+        func store(_ change: SessionChange) throws(PaymentSessionError) -> PaymentSession {
+            guard change.isWrite else { return change.session }
+            if change.deselected {
+                try storageMapped { try write.delete(change.session.cartID, in: layout.selected) }
+            }
+            try storeRecord(change.session, dataJSON: change.dataJSON)
+            return change.session
+        }
+
+        /// Rewrites `session`'s record; its indexes are the caller's.
+        func storeRecord(_ session: PaymentSession, dataJSON: [UInt8]?) throws(PaymentSessionError) {
             // An unchanged `data` read from the record is copied as it is, not encoded again.
             let json = dataJSON ?? session.dataStorage.compactBytes
             let outcome = RecordCodec.withRecord(session, dataJSON: json) { record in

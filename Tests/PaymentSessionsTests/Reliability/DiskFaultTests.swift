@@ -116,7 +116,8 @@ struct DiskFaultTests {
             Issue.record("expected a storage error, got \(String(describing: error))")
             return
         }
-        #expect(lmdb.code == .corrupted)
+        #expect(lmdb.kind == .corrupted)
+        #expect(lmdb.lmdbError?.code == .corrupted)
         #expect(lmdb.operation.contains("truncated"))
     }
 

@@ -6,44 +6,44 @@ import Foundation
 /// Kept as fixed-size integers, as the dates are: a session is copied on every read, and
 /// a `String` or `Date` field would make every copy go through value witnesses. The
 /// currency's three ASCII letters are packed into the low bytes of a `UInt32`.
-struct SessionMoney: Sendable, Hashable {
+package struct SessionMoney: Sendable, Hashable {
     /// The amount in the currency's minor unit, or `-1` when not known yet.
-    var amount: Int64 = -1
+    package var amount: Int64 = -1
     /// Three lowercase ASCII letters, first in the lowest byte; `0` when absent.
-    var currency: UInt32 = 0
+    package var currency: UInt32 = 0
     /// When the session was authorized, in microseconds since 1970; `Int64.min` when never.
-    var authorizedMicroseconds: Int64 = .min
+    package var authorizedMicroseconds: Int64 = .min
     /// Whether the provider holds state for the session.
-    var isInitiated = false
+    package var isInitiated = false
 
-    static let none = SessionMoney()
+    package static let none = SessionMoney()
     /// A packed currency that ``isWellFormed(_:)`` refuses (a set top byte).
-    static let invalidCurrency: UInt32 = 0xFF00_0000
+    package static let invalidCurrency: UInt32 = 0xFF00_0000
 
-    var amountValue: Int? { amount < 0 ? nil : Int(amount) }
+    package var amountValue: Int? { amount < 0 ? nil : Int(amount) }
     /// Whether the raw fields hold what a valid session may: an amount of 0 to 2^53 - 1
     /// (or none), a currency of three lowercase letters (or none).
-    var isWellFormed: Bool {
+    package var isWellFormed: Bool {
         (amount == -1 || (0...Int64(SessionValidation.maxAmount)).contains(amount))
             && (currency == 0 || Self.isWellFormed(currency))
     }
-    var currencyCode: String? { currency == 0 ? nil : Self.text(of: currency) }
-    var authorizedAt: Int64? { authorizedMicroseconds == .min ? nil : authorizedMicroseconds }
+    package var currencyCode: String? { currency == 0 ? nil : Self.text(of: currency) }
+    package var authorizedAt: Int64? { authorizedMicroseconds == .min ? nil : authorizedMicroseconds }
 
     /// Packs a currency code that ``SessionValidation/validateCurrencyCode(_:)`` accepted.
-    static func packed(_ code: String) -> UInt32 {
+    package static func packed(_ code: String) -> UInt32 {
         var value: UInt32 = 0
         for (index, byte) in code.utf8.prefix(3).enumerated() { value |= UInt32(byte) << UInt32(8 * index) }
         return value
     }
 
     /// Whether `packed` holds three lowercase ASCII letters and nothing above them.
-    static func isWellFormed(_ packed: UInt32) -> Bool {
+    package static func isWellFormed(_ packed: UInt32) -> Bool {
         func isLetter(_ byte: UInt32) -> Bool { byte &- 0x61 < 26 }
         return packed >> 24 == 0 && isLetter(packed & 0xFF) && isLetter(packed >> 8 & 0xFF) && isLetter(packed >> 16)
     }
 
-    static func text(of packed: UInt32) -> String {
+    package static func text(of packed: UInt32) -> String {
         let bytes = (0..<3).map { UInt8(truncatingIfNeeded: packed >> UInt32(8 * $0)) }
         return String(decoding: bytes, as: UTF8.self)
     }

@@ -27,7 +27,7 @@ public struct JSONParser {
 
         /// For `data` the store has written: its size was bounded by the store's
         /// `maxDataBytes` (which may exceed 1 MiB) when it was written.
-        static let storedData: Limits = {
+        package static let storedData: Limits = {
             var limits = Limits()
             limits.maxBytes = Int.max
             return limits
@@ -90,7 +90,7 @@ public struct JSONParser {
     /// that are plain ASCII are checked for duplicates byte for byte; an object with an
     /// escaped or non-ASCII key, or with more keys than the scratch space holds, is
     /// checked by a full parse instead (rare in payment provider data).
-    static func validateObject(_ buffer: UnsafeBufferPointer<UInt8>, limits: Limits = Limits()) throws(JSONParseError) {
+    package static func validateObject(_ buffer: UnsafeBufferPointer<UInt8>, limits: Limits = Limits()) throws(JSONParseError) {
         _ = try validateObject(buffer, limits: limits, maxValueDepth: Int.max)
     }
 
@@ -98,7 +98,7 @@ public struct JSONParser {
     /// with no value deeper than `maxValueDepth` (the object's members at depth 1, the
     /// rule ``JSONWriter`` applies to a dictionary). Returns whether the text is compact:
     /// no whitespace between tokens.
-    static func validateDataObject(_ buffer: UnsafeBufferPointer<UInt8>, maxValueDepth: Int) throws(JSONParseError)
+    package static func validateDataObject(_ buffer: UnsafeBufferPointer<UInt8>, maxValueDepth: Int) throws(JSONParseError)
         -> Bool
     {
         var limits = Limits()
@@ -521,7 +521,7 @@ public struct JSONParser {
     }
 
     /// The length of the JSON number starting at `start`, or 0 when there is none.
-    static func numberLength(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+    package static func numberLength(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
         var i = start
         let end = bytes.count
         @inline(__always) func digit(at index: Int) -> Bool {

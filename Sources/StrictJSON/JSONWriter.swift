@@ -5,22 +5,22 @@
 /// costs a uniqueness and capacity check per call and takes a generic path for buffers,
 /// which made encoding `data` a large part of a create. Noncopyable, so that the
 /// buffer has one owner and is freed once.
-struct JSONWriter: ~Copyable {
+package struct JSONWriter: ~Copyable {
     private var storage: UnsafeMutablePointer<UInt8>
     private var capacity: Int
     /// Bytes written so far.
-    private(set) var count = 0
+    package private(set) var count = 0
     /// The deepest nesting of values inside the outermost array or object that may be
     /// written (its members are at depth 1); deeper, writing stops and
     /// ``exceededMaxDepth`` is set. Checked while writing, so that validating a depth
     /// limit costs no walk of its own.
-    var maxDepth = Int.max
+    package var maxDepth = Int.max
     /// Set when a value deeper than ``maxDepth`` was met; the text is then incomplete.
-    private(set) var exceededMaxDepth = false
+    package private(set) var exceededMaxDepth = false
     /// The depth of the values being written.
     private var level = 0
 
-    init(reservingCapacity capacity: Int = 256) {
+    package init(reservingCapacity capacity: Int = 256) {
         self.capacity = max(capacity, 16)
         storage = .allocate(capacity: self.capacity)
     }
@@ -28,10 +28,10 @@ struct JSONWriter: ~Copyable {
     deinit { storage.deallocate() }
 
     /// The text written so far, copied.
-    var bytes: [UInt8] { Array(UnsafeBufferPointer(start: storage, count: count)) }
+    package var bytes: [UInt8] { Array(UnsafeBufferPointer(start: storage, count: count)) }
 
     /// The text written so far as a string.
-    var text: String { String(decoding: UnsafeBufferPointer(start: storage, count: count), as: UTF8.self) }
+    package var text: String { String(decoding: UnsafeBufferPointer(start: storage, count: count), as: UTF8.self) }
 
     /// Makes room for `extra` more bytes.
     @inline(__always)
@@ -63,7 +63,7 @@ struct JSONWriter: ~Copyable {
         count &+= buffer.count
     }
 
-    mutating func write(_ value: JSONValue) {
+    package mutating func write(_ value: JSONValue) {
         switch value {
         case .null: raw("null")
         case .bool(let flag): raw(flag ? "true" : "false")
@@ -85,7 +85,7 @@ struct JSONWriter: ~Copyable {
         }
     }
 
-    mutating func write(object members: [String: JSONValue]) {
+    package mutating func write(object members: [String: JSONValue]) {
         append(UInt8(ascii: "{"))
         level &+= 1
         // Keys are sorted as they are collected, next to their positions in the dictionary
@@ -128,32 +128,32 @@ struct JSONWriter: ~Copyable {
     }
 
     /// Appends JSON text that is already valid and compact, verbatim.
-    mutating func append(json: some RandomAccessCollection<UInt8>) {
+    package mutating func append(json: some RandomAccessCollection<UInt8>) {
         if json.withContiguousStorageIfAvailable({ append($0) }) == nil {
             for byte in json { append(byte) }
         }
     }
 
     /// Appends `text` verbatim (for literals and punctuation).
-    mutating func raw(_ text: StaticString) {
+    package mutating func raw(_ text: StaticString) {
         append(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
     /// Appends `"key":`.
-    mutating func key(_ name: StaticString) {
+    package mutating func key(_ name: StaticString) {
         append(UInt8(ascii: "\""))
         raw(name)
         append(UInt8(ascii: "\""))
         append(UInt8(ascii: ":"))
     }
 
-    mutating func write(string: String) {
+    package mutating func write(string: String) {
         var string = string
         string.withUTF8 { write(utf8: $0) }
     }
 
     /// Writes UTF-8 text as a JSON string, escaping what JSON requires.
-    mutating func write(utf8: UnsafeBufferPointer<UInt8>) {
+    package mutating func write(utf8: UnsafeBufferPointer<UInt8>) {
         // Most strings need no escaping: copy their UTF-8 in one go when that is so.
         var position = ByteScan.firstToEscape(utf8, from: 0)
         while position < utf8.count, !Self.needsEscape(utf8[position]) { position += 1 }

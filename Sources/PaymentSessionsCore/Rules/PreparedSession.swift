@@ -5,14 +5,15 @@ import Foundation
 ///
 /// Why separate: the async `create` prepares on the caller's task, so that the group
 /// commit writer, which runs every caller's write one after another, only does the
-/// puts. Encoding `data` and checking the fields was most of a create's CPU time.
-struct PreparedSession: Sendable {
+/// puts. Encoding `data` and checking the fields was most of a create's CPU time. Every
+/// backend creates through it, so a session is checked the same way everywhere.
+package struct PreparedSession: Sendable {
     /// The session as it will be stored (id and timestamps assigned).
-    let session: PaymentSession
+    package let session: PaymentSession
     /// `data` as the record's compact JSON.
-    let dataJSON: [UInt8]
+    package let dataJSON: [UInt8]
     /// Whether to make it the cart's selection.
-    let select: Bool
+    package let select: Bool
 
     /// Checks `new` and encodes it; the id is `new.id` or a fresh one, the timestamps now.
     ///
@@ -21,9 +22,8 @@ struct PreparedSession: Sendable {
     ///
     /// `new` is borrowed: an initializer takes its arguments owned by default, which cost
     /// `create` a copy of the whole input (a retain and a release per field) every call.
-    init(
-        _ new: borrowing NewPaymentSession, options: borrowing PaymentSessionStore.Options,
-        generator: PaymentSessionIDGenerator
+    package init(
+        _ new: borrowing NewPaymentSession, maxDataBytes: Int, now: Int64, generator: PaymentSessionIDGenerator
     ) throws(PaymentSessionError) {
         try SessionValidation.validateIdentifier(new.cartID, field: "cart_id")
         try SessionValidation.validateIdentifier(new.providerID, field: "provider_id")
@@ -43,13 +43,12 @@ struct PreparedSession: Sendable {
         }
         switch new.dataStorage {
         case .object(let members):
-            dataJSON = try SessionValidation.encodeData(members, maxBytes: options.maxDataBytes)
+            dataJSON = try SessionValidation.encodeData(members, maxBytes: maxDataBytes)
         case .encoded(let text):
             // Checked and compacted when the `NewPaymentSession` was made.
-            try SessionValidation.checkDataSize(text.count, maxBytes: options.maxDataBytes)
+            try SessionValidation.checkDataSize(text.count, maxBytes: maxDataBytes)
             dataJSON = Array(text)
         }
-        let now = Timestamp.microseconds(options.now())
         let id = new.id ?? generator.next(milliseconds: UInt64(max(0, now / 1000)))
         var money = SessionMoney.none
         money.amount = new.amount.map(Int64.init) ?? -1

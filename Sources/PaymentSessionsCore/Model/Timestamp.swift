@@ -1,3 +1,4 @@
+import StrictJSON
 import Foundation
 
 /// Conversions between `Date`, the stored form (whole microseconds since 1970 UTC) and

@@ -3,7 +3,7 @@
 ///
 /// Why: checking `data` byte by byte dominates a get by id that validates it; eight bytes
 /// per step cut it to a fraction.
-enum ByteScan {
+package enum ByteScan {
     private static let ones: UInt64 = 0x0101_0101_0101_0101
     private static let highBits: UInt64 = 0x8080_8080_8080_8080
 
@@ -29,7 +29,7 @@ enum ByteScan {
     /// first of the last fewer-than-eight bytes when none is found before them: the
     /// caller goes on byte by byte from there.
     @inline(__always)
-    static func firstStringSpecial(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+    package static func firstStringSpecial(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
         firstFlagged(bytes, from: start) { bytesToEscape($0) | ($0 & highBits) }
     }
 
@@ -37,14 +37,14 @@ enum ByteScan {
     /// `\` or a control character), or of the first of the last fewer-than-eight bytes
     /// when none is found before them.
     @inline(__always)
-    static func firstToEscape(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+    package static func firstToEscape(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
         firstFlagged(bytes, from: start, bytesToEscape)
     }
 
     /// The index of the first non-ASCII byte at or after `start`, or of the first of the
     /// last fewer-than-eight bytes when none is found before them.
     @inline(__always)
-    static func firstNonASCII(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+    package static func firstNonASCII(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
         firstFlagged(bytes, from: start) { $0 & highBits }
     }
 

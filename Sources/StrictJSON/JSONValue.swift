@@ -96,7 +96,7 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
         self.text = text
     }
 
-    init(validatedText: String) { text = validatedText }
+    package init(validatedText: String) { text = validatedText }
 
     /// An integer.
     public init(_ value: some BinaryInteger) { text = String(value) }

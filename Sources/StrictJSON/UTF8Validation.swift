@@ -3,10 +3,10 @@
 /// `String(validating:as:)` is generic and unspecialized in the standard library, and it
 /// dominated the read path when profiled; this scalar check plus
 /// `String(decoding:as:)` (which then takes its fast path) costs a fraction of it.
-enum UTF8Validation {
+package enum UTF8Validation {
     /// Whether `bytes` is well-formed UTF-8 (RFC 3629: no overlongs, no surrogates,
     /// nothing above U+10FFFF).
-    static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    package static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         var index = 0
         while true {
             index = ByteScan.firstNonASCII(bytes, from: index)
@@ -24,7 +24,7 @@ enum UTF8Validation {
     /// The length of the well-formed multi-byte sequence starting at `index` (whose lead
     /// byte is at least 0x80), or 0 when it is not one.
     @inline(__always)
-    static func sequenceLength(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Int {
+    package static func sequenceLength(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Int {
         let count = bytes.count
         let lead = bytes[index]
         @inline(__always) func continuation(_ offset: Int) -> Bool {
@@ -51,12 +51,12 @@ enum UTF8Validation {
     }
 
     /// The string `bytes` spell, or `nil` when they are not valid UTF-8.
-    static func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+    package static func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
         isValid(bytes) ? String(decoding: bytes, as: UTF8.self) : nil
     }
 
     /// The string `bytes` spell, or `nil` when they are not valid UTF-8.
-    static func string(_ bytes: UnsafeRawBufferPointer) -> String? {
+    package static func string(_ bytes: UnsafeRawBufferPointer) -> String? {
         string(bytes.assumingMemoryBound(to: UInt8.self))
     }
 }

@@ -1,3 +1,4 @@
+import StrictJSON
 import Foundation
 
 /// A payment session: one payment provider's attempt to pay for one cart, as Medusa's
@@ -45,7 +46,7 @@ public struct PaymentSession: Sendable {
         set { changeText { $0.data = .object(newValue) } }
     }
     /// `data` as the caller gave it or as the record holds it.
-    var dataStorage: SessionData { text.data }
+    package var dataStorage: SessionData { text.data }
     /// A unique key that makes a retried create return the first session.
     public var idempotencyKey: String? {
         get { text.idempotencyKey }
@@ -53,7 +54,7 @@ public struct PaymentSession: Sendable {
     }
     /// The variable-length fields: values, or (read from the store) the record's bytes,
     /// decoded field by field when read.
-    var text: SessionText
+    package var text: SessionText
     /// When the session was created (microsecond precision).
     public var createdAt: Date {
         get { Timestamp.date(microseconds: createdMicroseconds) }
@@ -67,10 +68,10 @@ public struct PaymentSession: Sendable {
     /// The dates as the store keeps them. Why not `Date`: Foundation's `Date` is a
     /// resilient type, so a struct holding one is copied and destroyed through generic
     /// value witnesses on every read; `Int64` keeps the layout fixed.
-    var createdMicroseconds: Int64
-    var updatedMicroseconds: Int64
+    package var createdMicroseconds: Int64
+    package var updatedMicroseconds: Int64
     /// `amount`, `currency_code`, `is_initiated`, `payment_authorized_at`; see `SessionMoney.swift`.
-    var money: SessionMoney
+    package var money: SessionMoney
 
     /// A session with every field given; dates are rounded to the microsecond.
     public init(
@@ -89,7 +90,7 @@ public struct PaymentSession: Sendable {
     }
 
     /// Every field as given, dates in microseconds since 1970 (as records hold them).
-    init(
+    package init(
         id: String, cartID: String, providerID: String, isSelected: Bool, status: PaymentSessionStatus,
         dataStorage: SessionData, idempotencyKey: String?, createdMicroseconds: Int64, updatedMicroseconds: Int64,
         money: SessionMoney = .none
@@ -102,7 +103,7 @@ public struct PaymentSession: Sendable {
     }
 
     /// A session whose variable-length fields are `text` (as the record decoder builds it).
-    init(
+    package init(
         id: String, isSelected: Bool, status: PaymentSessionStatus, text: SessionText, createdMicroseconds: Int64,
         updatedMicroseconds: Int64, money: SessionMoney = .none
     ) {
@@ -168,7 +169,7 @@ extension PaymentSession {
         return writer.bytes
     }
 
-    func write(to writer: inout JSONWriter, cart: [String: JSONValue]?) {
+    package func write(to writer: inout JSONWriter, cart: [String: JSONValue]?) {
         writer.raw("{")
         writer.key("id")
         writer.write(string: id)
@@ -344,7 +345,7 @@ extension PaymentSession {
 // MARK: - Codable
 
 extension PaymentSession: Codable {
-    enum CodingKeys: String, CodingKey {
+    package enum CodingKeys: String, CodingKey {
         case id, cartID = "cart_id", providerID = "provider_id", isSelected = "is_selected", status, data
         case idempotencyKey = "idempotency_key", amount, currencyCode = "currency_code", isInitiated = "is_initiated"
         case paymentAuthorizedAt = "payment_authorized_at", createdAt = "created_at", updatedAt = "updated_at"

@@ -1,3 +1,4 @@
+import StrictJSON
 /// What a caller supplies to create a session; the store fills in the rest.
 ///
 /// ```swift
@@ -38,7 +39,7 @@ public struct NewPaymentSession: Sendable {
     /// Whether the provider already holds state for the session.
     public var isInitiated: Bool
     /// `data` as given: a dictionary, or checked compact JSON text.
-    @usableFromInline var dataStorage: SessionData
+    @usableFromInline package var dataStorage: SessionData
 
     /// The provider's state: a JSON object. Reading it parses text given to
     /// ``init(cartID:providerID:status:dataJSON:idempotencyKey:select:id:)``.
@@ -97,7 +98,7 @@ public struct NewPaymentSession: Sendable {
 
     /// The non-generic part of the `dataJSON` initializer: the check and the copy.
     @usableFromInline
-    static func checkDataJSON(_ text: UnsafeBufferPointer<UInt8>) -> Result<[UInt8], PaymentSessionError> {
+    package static func checkDataJSON(_ text: UnsafeBufferPointer<UInt8>) -> Result<[UInt8], PaymentSessionError> {
         Result { () throws(PaymentSessionError) in try SessionValidation.checkDataJSON(text) }
     }
 }

@@ -36,7 +36,7 @@ public enum PaymentSessionStatus: String, Sendable, Hashable, CaseIterable, Coda
     }
 
     /// The one-byte code of the stored record (stable: never renumber).
-    var storageCode: UInt8 {
+    package var storageCode: UInt8 {
         switch self {
         case .pending: 0
         case .requiresMore: 1
@@ -46,7 +46,7 @@ public enum PaymentSessionStatus: String, Sendable, Hashable, CaseIterable, Coda
         }
     }
 
-    init?(storageCode: UInt8) {
+    package init?(storageCode: UInt8) {
         switch storageCode {
         case 0: self = .pending
         case 1: self = .requiresMore

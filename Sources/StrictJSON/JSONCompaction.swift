@@ -3,12 +3,12 @@
 /// Why: `data` given as text (a provider's response) is stored as given, and printed as
 /// stored; compacting it keeps records small and the store's JSON output in one form
 /// whichever way `data` arrived.
-enum JSONCompaction {
+package enum JSONCompaction {
     /// `text` without whitespace outside strings.
     ///
     /// - Precondition: `text` is valid JSON (checked by ``JSONParser``): every string is
     ///   closed and every backslash starts an escape.
-    static func compacted(_ text: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+    package static func compacted(_ text: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: text.count) { output, count in
             var inString = false
             var index = 0

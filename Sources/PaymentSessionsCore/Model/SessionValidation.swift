@@ -1,3 +1,4 @@
+import StrictJSON
 /// The input rules, checked before anything reaches LMDB.
 ///
 /// LMDB keys are 1 to 511 bytes, and `cart_id` and `provider_id` share one key in the
@@ -38,7 +39,7 @@ public enum SessionValidation {
     /// a record found proves the id, and checking it first is work on every get by id.
     /// An id of the wrong length is refused before the lookup, which keeps keys LMDB
     /// would refuse (empty, over 511 bytes) from reaching it.
-    static func validateIDUnlessFound(
+    package static func validateIDUnlessFound(
         _ id: String, _ lookup: () throws(PaymentSessionError) -> PaymentSession?
     ) throws(PaymentSessionError) -> PaymentSession? {
         if id.utf8.count != PaymentSessionID.length { try validateID(id) }
@@ -72,7 +73,7 @@ public enum SessionValidation {
     /// Checks `data` given as JSON text and returns it compact (what the record stores):
     /// one JSON object that ``JSONParser`` accepts, nested no deeper than a dictionary may be
     /// (``maxDataDepth``). The size bound is the store's, checked when it is written.
-    static func checkDataJSON(_ text: UnsafeBufferPointer<UInt8>) throws(PaymentSessionError) -> [UInt8] {
+    package static func checkDataJSON(_ text: UnsafeBufferPointer<UInt8>) throws(PaymentSessionError) -> [UInt8] {
         let isCompact: Bool
         do {
             isCompact = try JSONParser.validateDataObject(text, maxValueDepth: maxDataDepth)
@@ -83,7 +84,7 @@ public enum SessionValidation {
     }
 
     /// Refuses `data` longer than `maxBytes` bytes of compact JSON.
-    static func checkDataSize(_ count: Int, maxBytes: Int) throws(PaymentSessionError) {
+    package static func checkDataSize(_ count: Int, maxBytes: Int) throws(PaymentSessionError) {
         if count > maxBytes {
             throw .invalidInput(field: "data", value: nil, reason: "is \(count) bytes of JSON; at most \(maxBytes)")
         }

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// Payment session ids: `ps_` followed by a ULID (26 Crockford base32 characters: a
@@ -9,7 +10,7 @@ public enum PaymentSessionID {
     /// 29: the prefix and 26 ULID characters.
     public static let length = 29
 
-    static let alphabet: [UInt8] = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
+    package static let alphabet: [UInt8] = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
 
     /// Whether `id` is `ps_` followed by 26 upper-case Crockford base32 characters whose
     /// first is at most `7` (a ULID is 128 bits).
@@ -20,7 +21,7 @@ public enum PaymentSessionID {
         return Array(id.utf8).withUnsafeBufferPointer(isValid)
     }
 
-    static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    package static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard bytes.count == length, bytes[0] == UInt8(ascii: "p"), bytes[1] == UInt8(ascii: "s"),
             bytes[2] == UInt8(ascii: "_"), bytes[3] <= UInt8(ascii: "7")
         else { return false }
@@ -30,7 +31,7 @@ public enum PaymentSessionID {
 
     /// `0-9A-Z` without `I`, `L`, `O` and `U`.
     @inline(__always)
-    static func isCrockfordDigit(_ byte: UInt8) -> Bool {
+    package static func isCrockfordDigit(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "H"), UInt8(ascii: "J"),
             UInt8(ascii: "K"), UInt8(ascii: "M"), UInt8(ascii: "N"), UInt8(ascii: "P")...UInt8(ascii: "T"),
@@ -51,7 +52,16 @@ public enum PaymentSessionID {
         return value
     }
 
-    static func encode(milliseconds: UInt64, random: (high: UInt16, low: UInt64)) -> String {
+    /// A new id for `date` (now by default), with 80 random bits: for a caller that names a
+    /// session before creating it, e.g. to select it in the same unit of writes. Ids made
+    /// within one millisecond do not sort among themselves; the store's own ids do.
+    public static func generate(at date: Date = Date()) -> String {
+        var random = SystemRandomNumberGenerator()
+        let milliseconds = UInt64(max(0, min(Timestamp.microseconds(date) / 1000, (1 << 48) - 1)))
+        return encode(milliseconds: milliseconds, random: (UInt16.random(in: 0...0x7FFF, using: &random), random.next()))
+    }
+
+    package static func encode(milliseconds: UInt64, random: (high: UInt16, low: UInt64)) -> String {
         // 128 bits: 48 time | 80 random, written as 26 five-bit digits (the first has 3 bits).
         let high = milliseconds << 16 | UInt64(random.high)
         let low = random.low
@@ -76,7 +86,7 @@ public enum PaymentSessionID {
 
 /// Generates ids that increase strictly within this generator, even within one
 /// millisecond (the ULID spec's monotonic mode: the random part is incremented).
-final class PaymentSessionIDGenerator: Sendable {
+package final class PaymentSessionIDGenerator: Sendable {
     private struct State {
         var milliseconds: UInt64 = 0
         var high: UInt16 = 0
@@ -85,7 +95,9 @@ final class PaymentSessionIDGenerator: Sendable {
 
     private let state = Mutex(State())
 
-    func next(milliseconds now: UInt64) -> String {
+    package init() {}
+
+    package func next(milliseconds now: UInt64) -> String {
         state.withLock { state in
             if now > state.milliseconds {
                 var random = SystemRandomNumberGenerator()

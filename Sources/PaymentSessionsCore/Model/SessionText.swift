@@ -1,3 +1,4 @@
+import StrictJSON
 /// The variable-length fields of a session (`cart_id`, `provider_id`, `idempotency_key`,
 /// `data`): either values a caller gave, or the bytes of the record they were read from,
 /// turned into values only when read.
@@ -8,62 +9,62 @@
 /// (a selection check reads `isSelected`, a listing printed as JSON copies the bytes as
 /// they are). A session read from a record holds one copy of the record instead: one
 /// allocation, and no work for a field nobody reads.
-enum SessionText: Sendable {
+package enum SessionText: Sendable {
     /// Fields as values (a session a caller built, or one changed after it was read).
     case values(Values)
     /// Fields as a record holds them.
     case record(RecordText)
 
-    struct Values: Sendable {
-        var cartID: String
-        var providerID: String
-        var idempotencyKey: String?
-        var data: SessionData
+    package struct Values: Sendable {
+        package var cartID: String
+        package var providerID: String
+        package var idempotencyKey: String?
+        package var data: SessionData
     }
 
     /// The fields as values (decoding them when they are still bytes).
-    var values: Values {
+    package var values: Values {
         switch self {
         case .values(let values): values
         case .record(let record): record.values
         }
     }
 
-    var cartID: String {
+    package var cartID: String {
         switch self {
         case .values(let values): values.cartID
         case .record(let record): record.string(record.cartID)
         }
     }
 
-    var providerID: String {
+    package var providerID: String {
         switch self {
         case .values(let values): values.providerID
         case .record(let record): record.string(record.providerID)
         }
     }
 
-    var idempotencyKey: String? {
+    package var idempotencyKey: String? {
         switch self {
         case .values(let values): values.idempotencyKey
         case .record(let record): record.idempotencyKey.map(record.string)
         }
     }
 
-    var hasIdempotencyKey: Bool {
+    package var hasIdempotencyKey: Bool {
         switch self {
         case .values(let values): values.idempotencyKey != nil
         case .record(let record): record.idempotencyKey != nil
         }
     }
 
-    enum StringField {
+    package enum StringField {
         case cartID, providerID, idempotencyKey
     }
 
     /// Writes a string field as a JSON string (nothing when absent); from a record,
     /// straight from its bytes, without building a `String`.
-    func write(_ field: StringField, to writer: inout JSONWriter) {
+    package func write(_ field: StringField, to writer: inout JSONWriter) {
         switch self {
         case .values(let values):
             let string: String? =
@@ -84,7 +85,7 @@ enum SessionText: Sendable {
         }
     }
 
-    var data: SessionData {
+    package var data: SessionData {
         switch self {
         case .values(let values): values.data
         case .record(let record): .encoded(record.data)
@@ -96,35 +97,48 @@ enum SessionText: Sendable {
 ///
 /// Built only by ``RecordCodec/decode(id:_:checkingData:)``, which checked every range
 /// against the bytes (and the UTF-8 of the strings, when the record has no checksum).
-struct RecordText: Sendable {
+package struct RecordText: Sendable {
     /// A byte range of ``bytes``; 32-bit, as records are far smaller than 4 GiB (the
     /// decoder refuses larger ones), which keeps a session small to copy.
-    struct Span: Sendable {
-        let start: UInt32
-        let end: UInt32
+    package struct Span: Sendable {
+        package let start: UInt32
+        package let end: UInt32
 
-        var range: Range<Int> { Int(start)..<Int(end) }
+        package var range: Range<Int> { Int(start)..<Int(end) }
+
+        package init(start: UInt32, end: UInt32) {
+            self.start = start
+            self.end = end
+        }
     }
 
-    let bytes: [UInt8]
-    let cartID: Span
-    let providerID: Span
-    let idempotencyKey: Span?
-    let dataSpan: Span
+    package init(bytes: [UInt8], cartID: Span, providerID: Span, idempotencyKey: Span?, dataSpan: Span) {
+        self.bytes = bytes
+        self.cartID = cartID
+        self.providerID = providerID
+        self.idempotencyKey = idempotencyKey
+        self.dataSpan = dataSpan
+    }
+
+    package let bytes: [UInt8]
+    package let cartID: Span
+    package let providerID: Span
+    package let idempotencyKey: Span?
+    package let dataSpan: Span
 
     /// `data`'s compact JSON text, sharing the record's storage.
-    var data: ArraySlice<UInt8> { bytes[dataSpan.range] }
+    package var data: ArraySlice<UInt8> { bytes[dataSpan.range] }
 
-    func string(_ span: Span) -> String {
+    package func string(_ span: Span) -> String {
         withUTF8(span) { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Lends the UTF-8 bytes of a field.
-    func withUTF8<R>(_ span: Span, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+    package func withUTF8<R>(_ span: Span, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
         try bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[span.range])) }
     }
 
-    var values: SessionText.Values {
+    package var values: SessionText.Values {
         SessionText.Values(
             cartID: string(cartID), providerID: string(providerID), idempotencyKey: idempotencyKey.map(string),
             data: .encoded(data))

@@ -1,5 +1,4 @@
 import Foundation
-import LMDB
 
 /// Everything that can go wrong in the store, each case carrying the failing input.
 ///
@@ -53,8 +52,9 @@ public enum PaymentSessionError: Error, Sendable, Equatable, CustomStringConvert
     case corruptRecord(key: String, reason: String)
     /// The store was written in a format this version does not know.
     case unsupportedFormat(found: UInt32, supported: UInt32)
-    /// LMDB failed (disk full, permissions, map full past its maximum, ...).
-    case storage(LMDBError)
+    /// The storage engine failed: the disk, LMDB, or the PostgreSQL server (see
+    /// ``StorageFailure/kind``).
+    case storage(StorageFailure)
     /// Line `line` of an import failed with `error`; nothing was imported.
     indirect case importFailed(line: Int, error: PaymentSessionError)
 
@@ -68,7 +68,7 @@ public enum PaymentSessionError: Error, Sendable, Equatable, CustomStringConvert
         case invalidTransition = "invalid_transition"
         /// The change clashes with existing data or a concurrent change.
         case conflict
-        /// The disk, LMDB or the stored bytes failed.
+        /// The disk, the storage engine or the stored bytes failed.
         case storage
     }
 
@@ -119,12 +119,12 @@ public enum PaymentSessionError: Error, Sendable, Equatable, CustomStringConvert
         case .corruptRecord(let key, let reason): "corrupt record \(Self.quoted(key)): \(reason)"
         case .unsupportedFormat(let found, let supported):
             "store format version \(found) is not supported (this version reads up to \(supported))"
-        case .storage(let error): "storage error: \(error)"
+        case .storage(let failure): "storage error: \(failure)"
         case .importFailed(let line, let error): "line \(line): \(error)"
         }
     }
 
-    static func quoted(_ value: String) -> String {
+    package static func quoted(_ value: String) -> String {
         let shortened = value.utf8.count > 80 ? String(value.prefix(77)) + "..." : value
         return "\"" + shortened + "\""
     }

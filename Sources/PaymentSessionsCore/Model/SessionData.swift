@@ -1,3 +1,4 @@
+import StrictJSON
 /// The storage behind ``PaymentSession/data``: either the object a caller gave, or
 /// compact JSON text (read from a record, or given by a caller as text), parsed only when
 /// someone reads `data`.
@@ -8,7 +9,7 @@
 /// those reads one allocation for `data`, and lets writes and `jsonText` copy them as they
 /// are instead of encoding the object again.
 @usableFromInline
-enum SessionData: Sendable {
+package enum SessionData: Sendable {
     /// An object a caller built.
     case object([String: JSONValue])
     /// Compact JSON text of an object: written by ``JSONWriter`` (keys sorted) and checked
@@ -21,7 +22,7 @@ enum SessionData: Sendable {
     /// The bytes were validated as exactly what ``JSONParser`` accepts when they were given
     /// or when the record was decoded (or the record's checksum vouches for them), so
     /// parsing cannot fail here; the empty object is only a defensive answer.
-    var object: [String: JSONValue] {
+    package var object: [String: JSONValue] {
         switch self {
         case .object(let members):
             return members
@@ -33,7 +34,7 @@ enum SessionData: Sendable {
     }
 
     /// The compact JSON text of the object (keys sorted unless it was given as text).
-    var compactBytes: [UInt8] {
+    package var compactBytes: [UInt8] {
         switch self {
         case .encoded(let bytes):
             return Array(bytes)
@@ -45,7 +46,7 @@ enum SessionData: Sendable {
     }
 
     /// Whether both hold the same object; equal bytes are equal objects without parsing.
-    static func sameObject(_ lhs: SessionData, _ rhs: SessionData) -> Bool {
+    package static func sameObject(_ lhs: SessionData, _ rhs: SessionData) -> Bool {
         if case .encoded(let left) = lhs, case .encoded(let right) = rhs, left == right { return true }
         return lhs.object == rhs.object
     }

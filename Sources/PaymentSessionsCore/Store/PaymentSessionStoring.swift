@@ -1,0 +1,92 @@
+import Foundation
+
+/// The payment session store a checkout codes against, whatever keeps the sessions.
+///
+/// Two backends conform: the embedded `PaymentSessionStore` on LMDB (the default:
+/// nothing to run) and `PostgresPaymentSessionStore` on a PostgreSQL server (for
+/// checkouts that outgrow one machine). Both keep the same guarantees, which one
+/// conformance suite checks on both:
+///
+/// - At most one selected session per cart, and at most one session per (cart, provider).
+/// - An idempotency key names one session; a create retried with it returns that session,
+///   and the key stays reserved for a while after the session is deleted.
+/// - Status moves follow ``PaymentSessionStatus/canMove(to:)``; only the cart's selected
+///   session is authorized, for its own amount, and a retried authorization is a no-op.
+/// - Every operation is all or nothing: one that throws has written nothing.
+/// - `expectedUpdatedAt` makes an update conditional on nobody having changed the session.
+///
+/// ```swift
+/// func startPayment(cart: String, provider: String, store: some PaymentSessionStoring) async throws -> PaymentSession {
+///     let (session, _) = try await store.createOrUpdate(cartID: cart, providerID: provider, data: nil)
+///     return try await store.select(id: session.id)
+/// }
+/// ```
+///
+/// Several writes that must happen together go through ``perform(_:)`` as one unit.
+/// Errors are ``PaymentSessionError``s; ``PaymentSessionError/storage(_:)`` carries the
+/// engine's failure as a ``StorageFailure``.
+public protocol PaymentSessionStoring: Sendable {
+    /// Which engine keeps the sessions.
+    var backend: StorageFailure.Backend { get }
+
+    // MARK: Reads
+
+    /// The session with `id`, or `nil`.
+    func session(id: String) async throws -> PaymentSession?
+    /// The session created with `idempotencyKey`, or `nil` (also when the key's session was
+    /// deleted).
+    func session(idempotencyKey: String) async throws -> PaymentSession?
+    /// The cart's session for `providerID`, or `nil`.
+    func session(cartID: String, providerID: String) async throws -> PaymentSession?
+    /// The cart's sessions in creation order.
+    func sessions(cartID: String) async throws -> [PaymentSession]
+    /// The cart's selected session, or `nil`.
+    func selectedSession(cartID: String) async throws -> PaymentSession?
+    /// Up to `limit` sessions in id (creation) order, starting after `id`.
+    func sessions(after id: String?, limit: Int) async throws -> [PaymentSession]
+    /// How many sessions the store holds.
+    func count() async throws -> Int
+    /// The cart's payment state in one consistent read.
+    func cartPayment(cartID: String) async throws -> CartPayment
+    /// Counts of sessions, carts, selections and statuses, in one consistent read.
+    func sessionCounts() async throws -> SessionCounts
+
+    // MARK: Writes
+
+    /// Creates a session; with an idempotency key that exists already, returns that
+    /// session (same cart and provider) or throws a conflict.
+    func create(_ new: NewPaymentSession) async throws -> PaymentSession
+    /// Creates the cart's session for the provider, or refreshes the existing one's `data`
+    /// (`nil` keeps it); a canceled one is replaced by a new `pending` one.
+    func createOrUpdate(
+        cartID: String, providerID: String, data: [String: JSONValue]?
+    ) async throws -> (session: PaymentSession, created: Bool)
+    /// Changes status and/or data, optionally only if `updated_at` is `expectedUpdatedAt`.
+    func update(
+        id: String, status: PaymentSessionStatus?, data: [String: JSONValue]?, expectedUpdatedAt: Date?
+    ) async throws -> PaymentSession
+    /// Makes the session its cart's selection, deselecting the previous one.
+    func select(id: String) async throws -> PaymentSession
+    /// Clears the cart's selection; returns the session that was selected.
+    func deselect(cartID: String) async throws -> PaymentSession?
+    /// Authorizes the cart's selected session for `amount`; idempotent.
+    func authorize(
+        id: String, amount: Int, currencyCode: String?, data: [String: JSONValue]?, expectedUpdatedAt: Date?
+    ) async throws -> PaymentSession
+    /// Sets the amount a session will charge while nothing is held.
+    func update(id: String, amount: Int, currencyCode: String?, expectedUpdatedAt: Date?) async throws -> PaymentSession
+    /// Marks whether the provider holds state for the session.
+    func update(id: String, isInitiated: Bool) async throws -> PaymentSession
+    /// Deletes a session (an authorized one only with `force`); its key stays reserved.
+    func delete(id: String, force: Bool) async throws -> PaymentSession
+    /// Deletes all of a cart's sessions, all or none; returns how many.
+    func deleteSessions(cartID: String, force: Bool) async throws -> Int
+    /// Deletes sessions not updated since `date`, keeping authorized ones unless told, and
+    /// drops expired idempotency reservations.
+    func purge(
+        notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>?, includeAuthorized: Bool
+    ) async throws -> PurgeReport
+    /// Runs `writes` in order as one unit: all of them take effect, or, when one throws,
+    /// none does and its error is rethrown.
+    func perform(_ writes: [PaymentSessionWrite]) async throws -> [PaymentSessionWriteResult]
+}

@@ -1,0 +1,159 @@
+import Foundation
+import Logging
+import PaymentSessionsCore
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// The payment session store on a PostgreSQL server, for checkouts that outgrow one
+/// machine: the same ``PaymentSessionStoring`` API and guarantees as the embedded LMDB
+/// store, shared by every process and machine that connects.
+///
+/// The store runs on a `PostgresClient` (postgres-nio's connection pool), which needs a
+/// task of its own: run the store in a service group, as any swift-service-lifecycle
+/// service, or wrap the work in ``withStore(_:options:_:)``.
+///
+/// ```swift
+/// let store = PostgresPaymentSessionStore(
+///     configuration: .init(host: "db.internal", username: "checkout", password: secret, database: "shop", tls: .disable))
+/// let group = ServiceGroup(services: [store, checkoutServer], logger: logger)
+/// try await group.run()  // elsewhere: try await store.select(id: id)
+/// ```
+///
+/// ## How it keeps the rules
+///
+/// Each operation is one transaction at READ COMMITTED. It locks the rows it decides on
+/// (`SELECT ... FOR UPDATE`: the session, and the cart's selected session when the
+/// selection moves), lets the backend-neutral rules decide on those values, and writes
+/// rows that the schema's constraints check again (see the schema's table in the DocC
+/// article "Choosing a backend"). Writers on different carts lock different rows and never
+/// wait for each other; no table lock and no advisory lock is held by a write.
+///
+/// Two races are settled by running the transaction again from the start: two
+/// transactions selecting different sessions of one cart that had none selected (the
+/// partial unique index refuses the second, whose retry releases the first's selection
+/// as any later select would), and two `createOrUpdate`s creating one (cart, provider)
+/// pair (the retry updates the session the first created). Deadlocks (`40P01`) and
+/// serialization failures (`40001`, as CockroachDB reports contention) are retried the
+/// same way, up to ``Options/maxAttempts``.
+///
+/// A lost connection, a server restart or a statement timeout is a
+/// ``PaymentSessionError/storage(_:)`` whose ``StorageFailure/kind`` says so; the pool
+/// opens new connections by itself. When the connection drops during `COMMIT`, the
+/// outcome is unknown to the caller: an idempotency key makes the retry of a create safe.
+public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
+    /// What the store needs besides the server's address.
+    public struct Options: Sendable {
+        /// Create the tables when the database has none (the default). `false` makes a
+        /// database without them throw ``PaymentSessionError/storeNotFound(path:)``.
+        public var createIfMissing = true
+        /// Largest `data`, in bytes of compact JSON.
+        public var maxDataBytes = 64 << 10
+        /// How long a deleted session's idempotency key stays reserved, in seconds.
+        public var idempotencyRetention: TimeInterval = 24 * 3600
+        /// How many times a transaction runs before a conflict is reported; see the type's
+        /// documentation.
+        public var maxAttempts = 16
+        /// The clock for `created_at`, `updated_at` and reservations (tests set it).
+        public var clock: @Sendable () -> Date = { Date() }
+        /// Where the store logs schema migrations, retries and corrupt rows, and where
+        /// postgres-nio logs connections. By default the process's logging system, label
+        /// `payment-sessions.postgres`.
+        public var logger = Logger(label: "payment-sessions.postgres")
+
+        /// The defaults.
+        public init() {}
+
+        var nowMicroseconds: Int64 { Timestamp.microseconds(clock()) }
+    }
+
+    /// The pool the store runs on.
+    public let client: PostgresClient
+    /// The options the store was made with.
+    public let options: Options
+    /// Where the store is, for messages: `postgres://user@host:port/database`, never a password.
+    public let location: String
+    let generator = PaymentSessionIDGenerator()
+    private let schemaReady = SchemaGate()
+
+    /// A store on the server `configuration` names. Nothing connects until the store runs
+    /// (``run()``) and an operation needs a connection; the first operation creates or
+    /// migrates the schema.
+    public init(configuration: PostgresClient.Configuration, options: Options = Options()) {
+        self.client = PostgresClient(configuration: configuration, backgroundLogger: options.logger)
+        self.options = options
+        self.location = Self.location(of: configuration)
+    }
+
+    /// `.postgresql`.
+    public var backend: StorageFailure.Backend { .postgresql }
+
+    /// Runs the connection pool until the task is cancelled or the service group shuts
+    /// down; every operation needs it running.
+    public func run() async throws {
+        await client.run()
+    }
+
+    /// Runs `body` with a store on `configuration` whose pool runs meanwhile, and stops the
+    /// pool afterwards: for tools and tests that do not run a service group.
+    public static func withStore<R: Sendable>(
+        _ configuration: PostgresClient.Configuration, options: Options = Options(),
+        _ body: (PostgresPaymentSessionStore) async throws -> R
+    ) async throws -> R {
+        let store = PostgresPaymentSessionStore(configuration: configuration, options: options)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await store.client.run() }
+            defer { group.cancelAll() }
+            try await store.prepareSchema()
+            return try await body(store)
+        }
+    }
+
+    /// Creates or migrates the schema now, instead of at the first operation; throws
+    /// ``PaymentSessionError/storeNotFound(path:)`` when the database has no store and
+    /// ``Options/createIfMissing`` is off, and
+    /// ``PaymentSessionError/unsupportedFormat(found:supported:)`` for a newer schema.
+    public func prepareSchema() async throws {
+        try await schemaReady.once {
+            do {
+                _ = try await self.client.withConnection { connection in
+                    try await PostgresSchema.prepare(
+                        on: connection, create: self.options.createIfMissing, location: self.location,
+                        logger: self.options.logger)
+                }
+            } catch {
+                throw PostgresFailure.storeError(error, operation: "prepare schema")
+            }
+        }
+    }
+
+    static func location(of configuration: PostgresClient.Configuration) -> String {
+        let user = configuration.username
+        let database = configuration.database ?? user
+        if let host = configuration.host {
+            return "postgres://\(user)@\(host):\(configuration.port ?? 5432)/\(database)"
+        }
+        return "postgres://\(user)@\(configuration.unixSocketPath ?? "socket")/\(database)"
+    }
+}
+
+/// Runs the schema's preparation once per store, letting concurrent first callers wait
+/// for it, and again after a failure.
+final class SchemaGate: Sendable {
+    private let state = Mutex<Task<Void, any Error>?>(nil)
+
+    func once(_ work: @escaping @Sendable () async throws -> Void) async throws {
+        let task = state.withLock { current in
+            if let current { return current }
+            let task = Task { try await work() }
+            current = task
+            return task
+        }
+        do {
+            try await task.value
+        } catch {
+            state.withLock { current in if current == task { current = nil } }
+            throw error
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import Logging
+import PaymentSessionsCore
+import PostgresNIO
+
+/// The store's tables, created and migrated by the store itself.
+///
+/// `payment_session_schema` holds one row: the schema version. Opening a store locks that
+/// row (a row lock, not a table or advisory lock: CockroachDB and YugabyteDB take it too),
+/// applies the migrations past it in one transaction, and refuses a version newer than
+/// this library knows. The rules live in the schema as well as in the code:
+///
+/// | constraint | rule |
+/// |---|---|
+/// | primary key `id` | one session per id |
+/// | unique `(cart_id, provider_id)` | one session per cart and provider |
+/// | partial unique index on `cart_id` where `is_selected` | at most one selected session per cart |
+/// | unique `idempotency_key`, and `payment_session_idempotency_keys` | one session per key; a deleted session's key stays reserved |
+/// | trigger over `payment_session_transitions` | status moves follow the transition table |
+/// | checks | ids, statuses, amounts, currencies and times are well formed |
+///
+/// Times are microseconds since 1970 UTC in `BIGINT` columns named `*_us`: exactly the
+/// model's precision, with no rounding through a floating-point `Date`. `data` is `TEXT`
+/// holding the compact JSON exactly as given: `jsonb` would reorder keys and rewrite
+/// numbers, and the store promises the provider its bytes back (`data::jsonb` queries it).
+enum PostgresSchema {
+    /// The version this library writes.
+    static let currentVersion: Int32 = 1
+    /// The partial unique index that keeps one selected session per cart.
+    static let oneSelectedIndex = "payment_sessions_one_selected_per_cart"
+
+    /// Each migration's statements; migration `n` takes the schema from `n` to `n + 1`.
+    static let migrations: [[PostgresQuery]] = [
+        [
+            """
+            CREATE TABLE payment_sessions (
+                id TEXT PRIMARY KEY CHECK (id ~ '^ps_[0-7][0-9A-HJKMNP-TV-Z]{25}$'),
+                cart_id TEXT NOT NULL CHECK (octet_length(cart_id) BETWEEN 1 AND 255),
+                provider_id TEXT NOT NULL CHECK (octet_length(provider_id) BETWEEN 1 AND 255),
+                is_selected BOOLEAN NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('pending', 'requires_more', 'authorized', 'error', 'canceled')),
+                data TEXT NOT NULL,
+                idempotency_key TEXT CHECK (octet_length(idempotency_key) BETWEEN 1 AND 511),
+                amount BIGINT CHECK (amount BETWEEN 0 AND 9007199254740991),
+                currency_code TEXT CHECK (currency_code ~ '^[a-z]{3}$'),
+                is_initiated BOOLEAN NOT NULL,
+                payment_authorized_at_us BIGINT,
+                created_at_us BIGINT NOT NULL,
+                updated_at_us BIGINT NOT NULL,
+                CONSTRAINT payment_sessions_cart_provider UNIQUE (cart_id, provider_id),
+                CONSTRAINT payment_sessions_idempotency_key UNIQUE (idempotency_key),
+                CONSTRAINT payment_sessions_canceled_not_selected CHECK (NOT (is_selected AND status = 'canceled')),
+                CONSTRAINT payment_sessions_authorization_recorded
+                    CHECK (status <> 'authorized' OR amount IS NULL OR payment_authorized_at_us IS NOT NULL)
+            )
+            """,
+            "CREATE UNIQUE INDEX payment_sessions_one_selected_per_cart ON payment_sessions (cart_id) WHERE is_selected",
+            "CREATE INDEX payment_sessions_updated_at ON payment_sessions (updated_at_us)",
+            """
+            CREATE TABLE payment_session_idempotency_keys (
+                key TEXT PRIMARY KEY,
+                session_id TEXT NOT NULL,
+                deleted_at_us BIGINT
+            )
+            """,
+            """
+            CREATE TABLE payment_session_transitions (
+                from_status TEXT NOT NULL,
+                to_status TEXT NOT NULL,
+                PRIMARY KEY (from_status, to_status)
+            )
+            """,
+            """
+            CREATE FUNCTION payment_sessions_check_transition() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.status <> OLD.status AND NOT EXISTS (
+                    SELECT 1 FROM payment_session_transitions WHERE from_status = OLD.status AND to_status = NEW.status
+                ) THEN
+                    RAISE EXCEPTION 'payment session % cannot move from % to %', OLD.id, OLD.status, NEW.status
+                        USING ERRCODE = '23514', CONSTRAINT = 'payment_session_transitions';
+                END IF;
+                RETURN NEW;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER payment_sessions_transition BEFORE UPDATE OF status ON payment_sessions
+                FOR EACH ROW EXECUTE FUNCTION payment_sessions_check_transition()
+            """,
+        ]
+    ]
+
+    /// The transition table's rows, from ``PaymentSessionStatus/canMove(to:)``.
+    static var transitions: [(from: String, to: String)] {
+        PaymentSessionStatus.allCases.flatMap { from in
+            PaymentSessionStatus.allCases.filter { $0 != from && from.canMove(to: $0) }.map { (from.rawValue, $0.rawValue) }
+        }
+    }
+
+    /// Creates or migrates the schema on `connection`, or refuses a newer one. Returns the
+    /// version found before (0 for a new database).
+    ///
+    /// With `create` false, a database without the store's tables throws
+    /// ``PaymentSessionError/storeNotFound(path:)`` naming `location`.
+    static func prepare(
+        on connection: PostgresConnection, create: Bool, location: String, logger: Logger
+    ) async throws -> Int32 {
+        if !create {
+            let rows = try await connection.query(
+                "SELECT to_regclass('payment_session_schema') IS NOT NULL", logger: logger)
+            var exists = false
+            for try await (found) in rows.decode(Bool.self) { exists = found }
+            guard exists else { throw PaymentSessionError.storeNotFound(path: location) }
+            let version = try await readVersion(on: connection, lock: false, logger: logger)
+            try refuseNewer(version)
+            guard version == currentVersion else { throw PaymentSessionError.storeNotFound(path: location) }
+            return version
+        }
+        // Two processes opening a new database at once: both may try to create the version
+        // table; the loser's CREATE fails on the catalog's unique index, and it goes on.
+        do {
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS payment_session_schema (
+                    singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
+                    version INTEGER NOT NULL
+                )
+                """, logger: logger)
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {}
+        try await connection.query("BEGIN", logger: logger)
+        do {
+            try await connection.query(
+                "INSERT INTO payment_session_schema (version) VALUES (0) ON CONFLICT DO NOTHING", logger: logger)
+            let found = try await readVersion(on: connection, lock: true, logger: logger)
+            try refuseNewer(found)
+            for version in Int(found)..<Int(currentVersion) {
+                logger.notice(
+                    "migrating the payment session schema",
+                    metadata: ["from": "\(version)", "to": "\(version + 1)"])
+                for statement in migrations[version] { try await connection.query(statement, logger: logger) }
+                if version == 0 {
+                    for (from, to) in transitions {
+                        try await connection.query(
+                            "INSERT INTO payment_session_transitions (from_status, to_status) VALUES (\(from), \(to))",
+                            logger: logger)
+                    }
+                }
+            }
+            try await connection.query("UPDATE payment_session_schema SET version = \(currentVersion)", logger: logger)
+            try await connection.query("COMMIT", logger: logger)
+            return found
+        } catch {
+            _ = try? await connection.query("ROLLBACK", logger: logger)
+            throw error
+        }
+    }
+
+    private static func readVersion(on connection: PostgresConnection, lock: Bool, logger: Logger) async throws -> Int32 {
+        let rows =
+            lock
+            ? try await connection.query("SELECT version FROM payment_session_schema FOR UPDATE", logger: logger)
+            : try await connection.query("SELECT version FROM payment_session_schema", logger: logger)
+        var version: Int32 = 0
+        for try await (found) in rows.decode(Int32.self) { version = found }
+        return version
+    }
+
+    private static func refuseNewer(_ version: Int32) throws {
+        if version > currentVersion {
+            throw PaymentSessionError.unsupportedFormat(found: UInt32(version), supported: UInt32(currentVersion))
+        }
+    }
+}

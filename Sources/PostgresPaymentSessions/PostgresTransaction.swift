@@ -1,0 +1,216 @@
+import Foundation
+import Logging
+import PaymentSessionsCore
+import PostgresNIO
+
+/// One transaction on one leased connection: the statements every operation is made of.
+/// The only place that writes SQL for sessions and idempotency keys; every value is
+/// bound through `PostgresQuery` interpolation.
+struct PostgresTransaction {
+    let connection: PostgresConnection
+    let logger: Logger
+    let options: PostgresPaymentSessionStore.Options
+    /// The transaction's clock reading: every row it writes carries this instant (moved
+    /// past a session's previous `updated_at` by the rules).
+    let now: Int64
+
+    // MARK: Reads
+
+    func session(id: String, lock: Bool = false) async throws -> PaymentSession? {
+        try await one(
+            lock
+                ? "SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions WHERE id = \(id) FOR UPDATE"
+                : "SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions WHERE id = \(id)")
+    }
+
+    func session(idempotencyKey key: String) async throws -> PaymentSession? {
+        try await one(
+            "SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions WHERE idempotency_key = \(key)")
+    }
+
+    func session(cartID: String, providerID: String, lock: Bool = false) async throws -> PaymentSession? {
+        try await one(
+            lock
+                ? """
+                SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
+                WHERE cart_id = \(cartID) AND provider_id = \(providerID) FOR UPDATE
+                """
+                : """
+                SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
+                WHERE cart_id = \(cartID) AND provider_id = \(providerID)
+                """)
+    }
+
+    /// The cart's selected session, locked when `lock` (the row a selection change rewrites).
+    func selectedSession(cartID: String, lock: Bool = false) async throws -> PaymentSession? {
+        try await one(
+            lock
+                ? """
+                SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
+                WHERE cart_id = \(cartID) AND is_selected FOR UPDATE
+                """
+                : """
+                SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
+                WHERE cart_id = \(cartID) AND is_selected
+                """)
+    }
+
+    /// The cart's sessions in id order, locked in that order when `lock` (one order for
+    /// every locker, so two of them never deadlock on one cart).
+    func sessions(cartID: String, lock: Bool = false) async throws -> [PaymentSession] {
+        try await all(
+            lock
+                ? """
+                SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
+                WHERE cart_id = \(cartID) ORDER BY id FOR UPDATE
+                """
+                : """
+                SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
+                WHERE cart_id = \(cartID) ORDER BY id
+                """)
+    }
+
+    func sessions(after id: String?, limit: Int) async throws -> [PaymentSession] {
+        let limit = Int64(max(0, limit))
+        if let id {
+            return try await all(
+                """
+                SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
+                WHERE id > \(id) ORDER BY id LIMIT \(limit)
+                """)
+        }
+        return try await all(
+            "SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions ORDER BY id LIMIT \(limit)")
+    }
+
+    /// Sessions not updated since `cutoff`, locked, in id order.
+    func sessions(updatedBefore cutoff: Int64) async throws -> [PaymentSession] {
+        try await all(
+            """
+            SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
+            WHERE updated_at_us < \(cutoff) ORDER BY id FOR UPDATE
+            """)
+    }
+
+    private func one(_ query: PostgresQuery) async throws -> PaymentSession? {
+        try await all(query).first
+    }
+
+    private func all(_ query: PostgresQuery) async throws -> [PaymentSession] {
+        let rows = try await connection.query(query, logger: logger)
+        var sessions: [PaymentSession] = []
+        for try await row in rows {
+            do {
+                sessions.append(try PostgresSessionRow.session(from: row))
+            } catch {
+                logger.error("corrupt payment session row", metadata: ["error": "\(error)"])
+                throw error
+            }
+        }
+        return sessions
+    }
+
+    // MARK: Writes
+
+    /// Inserts a new row; `false` when a unique constraint refused it (nothing written).
+    func insert(_ session: PaymentSession, dataJSON: [UInt8]?) async throws -> Bool {
+        let rows = try await connection.query(
+            """
+            INSERT INTO payment_sessions (\(unescaped: PostgresSessionRow.columns))
+            VALUES (\(session.id), \(session.cartID), \(session.providerID), \(session.isSelected),
+                \(session.status.rawValue), \(PostgresSessionRow.dataText(session, dataJSON)), \(session.idempotencyKey),
+                \(PostgresSessionRow.amount(session)), \(session.currencyCode), \(session.isInitiated),
+                \(PostgresSessionRow.authorizedAt(session)), \(session.createdMicroseconds), \(session.updatedMicroseconds))
+            ON CONFLICT DO NOTHING RETURNING id
+            """, logger: logger)
+        var inserted = false
+        for try await _ in rows { inserted = true }
+        return inserted
+    }
+
+    /// Rewrites the mutable columns of a session's row (the caller holds its lock).
+    func update(_ session: PaymentSession, dataJSON: [UInt8]?) async throws {
+        try await connection.query(
+            """
+            UPDATE payment_sessions SET is_selected = \(session.isSelected), status = \(session.status.rawValue),
+                data = \(PostgresSessionRow.dataText(session, dataJSON)), amount = \(PostgresSessionRow.amount(session)),
+                currency_code = \(session.currencyCode), is_initiated = \(session.isInitiated),
+                payment_authorized_at_us = \(PostgresSessionRow.authorizedAt(session)),
+                updated_at_us = \(session.updatedMicroseconds)
+            WHERE id = \(session.id)
+            """, logger: logger)
+    }
+
+    /// Writes what a rule decided; a repeat writes nothing.
+    func store(_ change: SessionChange) async throws -> PaymentSession {
+        if change.isWrite { try await update(change.session, dataJSON: change.dataJSON) }
+        return change.session
+    }
+
+    /// Deletes a session's row, leaving its idempotency key reserved.
+    func remove(_ session: PaymentSession) async throws {
+        try await connection.query("DELETE FROM payment_sessions WHERE id = \(session.id)", logger: logger)
+        if let key = session.idempotencyKey {
+            try await connection.query(
+                """
+                UPDATE payment_session_idempotency_keys SET deleted_at_us = \(now)
+                WHERE key = \(key) AND session_id = \(session.id)
+                """, logger: logger)
+        }
+    }
+
+    // MARK: Idempotency keys
+
+    /// Who holds an idempotency key.
+    enum KeyClaim {
+        /// The key is now this session's.
+        case claimed
+        /// A live session holds it.
+        case live(sessionID: String)
+        /// A deleted session's reservation holds it.
+        case reserved(sessionID: String)
+    }
+
+    /// Takes `key` for `sessionID`: a new key, an expired reservation, or the session's own
+    /// reservation (a deleted session restored by an import). The key's row stays locked
+    /// until the transaction ends, so a concurrent create or delete with the key waits.
+    func claim(key: String, for sessionID: String) async throws -> KeyClaim {
+        let inserted = try await connection.query(
+            """
+            INSERT INTO payment_session_idempotency_keys (key, session_id) VALUES (\(key), \(sessionID))
+            ON CONFLICT DO NOTHING RETURNING key
+            """, logger: logger)
+        for try await _ in inserted { return .claimed }
+        let rows = try await connection.query(
+            "SELECT session_id, deleted_at_us FROM payment_session_idempotency_keys WHERE key = \(key) FOR UPDATE",
+            logger: logger)
+        var holder: (String, Int64?)?
+        for try await row in rows.decode((String, Int64?).self) { holder = row }
+        // The holder was deleted (its row gone) between the insert and the read: run again.
+        guard let (holderID, deletedAt) = holder else { throw RetryTransaction(reason: "idempotency key released") }
+        guard let deletedAt else { return .live(sessionID: holderID) }
+        let expired = SessionRules.reservationExpired(
+            reservedAt: deletedAt, now: now, retention: options.idempotencyRetention)
+        if holderID != sessionID && !expired { return .reserved(sessionID: holderID) }
+        try await connection.query(
+            """
+            UPDATE payment_session_idempotency_keys SET session_id = \(sessionID), deleted_at_us = NULL
+            WHERE key = \(key)
+            """, logger: logger)
+        return .claimed
+    }
+
+    /// Drops reservations past the retention; returns how many.
+    func dropExpiredReservations() async throws -> Int {
+        let retention = Int64(max(0, min(options.idempotencyRetention, 1e12)) * 1_000_000)
+        let (cutoff, overflow) = now.subtractingReportingOverflow(retention)
+        let rows = try await connection.query(
+            """
+            DELETE FROM payment_session_idempotency_keys
+            WHERE deleted_at_us IS NOT NULL AND deleted_at_us <= \(overflow ? Int64.min : cutoff) RETURNING key
+            """, logger: logger)
+        var count = 0
+        for try await _ in rows { count += 1 }
+        return count
+    }
+}
