@@ -5,13 +5,14 @@
 #   Fuzz/run.sh -max_total_time=3600 # any libFuzzer flags instead
 #
 # The modules are compiled here with swiftc rather than SwiftPM, so that every line of the
-# LMDB and PaymentSessions modules is instrumented and no executable's `main` clashes with
+# JSON, core, LMDB and store modules is instrumented and no executable's `main` clashes with
 # libFuzzer's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.build/fuzz
 mkdir -p "$out/corpus"
-flags=(-swift-version 6 -O -g -sanitize=fuzzer,address -parse-as-library -I Sources/CLMDB -I "$out")
+flags=(-swift-version 6 -O -g -sanitize=fuzzer,address -parse-as-library -package-name payment_sessions
+    -I Sources/CLMDB -I "$out")
 
 # swift-log, which both modules log through, from the package's own checkout.
 swift package resolve >/dev/null
@@ -20,9 +21,13 @@ swiftc -swift-version 6 -O -parse-as-library -package-name swift_log -module-nam
     -emit-library -static -o "$out/libLogging.a" $logging
 swiftc "${flags[@]}" -module-name LMDB -emit-module -emit-module-path "$out/LMDB.swiftmodule" \
     -emit-library -static -o "$out/libLMDB.a" Sources/LMDB/*.swift
+swiftc "${flags[@]}" -module-name StrictJSON -emit-module -emit-module-path "$out/StrictJSON.swiftmodule" \
+    -emit-library -static -o "$out/libStrictJSON.a" Sources/StrictJSON/*.swift
+swiftc "${flags[@]}" -module-name PaymentSessionsCore -emit-module -emit-module-path "$out/PaymentSessionsCore.swiftmodule" \
+    -emit-library -static -o "$out/libPaymentSessionsCore.a" $(find Sources/PaymentSessionsCore -name '*.swift')
 swiftc "${flags[@]}" -module-name PaymentSessions -emit-module -emit-module-path "$out/PaymentSessions.swiftmodule" \
     -emit-library -static -o "$out/libPaymentSessions.a" $(find Sources/PaymentSessions -name '*.swift')
-swiftc "${flags[@]}" -module-name FuzzTarget -L "$out" -lPaymentSessions -lLMDB -lLogging -llmdb \
+swiftc "${flags[@]}" -module-name FuzzTarget -L "$out" -lPaymentSessions -lPaymentSessionsCore -lStrictJSON -lLMDB -lLogging -llmdb \
     -o "$out/fuzz-target" Fuzz/FuzzTarget.swift
 
 # Seeds: a valid export line and a valid record, so mutations start from real inputs.

@@ -278,3 +278,57 @@ extension PostgresPaymentSessionStore {
         }
     }
 }
+
+extension PostgresPaymentSessionStore {
+    // MARK: Import and export
+
+    /// Writes every session as a JSON line, in id order, from one snapshot: a
+    /// REPEATABLE READ, READ ONLY transaction read a page at a time, so that neither the
+    /// server nor this process holds the whole store at once.
+    public func exportJSONLines(_ writeLine: (String) throws -> Void) async throws -> Int {
+        try await prepareSchema()
+        do {
+            return try await client.withConnection { connection in
+                let logger = options.logger
+                try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+                do {
+                    let tx = PostgresTransaction(
+                        connection: connection, logger: logger, options: options, now: options.nowMicroseconds)
+                    var count = 0
+                    var after: String?
+                    while true {
+                        let page = try await tx.sessions(after: after, limit: 500)
+                        for session in page { try writeLine(try SessionLines.exportLine(session)) }
+                        count += page.count
+                        guard let last = page.last else { break }
+                        after = last.id
+                    }
+                    try await connection.query("COMMIT", logger: logger)
+                    return count
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    throw error
+                }
+            }
+        } catch let error as PaymentSessionError {
+            throw error
+        } catch let error as PSQLError {
+            throw PostgresFailure.storeError(error, operation: "export sessions")
+        }
+    }
+
+    /// Imports JSON lines all or nothing, in one transaction.
+    public func importJSONLines(_ text: String) async throws -> Int {
+        let sessions = try SessionLines.parse(text)
+        return try await transaction("import sessions") { tx in
+            for (line, session) in sessions {
+                do {
+                    try await insert(session, in: tx)
+                } catch let error as PaymentSessionError {
+                    throw PaymentSessionError.importFailed(line: line, error: error)
+                }
+            }
+            return sessions.count
+        }
+    }
+}

@@ -16,6 +16,17 @@ extension PaymentSessionStore: PaymentSessionStoring {
         try statistics().counts
     }
 
+    /// Writes every session as a JSON line from one snapshot; see the synchronous
+    /// `exportJSONLines(_:)`.
+    public func exportJSONLines(_ writeLine: (String) throws -> Void) async throws -> Int {
+        try exportLines(writeLine)
+    }
+
+    /// Imports JSON lines all or nothing; see the synchronous `importJSONLines(_:)`.
+    public func importJSONLines(_ text: String) async throws -> Int {
+        try importLines(text)
+    }
+
     /// Runs `writes` as one unit in the next group commit: a write that throws rolls back
     /// the unit's earlier writes, and the others in the batch commit without it.
     public func perform(_ writes: [PaymentSessionWrite]) async throws -> [PaymentSessionWriteResult] {

@@ -19,16 +19,15 @@ extension PaymentSessionStore {
     /// - Returns: How many sessions were written.
     @discardableResult
     public func exportJSONLines(_ writeLine: (String) throws -> Void) throws -> Int {
+        try exportLines(writeLine)
+    }
+
+    func exportLines(_ writeLine: (String) throws -> Void) throws -> Int {
         try read { tx in
             var count = 0
             var failure: (any Error)?
             try tx.forEachRecord { session throws(PaymentSessionError) in
-                let line = session.jsonText()
-                do {
-                    _ = try PaymentSession(jsonText: line)
-                } catch {
-                    throw .corruptRecord(key: session.id, reason: "its JSON form would not import: \(error)")
-                }
+                let line = try SessionLines.exportLine(session)
                 do {
                     try writeLine(line)
                 } catch {
@@ -56,17 +55,11 @@ extension PaymentSessionStore {
     /// - Returns: How many sessions were imported.
     @discardableResult
     public func importJSONLines(_ text: String) throws(PaymentSessionError) -> Int {
-        var sessions: [(line: Int, session: PaymentSession)] = []
-        var lineNumber = 0
-        for line in Self.lines(of: text) {
-            lineNumber += 1
-            if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
-            do throws(PaymentSessionError) {
-                sessions.append((lineNumber, try PaymentSession(jsonText: String(line))))
-            } catch {
-                throw .importFailed(line: lineNumber, error: error)
-            }
-        }
+        try importLines(text)
+    }
+
+    func importLines(_ text: String) throws(PaymentSessionError) -> Int {
+        let sessions = try SessionLines.parse(text)
         return try typedWrite { tx throws(PaymentSessionError) in
             for (line, session) in sessions {
                 do throws(PaymentSessionError) {
@@ -77,31 +70,5 @@ extension PaymentSessionStore {
             }
             return sessions.count
         }
-    }
-
-    /// The lines of `text`, split at `\n`, `\r\n` or a lone `\r`, without a leading
-    /// byte order mark.
-    ///
-    /// Split on Unicode scalars: Swift counts `\r\n` as one `Character`, so splitting a
-    /// `String` at `"\n"` leaves Windows lines whole.
-    static func lines(of text: String) -> [Substring] {
-        var scalars = text.unicodeScalars[...]
-        if scalars.first == "\u{FEFF}" { scalars = scalars.dropFirst() }
-        var lines: [Substring] = []
-        var start = scalars.startIndex
-        var index = start
-        while index < scalars.endIndex {
-            let scalar = scalars[index]
-            guard scalar == "\n" || scalar == "\r" else {
-                index = scalars.index(after: index)
-                continue
-            }
-            lines.append(Substring(scalars[start..<index]))
-            index = scalars.index(after: index)
-            if scalar == "\r", index < scalars.endIndex, scalars[index] == "\n" { index = scalars.index(after: index) }
-            start = index
-        }
-        lines.append(Substring(scalars[start..<scalars.endIndex]))
-        return lines
     }
 }

@@ -86,6 +86,14 @@ public protocol PaymentSessionStoring: Sendable {
     func purge(
         notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>?, includeAuthorized: Bool
     ) async throws -> PurgeReport
+    /// Writes every session as one line of the schema's JSON form, in id order, from one
+    /// consistent snapshot; returns how many. Every line reads back through
+    /// ``importJSONLines(_:)``.
+    func exportJSONLines(_ writeLine: (String) throws -> Void) async throws -> Int
+    /// Imports ``exportJSONLines(_:)``'s lines all or nothing, keeping ids, timestamps,
+    /// selections and idempotency keys; throws
+    /// ``PaymentSessionError/importFailed(line:error:)`` naming the first bad line.
+    func importJSONLines(_ text: String) async throws -> Int
     /// Runs `writes` in order as one unit: all of them take effect, or, when one throws,
     /// none does and its error is rethrown.
     func perform(_ writes: [PaymentSessionWrite]) async throws -> [PaymentSessionWriteResult]

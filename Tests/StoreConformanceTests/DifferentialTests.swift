@@ -1,0 +1,126 @@
+import Foundation
+import PaymentSessions
+import Testing
+
+/// The backends side by side: the same random operations, with the same ids and the same
+/// clock, must give the same results (sessions or errors) and leave the same sessions.
+/// A behaviour only one backend shows is a bug or a documented difference.
+///
+/// `CONFORMANCE_SEQUENCES` sets how many sequences run (default 20 of 60 operations;
+/// thousands when run by hand).
+@Suite("Conformance: both backends side by side") struct DifferentialTests {
+    static let sequences = Int(ProcessInfo.processInfo.environment["CONFORMANCE_SEQUENCES"] ?? "") ?? 20
+
+    @Test(.enabled(if: Backend.available.count > 1, "needs both backends"))
+    func randomOperationsGiveTheSameResultsOnBothBackends() async throws {
+        for seed in 0..<UInt64(Self.sequences) {
+            let lmdbClock = ManualClock()
+            let postgresClock = ManualClock()
+            try await withStore(.lmdb, clock: lmdbClock, settings: StoreSettings(idempotencyRetention: 5)) { lmdb in
+                try await withStore(.postgresql, clock: postgresClock, settings: StoreSettings(idempotencyRetention: 5)) { postgres in
+                    var generator = SplitMix(seed: seed)
+                    var ids: [String] = []
+                    // `createOrUpdate` names its sessions itself: the LMDB id of each, to
+                    // the PostgreSQL id of the same session.
+                    var renames: [String: String] = [:]
+                    for step in 0..<60 {
+                        let write = Self.randomWrite(&generator, ids: &ids)
+                        var left = await Self.outcome { try await lmdb.perform([write]) }
+                        var right = await Self.outcome { try await postgres.perform([write]) }
+                        if case .results(let l) = left, case .createdOrUpdated(let a, created: true)? = l.first,
+                            case .results(let r) = right, case .createdOrUpdated(let b, created: true)? = r.first
+                        {
+                            renames[a.id] = b.id
+                        }
+                        left = left.renamed(renames)
+                        right = right.renamed([:])
+                        #expect(left == right, "seed \(seed) step \(step): \(write)")
+                        if left != right { return }
+                        let advance = Int64(generator.next() % 3_000)
+                        lmdbClock.advance(milliseconds: advance)
+                        postgresClock.advance(milliseconds: advance)
+                    }
+                    let leftContents = try await contents(of: lmdb).map { Self.renamed($0, renames) }
+                    let rightContents = try await contents(of: postgres)
+                    #expect(
+                        leftContents.sorted { $0.id < $1.id } == rightContents.sorted { $0.id < $1.id }, "seed \(seed)")
+                    #expect(try await lmdb.sessionCounts() == postgres.sessionCounts())
+                    try await expectInvariants(lmdb)
+                    try await expectInvariants(postgres)
+                }
+            }
+        }
+    }
+
+    enum Outcome: Equatable {
+        case results([PaymentSessionWriteResult])
+        case error(PaymentSessionError)
+        case unexpected(String)
+
+        func renamed(_ renames: [String: String]) -> Outcome {
+            if case .error(let error) = self {
+                // Errors name sessions in their text: compare that, with the ids renamed.
+                var text = "\(error.code): \(error)"
+                for (from, to) in renames { text = text.replacingOccurrences(of: from, with: to) }
+                return .unexpected(text)
+            }
+            guard case .results(let results) = self else { return self }
+            return .results(
+                results.map { result in
+                    switch result {
+                    case .session(let session): .session(DifferentialTests.renamed(session, renames))
+                    case .createdOrUpdated(let session, let created):
+                        .createdOrUpdated(DifferentialTests.renamed(session, renames), created: created)
+                    case .deselected(let session): .deselected(session.map { DifferentialTests.renamed($0, renames) })
+                    case .count, .inserted: result
+                    }
+                })
+        }
+    }
+
+    static func renamed(_ session: PaymentSession, _ renames: [String: String]) -> PaymentSession {
+        var session = session
+        session.id = renames[session.id] ?? session.id
+        return session
+    }
+
+    static func outcome(_ body: () async throws -> [PaymentSessionWriteResult]) async -> Outcome {
+        do {
+            return .results(try await body())
+        } catch let error as PaymentSessionError {
+            return .error(error)
+        } catch {
+            return .unexpected("\(error)")
+        }
+    }
+
+    static func randomWrite(_ generator: inout SplitMix, ids: inout [String]) -> PaymentSessionWrite {
+        func pick<T>(_ values: [T]) -> T { values[Int(generator.next() % UInt64(values.count))] }
+        let carts = ["c1", "c2", "c3"]
+        let providers = ["stripe", "paypal", "manual"]
+        let statuses = PaymentSessionStatus.allCases
+        // Mostly ids that exist, sometimes one that does not.
+        let id = ids.isEmpty || generator.next() % 10 == 0 ? PaymentSessionID.generate() : pick(ids)
+        switch generator.next() % 12 {
+        case 0, 1:
+            let newID = PaymentSessionID.generate()
+            ids.append(newID)
+            let amount: Int? = generator.next() % 2 == 0 ? Int(generator.next() % 1000) : nil
+            return .create(
+                NewPaymentSession(
+                    cartID: pick(carts), providerID: pick(providers), status: pick([.pending, .pending, .requiresMore, .error]),
+                    idempotencyKey: generator.next() % 3 == 0 ? pick(["k1", "k2", "k3"]) : nil,
+                    select: generator.next() % 2 == 0, id: newID, amount: amount, currencyCode: amount == nil ? nil : "eur"))
+        case 2: return .createOrUpdate(cartID: pick(carts), providerID: pick(providers), data: generator.next() % 2 == 0 ? ["v": 1] : nil)
+        case 3: return .update(id: id, status: pick(statuses), data: nil, expectedUpdatedAt: nil)
+        case 4: return .select(id: id)
+        case 5: return .deselect(cartID: pick(carts))
+        case 6: return .authorize(id: id, amount: Int(generator.next() % 1000), currencyCode: pick([nil, "eur", "usd"]), data: nil, expectedUpdatedAt: nil)
+        case 7: return .updateAmount(id: id, amount: Int(generator.next() % 1000), currencyCode: pick([nil, "eur"]), expectedUpdatedAt: nil)
+        case 8: return .setInitiated(id: id, isInitiated: generator.next() % 2 == 0)
+        case 9: return .delete(id: id, force: generator.next() % 2 == 0)
+        case 10: return .deleteSessions(cartID: pick(carts), force: generator.next() % 4 == 0)
+        default: return .update(id: id, status: nil, data: ["step": .number(JSONNumber(Int(generator.next() % 100)))], expectedUpdatedAt: nil)
+        }
+    }
+}
