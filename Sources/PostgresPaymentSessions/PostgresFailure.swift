@@ -18,6 +18,16 @@ enum PostgresFailure {
         }
     }
 
+    /// Whether the connection still talks after `error`: the server answered (or the error
+    /// is ours), as opposed to a closed or failed connection.
+    /// (A `ROLLBACK` sent on a connection the server has closed, after its `57P01`
+    /// "terminating connection", never completes.)
+    static func connectionIsUsable(after error: any Error) -> Bool {
+        guard let error = error as? PSQLError else { return true }
+        guard error.code == .server, let state = error.serverInfo?[.sqlState] else { return false }
+        return kind(ofSQLState: state) != .unavailable && error.serverInfo?[.severity] != "FATAL"
+    }
+
     /// The typed error for anything postgres-nio threw during `operation`.
     static func storeError(_ error: any Error, operation: String) -> PaymentSessionError {
         if let error = error as? PaymentSessionError { return error }

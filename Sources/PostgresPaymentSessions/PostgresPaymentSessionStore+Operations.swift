@@ -16,6 +16,7 @@ extension PostgresPaymentSessionStore {
         while true {
             do {
                 return try await client.withConnection { connection in
+                    try await Self.withDeadline(options.operationTimeout, on: connection) {
                     try await connection.query("BEGIN", logger: logger)
                     do {
                         let tx = PostgresTransaction(
@@ -24,8 +25,13 @@ extension PostgresPaymentSessionStore {
                         try await connection.query("COMMIT", logger: logger)
                         return result
                     } catch {
-                        _ = try? await connection.query("ROLLBACK", logger: logger)
+                        // A server error leaves the connection in an aborted transaction;
+                        // a lost connection has nothing to roll back.
+                        if PostgresFailure.connectionIsUsable(after: error) {
+                            _ = try? await connection.query("ROLLBACK", logger: logger)
+                        }
                         throw error
+                    }
                     }
                 }
             } catch where PostgresFailure.isRetryable(error) {
@@ -48,14 +54,45 @@ extension PostgresPaymentSessionStore {
         }
     }
 
+    /// Runs `body` on `connection`, closing the connection if `body` is not done within
+    /// `timeout`: a statement whose connection died without a word (a server that
+    /// crashed mid-statement) would otherwise wait forever. Closing fails the statement,
+    /// which reports ``StorageFailure/Kind/timeout``, and the pool replaces the connection.
+    static func withDeadline<R>(
+        _ timeout: Duration, on connection: PostgresConnection, isolation: isolated (any Actor)? = #isolation,
+        _ body: () async throws -> sending R
+    ) async throws -> sending R {
+        let expired = Flag()
+        let watchdog = Task {
+            try await Task.sleep(for: timeout)
+            expired.raise()
+            try? await connection.close()
+        }
+        defer { watchdog.cancel() }
+        do {
+            return try await body()
+        } catch {
+            if expired.isRaised {
+                throw PaymentSessionError.storage(
+                    StorageFailure(
+                        backend: .postgresql, kind: .timeout, operation: "statement", code: "deadline",
+                        message: "no answer from the server within \(timeout); the connection was closed",
+                        underlying: error))
+            }
+            throw error
+        }
+    }
+
     /// Runs one read statement (its own snapshot) on a leased connection.
     func read<R>(_ operation: String, _ body: (PostgresTransaction) async throws -> R) async throws -> R {
         try await prepareSchema()
         do {
             return try await client.withConnection { connection in
-                try await body(
-                    PostgresTransaction(
-                        connection: connection, logger: options.logger, options: options, now: options.nowMicroseconds))
+                try await Self.withDeadline(options.operationTimeout, on: connection) {
+                    try await body(
+                        PostgresTransaction(
+                            connection: connection, logger: options.logger, options: options, now: options.nowMicroseconds))
+                }
             }
         } catch {
             throw PostgresFailure.storeError(error, operation: operation)

@@ -54,6 +54,11 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
         /// How many times a transaction runs before a conflict is reported; see the type's
         /// documentation.
         public var maxAttempts = 16
+        /// How long one attempt of an operation may wait for the server once it holds a
+        /// connection. Past it the connection is closed and the operation throws a
+        /// ``StorageFailure/Kind/timeout`` storage error. For a limit enforced by the
+        /// server, set `statement_timeout` in the connection's startup parameters.
+        public var operationTimeout: Duration = .seconds(30)
         /// The clock for `created_at`, `updated_at` and reservations (tests set it).
         public var clock: @Sendable () -> Date = { Date() }
         /// Where the store logs schema migrations, retries and corrupt rows, and where
@@ -135,6 +140,13 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
         }
         return "postgres://\(user)@\(configuration.unixSocketPath ?? "socket")/\(database)"
     }
+}
+
+/// A flag raised once, from any thread.
+final class Flag: Sendable {
+    private let raised = Atomic<Bool>(false)
+    func raise() { raised.store(true, ordering: .releasing) }
+    var isRaised: Bool { raised.load(ordering: .acquiring) }
 }
 
 /// Runs the schema's preparation once per store, letting concurrent first callers wait

@@ -70,7 +70,8 @@ enum PostgresSchema {
             )
             """,
             """
-            CREATE FUNCTION payment_sessions_check_transition() RETURNS trigger LANGUAGE plpgsql AS $$
+            CREATE FUNCTION payment_sessions_check_transition() RETURNS trigger LANGUAGE plpgsql
+            SET search_path FROM CURRENT AS $$
             BEGIN
                 IF NEW.status <> OLD.status AND NOT EXISTS (
                     SELECT 1 FROM payment_session_transitions WHERE from_status = OLD.status AND to_status = NEW.status

@@ -86,6 +86,27 @@ public final class PostgresServer: Sendable {
         return .failure(ServerError(description: "no initdb and pg_ctl found (install Debian's postgresql, or set PG_BIN)"))
     }
 
+    /// Starts a server of the caller's own, for tests that restart or stop it (the shared
+    /// one serves tests running in parallel). Stopped by ``stop()`` or when the process ends.
+    public static func startNew() throws(ServerError) -> PostgresServer {
+        try start()
+    }
+
+    /// Stops the server (`immediate`: as a crash would).
+    public func stop(mode: String = "fast") throws(ServerError) {
+        try run(binaries + "/pg_ctl", ["-D", directory + "/data", "-m", mode, "-w", "-t", "60", "stop"])
+    }
+
+    /// Starts the server again after ``stop(mode:)``.
+    public func startAgain() throws(ServerError) {
+        try run(
+            binaries + "/pg_ctl",
+            [
+                "-D", directory + "/data", "-l", directory + "/server.log", "-w", "-t", "60", "-o",
+                "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", "start",
+            ])
+    }
+
     private static func start() throws(ServerError) -> PostgresServer {
         let binaries = try availability.get()
         let runAs: String? = geteuid() == 0 ? "postgres" : nil

@@ -21,3 +21,14 @@ public final class Flag: @unchecked Sendable {
     public func set() { lock.withLock { raised = true } }
     public var value: Bool { lock.withLock { raised } }
 }
+
+/// A list that threads append to.
+public final class SharedList<Element: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [Element] = []
+
+    public init() {}
+
+    public func append(_ item: Element) { lock.withLock { items.append(item) } }
+    public var values: [Element] { lock.withLock { items } }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import Logging
+import PaymentSessions
+import PostgresNIO
+import PostgresPaymentSessions
+import Synchronization
+import Testing
+import TestSupport
+
+/// What only the PostgreSQL backend has: its schema, the rules the database enforces by
+/// itself, and the faults of a server on a network.
+@Suite("PostgreSQL store", .enabled(if: PostgresServer.shouldRun, "no PostgreSQL server binaries here: install postgresql, or set PG_BIN"))
+struct PostgresStoreTests {
+    static let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    static func options() -> PostgresPaymentSessionStore.Options {
+        var options = PostgresPaymentSessionStore.Options()
+        options.logger = quiet
+        return options
+    }
+
+    @Test func aDatabaseWithoutTheStoreIsAMissingStoreWhenCreationIsOff() async throws {
+        let (configuration, _) = try postgresConfiguration()
+        var options = Self.options()
+        options.createIfMissing = false
+        let error = await expectStoreError {
+            try await PostgresPaymentSessionStore.withStore(configuration, options: options) { _ in }
+        }
+        guard case .storeNotFound(let location)? = error else {
+            Issue.record("expected storeNotFound, got \(String(describing: error))")
+            return
+        }
+        #expect(location.hasPrefix("postgres://payments@127.0.0.1:") && location.hasSuffix("/payments"))
+    }
+
+    @Test func aNewerSchemaIsRefused() async throws {
+        let (configuration, schema) = try postgresConfiguration()
+        try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { _ in }
+        try PostgresServer.shared().psql("UPDATE \(schema).payment_session_schema SET version = 99")
+        let error = await expectStoreError {
+            try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { _ in }
+        }
+        #expect(error == .unsupportedFormat(found: 99, supported: 1))
+    }
+
+    @Test func twoStoresOpeningOneNewDatabaseAtOnceBothSucceed() async throws {
+        let (configuration, _) = try postgresConfiguration()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
+                        _ = try await store.count()
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    @Test func theDatabaseItselfRefusesTwoSelectionsADuplicatePairAndAnIllegalMove() async throws {
+        let server = try PostgresServer.shared()
+        let (configuration, schema) = try postgresConfiguration()
+        try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
+            let a = try await store.create(NewPaymentSession(cartID: "c", providerID: "a", select: true))
+            let b = try await store.create(NewPaymentSession(cartID: "c", providerID: "b"))
+            let canceled = try await store.create(NewPaymentSession(cartID: "d", providerID: "a", status: .canceled))
+            // Writers that bypass the library (a migration script, a hand fix) meet the same rules.
+            #expect(throws: PostgresServer.ServerError.self) {
+                try server.psql("UPDATE \(schema).payment_sessions SET is_selected = true WHERE id = '\(b.id)'")
+            }
+            #expect(throws: PostgresServer.ServerError.self) {
+                try server.psql("UPDATE \(schema).payment_sessions SET provider_id = 'a' WHERE id = '\(b.id)'")
+            }
+            #expect(throws: PostgresServer.ServerError.self) {
+                try server.psql("UPDATE \(schema).payment_sessions SET status = 'pending' WHERE id = '\(canceled.id)'")
+            }
+            #expect(throws: PostgresServer.ServerError.self) {
+                try server.psql("UPDATE \(schema).payment_sessions SET is_selected = true WHERE id = '\(canceled.id)'")
+            }
+            try server.psql("UPDATE \(schema).payment_sessions SET status = 'requires_more' WHERE id = '\(a.id)'")
+            try await expectInvariants(store)
+        }
+    }
+
+    @Test func aRowEditedIntoNonsenseIsACorruptRecordNotACrash() async throws {
+        let server = try PostgresServer.shared()
+        let (configuration, schema) = try postgresConfiguration()
+        try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
+            let session = try await store.create(NewPaymentSession(cartID: "c", providerID: "a"))
+            try server.psql("UPDATE \(schema).payment_sessions SET data = '[1, 2' WHERE id = '\(session.id)'")
+            let error = await expectStoreError { _ = try await store.session(id: session.id) }
+            guard case .corruptRecord(let key, _)? = error else {
+                Issue.record("expected corruptRecord, got \(String(describing: error))")
+                return
+            }
+            #expect(key == session.id)
+        }
+    }
+
+    @Test func aConnectionKilledByTheServerIsATypedErrorAndThePoolRecovers() async throws {
+        let server = try PostgresServer.shared()
+        var (configuration, schema) = try postgresConfiguration()
+        configuration.options.additionalStartupParameters.append(("application_name", schema))
+        try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
+            let session = try await store.create(NewPaymentSession(cartID: "c", providerID: "a"))
+            for _ in 0..<3 {
+                try server.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '\(schema)'")
+                var recovered = false
+                for _ in 0..<10 where !recovered {
+                    do {
+                        recovered = try await store.session(id: session.id) == session
+                    } catch PaymentSessionError.storage(let failure) {
+                        #expect(failure.backend == .postgresql && failure.kind == .unavailable, "\(failure)")
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+                #expect(recovered)
+            }
+        }
+    }
+
+    @Test func aStatementTimeoutIsATypedTimeoutAndWritesNothing() async throws {
+        var (configuration, _) = try postgresConfiguration()
+        let plain = configuration
+        configuration.options.additionalStartupParameters.append(("statement_timeout", "300"))
+        try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
+            let session = try await store.create(NewPaymentSession(cartID: "c", providerID: "a"))
+            // Another client holds the session's row lock past the timeout.
+            let holder = PostgresClient(configuration: plain)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await holder.run() }
+                defer { group.cancelAll() }
+                try await holder.withConnection { connection in
+                    try await connection.query("BEGIN", logger: Self.quiet)
+                    try await connection.query("SELECT id FROM payment_sessions WHERE id = \(session.id) FOR UPDATE", logger: Self.quiet)
+                    let error = await expectStoreError { _ = try await store.select(id: session.id) }
+                    guard case .storage(let failure)? = error else {
+                        Issue.record("expected a storage error, got \(String(describing: error))")
+                        return
+                    }
+                    #expect(failure.kind == .timeout && failure.code == "57014")
+                    try await connection.query("ROLLBACK", logger: Self.quiet)
+                }
+            }
+            #expect(try await store.session(id: session.id) == session)
+        }
+    }
+
+    @Test func aServerRestartMidLoadLosesNoAcknowledgedWrite() async throws {
+        let server = try PostgresServer.startNew()
+        defer { try? server.stop(mode: "immediate") }
+        try server.psql(database: "payments", "SELECT 1")
+        var configuration = PostgresClient.Configuration(
+            host: "127.0.0.1", port: server.port, username: server.user, password: nil, database: server.database,
+            tls: .disable)
+        configuration.options.connectTimeout = .seconds(2)
+        var options = Self.options()
+        options.operationTimeout = .seconds(3)
+        let acknowledged = SharedList<String>()
+        let failures = SharedList<String>()
+        try await PostgresPaymentSessionStore.withStore(configuration, options: options) { store in
+            let stop = Flag()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<4 {
+                    group.addTask {
+                        var index = 0
+                        while !stop.value {
+                            index += 1
+                            let key = "w\(writer)-\(index)"
+                            do {
+                                let session = try await store.create(
+                                    NewPaymentSession(cartID: "cart-\(writer)-\(index % 10)", providerID: "p\(index)", idempotencyKey: key))
+                                acknowledged.append(session.id)
+                            } catch PaymentSessionError.storage(let failure) {
+                                failures.append("\(failure.kind)")
+                                try await Task.sleep(for: .milliseconds(20))
+                            }
+                        }
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(500))
+                try server.restart(mode: "fast")
+                try await Task.sleep(for: .milliseconds(500))
+                try server.restart(mode: "immediate")
+                try await Task.sleep(for: .milliseconds(800))
+                stop.set()
+                try await group.waitForAll()
+            }
+            let ids = acknowledged.values
+            #expect(ids.count > 10)
+            for id in ids { #expect(try await store.session(id: id) != nil, "acknowledged \(id) lost") }
+            #expect(failures.values.allSatisfy { $0 == "unavailable" || $0 == "timeout" }, "\(failures.values)")
+        }
+    }
+}
