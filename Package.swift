@@ -52,6 +52,9 @@ let package = Package(
             name: "PaymentSessionsCLI",
             dependencies: [
                 "PaymentSessions",
+                "PostgresPaymentSessions",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

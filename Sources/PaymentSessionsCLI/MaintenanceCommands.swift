@@ -1,31 +1,33 @@
 import ArgumentParser
 import Foundation
 import PaymentSessions
+import PostgresPaymentSessions
 
-struct Export: ParsableCommand {
+struct Export: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print every session as JSON Lines, in id order, from one consistent snapshot.")
 
     @OptionGroup var location: StoreLocation
 
-    func run() throws {
-        try runReporting {
-            let store = try location.open(create: false)
-            var buffer = Data()
-            try store.exportJSONLines { line in
-                buffer.append(contentsOf: line.utf8)
-                buffer.append(0x0A)
-                if buffer.count > 1 << 16 {
-                    FileHandle.standardOutput.write(buffer)
-                    buffer.removeAll(keepingCapacity: true)
+    func run() async throws {
+        try await runReporting {
+            try await location.withStore(create: false) { store in
+                var buffer = Data()
+                _ = try await store.exportJSONLines { line in
+                    buffer.append(contentsOf: line.utf8)
+                    buffer.append(0x0A)
+                    if buffer.count > 1 << 16 {
+                        FileHandle.standardOutput.write(buffer)
+                        buffer.removeAll(keepingCapacity: true)
+                    }
                 }
+                FileHandle.standardOutput.write(buffer)
             }
-            FileHandle.standardOutput.write(buffer)
         }
     }
 }
 
-struct Import: ParsableCommand {
+struct Import: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Import sessions in export's format, all or nothing.",
         discussion: """
@@ -36,8 +38,8 @@ struct Import: ParsableCommand {
     @OptionGroup var location: StoreLocation
     @Argument(help: "The JSON Lines file; - or nothing reads stdin.") var file: String?
 
-    func run() throws {
-        try runReporting {
+    func run() async throws {
+        try await runReporting {
             let data: Data
             if let file, file != "-" {
                 guard let contents = FileManager.default.contents(atPath: file) else {
@@ -50,7 +52,7 @@ struct Import: ParsableCommand {
             guard let text = Self.text(of: data) else {
                 throw InputError(field: "file", value: file ?? "-", reason: "is neither UTF-8 nor UTF-16 with a byte order mark")
             }
-            let count = try location.open(create: true).importJSONLines(text)
+            let count = try await location.withStore(create: true) { try await $0.importJSONLines(text) }
             Output.json(["imported": .number(JSONNumber(count))])
         }
     }
@@ -96,22 +98,40 @@ struct Verify: ParsableCommand {
     }
 }
 
-struct Stats: ParsableCommand {
+struct Stats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print counts and sizes of the store.")
 
     @OptionGroup var location: StoreLocation
 
-    func run() throws {
-        try runReporting {
-            let stats = try location.open(create: false).statistics()
+    func run() async throws {
+        try await runReporting {
+            let fields = try await location.withStore(create: false) { store in
+                var sizes: [String: JSONValue] = [:]
+                let counts: SessionCounts
+                if let store = store as? PaymentSessionStore {
+                    let stats = try store.statistics()
+                    counts = stats.counts
+                    sizes = [
+                        "file_bytes": .number(JSONNumber(stats.fileBytes)), "map_bytes": .number(JSONNumber(stats.mapBytes)),
+                        "used_bytes": .number(JSONNumber(stats.usedBytes)),
+                    ]
+                } else if let store = store as? PostgresPaymentSessionStore {
+                    counts = try await store.sessionCounts()
+                    sizes = ["table_bytes": .number(JSONNumber(try await store.tableBytes()))]
+                } else {
+                    counts = try await store.sessionCounts()
+                }
+                return (counts, sizes)
+            }
             var byStatus: [String: JSONValue] = [:]
-            for (status, count) in stats.byStatus { byStatus[status.rawValue] = .number(JSONNumber(count)) }
-            Output.json([
-                "sessions": .number(JSONNumber(stats.sessions)), "carts": .number(JSONNumber(stats.carts)),
-                "selected": .number(JSONNumber(stats.selected)), "by_status": .object(byStatus),
-                "file_bytes": .number(JSONNumber(stats.fileBytes)), "map_bytes": .number(JSONNumber(stats.mapBytes)),
-                "used_bytes": .number(JSONNumber(stats.usedBytes)),
-            ])
+            for (status, count) in fields.0.byStatus { byStatus[status.rawValue] = .number(JSONNumber(count)) }
+            var output: [String: JSONValue] = [
+                "backend": .string(location.isPostgres ? "postgresql" : "lmdb"),
+                "sessions": .number(JSONNumber(fields.0.sessions)), "carts": .number(JSONNumber(fields.0.carts)),
+                "selected": .number(JSONNumber(fields.0.selected)), "by_status": .object(byStatus),
+            ]
+            output.merge(fields.1) { $1 }
+            Output.json(.object(output))
         }
     }
 }
@@ -120,6 +140,7 @@ struct Backup: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a consistent copy of the store to DEST, while others keep writing.",
         discussion: #"""
+            An LMDB store only: back up a PostgreSQL store with pg_dump. \
             DEST is a directory (created 0700 if needed) that must not hold a store; the copy is \#
             0600. The copy never holds back writers or the map's growth. With --compact, free \#
             pages are left out, but a write that must grow the map waits until the copy ends. \#
@@ -139,7 +160,7 @@ struct Backup: ParsableCommand {
     }
 }
 
-struct Purge: ParsableCommand {
+struct Purge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Delete sessions not updated for a while.",
         discussion: #"""
@@ -153,12 +174,15 @@ struct Purge: ParsableCommand {
     @Option(help: "Only sessions in this status (repeatable).") var status: [String] = []
     @Flag(help: "Delete authorized sessions too (their holds are then orphaned).") var includeAuthorized = false
 
-    func run() throws {
-        try runReporting {
+    func run() async throws {
+        try await runReporting {
             let age = try Parse.duration(olderThan)
             let statuses = try status.isEmpty ? nil : Set(status.map { try Parse.status($0) })
-            let report = try location.open(create: true).purge(
-                notUpdatedSince: Date().addingTimeInterval(-age), statuses: statuses, includeAuthorized: includeAuthorized)
+            let includeAuthorized = includeAuthorized
+            let report = try await location.withStore(create: true) {
+                try await $0.purge(
+                    notUpdatedSince: Date().addingTimeInterval(-age), statuses: statuses, includeAuthorized: includeAuthorized)
+            }
             Output.json([
                 "purged": .number(JSONNumber(report.purged)), "kept_authorized": .number(JSONNumber(report.keptAuthorized)),
                 "reservations_dropped": .number(JSONNumber(report.reservationsDropped)),

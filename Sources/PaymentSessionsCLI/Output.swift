@@ -67,6 +67,17 @@ func runReporting(_ body: () throws -> Void) throws {
     }
 }
 
+/// The `async` form of ``runReporting(_:)``, for commands that may talk to a server.
+func runReporting(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        throw Output.failure(error)
+    }
+}
+
 /// Parsing of option values shared by several subcommands.
 enum Parse {
     static func status(_ text: String, field: String = "status") throws -> PaymentSessionStatus {

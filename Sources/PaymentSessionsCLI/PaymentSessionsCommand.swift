@@ -3,14 +3,16 @@ import Foundation
 import PaymentSessions
 
 @main
-struct PaymentSessionsCommand: ParsableCommand {
+struct PaymentSessionsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "payment-sessions",
         abstract: "Inspect, change, verify, back up and exercise a payment session store.",
         discussion: """
-            Every command works on the store directory given by --store, else \
-            $PAYMENT_SESSIONS_STORE, else ./payment-sessions.lmdb. Write commands create a \
-            missing store; read commands report it as not_found.
+            Every command works on the store given by --store, else $PAYMENT_SESSIONS_STORE, \
+            else ./payment-sessions.lmdb: an LMDB directory, or a postgres:// URL (its password \
+            from PGPASSWORD or ~/.pgpass, never printed). Write commands create a missing store \
+            (or the schema); read commands report it as not_found. verify, backup and simulate \
+            work on LMDB stores.
 
             Results go to stdout as JSON (JSON Lines for export). On failure nothing is \
             written, stdout stays empty, the last line of stderr is \

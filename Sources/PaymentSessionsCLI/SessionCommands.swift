@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import PaymentSessions
 
-struct Create: ParsableCommand {
+struct Create: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create a payment session and print it.",
         discussion: """
@@ -24,18 +24,19 @@ struct Create: ParsableCommand {
     @Option(help: "The currency: three lowercase letters (usd, eur).") var currency: String?
     @Flag(help: "The provider already holds state for the session.") var initiated = false
 
-    func run() throws {
-        try runReporting {
+    func run() async throws {
+        try await runReporting {
             let new = NewPaymentSession(
                 cartID: cart, providerID: provider, status: try status.map { try Parse.status($0) } ?? .pending,
                 data: try data.map(Parse.data) ?? [:], idempotencyKey: idempotencyKey, select: select,
                 amount: try amount.map { try Parse.amount($0) }, currencyCode: currency, isInitiated: initiated)
-            Output.line(try location.open(create: true).create(new).jsonText())
+            let session = try await location.withStore(create: true) { try await $0.create(new) }
+            Output.line(session.jsonText())
         }
     }
 }
 
-struct Get: ParsableCommand {
+struct Get: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print one session, by id or by idempotency key.")
 
     @OptionGroup var location: StoreLocation
@@ -48,23 +49,26 @@ struct Get: ParsableCommand {
         }
     }
 
-    func run() throws {
-        try runReporting {
-            let store = try location.open(create: false)
-            if let id {
-                guard let session = try store.session(id: id) else { throw PaymentSessionError.sessionNotFound(id: id) }
-                Output.line(session.jsonText())
-            } else if let key = idempotencyKey {
-                guard let session = try store.session(idempotencyKey: key) else {
+    func run() async throws {
+        try await runReporting {
+            let (id, key) = (id, idempotencyKey)
+            let session = try await location.withStore(create: false) { store in
+                if let id {
+                    guard let session = try await store.session(id: id) else { throw PaymentSessionError.sessionNotFound(id: id) }
+                    return session
+                }
+                let key = key ?? ""
+                guard let session = try await store.session(idempotencyKey: key) else {
                     throw PaymentSessionError.idempotencyKeyNotFound(key: key)
                 }
-                Output.line(session.jsonText())
+                return session
             }
+            Output.line(session.jsonText())
         }
     }
 }
 
-struct List: ParsableCommand {
+struct List: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print sessions as a JSON array.",
         discussion: "With --cart: the cart's sessions in creation order. Otherwise all sessions in id order, a page at a time.")
@@ -75,41 +79,44 @@ struct List: ParsableCommand {
     @Option(help: "At most this many sessions, 0 to 1000000.") var limit = "100"
     @Option(help: "Start after this session id (the last id of the previous page).") var after: String?
 
-    func run() throws {
-        try runReporting {
+    func run() async throws {
+        try await runReporting {
             let limit = try Parse.integer(limit, field: "limit", in: 0...1_000_000)
             let wanted = try status.map { try Parse.status($0) }
             if let after { try SessionValidation.validateID(after) }
-            let store = try location.open(create: false)
-            var result: [PaymentSession] = []
-            if let cart {
-                result = try store.sessions(cartID: cart)
-                    .filter { session in after.map { session.id > $0 } ?? true }
-                    .filter { wanted == nil || $0.status == wanted }
-                result = Array(result.prefix(limit))
-            } else {
+            let (cart, after) = (cart, after)
+            let result = try await location.withStore(create: false) { store in
+                var result: [PaymentSession] = []
+                if let cart {
+                    result = try await store.sessions(cartID: cart)
+                        .filter { session in after.map { session.id > $0 } ?? true }
+                        .filter { wanted == nil || $0.status == wanted }
+                    return Array(result.prefix(limit))
+                }
                 var cursor = after
                 while result.count < limit {
-                    let page = try store.sessions(after: cursor, limit: max(limit, 100))
+                    let page = try await store.sessions(after: cursor, limit: max(limit, 100))
                     result += page.filter { wanted == nil || $0.status == wanted }.prefix(limit - result.count)
                     guard let last = page.last else { break }
                     cursor = last.id
                 }
+                return result
             }
             Output.line("[" + result.map { $0.jsonText() }.joined(separator: ",") + "]")
         }
     }
 }
 
-struct Selected: ParsableCommand {
+struct Selected: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print a cart's selected session (not_found when none).")
 
     @OptionGroup var location: StoreLocation
     @Option(help: "The cart id.") var cart: String
 
-    func run() throws {
-        try runReporting {
-            guard let session = try location.open(create: false).selectedSession(cartID: cart) else {
+    func run() async throws {
+        try await runReporting {
+            let cart = cart
+            guard let session = try await location.withStore(create: false, { try await $0.selectedSession(cartID: cart) }) else {
                 throw PaymentSessionError.noSelection(cartID: cart)
             }
             Output.line(session.jsonText())
@@ -117,34 +124,39 @@ struct Selected: ParsableCommand {
     }
 }
 
-struct Select: ParsableCommand {
+struct Select: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Select a session and print it; the cart's other sessions are deselected.")
 
     @OptionGroup var location: StoreLocation
     @Argument(help: "The session id.") var id: String
 
-    func run() throws {
-        try runReporting { Output.line(try location.open(create: true).select(id: id).jsonText()) }
+    func run() async throws {
+        try await runReporting {
+            let id = id
+            let session = try await location.withStore(create: true) { try await $0.select(id: id) }
+            Output.line(session.jsonText())
+        }
     }
 }
 
-struct Deselect: ParsableCommand {
+struct Deselect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Clear a cart's selection.", discussion: #"Prints {"cart_id":C,"deselected":ID or null}."#)
 
     @OptionGroup var location: StoreLocation
     @Option(help: "The cart id.") var cart: String
 
-    func run() throws {
-        try runReporting {
-            let previous = try location.open(create: true).deselect(cartID: cart)
+    func run() async throws {
+        try await runReporting {
+            let cart = cart
+            let previous = try await location.withStore(create: true) { try await $0.deselect(cartID: cart) }
             Output.json(["cart_id": .string(cart), "deselected": previous.map { .string($0.id) } ?? .null])
         }
     }
 }
 
-struct Update: ParsableCommand {
+struct Update: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Change a session's status, data and/or amount and print it.",
         discussion: """
@@ -162,8 +174,8 @@ struct Update: ParsableCommand {
     @Option(help: "The new amount, in the currency's minor unit.") var amount: String?
     @Option(help: "The currency of --amount, when the session has none or it changes.") var currency: String?
 
-    func run() throws {
-        try runReporting {
+    func run() async throws {
+        try await runReporting {
             if status == nil && data == nil && amount == nil {
                 throw InputError(field: "update", value: nil, reason: "give --status, --data and/or --amount")
             }
@@ -173,21 +185,20 @@ struct Update: ParsableCommand {
             let newStatus = try status.map { try Parse.status($0) }
             let newData = try data.map(Parse.data)
             let newAmount = try amount.map { try Parse.amount($0) }
-            let store = try location.open(create: true)
-            let session = try store.write { tx in
-                var session: PaymentSession?
-                // The amount first: `--status authorized --amount N` authorizes for N.
-                if let newAmount { session = try tx.update(id: id, amount: newAmount, currencyCode: currency) }
-                if newStatus != nil || newData != nil { session = try tx.update(id: id, status: newStatus, data: newData) }
-                return session
+            var writes: [PaymentSessionWrite] = []
+            // The amount first: `--status authorized --amount N` authorizes for N.
+            if let newAmount { writes.append(.updateAmount(id: id, amount: newAmount, currencyCode: currency, expectedUpdatedAt: nil)) }
+            if newStatus != nil || newData != nil {
+                writes.append(.update(id: id, status: newStatus, data: newData, expectedUpdatedAt: nil))
             }
-            guard let session else { throw PaymentSessionError.sessionNotFound(id: id) }
+            let results = try await location.withStore(create: true) { [writes] in try await $0.perform(writes) }
+            guard let session = results.last?.session else { throw PaymentSessionError.sessionNotFound(id: id) }
             Output.line(session.jsonText())
         }
     }
 }
 
-struct Authorize: ParsableCommand {
+struct Authorize: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Record the provider's authorization of a cart's selected session and print it.",
         discussion: """
@@ -203,17 +214,20 @@ struct Authorize: ParsableCommand {
     @Option(help: "The currency, when the session has none.") var currency: String?
     @Option(help: "The provider's answer, replacing data: a JSON object, @PATH or @- (stdin).") var data: String?
 
-    func run() throws {
-        try runReporting {
+    func run() async throws {
+        try await runReporting {
             let amount = try Parse.amount(amount)
             let data = try data.map(Parse.data)
-            let session = try location.open(create: true).authorize(id: id, amount: amount, currencyCode: currency, data: data)
+            let (id, currency) = (id, currency)
+            let session = try await location.withStore(create: true) {
+                try await $0.authorize(id: id, amount: amount, currencyCode: currency, data: data, expectedUpdatedAt: nil)
+            }
             Output.line(session.jsonText())
         }
     }
 }
 
-struct Delete: ParsableCommand {
+struct Delete: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Delete a session.",
         discussion: #"""
@@ -226,9 +240,10 @@ struct Delete: ParsableCommand {
     @Argument(help: "The session id.") var id: String
     @Flag(help: "Delete an authorized session too (its hold is then orphaned).") var force = false
 
-    func run() throws {
-        try runReporting {
-            let deleted = try location.open(create: true).delete(id: id, force: force)
+    func run() async throws {
+        try await runReporting {
+            let (id, force) = (id, force)
+            let deleted = try await location.withStore(create: true) { try await $0.delete(id: id, force: force) }
             Output.json(["deleted": .string(deleted.id)])
         }
     }

@@ -1,26 +1,56 @@
 import ArgumentParser
 import Foundation
+import Logging
 import PaymentSessions
+import PostgresPaymentSessions
 
-/// `--store PATH`, shared by every subcommand.
+/// `--store PATH|URL`, shared by every subcommand.
 struct StoreLocation: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "The store directory.", discussion: "Default: $PAYMENT_SESSIONS_STORE, else ./payment-sessions.lmdb.",
-            valueName: "path"))
+            "The store: an LMDB directory, or a postgres:// URL.",
+            discussion: """
+                Default: $PAYMENT_SESSIONS_STORE, else ./payment-sessions.lmdb. A URL's password may \
+                come from PGPASSWORD or ~/.pgpass instead of the URL.
+                """,
+            valueName: "path-or-url"))
     var store: String?
 
-    /// The directory to use.
+    /// The directory or URL to use.
     var path: String {
         store ?? ProcessInfo.processInfo.environment["PAYMENT_SESSIONS_STORE"] ?? "./payment-sessions.lmdb"
     }
 
-    /// Opens the store; read-only commands pass `create: false` so that a missing store
-    /// is `not_found` rather than silently created.
-    func open(create: Bool) throws(PaymentSessionError) -> PaymentSessionStore {
+    /// Whether the store is on a PostgreSQL server.
+    var isPostgres: Bool { PostgresURL.isPostgres(path) }
+
+    /// Where the store is, for output: the path, or the URL without its password.
+    var displayName: String { isPostgres ? ((try? PostgresURL(path).location) ?? PostgresURL.redacted(path)) : path }
+
+    /// Opens the LMDB store; read-only commands pass `create: false` so that a missing
+    /// store is `not_found` rather than silently created.
+    func open(create: Bool) throws -> PaymentSessionStore {
+        if isPostgres { throw PaymentSessionError.invalidInput(field: "store", value: displayName, reason: "this command works on an LMDB store") }
         var options = PaymentSessionStore.Options()
         options.createIfMissing = create
         return try PaymentSessionStore(path: path, options: options)
+    }
+
+    /// Runs `body` with the store, on either backend: for a PostgreSQL store the
+    /// connection pool runs while `body` does, and the schema is created (with `create`)
+    /// or must exist (read commands: `not_found` otherwise).
+    func withStore<R: Sendable>(create: Bool, _ body: (any PaymentSessionStoring) async throws -> R) async throws -> R {
+        guard isPostgres else { return try await body(try open(create: create)) }
+        let url = try PostgresURL(path)
+        var options = PostgresPaymentSessionStore.Options()
+        options.createIfMissing = create
+        // A tool run by hand or by a script should not sit for long on a server that is down.
+        options.operationTimeout = .seconds(10)
+        // The pool's own chatter (connection errors are reported as the command's error).
+        options.logger = Logger(label: "payment-sessions") { _ in SwiftLogNoOpLogHandler() }
+        return try await PostgresPaymentSessionStore.withStore(url.configuration, options: options) { store in
+            try await body(store)
+        }
     }
 }

@@ -8,32 +8,17 @@ extension PostgresPaymentSessionStore {
 
     /// Runs `body` in one transaction, again from the start when a concurrent transaction
     /// got in its way (see the type's documentation), and maps every failure to a
-    /// ``PaymentSessionError``.
-    func transaction<R>(_ operation: String, _ body: (PostgresTransaction) async throws -> R) async throws -> R {
+    /// ``PaymentSessionError``. Each attempt, the wait for a connection included, has
+    /// ``Options/operationTimeout``.
+    func transaction<R: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
+    ) async throws -> R {
         try await prepareSchema()
         let logger = options.logger
         var attempt = 1
         while true {
             do {
-                return try await client.withConnection { connection in
-                    try await Self.withDeadline(options.operationTimeout, on: connection) {
-                    try await connection.query("BEGIN", logger: logger)
-                    do {
-                        let tx = PostgresTransaction(
-                            connection: connection, logger: logger, options: options, now: options.nowMicroseconds)
-                        let result = try await body(tx)
-                        try await connection.query("COMMIT", logger: logger)
-                        return result
-                    } catch {
-                        // A server error leaves the connection in an aborted transaction;
-                        // a lost connection has nothing to roll back.
-                        if PostgresFailure.connectionIsUsable(after: error) {
-                            _ = try? await connection.query("ROLLBACK", logger: logger)
-                        }
-                        throw error
-                    }
-                    }
-                }
+                return try await withDeadline(operation) { try await self.attempt(transaction: true, body) }
             } catch where PostgresFailure.isRetryable(error) {
                 guard attempt < options.maxAttempts else {
                     throw PaymentSessionError.storage(
@@ -54,48 +39,91 @@ extension PostgresPaymentSessionStore {
         }
     }
 
-    /// Runs `body` on `connection`, closing the connection if `body` is not done within
-    /// `timeout`: a statement whose connection died without a word (a server that
-    /// crashed mid-statement) would otherwise wait forever. Closing fails the statement,
-    /// which reports ``StorageFailure/Kind/timeout``, and the pool replaces the connection.
-    static func withDeadline<R>(
-        _ timeout: Duration, on connection: PostgresConnection, isolation: isolated (any Actor)? = #isolation,
-        _ body: () async throws -> sending R
-    ) async throws -> sending R {
-        let expired = Flag()
-        let watchdog = Task {
-            try await Task.sleep(for: timeout)
-            expired.raise()
-            try? await connection.close()
-        }
-        defer { watchdog.cancel() }
+    /// Runs one read statement (its own snapshot) on a leased connection.
+    func read<R: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
+    ) async throws -> R {
+        try await prepareSchema()
         do {
-            return try await body()
+            return try await withDeadline(operation) { try await self.attempt(transaction: false, body) }
         } catch {
-            if expired.isRaised {
-                throw PaymentSessionError.storage(
-                    StorageFailure(
-                        backend: .postgresql, kind: .timeout, operation: "statement", code: "deadline",
-                        message: "no answer from the server within \(timeout); the connection was closed",
-                        underlying: error))
-            }
-            throw error
+            throw PostgresFailure.storeError(error, operation: operation)
         }
     }
 
-    /// Runs one read statement (its own snapshot) on a leased connection.
-    func read<R>(_ operation: String, _ body: (PostgresTransaction) async throws -> R) async throws -> R {
-        try await prepareSchema()
-        do {
-            return try await client.withConnection { connection in
-                try await Self.withDeadline(options.operationTimeout, on: connection) {
-                    try await body(
-                        PostgresTransaction(
-                            connection: connection, logger: options.logger, options: options, now: options.nowMicroseconds))
-                }
+    /// One attempt on a leased connection, in a transaction or not. A watchdog closes the
+    /// connection when the attempt outlives ``Options/operationTimeout``: a statement whose
+    /// server crashed without a word would otherwise never finish (seen with a server
+    /// stopped in `immediate` mode), and closing fails it.
+    private func attempt<R: Sendable>(
+        transaction: Bool, _ body: @Sendable (PostgresTransaction) async throws -> R
+    ) async throws -> R {
+        let logger = options.logger
+        let timeout = options.operationTimeout
+        return try await client.withConnection { connection in
+            let watchdog = Task {
+                try await Task.sleep(for: timeout)
+                logger.warning("closing a connection whose statement got no answer", metadata: ["timeout": "\(timeout)"])
+                try? await connection.close()
             }
-        } catch {
-            throw PostgresFailure.storeError(error, operation: operation)
+            defer { watchdog.cancel() }
+            let tx = PostgresTransaction(
+                connection: connection, logger: logger, options: options, now: options.nowMicroseconds)
+            guard transaction else { return try await body(tx) }
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                let result = try await body(tx)
+                try await connection.query("COMMIT", logger: logger)
+                return result
+            } catch {
+                // A server error leaves the connection in an aborted transaction; a lost
+                // connection has nothing to roll back.
+                if PostgresFailure.connectionIsUsable(after: error) {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                }
+                throw error
+            }
+        }
+    }
+
+    /// Runs `work`, giving up after twice ``Options/operationTimeout`` with a
+    /// ``StorageFailure/Kind/timeout`` storage error: a pool that cannot open a connection
+    /// (the server down or out of connection slots) would otherwise keep the caller
+    /// waiting for ever. A statement already sent is ended first by
+    /// ``attempt(transaction:_:)``'s watchdog.
+    ///
+    /// The work runs in a task of its own, and the caller resumes at the deadline even when
+    /// the work does not end when cancelled: after a server crash, postgres-nio 1.33 was
+    /// seen to leave a request pending for ever, closed connection or not. Such a request
+    /// stays behind, cancelled, holding its lease.
+    func withDeadline<R: Sendable>(
+        _ operation: String, _ work: @escaping @Sendable () async throws -> R
+    ) async throws -> R {
+        let timeout = options.operationTimeout * 2
+        let race = DeadlineRace<R>()
+        let worker = Task {
+            do {
+                race.finish(with: .success(try await work()))
+            } catch {
+                race.finish(with: .failure(error))
+            }
+        }
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            race.finish(
+                with: .failure(
+                    PaymentSessionError.storage(
+                        StorageFailure(
+                            backend: .postgresql, kind: .timeout, operation: operation, code: "deadline",
+                            message: "no answer from the server within \(timeout)"))))
+        }
+        return try await withTaskCancellationHandler {
+            let result = await race.value()
+            timer.cancel()
+            if case .failure = result { worker.cancel() }
+            return try result.get()
+        } onCancel: {
+            worker.cancel()
         }
     }
 
@@ -188,7 +216,7 @@ extension PostgresPaymentSessionStore {
     public func create(_ new: NewPaymentSession) async throws -> PaymentSession {
         let prepared = try PreparedSession(
             new, maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator)
-        return try await transaction("create session") { try await create(prepared, in: $0) }
+        return try await transaction("create session") { try await self.create(prepared, in: $0) }
     }
 
     /// Creates or refreshes a cart's session for a provider.
@@ -197,7 +225,7 @@ extension PostgresPaymentSessionStore {
         cartID: String, providerID: String, data: [String: JSONValue]? = nil
     ) async throws -> (session: PaymentSession, created: Bool) {
         let result = try await transaction("create or update session") { tx in
-            try await createOrUpdate(cartID: cartID, providerID: providerID, data: data, in: tx)
+            try await self.createOrUpdate(cartID: cartID, providerID: providerID, data: data, in: tx)
         }
         return (result.session, result.created)
     }
@@ -208,20 +236,20 @@ extension PostgresPaymentSessionStore {
         id: String, status: PaymentSessionStatus? = nil, data: [String: JSONValue]? = nil, expectedUpdatedAt: Date? = nil
     ) async throws -> PaymentSession {
         try await transaction("update session") { tx in
-            try await update(id: id, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt, in: tx)
+            try await self.update(id: id, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt, in: tx)
         }
     }
 
     /// Selects a session, deselecting the cart's previous one.
     @discardableResult
     public func select(id: String) async throws -> PaymentSession {
-        try await transaction("select session") { try await select(id: id, in: $0) }
+        try await transaction("select session") { try await self.select(id: id, in: $0) }
     }
 
     /// Clears a cart's selection.
     @discardableResult
     public func deselect(cartID: String) async throws -> PaymentSession? {
-        try await transaction("deselect cart") { try await deselect(cartID: cartID, in: $0) }
+        try await transaction("deselect cart") { try await self.deselect(cartID: cartID, in: $0) }
     }
 
     /// Authorizes the cart's selected session for `amount`; idempotent.
@@ -231,7 +259,7 @@ extension PostgresPaymentSessionStore {
         expectedUpdatedAt: Date? = nil
     ) async throws -> PaymentSession {
         try await transaction("authorize session") { tx in
-            try await authorize(
+            try await self.authorize(
                 id: id, amount: amount, currencyCode: currencyCode, data: data, expectedUpdatedAt: expectedUpdatedAt, in: tx)
         }
     }
@@ -242,26 +270,26 @@ extension PostgresPaymentSessionStore {
         id: String, amount: Int, currencyCode: String? = nil, expectedUpdatedAt: Date? = nil
     ) async throws -> PaymentSession {
         try await transaction("update amount") { tx in
-            try await updateAmount(id: id, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt, in: tx)
+            try await self.updateAmount(id: id, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt, in: tx)
         }
     }
 
     /// Marks whether the provider holds state for the session.
     @discardableResult
     public func update(id: String, isInitiated: Bool) async throws -> PaymentSession {
-        try await transaction("update is_initiated") { try await setInitiated(id: id, isInitiated: isInitiated, in: $0) }
+        try await transaction("update is_initiated") { try await self.setInitiated(id: id, isInitiated: isInitiated, in: $0) }
     }
 
     /// Deletes a session (an authorized one only with `force`).
     @discardableResult
     public func delete(id: String, force: Bool = false) async throws -> PaymentSession {
-        try await transaction("delete session") { try await delete(id: id, force: force, in: $0) }
+        try await transaction("delete session") { try await self.delete(id: id, force: force, in: $0) }
     }
 
     /// Deletes all of a cart's sessions, all or none.
     @discardableResult
     public func deleteSessions(cartID: String, force: Bool = false) async throws -> Int {
-        try await transaction("delete cart sessions") { try await deleteSessions(cartID: cartID, force: force, in: $0) }
+        try await transaction("delete cart sessions") { try await self.deleteSessions(cartID: cartID, force: force, in: $0) }
     }
 
     /// Deletes sessions not updated since `date`, keeping authorized ones unless told, and
@@ -292,24 +320,26 @@ extension PostgresPaymentSessionStore {
 
     /// Stores a whole session as given (imports, migrations between backends).
     public func insert(_ session: PaymentSession) async throws {
-        try await transaction("insert session") { try await insert(session, in: $0) }
+        try await transaction("insert session") { try await self.insert(session, in: $0) }
     }
 
     /// Runs `writes` as one transaction: all take effect, or none.
+    @discardableResult
     public func perform(_ writes: [PaymentSessionWrite]) async throws -> [PaymentSessionWriteResult] {
         // Creates are checked and given their ids before the transaction, once: a retried
         // transaction creates the same sessions.
-        var prepared: [Int: PreparedSession] = [:]
+        var preparing: [Int: PreparedSession] = [:]
         for (index, write) in writes.enumerated() {
             if case .create(let new) = write {
-                prepared[index] = try PreparedSession(
+                preparing[index] = try PreparedSession(
                     new, maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator)
             }
         }
+        let prepared = preparing
         return try await transaction("perform writes") { tx in
             var results: [PaymentSessionWriteResult] = []
             for (index, write) in writes.enumerated() {
-                results.append(try await apply(write, prepared: prepared[index], in: tx))
+                results.append(try await self.apply(write, prepared: prepared[index], in: tx))
             }
             return results
         }
@@ -360,12 +390,27 @@ extension PostgresPaymentSessionStore {
         return try await transaction("import sessions") { tx in
             for (line, session) in sessions {
                 do {
-                    try await insert(session, in: tx)
+                    try await self.insert(session, in: tx)
                 } catch let error as PaymentSessionError {
                     throw PaymentSessionError.importFailed(line: line, error: error)
                 }
             }
             return sessions.count
+        }
+    }
+}
+
+extension PostgresPaymentSessionStore {
+    /// Bytes the store's tables and indexes take on the server (`pg_total_relation_size`).
+    public func tableBytes() async throws -> Int {
+        try await read("measure tables") { tx in
+            let rows = try await tx.connection.query(
+                """
+                SELECT (pg_total_relation_size('payment_sessions') + pg_total_relation_size('payment_session_idempotency_keys')
+                    + pg_total_relation_size('payment_session_transitions') + pg_total_relation_size('payment_session_schema'))::BIGINT
+                """, logger: tx.logger)
+            for try await (bytes) in rows.decode(Int64.self) { return Int(bytes) }
+            return 0
         }
     }
 }

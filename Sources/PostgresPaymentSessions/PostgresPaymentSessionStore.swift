@@ -121,10 +121,12 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     public func prepareSchema() async throws {
         try await schemaReady.once {
             do {
-                _ = try await self.client.withConnection { connection in
-                    try await PostgresSchema.prepare(
-                        on: connection, create: self.options.createIfMissing, location: self.location,
-                        logger: self.options.logger)
+                _ = try await self.withDeadline("prepare schema") {
+                    try await self.client.withConnection { connection in
+                        try await PostgresSchema.prepare(
+                            on: connection, create: self.options.createIfMissing, location: self.location,
+                            logger: self.options.logger)
+                    }
                 }
             } catch {
                 throw PostgresFailure.storeError(error, operation: "prepare schema")
@@ -140,13 +142,6 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
         }
         return "postgres://\(user)@\(configuration.unixSocketPath ?? "socket")/\(database)"
     }
-}
-
-/// A flag raised once, from any thread.
-final class Flag: Sendable {
-    private let raised = Atomic<Bool>(false)
-    func raise() { raised.store(true, ordering: .releasing) }
-    var isRaised: Bool { raised.load(ordering: .acquiring) }
 }
 
 /// Runs the schema's preparation once per store, letting concurrent first callers wait

@@ -117,7 +117,8 @@ enum PostgresSchema {
             return version
         }
         // Two processes opening a new database at once: both may try to create the version
-        // table; the loser's CREATE fails on the catalog's unique index, and it goes on.
+        // table; the loser's CREATE fails on the catalog (a duplicate key, table or type),
+        // and it goes on.
         do {
             try await connection.query(
                 """
@@ -126,7 +127,9 @@ enum PostgresSchema {
                     version INTEGER NOT NULL
                 )
                 """, logger: logger)
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {}
+        } catch let error as PSQLError
+            where ["23505", "42P07", "42710"].contains(error.serverInfo?[.sqlState] ?? "")
+        {}
         try await connection.query("BEGIN", logger: logger)
         do {
             try await connection.query(

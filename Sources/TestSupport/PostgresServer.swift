@@ -103,7 +103,7 @@ public final class PostgresServer: Sendable {
             binaries + "/pg_ctl",
             [
                 "-D", directory + "/data", "-l", directory + "/server.log", "-w", "-t", "60", "-o",
-                "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", "start",
+                "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400", "start",
             ])
     }
 
@@ -139,7 +139,7 @@ public final class PostgresServer: Sendable {
                     binaries + "/pg_ctl",
                     [
                         "-D", data, "-l", directory + "/server.log", "-w", "-t", "60", "-o",
-                        "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                        "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400",
                         "start",
                     ])
                 started.watch()
@@ -177,6 +177,13 @@ public final class PostgresServer: Sendable {
         let name = "\(prefix)_\(UInt64.random(in: 0...UInt64.max))"
         try psql(database: database, "CREATE SCHEMA \(name)")
         return name
+    }
+
+    /// Creates a fresh database for one test and returns its `postgres://` URL.
+    public func makeDatabase(prefix: String = "db") throws -> String {
+        let name = "\(prefix)_\(UInt64.random(in: 0...UInt64.max))"
+        try psql(database: "postgres", "CREATE DATABASE \(name)")
+        return url(database: name)
     }
 
     /// Runs SQL with `psql` as the superuser.

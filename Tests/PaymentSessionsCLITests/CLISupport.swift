@@ -6,7 +6,17 @@ import Testing
 /// Runs the built `payment-sessions` executable against one temporary store.
 struct CLI {
     let directory = TemporaryDirectory(prefix: "cli")
-    var store: String { directory.appending("store") }
+    /// The `--store` value: a directory, or a `postgres://` URL of a fresh database.
+    let store: String
+
+    /// A CLI on a new LMDB store, or with `postgres`, on a new database of the test server.
+    init(postgres: Bool = false) throws {
+        store = postgres ? try PostgresServer.shared().makeDatabase() : directory.appending("store")
+    }
+
+    init() {
+        store = directory.appending("store")
+    }
 
     @discardableResult
     func run(_ arguments: [String], stdin: String? = nil, store: String? = nil) throws -> ChildProcess.Output {
@@ -14,8 +24,8 @@ struct CLI {
     }
 
     /// Runs a command that must succeed and returns its stdout parsed as JSON.
-    func json(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONValue {
-        let output = try run(arguments)
+    func json(_ arguments: [String], stdin: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONValue {
+        let output = try run(arguments, stdin: stdin)
         #expect(output.status == 0, "\(arguments): \(output.stderr)", sourceLocation: sourceLocation)
         return try JSONValue(parsing: output.stdout)
     }

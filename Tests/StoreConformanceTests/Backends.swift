@@ -78,7 +78,7 @@ func postgresConfiguration(schema: String? = nil) throws -> (PostgresClient.Conf
         host: "127.0.0.1", port: server.port, username: server.user, password: nil, database: server.database,
         tls: .disable)
     configuration.options.additionalStartupParameters = [("search_path", schema)]
-    configuration.options.maximumConnections = 8
+    configuration.options.maximumConnections = 3
     return (configuration, schema)
 }
 

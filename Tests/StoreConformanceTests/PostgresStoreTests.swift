@@ -122,9 +122,13 @@ struct PostgresStoreTests {
     @Test func aStatementTimeoutIsATypedTimeoutAndWritesNothing() async throws {
         var (configuration, _) = try postgresConfiguration()
         let plain = configuration
-        configuration.options.additionalStartupParameters.append(("statement_timeout", "300"))
+        configuration.options.additionalStartupParameters.append(("statement_timeout", "2000"))
+        // The schema and the session are made without the timeout: a loaded machine may
+        // take longer than the timeout for them.
+        let session = try await PostgresPaymentSessionStore.withStore(plain, options: Self.options()) { store in
+            try await store.create(NewPaymentSession(cartID: "c", providerID: "a"))
+        }
         try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
-            let session = try await store.create(NewPaymentSession(cartID: "c", providerID: "a"))
             // Another client holds the session's row lock past the timeout.
             let holder = PostgresClient(configuration: plain)
             try await withThrowingTaskGroup(of: Void.self) { group in

@@ -29,6 +29,7 @@ extension PaymentSessionStore: PaymentSessionStoring {
 
     /// Runs `writes` as one unit in the next group commit: a write that throws rolls back
     /// the unit's earlier writes, and the others in the batch commit without it.
+    @discardableResult
     public func perform(_ writes: [PaymentSessionWrite]) async throws -> [PaymentSessionWriteResult] {
         try await write { tx in
             var results: [PaymentSessionWriteResult] = []

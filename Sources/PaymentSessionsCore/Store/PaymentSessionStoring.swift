@@ -96,5 +96,6 @@ public protocol PaymentSessionStoring: Sendable {
     func importJSONLines(_ text: String) async throws -> Int
     /// Runs `writes` in order as one unit: all of them take effect, or, when one throws,
     /// none does and its error is rethrown.
+    @discardableResult
     func perform(_ writes: [PaymentSessionWrite]) async throws -> [PaymentSessionWriteResult]
 }

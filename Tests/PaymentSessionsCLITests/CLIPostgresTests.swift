@@ -1,0 +1,102 @@
+import Foundation
+import PaymentSessions
+import TestSupport
+import Testing
+
+/// The command-line tool on a PostgreSQL store, named by a `postgres://` URL.
+@Suite("payment-sessions on PostgreSQL", .enabled(if: PostgresServer.shouldRun, "no PostgreSQL server binaries here: install postgresql, or set PG_BIN"))
+struct CLIPostgresTests {
+    @Test func everySessionCommandWorksOnAPostgresURL() throws {
+        let cli = try CLI(postgres: true)
+        let a = try cli.session(["create", "--cart", "cart_1", "--provider", "stripe", "--data", #"{"intent":"pi_1"}"#,
+            "--idempotency-key", "idem-1", "--amount", "4200", "--currency", "eur"])
+        let b = try cli.session(["create", "--cart", "cart_1", "--provider", "manual", "--select"])
+        #expect(try cli.session(["get", a.id]) == a)
+        #expect(try cli.session(["get", "--idempotency-key", "idem-1"]) == a)
+        #expect(try cli.session(["selected", "--cart", "cart_1"]) == b)
+        #expect(try cli.session(["select", a.id]).isSelected)
+        #expect(try cli.session(["get", b.id]).isSelected == false)
+        guard case .array(let items) = try cli.json(["list", "--cart", "cart_1"]) else { Issue.record("not an array"); return }
+        #expect(items.count == 2)
+        let authorized = try cli.session(["authorize", a.id, "--amount", "4200"])
+        #expect(authorized.status == .authorized && authorized.paymentAuthorizedAt != nil)
+        #expect(try cli.session(["authorize", a.id, "--amount", "4200"]) == authorized)
+        let refused = try cli.run(["deselect", "--cart", "cart_1"])
+        #expect(refused.status == 3 && errorCode(refused) == "conflict")
+        try cli.session(["update", a.id, "--status", "canceled"])
+        #expect(try cli.json(["delete", b.id]) == ["deleted": .string(b.id)])
+        let stats = try #require(try cli.json(["stats"]).objectValue)
+        #expect(stats["backend"] == "postgresql" && stats["sessions"] == 1 && stats["carts"] == 1 && stats["selected"] == 0)
+        #expect(stats["by_status"]?.objectValue?["canceled"] == 1)
+        #expect(stats["table_bytes"] != nil)
+        #expect(try cli.json(["purge", "--older-than", "1d"]) == ["purged": 0, "kept_authorized": 0, "reservations_dropped": 0])
+        for lmdbOnly in [["verify"], ["backup", cli.directory.appending("copy")], ["simulate", "--duration", "1"]] {
+            let output = try cli.run(lmdbOnly)
+            #expect(output.status == 2 && errorCode(output) == "invalid_input", "\(lmdbOnly): \(output.stderr)")
+        }
+    }
+
+    @Test func aDatabaseWithoutTheStoreIsNotFoundForReadsAndStaysEmpty() throws {
+        let cli = try CLI(postgres: true)
+        for read in [["get", PaymentSessionID.generate()], ["stats"], ["export"], ["list"], ["selected", "--cart", "c"]] {
+            let output = try cli.run(read)
+            #expect(output.status == 1 && errorCode(output) == "not_found", "\(read): \(output.stderr)")
+            #expect(output.stdout.isEmpty)
+        }
+        #expect(try cli.run(["stats"]).status == 1)
+    }
+
+    @Test func exportAndImportMoveAStoreBetweenBackendsBothWays() throws {
+        let lmdb = CLI()
+        let a = try lmdb.session(["create", "--cart", "c1", "--provider", "stripe", "--idempotency-key", "k1", "--select",
+            "--amount", "990", "--currency", "jpy"])
+        try lmdb.session(["authorize", a.id, "--amount", "990"])
+        try lmdb.session(["create", "--cart", "c1", "--provider", "manual", "--data", #"{"n":1.50}"#])
+        let c = try lmdb.session(["create", "--cart", "c2", "--provider", "stripe", "--select"])
+        try lmdb.session(["update", c.id, "--status", "canceled"])
+        let exported = try lmdb.snapshot()
+        #expect(exported.split(separator: "\n").count == 3)
+
+        let postgres = try CLI(postgres: true)
+        #expect(try postgres.json(["import"], stdin: exported) == ["imported": 3])
+        #expect(try postgres.snapshot() == exported)
+        #expect(try postgres.session(["get", "--idempotency-key", "k1"]).id == a.id)
+
+        let back = CLI()
+        #expect(try back.json(["import"], stdin: try postgres.snapshot()) == ["imported": 3])
+        #expect(try back.snapshot() == exported)
+        #expect(try back.json(["verify"]).objectValue?["problems"] == [])
+    }
+
+    @Test func racingSelectProcessesLeaveOneSelectionPerCart() throws {
+        let cli = try CLI(postgres: true)
+        var ids: [String] = []
+        for cart in ["c1", "c2"] {
+            for provider in ["a", "b", "c"] {
+                ids.append(try cli.session(["create", "--cart", cart, "--provider", provider]).id)
+            }
+        }
+        for round in 0..<3 {
+            let children = try ids.shuffled().map { id in
+                try ChildProcess("payment-sessions", ["select", id, "--store", cli.store])
+            }
+            for child in children {
+                let output = try child.finish()
+                #expect(output.status == 0, "round \(round): \(output.stderr)")
+            }
+            for cart in ["c1", "c2"] {
+                guard case .array(let items) = try cli.json(["list", "--cart", cart]) else { continue }
+                let selected = items.filter { $0.objectValue?["is_selected"] == true }
+                #expect(selected.count == 1, "round \(round), cart \(cart)")
+            }
+        }
+    }
+
+    @Test func aPasswordInTheURLIsNeverPrinted() throws {
+        let cli = CLI()
+        // Nothing listens on port 1: the connection fails, and the error names the store.
+        let output = try cli.run(["get", PaymentSessionID.generate()], store: "postgres://payments:s3cret-pw@127.0.0.1:1/payments")
+        #expect(output.status == 4 && errorCode(output) == "storage", "\(output.stderr)")
+        #expect(!output.stderr.contains("s3cret-pw") && !output.stdout.contains("s3cret-pw"))
+    }
+}

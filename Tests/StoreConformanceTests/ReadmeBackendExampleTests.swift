@@ -1,0 +1,44 @@
+import Foundation
+import PaymentSessions
+import PostgresNIO
+import PostgresPaymentSessions
+import Testing
+import TestSupport
+
+/// The README's "Two backends" examples, as written there (the PostgreSQL address is the
+/// test server's), so that they keep compiling and working.
+@Suite("README: two backends") struct ReadmeBackendExampleTests {
+    func startPayment(cart: String, provider: String, in store: some PaymentSessionStoring) async throws -> PaymentSession {
+        let (session, _) = try await store.createOrUpdate(cartID: cart, providerID: provider, data: nil)
+        return try await store.select(id: session.id)
+    }
+
+    @Test func theSameCheckoutCodeRunsOnBothBackends() async throws {
+        let directory = TemporaryDirectory(prefix: "readme")
+        let embedded = try PaymentSessionStore(path: directory.appending("sessions"))
+        #expect(try await startPayment(cart: "cart_1", provider: "stripe", in: embedded).isSelected)
+
+        guard PostgresServer.shouldRun else { return }
+        let server = try PostgresServer.shared()
+        let configuration = PostgresClient.Configuration(
+            host: "127.0.0.1", port: server.port, username: server.user,
+            password: ProcessInfo.processInfo.environment["PGPASSWORD"], database: try server.makeDatabase().split(separator: "/").last.map(String.init),
+            tls: .disable)
+        try await PostgresPaymentSessionStore.withStore(configuration) { store in
+            let session = try await startPayment(cart: "cart_1", provider: "stripe", in: store)
+            #expect(session.isSelected)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func aUnitOfWritesAsTheReadmeShowsIt(backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let id = PaymentSessionID.generate()
+            try await store.perform([
+                .create(NewPaymentSession(cartID: "cart_1", providerID: "stripe", id: id, amount: 4200, currencyCode: "eur")),
+                .select(id: id),
+            ])
+            #expect(try await store.selectedSession(cartID: "cart_1")?.amount == 4200)
+        }
+    }
+}
