@@ -58,7 +58,7 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
         /// connection. Past it the connection is closed and the operation throws a
         /// ``StorageFailure/Kind/timeout`` storage error. For a limit enforced by the
         /// server, set `statement_timeout` in the connection's startup parameters.
-        public var operationTimeout: Duration = .seconds(30)
+        public var operationTimeout: Duration = .seconds(10)
         /// The clock for `created_at`, `updated_at` and reservations (tests set it).
         public var clock: @Sendable () -> Date = { Date() }
         /// Where the store logs schema migrations, retries and corrupt rows, and where

@@ -54,7 +54,7 @@ public struct PaymentSession: Sendable {
     }
     /// The variable-length fields: values, or (read from the store) the record's bytes,
     /// decoded field by field when read.
-    package var text: SessionText
+    @usableFromInline package var text: SessionText
     /// When the session was created (microsecond precision).
     public var createdAt: Date {
         get { Timestamp.date(microseconds: createdMicroseconds) }
@@ -68,10 +68,10 @@ public struct PaymentSession: Sendable {
     /// The dates as the store keeps them. Why not `Date`: Foundation's `Date` is a
     /// resilient type, so a struct holding one is copied and destroyed through generic
     /// value witnesses on every read; `Int64` keeps the layout fixed.
-    package var createdMicroseconds: Int64
-    package var updatedMicroseconds: Int64
+    @usableFromInline package var createdMicroseconds: Int64
+    @usableFromInline package var updatedMicroseconds: Int64
     /// `amount`, `currency_code`, `is_initiated`, `payment_authorized_at`; see `SessionMoney.swift`.
-    package var money: SessionMoney
+    @usableFromInline package var money: SessionMoney
 
     /// A session with every field given; dates are rounded to the microsecond.
     public init(
@@ -103,7 +103,8 @@ public struct PaymentSession: Sendable {
     }
 
     /// A session whose variable-length fields are `text` (as the record decoder builds it).
-    package init(
+    /// Inlinable: the record decoder, in another module, builds one on every read.
+    @inlinable package init(
         id: String, isSelected: Bool, status: PaymentSessionStatus, text: SessionText, createdMicroseconds: Int64,
         updatedMicroseconds: Int64, money: SessionMoney = .none
     ) {

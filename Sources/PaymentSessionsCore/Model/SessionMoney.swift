@@ -6,7 +6,7 @@ import Foundation
 /// Kept as fixed-size integers, as the dates are: a session is copied on every read, and
 /// a `String` or `Date` field would make every copy go through value witnesses. The
 /// currency's three ASCII letters are packed into the low bytes of a `UInt32`.
-package struct SessionMoney: Sendable, Hashable {
+@usableFromInline package struct SessionMoney: Sendable, Hashable {
     /// The amount in the currency's minor unit, or `-1` when not known yet.
     package var amount: Int64 = -1
     /// Three lowercase ASCII letters, first in the lowest byte; `0` when absent.
@@ -16,7 +16,7 @@ package struct SessionMoney: Sendable, Hashable {
     /// Whether the provider holds state for the session.
     package var isInitiated = false
 
-    package static let none = SessionMoney()
+    @usableFromInline package static let none = SessionMoney()
     /// A packed currency that ``isWellFormed(_:)`` refuses (a set top byte).
     package static let invalidCurrency: UInt32 = 0xFF00_0000
 

@@ -9,13 +9,13 @@ import StrictJSON
 /// (a selection check reads `isSelected`, a listing printed as JSON copies the bytes as
 /// they are). A session read from a record holds one copy of the record instead: one
 /// allocation, and no work for a field nobody reads.
-package enum SessionText: Sendable {
+@usableFromInline package enum SessionText: Sendable {
     /// Fields as values (a session a caller built, or one changed after it was read).
     case values(Values)
     /// Fields as a record holds them.
     case record(RecordText)
 
-    package struct Values: Sendable {
+    @usableFromInline package struct Values: Sendable {
         package var cartID: String
         package var providerID: String
         package var idempotencyKey: String?
@@ -97,22 +97,22 @@ package enum SessionText: Sendable {
 ///
 /// Built only by ``RecordCodec/decode(id:_:checkingData:)``, which checked every range
 /// against the bytes (and the UTF-8 of the strings, when the record has no checksum).
-package struct RecordText: Sendable {
+@usableFromInline package struct RecordText: Sendable {
     /// A byte range of ``bytes``; 32-bit, as records are far smaller than 4 GiB (the
     /// decoder refuses larger ones), which keeps a session small to copy.
-    package struct Span: Sendable {
-        package let start: UInt32
-        package let end: UInt32
+    @usableFromInline package struct Span: Sendable {
+        @usableFromInline package let start: UInt32
+        @usableFromInline package let end: UInt32
 
         package var range: Range<Int> { Int(start)..<Int(end) }
 
-        package init(start: UInt32, end: UInt32) {
+        @inlinable package init(start: UInt32, end: UInt32) {
             self.start = start
             self.end = end
         }
     }
 
-    package init(bytes: [UInt8], cartID: Span, providerID: Span, idempotencyKey: Span?, dataSpan: Span) {
+    @inlinable package init(bytes: [UInt8], cartID: Span, providerID: Span, idempotencyKey: Span?, dataSpan: Span) {
         self.bytes = bytes
         self.cartID = cartID
         self.providerID = providerID
@@ -120,11 +120,11 @@ package struct RecordText: Sendable {
         self.dataSpan = dataSpan
     }
 
-    package let bytes: [UInt8]
-    package let cartID: Span
-    package let providerID: Span
-    package let idempotencyKey: Span?
-    package let dataSpan: Span
+    @usableFromInline package let bytes: [UInt8]
+    @usableFromInline package let cartID: Span
+    @usableFromInline package let providerID: Span
+    @usableFromInline package let idempotencyKey: Span?
+    @usableFromInline package let dataSpan: Span
 
     /// `data`'s compact JSON text, sharing the record's storage.
     package var data: ArraySlice<UInt8> { bytes[dataSpan.range] }

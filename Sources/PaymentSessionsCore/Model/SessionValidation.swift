@@ -39,7 +39,7 @@ public enum SessionValidation {
     /// a record found proves the id, and checking it first is work on every get by id.
     /// An id of the wrong length is refused before the lookup, which keeps keys LMDB
     /// would refuse (empty, over 511 bytes) from reaching it.
-    package static func validateIDUnlessFound(
+    @inlinable package static func validateIDUnlessFound(
         _ id: String, _ lookup: () throws(PaymentSessionError) -> PaymentSession?
     ) throws(PaymentSessionError) -> PaymentSession? {
         if id.utf8.count != PaymentSessionID.length { try validateID(id) }
