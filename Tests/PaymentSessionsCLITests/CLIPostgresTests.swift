@@ -68,30 +68,6 @@ struct CLIPostgresTests {
         #expect(try back.json(["verify"]).objectValue?["problems"] == [])
     }
 
-    @Test func racingSelectProcessesLeaveOneSelectionPerCart() throws {
-        let cli = try CLI(postgres: true)
-        var ids: [String] = []
-        for cart in ["c1", "c2"] {
-            for provider in ["a", "b", "c"] {
-                ids.append(try cli.session(["create", "--cart", cart, "--provider", provider]).id)
-            }
-        }
-        for round in 0..<3 {
-            let children = try ids.shuffled().map { id in
-                try ChildProcess("payment-sessions", ["select", id, "--store", cli.store])
-            }
-            for child in children {
-                let output = try child.finish()
-                #expect(output.status == 0, "round \(round): \(output.stderr)")
-            }
-            for cart in ["c1", "c2"] {
-                guard case .array(let items) = try cli.json(["list", "--cart", cart]) else { continue }
-                let selected = items.filter { $0.objectValue?["is_selected"] == true }
-                #expect(selected.count == 1, "round \(round), cart \(cart)")
-            }
-        }
-    }
-
     @Test func aPasswordInTheURLIsNeverPrinted() throws {
         let cli = CLI()
         // Nothing listens on port 1: the connection fails, and the error names the store.

@@ -2,6 +2,7 @@ import Foundation
 import LMDB
 import PaymentSessions
 import Testing
+import TestSupport
 
 @Suite("Corrupt records and broken indexes")
 struct CorruptionTests {
@@ -43,7 +44,7 @@ struct CorruptionTests {
         let f = try StoreFixture()
         let s = try f.store.create(NewPaymentSession(cartID: "cart", providerID: "prov", data: ["k": [1, "two"]], idempotencyKey: "i"))
         let bytes = try rawRecord(f, s.id)
-        var rng = HostileInputTests.SeededGenerator(state: 0xF11B)
+        var rng = HostileInputTests.SeededGenerator(seed: 0xF11B)
         for round in 0..<300 {
             var mutated = bytes
             for _ in 0..<Int.random(in: 1...3, using: &rng) {

@@ -1,6 +1,7 @@
 import Foundation
 import PaymentSessions
 import Testing
+import TestSupport
 
 /// `data` given as JSON text (`NewPaymentSession(dataJSON:)`): checked when the input is
 /// made, as strictly as a stored record and by the same depth rule as a dictionary,
@@ -215,7 +216,7 @@ struct DataTextTests {
     @Test func textIsAcceptedExactlyWhenItsObjectWouldBe() throws {
         let f = try StoreFixture()
         let spaced = Array(String(decoding: Self.richText, as: UTF8.self).replacingOccurrences(of: ",\"", with: " ,\n \"").utf8)
-        var rng = HostileInputTests.SeededGenerator(state: 0xDA7A)
+        var rng = HostileInputTests.SeededGenerator(seed: 0xDA7A)
         var accepted = 0
         for round in 0..<max(1, HostileInputTests.inputs / 10) {
             let text = HostileInputTests.mutate(round % 2 == 0 ? Self.richText : spaced, &rng)

@@ -2,6 +2,7 @@ import Foundation
 import LMDB
 import PaymentSessions
 import Testing
+import TestSupport
 
 /// A session read from the store keeps `data` as the record's JSON bytes, checked when
 /// the record is decoded and parsed when `data` is read. These tests pin that this is
@@ -67,7 +68,7 @@ struct StoredDataTests {
     @Test func decodingAgreesWithTheFullParserOnMutatedData() throws {
         let f = try StoreFixture()
         let seed = Array(JSONValue.object(Self.richData).jsonText.utf8)
-        var rng = HostileInputTests.SeededGenerator(state: 0x5EED)
+        var rng = HostileInputTests.SeededGenerator(seed: 0x5EED)
         var accepted = 0
         for round in 0..<max(1, HostileInputTests.inputs / 10) {
             let data = HostileInputTests.mutate(seed, &rng)

@@ -1,6 +1,7 @@
 import Foundation
 import PaymentSessions
 import Testing
+import TestSupport
 
 /// The backends side by side: the same random operations, with the same ids and the same
 /// clock, must give the same results (sessions or errors) and leave the same sessions.

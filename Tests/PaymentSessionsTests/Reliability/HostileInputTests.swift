@@ -2,6 +2,7 @@ import Foundation
 import LMDB
 import PaymentSessions
 import Testing
+import TestSupport
 
 /// Seeded random inputs against the two parsers of untrusted bytes: the stored record
 /// decoder (reached through LMDB and `session(id:)`) and the JSON import. Every input
@@ -11,17 +12,8 @@ struct HostileInputTests {
     /// Inputs per parser; `FUZZ_INPUTS` raises it for a long local run.
     static let inputs = Int(ProcessInfo.processInfo.environment["FUZZ_INPUTS"] ?? "") ?? 100_000
 
-    /// A small deterministic generator (SplitMix64), so that a failure can be replayed.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    /// The seeded generator, so that a failure can be replayed.
+    typealias SeededGenerator = SplitMix
 
     /// Mutations of a valid input: flipped, inserted, deleted and duplicated bytes.
     static func mutate(_ input: [UInt8], _ rng: inout SeededGenerator) -> [UInt8] {
@@ -50,7 +42,7 @@ struct HostileInputTests {
         let env = f.store.environment
         let sessions = try env.database(named: "sessions", create: false)
         let valid = try #require(try env.read { try $0.get(seedSession.id, in: sessions) })
-        var rng = SeededGenerator(state: 0xC0FFEE)
+        var rng = SeededGenerator(seed: 0xC0FFEE)
         var decoded = 0
         var refused = 0
         let batch = 2000
@@ -83,7 +75,7 @@ struct HostileInputTests {
         let valid = Array(
             #"{"id":"ps_01G901XNSRM2YS3ASN9H5KG3FZ","cart_id":"c","provider_id":"p","is_selected":true,"status":"pending","data":{"k":[1,2.5,"x",null,{"n":true}]},"idempotency_key":"key","created_at":"2026-01-01T00:00:00.000001Z","updated_at":"2026-01-01T00:00:00Z"}"#
                 .utf8)
-        var rng = SeededGenerator(state: 0xBADC0DE)
+        var rng = SeededGenerator(seed: 0xBADC0DE)
         var parsed = 0
         var refused = 0
         for _ in 0..<Self.inputs {
