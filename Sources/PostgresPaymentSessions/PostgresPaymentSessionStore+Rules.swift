@@ -78,15 +78,20 @@ extension PostgresPaymentSessionStore {
             try await tx.update(try SessionRules.release(current, now: tx.now), dataJSON: nil)
         }
         if try await tx.insert(session, dataJSON: prepared.dataJSON) { return session }
-        // A unique constraint refused the row: say which, from what is committed now.
-        if try await tx.session(id: session.id) != nil { throw PaymentSessionError.duplicateID(id: session.id) }
+        throw try await refusal(of: session, retryOnPair: retryOnPair, in: tx)
+    }
+
+    /// Why a unique constraint refused `session`'s row, from what is committed now: its id,
+    /// its (cart, provider) pair (or a retry, with `retryOnPair`), or else the cart's
+    /// selection, taken by a transaction that committed meanwhile (a retry).
+    private func refusal(of session: PaymentSession, retryOnPair: Bool, in tx: PostgresTransaction) async throws -> any Error {
+        if try await tx.session(id: session.id) != nil { return PaymentSessionError.duplicateID(id: session.id) }
         if let existing = try await tx.session(cartID: session.cartID, providerID: session.providerID) {
-            if retryOnPair { throw RetryTransaction(reason: "pair created concurrently") }
-            throw PaymentSessionError.duplicateSession(
+            if retryOnPair { return RetryTransaction(reason: "pair created concurrently") }
+            return PaymentSessionError.duplicateSession(
                 cartID: session.cartID, providerID: session.providerID, existingID: existing.id)
         }
-        // Neither: the cart's selection was taken by a transaction that committed meanwhile.
-        throw RetryTransaction(reason: "selection taken concurrently")
+        return RetryTransaction(reason: "selection taken concurrently")
     }
 
     func createOrUpdate(
@@ -217,11 +222,6 @@ extension PostgresPaymentSessionStore {
             }
         }
         if try await tx.insert(session, dataJSON: dataJSON) { return }
-        if try await tx.session(id: session.id) != nil { throw PaymentSessionError.duplicateID(id: session.id) }
-        if let existing = try await tx.session(cartID: session.cartID, providerID: session.providerID) {
-            throw PaymentSessionError.duplicateSession(
-                cartID: session.cartID, providerID: session.providerID, existingID: existing.id)
-        }
-        throw RetryTransaction(reason: "selection taken concurrently")
+        throw try await refusal(of: session, retryOnPair: false, in: tx)
     }
 }

@@ -18,9 +18,7 @@ struct PostgresTransaction {
 
     func session(id: String, lock: Bool = false) async throws -> PaymentSession? {
         try await one(
-            lock
-                ? "SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions WHERE id = \(id) FOR UPDATE"
-                : "SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions WHERE id = \(id)")
+            "SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions WHERE id = \(id)\(unescaped: Self.locking(lock))")
     }
 
     func session(idempotencyKey key: String) async throws -> PaymentSession? {
@@ -30,45 +28,33 @@ struct PostgresTransaction {
 
     func session(cartID: String, providerID: String, lock: Bool = false) async throws -> PaymentSession? {
         try await one(
-            lock
-                ? """
-                SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
-                WHERE cart_id = \(cartID) AND provider_id = \(providerID) FOR UPDATE
-                """
-                : """
-                SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
-                WHERE cart_id = \(cartID) AND provider_id = \(providerID)
-                """)
+            """
+            SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
+            WHERE cart_id = \(cartID) AND provider_id = \(providerID)\(unescaped: Self.locking(lock))
+            """)
     }
 
     /// The cart's selected session, locked when `lock` (the row a selection change rewrites).
     func selectedSession(cartID: String, lock: Bool = false) async throws -> PaymentSession? {
         try await one(
-            lock
-                ? """
-                SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
-                WHERE cart_id = \(cartID) AND is_selected FOR UPDATE
-                """
-                : """
-                SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
-                WHERE cart_id = \(cartID) AND is_selected
-                """)
+            """
+            SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
+            WHERE cart_id = \(cartID) AND is_selected\(unescaped: Self.locking(lock))
+            """)
     }
 
     /// The cart's sessions in id order, locked in that order when `lock` (one order for
     /// every locker, so two of them never deadlock on one cart).
     func sessions(cartID: String, lock: Bool = false) async throws -> [PaymentSession] {
         try await all(
-            lock
-                ? """
-                SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
-                WHERE cart_id = \(cartID) ORDER BY id FOR UPDATE
-                """
-                : """
-                SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
-                WHERE cart_id = \(cartID) ORDER BY id
-                """)
+            """
+            SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
+            WHERE cart_id = \(cartID) ORDER BY id\(unescaped: Self.locking(lock))
+            """)
     }
+
+    /// The row-lock clause a locking read ends with (a constant: no input reaches the text).
+    private static func locking(_ lock: Bool) -> String { lock ? " FOR UPDATE" : "" }
 
     func sessions(after id: String?, limit: Int) async throws -> [PaymentSession] {
         let limit = Int64(max(0, limit))
@@ -202,7 +188,7 @@ struct PostgresTransaction {
 
     /// Drops reservations past the retention; returns how many.
     func dropExpiredReservations() async throws -> Int {
-        let retention = Int64(max(0, min(options.idempotencyRetention, 1e12)) * 1_000_000)
+        let retention = SessionRules.retentionMicroseconds(options.idempotencyRetention)
         let (cutoff, overflow) = now.subtractingReportingOverflow(retention)
         let rows = try await connection.query(
             """

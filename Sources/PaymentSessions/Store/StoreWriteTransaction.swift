@@ -116,12 +116,9 @@ extension PaymentSessionStore {
         ///   a conflict on its idempotency key or on the cart's selection (another session
         ///   is selected), ``PaymentSessionError/invalidInput(field:value:reason:)``.
         public func insert(_ session: PaymentSession) throws(PaymentSessionError) {
-            try SessionValidation.validate(session)
-            let dataJSON = try SessionValidation.encodeData(session.data, maxBytes: options.maxDataBytes)
+            let dataJSON = try SessionRules.validateInsert(session, maxDataBytes: options.maxDataBytes)
             if session.isSelected, let current = try indexedID(session.cartID, in: layout.selected) {
-                throw .invalidInput(
-                    field: "is_selected", value: "true",
-                    reason: "cart \(session.cartID) already has selected session \(current)")
+                throw SessionRules.selectionTaken(session, by: current)
             }
             let key = session.idempotencyKey ?? ""
             switch try insertIndexed(session, dataJSON: dataJSON) {

@@ -261,10 +261,15 @@ package enum SessionRules {
     /// Whether an idempotency key reserved at `reservedAt` (microseconds) has outlived
     /// `retention` seconds at `now`.
     package static func reservationExpired(reservedAt: Int64, now: Int64, retention: TimeInterval) -> Bool {
-        let retention = Int64(max(0, min(retention, 1e12)) * 1_000_000)
+        let retention = retentionMicroseconds(retention)
         // A reservation's time may come from damaged bytes: it must not trap.
         let (age, overflow) = now.subtractingReportingOverflow(reservedAt)
         return overflow || age >= retention
+    }
+
+    /// `retention` seconds in microseconds, bounded so that no setting traps.
+    package static func retentionMicroseconds(_ retention: TimeInterval) -> Int64 {
+        Int64(max(0, min(retention, 1e12)) * 1_000_000)
     }
 
     // MARK: Import
