@@ -12,6 +12,9 @@ let package = Package(
         .library(name: "PaymentSessions", targets: ["PaymentSessions"]),
         .library(name: "PostgresPaymentSessions", targets: ["PostgresPaymentSessions"]),
         .executable(name: "payment-sessions", targets: ["PaymentSessionsCLI"]),
+        // Temporary directories, child processes and a throwaway PostgreSQL server, for the
+        // tests of this package and of the example service.
+        .library(name: "TestSupport", targets: ["TestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -58,7 +61,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // Test helpers (temporary directories, child processes); not a product.
+        // Test helpers: temporary directories, child processes, a throwaway PostgreSQL.
         .target(name: "TestSupport"),
         // A tiny second process for the LMDB layer's cross-process tests.
         .executableTarget(name: "LMDBProbe", dependencies: ["LMDB", "TestSupport"]),

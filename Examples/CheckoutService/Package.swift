@@ -6,8 +6,8 @@ import PackageDescription
 let root = URL(fileURLWithPath: Context.packageDirectory).deletingLastPathComponent().deletingLastPathComponent()
     .lastPathComponent
 
-// An HTTP checkout service that embeds the payment session store: its own package, so
-// that the library's build does not pull in Hummingbird and SwiftNIO.
+// An HTTP checkout service on the payment session store (embedded, or on PostgreSQL): its
+// own package, so that the library's build does not pull in Hummingbird.
 let package = Package(
     name: "CheckoutService",
     platforms: [.macOS(.v15)],
@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // The routes, as a library so that tests drive them without a socket.
@@ -27,9 +28,11 @@ let package = Package(
             name: "CheckoutAPI",
             dependencies: [
                 .product(name: "PaymentSessions", package: root),
+                .product(name: "PostgresPaymentSessions", package: root),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -43,6 +46,9 @@ let package = Package(
             name: "CheckoutAPITests",
             dependencies: [
                 "CheckoutAPI",
+                // Built so that the tests can run two instances of the service.
+                "CheckoutService",
+                .product(name: "TestSupport", package: root),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]

@@ -23,10 +23,10 @@ struct StoreLocation: ParsableArguments {
     }
 
     /// Whether the store is on a PostgreSQL server.
-    var isPostgres: Bool { PostgresURL.isPostgres(path) }
+    var isPostgres: Bool { PostgresStoreURL.isPostgres(path) }
 
     /// Where the store is, for output: the path, or the URL without its password.
-    var displayName: String { isPostgres ? ((try? PostgresURL(path).location) ?? PostgresURL.redacted(path)) : path }
+    var displayName: String { isPostgres ? ((try? PostgresStoreURL(path).location) ?? PostgresStoreURL.redacted(path)) : path }
 
     /// Opens the LMDB store; read-only commands pass `create: false` so that a missing
     /// store is `not_found` rather than silently created.
@@ -42,7 +42,7 @@ struct StoreLocation: ParsableArguments {
     /// or must exist (read commands: `not_found` otherwise).
     func withStore<R: Sendable>(create: Bool, _ body: (any PaymentSessionStoring) async throws -> R) async throws -> R {
         guard isPostgres else { return try await body(try open(create: create)) }
-        let url = try PostgresURL(path)
+        let url = try PostgresStoreURL(path)
         var options = PostgresPaymentSessionStore.Options()
         options.createIfMissing = create
         // A tool run by hand or by a script should not sit for long on a server that is down.

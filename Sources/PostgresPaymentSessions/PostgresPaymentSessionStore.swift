@@ -90,6 +90,12 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
         self.location = Self.location(of: configuration)
     }
 
+    /// A store at `url`, a `postgres://` URL read by ``PostgresStoreURL`` (the password
+    /// from the URL, `PGPASSWORD` or `~/.pgpass`).
+    public convenience init(url: String, options: Options = Options()) throws(PaymentSessionError) {
+        self.init(configuration: try PostgresStoreURL(url).configuration, options: options)
+    }
+
     /// `.postgresql`.
     public var backend: StorageFailure.Backend { .postgresql }
 

@@ -61,6 +61,25 @@ public enum PaymentSessionID {
         return encode(milliseconds: milliseconds, random: (UInt16.random(in: 0...0x7FFF, using: &random), random.next()))
     }
 
+    /// `count` new ids for `date` that sort in the order they are returned: for a unit of
+    /// writes that creates several sessions and wants a cart to list them in that order.
+    public static func generate(count: Int, at date: Date = Date()) -> [String] {
+        var random = SystemRandomNumberGenerator()
+        let milliseconds = UInt64(max(0, min(Timestamp.microseconds(date) / 1000, (1 << 48) - 1)))
+        // Headroom in the high bits, so that counting up from the random start never wraps.
+        var high = UInt16.random(in: 0...0x7FFF, using: &random)
+        var low: UInt64 = random.next()
+        var ids: [String] = []
+        ids.reserveCapacity(max(0, count))
+        for _ in 0..<max(0, count) {
+            ids.append(encode(milliseconds: milliseconds, random: (high, low)))
+            let (next, overflow) = low.addingReportingOverflow(1)
+            low = next
+            if overflow { high &+= 1 }
+        }
+        return ids
+    }
+
     package static func encode(milliseconds: UInt64, random: (high: UInt16, low: UInt64)) -> String {
         // 128 bits: 48 time | 80 random, written as 26 five-bit digits (the first has 3 bits).
         let high = milliseconds << 16 | UInt64(random.high)

@@ -3,9 +3,11 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import PaymentSessions
+import ServiceLifecycle
 
-/// Medusa-style store endpoints for a cart's payment sessions, backed by an embedded
-/// ``PaymentSessionStore``.
+/// Medusa-style store endpoints for a cart's payment sessions, on any
+/// ``PaymentSessionStoring``: the embedded LMDB store, or a PostgreSQL store shared by
+/// several instances of the service.
 ///
 /// Every cart endpoint answers with the cart's payment state, the way Medusa's cart
 /// carries `payment_sessions` and `payment_session`:
@@ -14,13 +16,14 @@ import PaymentSessions
 /// {"cart_id":"cart_1","payment_sessions":[{...},{...}],"payment_session":{...}}
 /// ```
 ///
-/// Writes go through the store's async API, so concurrent requests share group commits;
-/// reads run on the request's task (LMDB readers never wait for the writer).
+/// Each request's writes are one store operation or one unit (``PaymentSessionStoring/perform(_:)``),
+/// so they are all or nothing and the store's rules hold across every instance; on LMDB
+/// concurrent requests share group commits.
 public struct CheckoutRoutes: Sendable {
-    public let store: PaymentSessionStore
+    public let store: any PaymentSessionStoring
     let authorizationReplies = AuthorizationReplies()
 
-    public init(store: PaymentSessionStore) {
+    public init(store: any PaymentSessionStoring) {
         self.store = store
     }
 
@@ -29,7 +32,7 @@ public struct CheckoutRoutes: Sendable {
         router.get("health") { _, _ in try await health() }
         let cart = router.group("store/carts/:cart_id")
         cart.get("payment-sessions") { _, context in
-            try await answering { try cartState(try context.parameters.require("cart_id")) }
+            try await answering { try await cartState(try context.parameters.require("cart_id")) }
         }
         cart.post("payment-sessions") { request, context in
             try await answering { try await initialize(request, cartID: try context.parameters.require("cart_id")) }
@@ -100,66 +103,50 @@ public struct CheckoutRoutes: Sendable {
         let amount = try Self.amount(in: body, required: false)
         let currency = try Self.currency(in: body)
         if amount != nil && currency == nil { throw APIError.invalidBody("currency_code is required with amount") }
-        let providerList = providers
-        try await store.write { tx in
-            for provider in providerList {
-                var session: PaymentSession?
-                if let key {
-                    let providerKey = "\(key):\(provider)"
-                    // A retry (the key exists) or a first create: `create` answers both.
-                    if try tx.session(idempotencyKey: providerKey) != nil
-                        || tx.session(cartID: cartID, providerID: provider) == nil
-                    {
-                        session = try tx.create(NewPaymentSession(
-                            cartID: cartID, providerID: provider, idempotencyKey: providerKey, amount: amount,
-                            currencyCode: currency))
-                    }
-                }
-                if session == nil { session = try tx.createOrUpdate(cartID: cartID, providerID: provider).session }
-                // The amount follows the cart while nothing is held; an authorized session
-                // keeps the amount it holds (a changed total there is the client's to resolve).
-                if let amount, let current = session, current.status != .authorized, current.status != .canceled {
-                    _ = try tx.update(id: current.id, amount: amount, currencyCode: currency)
-                }
+        let plan = InitializationPlan(
+            cartID: cartID, providers: providers, idempotencyKey: key, amount: amount, currencyCode: currency)
+        // The plan is made from a read and run as one unit; a unit that meets a cart changed
+        // since the read (by another request or another instance) is planned again.
+        var attempt = 1
+        while true {
+            do {
+                try await store.perform(try await plan.writes(in: store))
+                break
+            } catch let error as PaymentSessionError where attempt < Self.maxPlanAttempts && InitializationPlan.isRace(error) {
+                attempt += 1
             }
         }
-        return try cartState(cartID)
+        return try await cartState(cartID)
     }
 
     /// `POST .../payment-session` `{"provider_id":"stripe"}`: selects that provider's session.
     func select(_ request: Request, cartID: String) async throws -> Response {
         let providerID = try Self.string("provider_id", in: try await Self.jsonObject(request))
-        try await store.write { tx in
-            _ = try tx.select(id: try Self.sessionID(tx, cartID: cartID, providerID: providerID))
-        }
-        return try cartState(cartID)
+        _ = try await store.select(id: try await sessionID(cartID: cartID, providerID: providerID))
+        return try await cartState(cartID)
     }
 
     /// `POST .../payment-sessions/{provider_id}` `{"data":{...}}`: replaces the provider's data.
     func updateData(_ request: Request, cartID: String, providerID: String) async throws -> Response {
         let body = try await Self.jsonObject(request)
         guard case .object(let data)? = body["data"] else { throw APIError.invalidBody("data must be a JSON object") }
-        try await store.write { tx in
-            _ = try tx.update(id: try Self.sessionID(tx, cartID: cartID, providerID: providerID), data: data)
-        }
-        return try cartState(cartID)
+        _ = try await store.update(
+            id: try await sessionID(cartID: cartID, providerID: providerID), status: nil, data: data, expectedUpdatedAt: nil)
+        return try await cartState(cartID)
     }
 
     /// `POST .../payment-sessions/{provider_id}/refresh`: back to `pending` (a 409 from an
     /// authorized or canceled session, which the status table forbids).
     func refresh(cartID: String, providerID: String) async throws -> Response {
-        try await store.write { tx in
-            _ = try tx.update(id: try Self.sessionID(tx, cartID: cartID, providerID: providerID), status: .pending)
-        }
-        return try cartState(cartID)
+        _ = try await store.update(
+            id: try await sessionID(cartID: cartID, providerID: providerID), status: .pending, data: nil, expectedUpdatedAt: nil)
+        return try await cartState(cartID)
     }
 
     /// `DELETE .../payment-sessions/{provider_id}`.
     func delete(cartID: String, providerID: String) async throws -> Response {
-        try await store.write { tx in
-            _ = try tx.delete(id: try Self.sessionID(tx, cartID: cartID, providerID: providerID))
-        }
-        return try cartState(cartID)
+        _ = try await store.delete(id: try await sessionID(cartID: cartID, providerID: providerID), force: false)
+        return try await cartState(cartID)
     }
 
     /// `POST .../authorize` `{"amount":4200}`: authorizes the cart's selected session for
@@ -183,21 +170,21 @@ public struct CheckoutRoutes: Sendable {
         }
         let body = try await Self.optionalJSONObject(request)
         let amount = try Self.amount(in: body, required: false)
-        try await store.write { tx in
-            guard let selected = try tx.selectedSession(cartID: cartID) else {
-                throw APIError(status: .conflict, code: "conflict", message: "cart \(cartID) has no selected payment session")
-            }
-            if let amount {
-                _ = try tx.authorize(id: selected.id, amount: amount)
-            } else if selected.amount != nil {
-                throw APIError.invalidBody("amount is required: the session is for \(selected.amount ?? 0)")
-            } else {
-                _ = try tx.update(id: selected.id, status: .authorized)
-            }
+        guard let selected = try await store.selectedSession(cartID: cartID) else {
+            throw APIError(status: .conflict, code: "conflict", message: "cart \(cartID) has no selected payment session")
         }
-        let response = try cartState(cartID)
-        if let key { authorizationReplies.store(try cartStateText(cartID), for: key, cartID: cartID) }
-        return response
+        // The store authorizes only the cart's selected session: a selection moved since
+        // the read above makes this a conflict, never a hold on the wrong session.
+        if let amount {
+            _ = try await store.authorize(id: selected.id, amount: amount, currencyCode: nil, data: nil, expectedUpdatedAt: nil)
+        } else if selected.amount != nil {
+            throw APIError.invalidBody("amount is required: the session is for \(selected.amount ?? 0)")
+        } else {
+            _ = try await store.update(id: selected.id, status: .authorized, data: nil, expectedUpdatedAt: nil)
+        }
+        let text = try await cartStateText(cartID)
+        if let key { authorizationReplies.store(text, for: key, cartID: cartID) }
+        return .json(text)
     }
 
     // MARK: Helpers
@@ -208,6 +195,9 @@ public struct CheckoutRoutes: Sendable {
     static let maxBodyBytes = 256 << 10
     /// The most providers one initialize request may list.
     static let maxProviders = 16
+    /// How many times an initialization is planned before a cart that keeps changing
+    /// under it is reported.
+    static let maxPlanAttempts = 5
     /// Leaves room for `:provider` in the store's 511-byte idempotency keys.
     static let maxIdempotencyKeyBytes = 200
 
@@ -221,12 +211,12 @@ public struct CheckoutRoutes: Sendable {
     }
 
     /// The cart's sessions (creation order) and its selected one, in the schema's JSON form.
-    func cartState(_ cartID: String) throws -> Response {
-        .json(try cartStateText(cartID))
+    func cartState(_ cartID: String) async throws -> Response {
+        .json(try await cartStateText(cartID))
     }
 
-    func cartStateText(_ cartID: String) throws -> String {
-        let sessions = try store.sessions(cartID: cartID)
+    func cartStateText(_ cartID: String) async throws -> String {
+        let sessions = try await store.sessions(cartID: cartID)
         var text = #"{"cart_id":"# + JSONValue.string(cartID).jsonText + #","payment_sessions":["#
         text += sessions.map { $0.jsonText() }.joined(separator: ",")
         text += #"],"payment_session":"# + (sessions.first(where: \.isSelected)?.jsonText() ?? "null") + "}"
@@ -268,11 +258,9 @@ public struct CheckoutRoutes: Sendable {
         }
     }
 
-    static func sessionID(
-        _ tx: PaymentSessionStore.WriteTransaction, cartID: String, providerID: String
-    ) throws(PaymentSessionError) -> String {
-        guard let session = try tx.session(cartID: cartID, providerID: providerID) else {
-            throw .sessionNotFound(id: "\(cartID)/\(providerID)")
+    func sessionID(cartID: String, providerID: String) async throws -> String {
+        guard let session = try await store.session(cartID: cartID, providerID: providerID) else {
+            throw PaymentSessionError.sessionNotFound(id: "\(cartID)/\(providerID)")
         }
         return session.id
     }
@@ -301,13 +289,26 @@ public struct CheckoutRoutes: Sendable {
 }
 
 /// The service: routes, request logging, and the address to listen on.
+///
+/// - Parameters:
+///   - services: run beside the server and stopped after it (a PostgreSQL store's pool).
+///   - beforeServerStarts: runs once `services` run and before the first request is
+///     accepted (a PostgreSQL store's schema check: a server that cannot be reached stops
+///     the service at start rather than at a checkout).
+///   - onListening: told the port once the server listens (the one the system chose for port 0).
 public func buildApplication(
-    store: PaymentSessionStore, hostname: String = "127.0.0.1", port: Int = 8080, logger: Logger
+    store: any PaymentSessionStoring, hostname: String = "127.0.0.1", port: Int = 8080, logger: Logger,
+    services: [any Service] = [], beforeServerStarts: (@Sendable () async throws -> Void)? = nil,
+    onListening: @escaping @Sendable (Int) -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = Router()
     router.add(middleware: LogRequestsMiddleware(.debug))
     CheckoutRoutes(store: store).register(on: router)
-    return Application(
+    var app = Application(
         router: router, configuration: .init(address: .hostname(hostname, port: port), serverName: "checkout-service"),
+        onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
         logger: logger)
+    app.addServices(services)
+    if let beforeServerStarts { app.beforeServerStarts(perform: beforeServerStarts) }
+    return app
 }

@@ -1,33 +1,49 @@
 import Foundation
-import PaymentSessions
+import PaymentSessionsCore
 import PostgresNIO
-import PostgresPaymentSessions
 
-/// A `postgres://` or `postgresql://` store address, read as libpq's tools read it.
+/// A `postgres://` or `postgresql://` store address, read as libpq's tools read it, so
+/// that a service and the command-line tool name a PostgreSQL store the same way.
 ///
 /// `postgres://USER@HOST:PORT/DATABASE?sslmode=MODE`; the password may stand in the URL,
 /// but never has to: without one, `PGPASSWORD` is used, else the matching line of
 /// `PGPASSFILE` or `~/.pgpass` (`host:port:database:user:password`, `*` matching anything).
-/// `sslmode` is `disable` (the default on loopback and sockets), `prefer` or `require`
-/// (the default elsewhere). A host starting with `/` is a socket directory. The password is
-/// never printed: ``location`` leaves it out.
-struct PostgresURL {
-    var user: String
-    var password: String?
-    var host: String
-    var port: Int
-    var database: String
-    var sslMode: String
+/// Missing parts come from `PGUSER`, `PGHOST`, `PGPORT` and `PGDATABASE`. `sslmode` is
+/// `disable` (the default on loopback and sockets), `prefer` or `require` (the default
+/// elsewhere). A host starting with `/` is a socket directory. The password is never
+/// printed: ``location`` and ``description`` leave it out.
+///
+/// ```swift
+/// let url = try PostgresStoreURL("postgres://checkout@db.internal/shop")  // password from ~/.pgpass
+/// let store = PostgresPaymentSessionStore(configuration: url.configuration)
+/// ```
+public struct PostgresStoreURL: Sendable, CustomStringConvertible {
+    /// The role to connect as.
+    public var user: String
+    /// The password, from the URL, `PGPASSWORD` or the password file; `nil` when none applies.
+    public var password: String?
+    /// The server's host name or address, or a socket directory (starting with `/`).
+    public var host: String
+    /// The server's port (for a socket, the number in the socket's file name).
+    public var port: Int
+    /// The database holding the store.
+    public var database: String
+    /// `disable`, `prefer` or `require`.
+    public var sslMode: String
 
-    static func isPostgres(_ text: String) -> Bool {
+    /// Whether `text` is a PostgreSQL URL rather than a path.
+    public static func isPostgres(_ text: String) -> Bool {
         text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
     }
 
-    init(_ text: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    /// Reads `text`; throws ``PaymentSessionError/invalidInput(field:value:reason:)``
+    /// (with the password masked) when it is not a PostgreSQL URL or its `sslmode` is not
+    /// one of the three.
+    public init(_ text: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(PaymentSessionError) {
         guard let components = URLComponents(string: text), let scheme = components.scheme,
             scheme == "postgres" || scheme == "postgresql"
         else {
-            throw InputError(field: "store", value: Self.redacted(text), reason: "is not a postgres:// URL")
+            throw .invalidInput(field: "store", value: Self.redacted(text), reason: "is not a postgres:// URL")
         }
         let query = Dictionary(
             (components.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
@@ -39,7 +55,7 @@ struct PostgresURL {
         let isLocal = host == "localhost" || host == "127.0.0.1" || host == "::1" || host.hasPrefix("/")
         sslMode = query["sslmode"] ?? environment["PGSSLMODE"] ?? (isLocal ? "disable" : "require")
         guard ["disable", "prefer", "require"].contains(sslMode) else {
-            throw InputError(field: "sslmode", value: sslMode, reason: "use disable, prefer or require")
+            throw .invalidInput(field: "sslmode", value: sslMode, reason: "use disable, prefer or require")
         }
         password =
             components.password ?? environment["PGPASSWORD"]
@@ -49,9 +65,13 @@ struct PostgresURL {
     }
 
     /// Where the store is, for messages: no password.
-    var location: String { "postgres://\(user)@\(host):\(port)/\(database)" }
+    public var location: String { "postgres://\(user)@\(host):\(port)/\(database)" }
 
-    var configuration: PostgresClient.Configuration {
+    /// ``location``.
+    public var description: String { location }
+
+    /// The pool's configuration for this address.
+    public var configuration: PostgresClient.Configuration {
         if host.hasPrefix("/") {
             return PostgresClient.Configuration(
                 unixSocketPath: "\(host)/.s.PGSQL.\(port)", username: user, password: password, database: database)
@@ -66,7 +86,9 @@ struct PostgresURL {
             host: host, port: port, username: user, password: password, database: database, tls: tls)
     }
 
-    static func redacted(_ text: String) -> String {
+    /// `text` with any password in it replaced by `***`, for messages about a URL that may
+    /// not parse.
+    public static func redacted(_ text: String) -> String {
         guard var components = URLComponents(string: text), components.password != nil else { return text }
         components.password = "***"
         return components.string ?? "postgres://..."
