@@ -69,30 +69,43 @@ extension Import {
     }
 }
 
-struct Verify: ParsableCommand {
+struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check every record and index; exit 5 when anything is wrong.",
+        abstract: "Check every session against the rules (LMDB: every record and index too); exit 5 when anything is wrong.",
         discussion: #"""
             Prints {"sessions":N,"problems":[{"kind","database","key","message"}...],\#
             "legacy_authorized":[ID...],"reservations":N}. Legacy authorized sessions (authorized \#
-            before the store recorded authorizations) are listed apart and are not problems.
+            before the store recorded authorizations) are listed apart and are not problems. On \#
+            PostgreSQL, whose constraints check records and indexes, every session is read back \#
+            through the API and held against the rules (kind "rule"), and the output has no \#
+            legacy_authorized or reservations.
             """#)
 
     @OptionGroup var location: StoreLocation
 
-    func run() throws {
+    func run() async throws {
         var clean = true
-        try runReporting {
-            let report = try location.open(create: false).verify()
-            clean = report.isClean
-            let problems: [JSONValue] = report.problems.map {
-                ["kind": .string($0.kind), "database": .string($0.database), "key": .string($0.key), "message": .string($0.message)]
+        try await runReporting {
+            clean = try await location.withStore(create: false) { store in
+                guard let store = store as? PaymentSessionStore else {
+                    let report = try await store.checkRules()
+                    let problems: [JSONValue] = report.problems.map {
+                        ["kind": "rule", "database": "payment_sessions", "key": .string($0.sessionID), "message": .string($0.message)]
+                    }
+                    Output.json(["sessions": .number(JSONNumber(report.sessions)), "problems": .array(problems)])
+                    return report.isClean
+                }
+                let report = try store.verify()
+                let problems: [JSONValue] = report.problems.map {
+                    ["kind": .string($0.kind), "database": .string($0.database), "key": .string($0.key), "message": .string($0.message)]
+                }
+                Output.json([
+                    "sessions": .number(JSONNumber(report.sessions)), "problems": .array(problems),
+                    "legacy_authorized": .array(report.legacyAuthorized.map(JSONValue.string)),
+                    "reservations": .number(JSONNumber(report.reservations)),
+                ])
+                return report.isClean
             }
-            Output.json([
-                "sessions": .number(JSONNumber(report.sessions)), "problems": .array(problems),
-                "legacy_authorized": .array(report.legacyAuthorized.map(JSONValue.string)),
-                "reservations": .number(JSONNumber(report.reservations)),
-            ])
         }
         if !clean { throw ExitCode(5) }
     }

@@ -2,53 +2,53 @@ import ArgumentParser
 import Foundation
 import PaymentSessions
 
-struct Simulate: ParsableCommand {
+struct Simulate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a realistic checkout workload against the store, then verify it.",
         discussion: """
-            Workers (threads) act as customers on random carts: they initialise sessions for 1-3 \
-            providers (with idempotency keys), retry creates, switch their selection, update \
-            provider data, authorize or cancel, and complete or abandon carts. Commits are \
-            durable (fsync). A progress bar goes to stderr when it is a terminal; the summary \
-            table (or --json) goes to stdout. Exits 5 when verify finds a problem, 4 on a \
-            storage failure.
+            Workers (concurrent tasks) act as customers on random carts: they initialise sessions \
+            for 1-3 providers (with idempotency keys), retry creates, switch their selection, \
+            update provider data, authorize or cancel, and complete or abandon carts. Commits are \
+            durable. The same workload runs on either backend, through the store protocol. A \
+            progress bar goes to stderr when it is a terminal; the summary table (or --json) \
+            goes to stdout. Afterwards the store is checked (LMDB: verify; PostgreSQL: the rules \
+            read back through the API). Exits 5 when the check finds a problem, 4 on a storage \
+            failure.
             """)
 
     @OptionGroup var location: StoreLocation
     // Numbers are taken as text and checked here, so that every bad value (not a number,
     // past 64 bits, out of range) gets the tool's invalid_input error, not a usage text.
     @Option(help: "How many carts the customers shop on, 1 to 1000000.") var carts = "200"
-    @Option(help: "How many concurrent workers (threads), 1 to 256.") var workers = "4"
+    @Option(help: "How many concurrent workers (tasks), 1 to 256.") var workers = "4"
     @Option(help: "How long to run, in seconds, above 0 to 86400.") var duration = "10"
     @Flag(help: "Print the summary as JSON instead of a table.") var json = false
 
-    func run() throws {
+    func run() async throws {
         var exitStatus: Int32 = 0
-        try runReporting {
+        try await runReporting {
             let carts = try Parse.integer(carts, field: "carts", in: 1...1_000_000)
             let workers = try Parse.integer(workers, field: "workers", in: 1...256)
             let duration = try Parse.decimal(duration, field: "duration", in: 0...86_400, excludingLowerBound: true)
-            let store = try location.open(create: true)
-            let simulation = Simulation(store: store, carts: carts, workers: workers, duration: duration)
-            let showProgress = isatty(STDERR_FILENO) == 1
-            let tally = simulation.run { fraction, operations in
-                guard showProgress else { return }
-                let width = 30
-                let filled = Int(fraction * Double(width))
-                Output.diagnostic(
-                    "\r[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] "
-                        + "\(String(format: "%5.1f", fraction * duration))s \(operations) operations")
-            }
-            if showProgress { Output.diagnostic("\n") }
-            let report = try store.verify()
-            let summary = Summary(tally: tally, seconds: duration, report: report)
-            let run = Summary.Run(workers: workers, carts: carts, path: location.path)
-            Output.line(json ? summary.json(run).jsonText : summary.table(run))
-            for failure in tally.failures.prefix(10) { Output.diagnostic("failure: \(failure)\n") }
-            if !tally.failures.isEmpty {
-                exitStatus = 4
-            } else if !report.isClean {
-                exitStatus = 5
+            let json = json
+            let run = Summary.Run(workers: workers, carts: carts, path: location.displayName)
+            exitStatus = try await location.withStore(create: true) { store in
+                let simulation = Simulation(store: store, carts: carts, workers: workers, duration: duration)
+                let showProgress = isatty(STDERR_FILENO) == 1
+                let tally = await simulation.run { fraction, operations in
+                    guard showProgress else { return }
+                    let width = 30
+                    let filled = Int(fraction * Double(width))
+                    Output.diagnostic(
+                        "\r[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] "
+                            + "\(String(format: "%5.1f", fraction * duration))s \(operations) operations")
+                }
+                if showProgress { Output.diagnostic("\n") }
+                let check = try await Summary.Check(of: store)
+                let summary = Summary(tally: tally, seconds: duration, check: check)
+                Output.line(json ? summary.json(run).jsonText : summary.table(run))
+                for failure in tally.failures.prefix(10) { Output.diagnostic("failure: \(failure)\n") }
+                return !tally.failures.isEmpty ? 4 : check.isClean ? 0 : 5
             }
         }
         if exitStatus != 0 {
@@ -75,13 +75,33 @@ struct Summary {
         var max: Double
     }
 
+    /// The store's check after the run: LMDB's `verify`, or the rules read back through the
+    /// API on a backend without one.
+    struct Check {
+        var sessions: Int
+        var problems: [String]
+        var isClean: Bool { problems.isEmpty }
+
+        init(of store: any PaymentSessionStoring) async throws {
+            if let store = store as? PaymentSessionStore {
+                let report = try store.verify()
+                sessions = report.sessions
+                problems = report.problems.map(\.description)
+            } else {
+                let report = try await store.checkRules()
+                sessions = report.sessions
+                problems = report.problems.map(\.description)
+            }
+        }
+    }
+
     var rows: [Row] = []
     var total: Row
     var seconds: Double
-    var report: VerificationReport
+    var check: Check
     var failures: Int
 
-    init(tally: Simulation.Tally, seconds: Double, report: VerificationReport) {
+    init(tally: Simulation.Tally, seconds: Double, check: Check) {
         func row(_ name: String, _ nanos: [UInt64], rejected: Int) -> Row {
             let sorted = nanos.sorted()
             func percentile(_ p: Double) -> Double {
@@ -98,7 +118,7 @@ struct Summary {
         }
         total = row("total", tally.latencies.values.flatMap { $0 }, rejected: tally.rejected.values.reduce(0, +))
         self.seconds = seconds
-        self.report = report
+        self.check = check
         failures = tally.failures.count
     }
 
@@ -132,8 +152,8 @@ struct Summary {
         lines.append(
             "rejected: refused by a rule because another customer changed the cart first (expected under contention)")
         lines.append(
-            "verify: \(report.isClean ? "ok" : "FAILED"), \(report.sessions) sessions, \(report.problems.count) problems")
-        for problem in report.problems.prefix(10) { lines.append("  \(problem)") }
+            "verify: \(check.isClean ? "ok" : "FAILED"), \(check.sessions) sessions, \(check.problems.count) problems")
+        for problem in check.problems.prefix(10) { lines.append("  \(problem)") }
         return lines.joined(separator: "\n")
     }
 
@@ -150,8 +170,8 @@ struct Summary {
             "workers": .number(JSONNumber(run.workers)), "carts": .number(JSONNumber(run.carts)),
             "seconds": number(seconds), "operations": .object(operations),
             "throughput_per_second": number(Double(total.count) / seconds), "failures": .number(JSONNumber(failures)),
-            "verify": ["clean": .bool(report.isClean), "sessions": .number(JSONNumber(report.sessions)),
-                "problems": .number(JSONNumber(report.problems.count))],
+            "verify": ["clean": .bool(check.isClean), "sessions": .number(JSONNumber(check.sessions)),
+                "problems": .number(JSONNumber(check.problems.count))],
         ]
     }
 }

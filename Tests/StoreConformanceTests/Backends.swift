@@ -129,6 +129,7 @@ func expectInvariants(_ store: any PaymentSessionStoring, sourceLocation: Source
             #expect(try await store.session(idempotencyKey: key)?.id == session.id, sourceLocation: sourceLocation)
         }
     }
+    #expect(try await store.checkRules().problems == [], sourceLocation: sourceLocation)
     let counts = try await store.sessionCounts()
     #expect(counts.sessions == sessions.count, sourceLocation: sourceLocation)
     #expect(counts.carts == byCart.count, sourceLocation: sourceLocation)

@@ -97,6 +97,25 @@ struct PostgresStoreTests {
         }
     }
 
+    @Test func theRuleCheckFindsWhatTheSchemaWasMadeToAllow() async throws {
+        let server = try PostgresServer.shared()
+        let (configuration, schema) = try postgresConfiguration()
+        try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
+            let first = try await store.create(NewPaymentSession(cartID: "c", providerID: "a", select: true))
+            let second = try await store.create(NewPaymentSession(cartID: "c", providerID: "b"))
+            let clean = try await store.checkRules()
+            #expect(clean.sessions == 2 && clean.isClean)
+            // An operator drops the index that keeps one selection per cart, and a second
+            // selection slips in: the check names it.
+            try server.psql("DROP INDEX \(schema).payment_sessions_one_selected_per_cart")
+            try server.psql("UPDATE \(schema).payment_sessions SET is_selected = true WHERE id = '\(second.id)'")
+            let report = try await store.checkRules()
+            #expect(!report.isClean)
+            #expect(report.problems.map(\.sessionID) == [second.id])
+            #expect(report.problems.first?.message == "its cart has another selected session, \(first.id)")
+        }
+    }
+
     @Test func aConnectionKilledByTheServerIsATypedErrorAndThePoolRecovers() async throws {
         let server = try PostgresServer.shared()
         var (configuration, schema) = try postgresConfiguration()
