@@ -18,15 +18,20 @@ let package = Package(
         .package(path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
-        // The three implementations of one workload: the store, raw liblmdb, GRDB.
+        // The implementations of one workload: the store on LMDB and on PostgreSQL, raw
+        // liblmdb, GRDB.
         .target(
             name: "BenchmarkSupport",
             dependencies: [
                 .product(name: "PaymentSessions", package: root),
+                .product(name: "PostgresPaymentSessions", package: root),
+                .product(name: "TestSupport", package: root),
                 .product(name: "CLMDB", package: root),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -34,6 +39,7 @@ let package = Package(
             dependencies: [
                 "BenchmarkSupport",
                 .product(name: "PaymentSessions", package: root),
+                .product(name: "PostgresPaymentSessions", package: root),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/StoreBenchmarks",

@@ -29,6 +29,9 @@ public final class PostgresServer: Sendable {
     /// The directory with `pg_ctl`, `initdb` and `postgres`.
     public let binaries: String
     private let runAs: String?
+    /// Whether the server flushes its log to disk at commit (off for tests: faster, and a
+    /// test server's data is thrown away).
+    public let durable: Bool
 
     /// Whether a server can be started here, or why not.
     public static let availability: Result<String, ServerError> = findBinaries()
@@ -64,7 +67,8 @@ public final class PostgresServer: Sendable {
         }.self
     }
 
-    private init(port: Int, directory: String, binaries: String, runAs: String?) {
+    private init(port: Int, directory: String, binaries: String, runAs: String?, durable: Bool) {
+        self.durable = durable
         self.port = port
         self.directory = directory
         self.binaries = binaries
@@ -88,8 +92,16 @@ public final class PostgresServer: Sendable {
 
     /// Starts a server of the caller's own, for tests that restart or stop it (the shared
     /// one serves tests running in parallel). Stopped by ``stop()`` or when the process ends.
-    public static func startNew() throws(ServerError) -> PostgresServer {
-        try start()
+    /// `durable` keeps PostgreSQL's defaults (`fsync` on: a commit waits for the disk), for
+    /// measurements that compare durable commits.
+    public static func startNew(durable: Bool = false) throws(ServerError) -> PostgresServer {
+        try start(durable: durable)
+    }
+
+    /// The server's settings: loopback only, its socket in its own directory, room for many
+    /// pools, and `fsync` off unless it is ``durable``.
+    private var settings: String {
+        "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=400" + (durable ? "" : " -c fsync=off")
     }
 
     /// Stops the server (`immediate`: as a crash would).
@@ -102,12 +114,11 @@ public final class PostgresServer: Sendable {
         try run(
             binaries + "/pg_ctl",
             [
-                "-D", directory + "/data", "-l", directory + "/server.log", "-w", "-t", "60", "-o",
-                "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400", "start",
+                "-D", directory + "/data", "-l", directory + "/server.log", "-w", "-t", "60", "-o", settings, "start",
             ])
     }
 
-    private static func start() throws(ServerError) -> PostgresServer {
+    private static func start(durable: Bool = false) throws(ServerError) -> PostgresServer {
         let binaries = try availability.get()
         let runAs: String? = geteuid() == 0 ? "postgres" : nil
         let directory = FileManager.default.temporaryDirectory
@@ -124,7 +135,7 @@ public final class PostgresServer: Sendable {
             chown(directory, entry.pointee.pw_uid, entry.pointee.pw_gid)
         }
         let data = directory + "/data"
-        let server = PostgresServer(port: 0, directory: directory, binaries: binaries, runAs: runAs)
+        let server = PostgresServer(port: 0, directory: directory, binaries: binaries, runAs: runAs, durable: durable)
         try server.run(
             binaries + "/initdb",
             ["-D", data, "-U", server.user, "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"])
@@ -133,15 +144,11 @@ public final class PostgresServer: Sendable {
         var lastError = ServerError(description: "no port")
         for _ in 0..<5 {
             let port = freeLoopbackPort()
-            let started = PostgresServer(port: port, directory: directory, binaries: binaries, runAs: runAs)
+            let started = PostgresServer(port: port, directory: directory, binaries: binaries, runAs: runAs, durable: durable)
             do {
                 try started.run(
                     binaries + "/pg_ctl",
-                    [
-                        "-D", data, "-l", directory + "/server.log", "-w", "-t", "60", "-o",
-                        "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400",
-                        "start",
-                    ])
+                    ["-D", data, "-l", directory + "/server.log", "-w", "-t", "60", "-o", started.settings, "start"])
                 started.watch()
                 try started.psql(database: "postgres", "CREATE DATABASE \(started.database)")
                 return started

@@ -1,7 +1,9 @@
 import Foundation
+import Logging
 import PaymentSessions
 import PostgresNIO
 import PostgresPaymentSessions
+import ServiceLifecycle
 import Testing
 import TestSupport
 
@@ -27,6 +29,22 @@ import TestSupport
         try await PostgresPaymentSessionStore.withStore(configuration) { store in
             let session = try await startPayment(cart: "cart_1", provider: "stripe", in: store)
             #expect(session.isSelected)
+        }
+    }
+
+    @Test(.enabled(if: PostgresServer.shouldRun, Comment(rawValue: PostgresServer.skipReason)))
+    func aStoreNamedByAURLRunsInAServiceGroup() async throws {
+        let logger = Logger(label: "readme") { _ in SwiftLogNoOpLogHandler() }
+        let url = try PostgresServer.shared().makeDatabase(prefix: "readme")
+        let shared = try PostgresPaymentSessionStore(url: url)
+        let services = ServiceGroup(services: [shared], logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await services.run() }
+            let session = try await startPayment(cart: "cart_1", provider: "stripe", in: shared)
+            #expect(try await shared.selectedSession(cartID: "cart_1") == session)
+            #expect(try await shared.checkRules().isClean)
+            await services.triggerGracefulShutdown()
+            try await group.waitForAll()
         }
     }
 

@@ -2,10 +2,12 @@ import Benchmark
 import BenchmarkSupport
 import Foundation
 import PaymentSessions
+import PostgresPaymentSessions
 
-/// Every scenario runs three implementations side by side in one process:
-/// `store` (the public API), `raw` (liblmdb calls doing the same puts and gets: the
-/// floor) and `grdb` (SQLite through GRDB.swift, WAL, Medusa's unique indexes).
+/// Every scenario runs its implementations side by side in one process: `store` (the
+/// public API on LMDB), `raw` (liblmdb calls doing the same puts and gets: the floor),
+/// `grdb` (SQLite through GRDB.swift, WAL, Medusa's unique indexes) and `postgres` (the
+/// same API on a PostgreSQL server on loopback, `fsync` on; see ``PostgresFixture``).
 ///
 ///     cd Benchmarks && swift package --disable-sandbox benchmark
 let benchmarks: @Sendable () -> Void = {
@@ -41,6 +43,16 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    if PostgresFixture.isAvailable {
+        Benchmark("get by id: postgres", configuration: reads) { benchmark in
+            guard let store = try? await PostgresFixture.shared.store() else { return }
+            benchmark.startMeasurement()
+            for i in benchmark.scaledIterations {
+                blackHole(try? await store.session(id: ids[(i &* 7919) % n]))
+            }
+        }
+    }
+
     // MARK: a cart's sessions (three per cart)
 
     Benchmark("cart sessions: store", configuration: reads) { benchmark in
@@ -62,6 +74,16 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         for i in benchmark.scaledIterations {
             blackHole(try? sqlite.cartSessions(cart: carts[(i &* 7919) % n]))
+        }
+    }
+
+    if PostgresFixture.isAvailable {
+        Benchmark("cart sessions: postgres", configuration: reads) { benchmark in
+            guard let store = try? await PostgresFixture.shared.store() else { return }
+            benchmark.startMeasurement()
+            for i in benchmark.scaledIterations {
+                blackHole(try? await store.sessions(cartID: carts[(i &* 7919) % n]))
+            }
         }
     }
 
@@ -103,6 +125,17 @@ let benchmarks: @Sendable () -> Void = {
         try? sqlite.createMany(benchmark.scaledIterations, seed: seed)
     }
 
+    if PostgresFixture.isAvailable {
+        // One unit of 1,000 creates: one transaction, one statement round trip per write.
+        Benchmark("bulk create: postgres", configuration: bulk) { benchmark in
+            guard let store = try? await PostgresFixture.shared.store() else { return }
+            let seed = fixtures.freshSeed()
+            let writes = benchmark.scaledIterations.map { PaymentSessionWrite.create(Workload.newSession($0, seed: seed)) }
+            benchmark.startMeasurement()
+            blackHole(try? await store.perform(writes))
+        }
+    }
+
     // MARK: durable create, one per transaction
 
     Benchmark("durable create: store", configuration: writes) { benchmark in
@@ -126,6 +159,15 @@ let benchmarks: @Sendable () -> Void = {
         try? sqlite.create(0, seed: seed)
     }
 
+    if PostgresFixture.isAvailable {
+        Benchmark("durable create: postgres", configuration: writes) { benchmark in
+            guard let store = try? await PostgresFixture.shared.store() else { return }
+            let seed = fixtures.freshSeed()
+            benchmark.startMeasurement()
+            blackHole(try? await store.create(Workload.newSession(0, seed: seed)))
+        }
+    }
+
     // MARK: switch the selected session (durable)
 
     nonisolated(unsafe) var flip = 0
@@ -146,6 +188,16 @@ let benchmarks: @Sendable () -> Void = {
         flip += 1
         benchmark.startMeasurement()
         try? sqlite.select(id: ids[flip % 3], cart: carts[0])
+    }
+
+    if PostgresFixture.isAvailable {
+        Benchmark("select switch: postgres", configuration: writes) { benchmark in
+            guard let store = try? await PostgresFixture.shared.store() else { return }
+            flip += 1
+            let id = ids[flip % 3]
+            benchmark.startMeasurement()
+            blackHole(try? await store.select(id: id))
+        }
     }
 
     // MARK: checkout mix: per 10 operations, 5 cart reads, 2 gets, 3 durable selects
@@ -191,6 +243,23 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    if PostgresFixture.isAvailable {
+        Benchmark("checkout mix x10: postgres", configuration: mix) { benchmark in
+            guard let store = try? await PostgresFixture.shared.store() else { return }
+            flip += 1
+            let round = flip
+            benchmark.startMeasurement()
+            for op in 0..<10 {
+                let i = (round &* 31 &+ op &* 7919) % n
+                switch op {
+                case 0..<5: blackHole(try? await store.sessions(cartID: carts[i]))
+                case 5..<7: blackHole(try? await store.session(id: ids[i]))
+                default: blackHole(try? await store.select(id: ids[i]))
+                }
+            }
+        }
+    }
+
     // MARK: concurrent durable creates: 1,024 creates per iteration, split over N tasks
     //
     // Enough creates per iteration that the rate is the steady state (every task keeps a
@@ -210,6 +279,14 @@ let benchmarks: @Sendable () -> Void = {
             let seed = fixtures.freshSeed()
             benchmark.startMeasurement()
             Workload.spread(creates, overThreads: tasks) { _ = try? store.create(Workload.newSession($0, seed: seed)) }
+        }
+        if PostgresFixture.isAvailable {
+            Benchmark("\(creates) durable creates, \(tasks) tasks: postgres", configuration: concurrent) { benchmark in
+                guard let store = try? await PostgresFixture.shared.store() else { return }
+                let seed = fixtures.freshSeed()
+                benchmark.startMeasurement()
+                await Workload.spread(creates, overTasks: tasks) { _ = try? await store.create(Workload.newSession($0, seed: seed)) }
+            }
         }
         Benchmark("\(creates) durable creates, \(tasks) tasks: grdb", configuration: concurrent) { benchmark in
             let sqlite = fixtures.sqlite()
