@@ -8,9 +8,8 @@
 // not JSON, which only a full check sees) or write a line that import reads back as the
 // same session. Export and import must never disagree.
 import Foundation
-import LMDB
 import Logging
-import PaymentSessions
+@_spi(StorageTesting) import PaymentSessions
 
 /// One store for the whole run, in a temporary directory, without fsync.
 let fuzzStore: PaymentSessionStore? = {
@@ -20,7 +19,6 @@ let fuzzStore: PaymentSessionStore? = {
     options.logger = Logger(label: "fuzz") { _ in SwiftLogNoOpLogHandler() }
     return try? PaymentSessionStore(path: NSTemporaryDirectory() + "payment-sessions-fuzz-\(getpid())", options: options)
 }()
-let fuzzRecords: Database? = try? fuzzStore?.environment.database(named: "sessions", create: false)
 let fuzzID = "ps_01JD0000000000000000000000"
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -33,9 +31,9 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
 
     // The record decoder, through LMDB and the public API.
-    guard let store = fuzzStore, let records = fuzzRecords, !bytes.isEmpty else { return 0 }
+    guard let store = fuzzStore, !bytes.isEmpty else { return 0 }
     do {
-        try store.environment.write { try $0.put(bytes, forKey: fuzzID, in: records) }
+        try store.rawStorage.put(bytes, forKey: fuzzID, in: .sessions)
     } catch {
         fatalError("could not store the input: \(error)")
     }

@@ -1,6 +1,6 @@
 import Foundation
 import Synchronization
-import PaymentSessions
+@_spi(StorageTesting) import PaymentSessions
 import TestSupport
 import Testing
 
@@ -16,7 +16,7 @@ struct AsyncGroupCommitTests {
         var commits = 0
         do {
             let store = try PaymentSessionStore(path: path)  // full durability
-            let before = (try store.environment.info()).lastTransactionID
+            let before = (try store.rawStorage.lastTransactionID())
             ids = try await withThrowingTaskGroup(of: String.self) { group in
                 for i in 0..<300 {
                     group.addTask {
@@ -25,7 +25,7 @@ struct AsyncGroupCommitTests {
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
-            commits = (try store.environment.info()).lastTransactionID - before
+            commits = (try store.rawStorage.lastTransactionID()) - before
         }  // the store closes: its writer thread stops, the environment closes
         #expect(ids.count == 300)
         #expect(commits < 300, "group commit should batch: \(commits) commits for 300 writes")
@@ -185,14 +185,14 @@ struct AsyncGroupCommitTests {
 
     @Test func batchLimitOfOneCommitsEachWriteAlone() async throws {
         let f = try StoreFixture(fast: false) { $0.groupCommit.maxCount = 1 }
-        let before = (try f.store.environment.info()).lastTransactionID
+        let before = (try f.store.rawStorage.lastTransactionID())
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<20 {
                 group.addTask { try await f.store.create(NewPaymentSession(cartID: "c", providerID: "p\(i)")) }
             }
             try await group.waitForAll()
         }
-        #expect((try f.store.environment.info()).lastTransactionID - before == 20)
+        #expect((try f.store.rawStorage.lastTransactionID()) - before == 20)
     }
 
     /// Writes queued while a batch is being applied join it and share its commit, failures
@@ -200,7 +200,7 @@ struct AsyncGroupCommitTests {
     @Test(arguments: [true, false])
     func writesArrivingWhileABatchIsAppliedJoinIt(joinsLateArrivals: Bool) async throws {
         let f = try StoreFixture(fast: false) { $0.groupCommit.joinsLateArrivals = joinsLateArrivals }
-        let before = (try f.store.environment.info()).lastTransactionID
+        let before = (try f.store.rawStorage.lastTransactionID())
         let applying = DispatchSemaphore(value: 0)
         let calling = Counter()  // writes about to be queued
         let first = Task {
@@ -246,7 +246,7 @@ struct AsyncGroupCommitTests {
         }
         _ = try await first.value
         #expect(succeeded == 19)
-        #expect((try f.store.environment.info()).lastTransactionID - before == (joinsLateArrivals ? 1 : 2))
+        #expect((try f.store.rawStorage.lastTransactionID()) - before == (joinsLateArrivals ? 1 : 2))
         let providers = Set(try await f.store.sessions(cartID: "c").map(\.providerID))
         #expect(providers.count == 20)
         #expect(providers.contains("first") && !providers.contains("p7"))

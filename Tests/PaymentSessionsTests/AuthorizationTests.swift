@@ -1,6 +1,5 @@
 import Foundation
-import LMDB
-import PaymentSessions
+@_spi(StorageTesting) import PaymentSessions
 import TestSupport
 import Testing
 
@@ -42,10 +41,10 @@ struct AuthorizationTests {
         let (stripe, _) = try cart(f)
         let first = try f.store.authorize(id: stripe.id, amount: 4200)
         f.clock.advance()
-        let transaction = try f.store.environment.info().lastTransactionID
+        let transaction = try f.store.rawStorage.lastTransactionID()
         let again = try f.store.authorize(id: stripe.id, amount: 4200)
         #expect(again == first)
-        #expect(try f.store.environment.info().lastTransactionID == transaction)
+        #expect(try f.store.rawStorage.lastTransactionID() == transaction)
         #expect(storeError { try f.store.authorize(id: stripe.id, amount: 4300) }
             == .amountMismatch(id: stripe.id, expected: 4200, actual: 4300))
         #expect(try f.store.session(id: stripe.id) == first)
@@ -59,18 +58,12 @@ struct AuthorizationTests {
         let id = "ps_01JD0000000000000000000002"
         do {
             let store = try PaymentSessionStore(path: directory.path)
-            let env = store.environment
-            let sessions = try env.database(named: "sessions", create: false)
-            let cartProvider = try env.database(named: "cart_provider", create: false)
-            let selected = try env.database(named: "selected", create: false)
-            let meta = try env.database(named: "meta", create: false)
+            let raw = store.rawStorage
             let record = oldRecord(version: 2, selected: true, status: 2, strings: ["cart", "stripe", #"{"a":1}"#])
-            try env.write { txn in
-                try txn.put(record, forKey: id, in: sessions)
-                try txn.put(id, forKey: Array("cart".utf8) + [0] + Array("stripe".utf8), in: cartProvider)
-                try txn.put(id, forKey: "cart", in: selected)
-                try txn.put([2, 0, 0, 0] as [UInt8], forKey: "format_version", in: meta)
-            }
+            try raw.put(record, forKey: id, in: .sessions)
+            try raw.put(Array(id.utf8), forKey: RawStorage.cartProviderKey(cartID: "cart", providerID: "stripe"), in: .cartProvider)
+            try raw.put(Array(id.utf8), forKey: "cart", in: .selected)
+            try raw.put([2, 0, 0, 0] as [UInt8], forKey: RawStorage.formatVersionKey, in: .meta)
         }
         let store = try PaymentSessionStore(path: directory.path)
         let session = try #require(try store.session(id: id))
@@ -80,8 +73,7 @@ struct AuthorizationTests {
         let report = try store.verify()
         #expect(report.isClean)
         #expect(report.legacyAuthorized == [id])
-        let meta = try store.environment.database(named: "meta", create: false)
-        #expect(try store.environment.read { try $0.get("format_version", in: meta) } == [3, 0, 0, 0])
+        #expect(try store.rawStorage.value(forKey: RawStorage.formatVersionKey, in: .meta) == [3, 0, 0, 0])
         // Authorizing it now records the authorization.
         let recorded = try store.authorize(id: id, amount: 500, currencyCode: "usd")
         #expect(!recorded.isLegacyAuthorized && recorded.amount == 500)
@@ -134,8 +126,8 @@ struct AuthorizationTests {
         let first = try f.store.authorize(id: stripe.id, amount: 4200, expectedUpdatedAt: stripe.updatedAt)
         f.clock.advance()
         #expect(try f.store.authorize(id: stripe.id, amount: 4200, expectedUpdatedAt: stripe.updatedAt) == first)
-        let transaction = try f.store.environment.info().lastTransactionID
+        let transaction = try f.store.rawStorage.lastTransactionID()
         #expect(try f.store.update(id: stripe.id, status: .authorized) == first)
-        #expect(try f.store.environment.info().lastTransactionID == transaction)
+        #expect(try f.store.rawStorage.lastTransactionID() == transaction)
     }
 }

@@ -1,24 +1,18 @@
 import Foundation
-import LMDB
-import PaymentSessions
+@_spi(StorageTesting) import PaymentSessions
 import Testing
 import TestSupport
 
 @Suite("Corrupt records and broken indexes")
 struct CorruptionTests {
-    /// Writes raw bytes under `key` in one of the store's databases, through the LMDB layer.
-    func poke(_ f: StoreFixture, _ database: String, _ key: String, _ value: [UInt8]?) throws {
-        let env = f.store.environment
-        let db = try env.database(named: database, create: false)
-        try env.write { txn in
-            if let value { try txn.put(value, forKey: key, in: db) } else { try txn.delete(key, in: db) }
-        }
+    /// Writes raw bytes under `key` in one of the store's databases, through the storage
+    /// core's testing hook.
+    func poke(_ f: StoreFixture, _ table: RawStorage.Table, _ key: String, _ value: [UInt8]?) throws {
+        if let value { try f.store.rawStorage.put(value, forKey: key, in: table) } else { try f.store.rawStorage.delete(forKey: key, in: table) }
     }
 
     func rawRecord(_ f: StoreFixture, _ id: String) throws -> [UInt8] {
-        let env = f.store.environment
-        let db = try env.database(named: "sessions", create: false)
-        return try #require(try env.read { try $0.get(id, in: db) })
+        try #require(try f.store.rawStorage.value(forKey: id, in: .sessions))
     }
 
     @Test func everyTruncationOfARecordIsATypedErrorAndAProblem() throws {
@@ -26,7 +20,7 @@ struct CorruptionTests {
         let s = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", data: ["k": "v"], idempotencyKey: "i"))
         let bytes = try rawRecord(f, s.id)
         for length in 0..<bytes.count {
-            try poke(f, "sessions", s.id, Array(bytes.prefix(length)))
+            try poke(f, .sessions, s.id, Array(bytes.prefix(length)))
             guard case .corruptRecord(let key, _)? = storeError({ _ = try f.store.session(id: s.id) }) else {
                 Issue.record("length \(length) not reported as corrupt")
                 continue
@@ -50,7 +44,7 @@ struct CorruptionTests {
             for _ in 0..<Int.random(in: 1...3, using: &rng) {
                 mutated[Int.random(in: 0..<mutated.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
             }
-            try poke(f, "sessions", s.id, mutated)
+            try poke(f, .sessions, s.id, mutated)
             let error = storeError { _ = try f.store.session(id: s.id) }
             let report = try f.store.verify()
             if mutated == bytes {
@@ -64,7 +58,7 @@ struct CorruptionTests {
             }
             #expect(report.problems.contains { $0.kind == "corrupt_record" && $0.key == s.id }, "round \(round)")
         }
-        try poke(f, "sessions", s.id, bytes)
+        try poke(f, .sessions, s.id, bytes)
         #expect(try f.store.session(id: s.id) == s)
     }
 
@@ -77,13 +71,13 @@ struct CorruptionTests {
         for bit in 0..<(bytes.count * 8) {
             var flipped = bytes
             flipped[bit / 8] ^= UInt8(1) << UInt8(bit % 8)
-            try poke(f, "sessions", s.id, flipped)
+            try poke(f, .sessions, s.id, flipped)
             guard case .corruptRecord? = storeError({ _ = try f.store.session(id: s.id) }) else {
                 Issue.record("bit \(bit) flipped, record still accepted")
                 continue
             }
         }
-        try poke(f, "sessions", s.id, bytes)
+        try poke(f, .sessions, s.id, bytes)
         #expect(try f.store.session(id: s.id) == s)
     }
 
@@ -100,7 +94,7 @@ struct CorruptionTests {
         bytes.removeLast(4)
         let checksum = recordChecksum(bytes)
         withUnsafeBytes(of: checksum.littleEndian) { bytes.append(contentsOf: $0) }
-        try poke(f, "sessions", s.id, bytes)
+        try poke(f, .sessions, s.id, bytes)
         #expect(try f.store.session(id: s.id)?.id == s.id)
         let report = try f.store.verify()
         #expect(report.problems.contains { $0.kind == "corrupt_record" && $0.key == s.id && $0.message.contains("data") })
@@ -121,7 +115,7 @@ struct CorruptionTests {
         let s = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p"))
         var bytes = try rawRecord(f, s.id)
         bytes[0] = 9
-        try poke(f, "sessions", s.id, bytes)
+        try poke(f, .sessions, s.id, bytes)
         guard case .corruptRecord(_, let reason)? = storeError({ _ = try f.store.session(id: s.id) }) else {
             Issue.record("not refused")
             return
@@ -134,9 +128,9 @@ struct CorruptionTests {
         let a = try f.store.create(NewPaymentSession(cartID: "c", providerID: "a", idempotencyKey: "ka", select: true))
         let b = try f.store.create(NewPaymentSession(cartID: "c", providerID: "b", idempotencyKey: "kb"))
         #expect(try f.store.verify().isClean)
-        try poke(f, "idempotency", "ka", nil)  // missing index
-        try poke(f, "idempotency", "ghost", Array("ps_01G901XNSRM2YS3ASN9H5KG3FZ".utf8))  // dangling
-        try poke(f, "selected", "c", Array(b.id.utf8))  // selection disagrees with is_selected
+        try poke(f, .idempotency, "ka", nil)  // missing index
+        try poke(f, .idempotency, "ghost", Array("ps_01G901XNSRM2YS3ASN9H5KG3FZ".utf8))  // dangling
+        try poke(f, .selected, "c", Array(b.id.utf8))  // selection disagrees with is_selected
         let report = try f.store.verify()
         let kinds = Set(report.problems.map(\.kind))
         #expect(kinds == ["missing_index", "dangling_index", "selection_mismatch"], "\(report.problems)")

@@ -1,6 +1,6 @@
 import Foundation
 import LMDB
-import PaymentSessions
+@_spi(StorageTesting) import PaymentSessions
 import TestSupport
 import Testing
 
@@ -64,11 +64,11 @@ struct StoreBasicsTests {
     @Test func idempotentCreateReturnsTheFirstSessionWithoutWriting() throws {
         let f = try StoreFixture()
         let first = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", idempotencyKey: "k"))
-        let lastTxn = (try f.store.environment.info()).lastTransactionID
+        let lastTxn = (try f.store.rawStorage.lastTransactionID())
         f.clock.advance()
         let again = try f.store.create(NewPaymentSession(cartID: "c", providerID: "p", data: ["x": 1], idempotencyKey: "k"))
         #expect(again == first)
-        #expect((try f.store.environment.info()).lastTransactionID == lastTxn)
+        #expect((try f.store.rawStorage.lastTransactionID()) == lastTxn)
     }
 
     /// The index entries a refused create had already put are taken back: the key and

@@ -1,6 +1,5 @@
 import Foundation
-import LMDB
-import PaymentSessions
+@_spi(StorageTesting) import PaymentSessions
 import Testing
 import TestSupport
 
@@ -54,7 +53,7 @@ struct StoredDataTests {
     ])
     func aRecordWhoseDataTheParserRefusesIsCorrupt(data: String) throws {
         let f = try StoreFixture()
-        let (id, _) = try Self.storeRecord(f, data: Array(data.utf8))
+        let id = try Self.storeRecord(f, data: Array(data.utf8))
         let error = storeError { _ = try f.store.session(id: id) }
         guard case .corruptRecord? = error else {
             Issue.record("expected corruptRecord for \(data), got \(String(describing: error))")
@@ -72,7 +71,7 @@ struct StoredDataTests {
         var accepted = 0
         for round in 0..<max(1, HostileInputTests.inputs / 10) {
             let data = HostileInputTests.mutate(seed, &rng)
-            let (id, _) = try Self.storeRecord(f, data: data, index: round)
+            let id = try Self.storeRecord(f, data: data, index: round)
             let expected: [String: JSONValue]?
             if case .object(let members)? = try? JSONParser.parse(data) { expected = members } else { expected = nil }
             switch Result(catching: { () throws(PaymentSessionError) in try f.store.session(id: id) }) {
@@ -97,16 +96,14 @@ struct StoredDataTests {
 
     /// Writes a session record with the given `data` bytes (format 1, as documented in
     /// the store's record layout) straight into LMDB.
-    static func storeRecord(_ f: StoreFixture, data: [UInt8], index: Int = 0) throws -> (String, Database) {
-        let env = f.store.environment
-        let sessions = try env.database(named: "sessions", create: false)
+    static func storeRecord(_ f: StoreFixture, data: [UInt8], index: Int = 0) throws -> String {
         let id = "ps_01JD" + String(format: "%022d", index)
         var record: [UInt8] = [1, 0, 0]
         record += [UInt8](repeating: 0, count: 16)
         for text in ["cart", "stripe"] { record += varint(text.utf8.count) + Array(text.utf8) }
         record += varint(data.count) + data
-        try env.write { try $0.put(record, forKey: id, in: sessions) }
-        return (id, sessions)
+        try f.store.rawStorage.put(record, forKey: id, in: .sessions)
+        return id
     }
 
     static func varint(_ value: Int) -> [UInt8] {

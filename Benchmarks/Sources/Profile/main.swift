@@ -6,7 +6,7 @@
 //   valgrind --tool=callgrind Benchmarks/.build/release/Profile create 5000
 import BenchmarkSupport
 import Foundation
-import PaymentSessions
+@_spi(StorageTesting) import PaymentSessions
 
 let arguments = CommandLine.arguments
 let mode = arguments.count > 1 ? arguments[1] : "get"
@@ -99,10 +99,10 @@ case "create-text":
 case "async-create":
     // 32 tasks sharing group commits, as in the "128 durable creates" benchmark.
     let shared = sessions
-    let firstTransaction = (try store.environment.info()).lastTransactionID
+    let firstTransaction = (try store.rawStorage.lastTransactionID())
     let started = DispatchTime.now().uptimeNanoseconds
     defer {
-        let commits = ((try? store.environment.info())?.lastTransactionID ?? firstTransaction) - firstTransaction
+        let commits = ((try? store.rawStorage.lastTransactionID()) ?? firstTransaction) - firstTransaction
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
         print("\(shared.count) creates, \(commits) commits, \(String(format: "%.1f", elapsed)) ms")
     }
@@ -124,14 +124,14 @@ case "async-rounds":
     // benchmark does with 1024 / tasks each. `count` is the number of rounds.
     let perTask = arguments.count > 3 ? Int(arguments[3]) ?? 4 : 4
     let tasks = arguments.count > 4 ? Int(arguments[4]) ?? 32 : 32
-    let firstTransaction = (try store.environment.info()).lastTransactionID
+    let firstTransaction = (try store.rawStorage.lastTransactionID())
     var times: [Double] = []
     for round in 0..<count {
         let started = DispatchTime.now().uptimeNanoseconds
         await Workload.spread(tasks * perTask, overTasks: tasks) { _ = try? await store.create(Workload.newSession($0, seed: 1000 + round)) }
         times.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
     }
-    let commits = (try store.environment.info()).lastTransactionID - firstTransaction
+    let commits = (try store.rawStorage.lastTransactionID()) - firstTransaction
     times.sort()
     print("\(count) rounds of \(tasks * perTask) creates by \(tasks) tasks, \(commits) commits, median \(String(format: "%.2f", times[times.count / 2])) ms")
 case "durable-create":

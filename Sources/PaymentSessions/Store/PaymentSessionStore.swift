@@ -31,8 +31,9 @@ import Logging
 /// as it says, and the money rules (see ``WriteTransaction/authorize(id:amount:currencyCode:data:expectedUpdatedAt:)``).
 /// ``verify()`` checks them all.
 public final class PaymentSessionStore: Sendable {
-    /// The LMDB environment underneath (for statistics and maintenance).
-    public let environment: Environment
+    /// The LMDB environment underneath. Not public: an application works with sessions,
+    /// statistics and backups; tests reach the bytes through ``rawStorage`` (an SPI).
+    let environment: Environment
     /// The options the store was opened with.
     public let options: Options
     let layout: StoreLayout

@@ -1,6 +1,5 @@
 import Foundation
-import LMDB
-import PaymentSessions
+@_spi(StorageTesting) import PaymentSessions
 import Testing
 import TestSupport
 
@@ -39,9 +38,8 @@ struct HostileInputTests {
         let f = try StoreFixture()
         let seedSession = try f.store.create(
             NewPaymentSession(cartID: "cart", providerID: "stripe", data: ["a": [1, "b", ["c": nil]], "d": true], idempotencyKey: "k"))
-        let env = f.store.environment
-        let sessions = try env.database(named: "sessions", create: false)
-        let valid = try #require(try env.read { try $0.get(seedSession.id, in: sessions) })
+        let raw = f.store.rawStorage
+        let valid = try #require(try raw.value(forKey: seedSession.id, in: .sessions))
         var rng = SeededGenerator(seed: 0xC0FFEE)
         var decoded = 0
         var refused = 0
@@ -49,14 +47,13 @@ struct HostileInputTests {
         for start in stride(from: 0, to: Self.inputs, by: batch) {
             let count = min(batch, Self.inputs - start)
             let ids = (0..<count).map { "ps_01JD" + String(format: "%022d", start + $0) }
-            try env.write { txn in
-                for id in ids {
-                    let bytes = Int.random(in: 0..<4, using: &rng) == 0
-                        ? (0..<Int.random(in: 0...64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-                        : Self.mutate(valid, &rng)
-                    try txn.put(bytes, forKey: id, in: sessions)
-                }
+            let records = ids.map { id in
+                let bytes = Int.random(in: 0..<4, using: &rng) == 0
+                    ? (0..<Int.random(in: 0...64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                    : Self.mutate(valid, &rng)
+                return (key: id, value: bytes)
             }
+            try raw.put(records, in: .sessions)
             for id in ids {
                 switch Result(catching: { () throws(PaymentSessionError) in try f.store.session(id: id) }) {
                 case .success: decoded += 1
@@ -64,7 +61,7 @@ struct HostileInputTests {
                 case .failure(let other): Issue.record("\(id): unexpected \(other)")
                 }
             }
-            try env.write { txn in for id in ids { try txn.delete(id, in: sessions) } }
+            try raw.delete(keys: ids, in: .sessions)
         }
         #expect(decoded + refused == Self.inputs)
         #expect(refused > Self.inputs / 2)

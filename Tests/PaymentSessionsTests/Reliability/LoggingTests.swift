@@ -1,8 +1,7 @@
 import Foundation
 import InMemoryLogging
-import LMDB
 import Logging
-import PaymentSessions
+@_spi(StorageTesting) import PaymentSessions
 import TestSupport
 import Testing
 
@@ -36,8 +35,7 @@ struct LoggingTests {
         let handler = InMemoryLogHandler()
         let (_, store) = try store(handler)
         let session = try store.create(NewPaymentSession(cartID: "c", providerID: "p"))
-        let records = try store.environment.database(named: "sessions", create: false)
-        try store.environment.write { try $0.put([3, 0, 0], forKey: session.id, in: records) }
+        try store.rawStorage.put([3, 0, 0], forKey: session.id, in: .sessions)
         #expect(throws: PaymentSessionError.self) { _ = try store.session(id: session.id) }
         #expect(throws: PaymentSessionError.self) { _ = try store.sessions(cartID: "c") }
         let warnings = handler.entries.filter { $0.level == .warning }

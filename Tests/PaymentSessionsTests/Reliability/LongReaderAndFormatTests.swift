@@ -1,6 +1,5 @@
 import Foundation
-import LMDB
-import PaymentSessions
+@_spi(StorageTesting) import PaymentSessions
 import TestSupport
 import Testing
 
@@ -24,15 +23,15 @@ struct LongReaderAndFormatTests {
                 }
             }
             #expect(try snapshot.session(id: s.id)?.data == ["v": 0])
-            sizeWithReader = try f.store.environment.fileSize()
+            sizeWithReader = try f.store.rawStorage.fileSize()
         }
         #expect(try f.store.session(id: s.id)?.data == ["v": .number(JSONNumber(Self.writes))])
         // The same writes again, with no reader: freed pages are reused, the file stays put.
-        let before = try f.store.environment.fileSize()
+        let before = try f.store.rawStorage.fileSize()
         try f.store.write { tx in
             for i in 0..<batch { try tx.update(id: s.id, data: ["v": .number(JSONNumber(i))]) }
         }
-        #expect(try f.store.environment.fileSize() == before)
+        #expect(try f.store.rawStorage.fileSize() == before)
         #expect(sizeWithReader >= 1 << 20)
     }
 
@@ -42,13 +41,11 @@ struct LongReaderAndFormatTests {
         do {
             let store = try PaymentSessionStore(path: directory.path)
             id = try store.create(NewPaymentSession(cartID: "c", providerID: "p")).id
-            let meta = try store.environment.database(named: "meta", create: false)
-            _ = try store.environment.write { try $0.delete("format_version", in: meta) }
+            try store.rawStorage.delete(forKey: RawStorage.formatVersionKey, in: .meta)
         }
         let store = try PaymentSessionStore(path: directory.path)
         #expect(try store.session(id: id) != nil)
-        let meta = try store.environment.database(named: "meta", create: false)
-        #expect(try store.environment.read { try $0.get("format_version", in: meta) } == [3, 0, 0, 0])
+        #expect(try store.rawStorage.value(forKey: RawStorage.formatVersionKey, in: .meta) == [3, 0, 0, 0])
     }
 
     /// A format 1 store holds version 1 records (no checksum): they are read as they are,
@@ -58,28 +55,21 @@ struct LongReaderAndFormatTests {
         let id = "ps_01JD0000000000000000000001"
         do {
             let store = try PaymentSessionStore(path: directory.path)
-            let env = store.environment
-            let sessions = try env.database(named: "sessions", create: false)
-            let cartProvider = try env.database(named: "cart_provider", create: false)
-            let meta = try env.database(named: "meta", create: false)
+            let raw = store.rawStorage
             let record = oldRecord(version: 1, selected: false, status: 2, strings: ["cart", "stripe", #"{"a":[1,true]}"#])
-            try env.write { txn in
-                try txn.put(record, forKey: id, in: sessions)
-                try txn.put(id, forKey: Array("cart".utf8) + [0] + Array("stripe".utf8), in: cartProvider)
-                try txn.put([1, 0, 0, 0] as [UInt8], forKey: "format_version", in: meta)
-            }
+            try raw.put(record, forKey: id, in: .sessions)
+            try raw.put(Array(id.utf8), forKey: RawStorage.cartProviderKey(cartID: "cart", providerID: "stripe"), in: .cartProvider)
+            try raw.put([1, 0, 0, 0] as [UInt8], forKey: RawStorage.formatVersionKey, in: .meta)
         }
         var readOnly = PaymentSessionStore.Options()
         readOnly.environment.readOnly = true
         do {
             let store = try PaymentSessionStore(path: directory.path, options: readOnly)
             #expect(try store.session(id: id)?.status == .authorized)
-            let meta = try store.environment.database(named: "meta", create: false)
-            #expect(try store.environment.read { try $0.get("format_version", in: meta) } == [1, 0, 0, 0])
+            #expect(try store.rawStorage.value(forKey: RawStorage.formatVersionKey, in: .meta) == [1, 0, 0, 0])
         }
         let store = try PaymentSessionStore(path: directory.path)
-        let meta = try store.environment.database(named: "meta", create: false)
-        #expect(try store.environment.read { try $0.get("format_version", in: meta) } == [3, 0, 0, 0])
+        #expect(try store.rawStorage.value(forKey: RawStorage.formatVersionKey, in: .meta) == [3, 0, 0, 0])
         #expect(try store.session(id: id)?.data == ["a": [1, true]])
         let updated = try store.update(id: id, data: ["b": "c"])
         #expect(try store.session(id: id) == updated)
@@ -90,8 +80,7 @@ struct LongReaderAndFormatTests {
         let directory = TemporaryDirectory(prefix: "format9")
         do {
             let store = try PaymentSessionStore(path: directory.path)
-            let meta = try store.environment.database(named: "meta", create: false)
-            try store.environment.write { try $0.put([9, 0, 0, 0] as [UInt8], forKey: "format_version", in: meta) }
+            try store.rawStorage.put([9, 0, 0, 0] as [UInt8], forKey: RawStorage.formatVersionKey, in: .meta)
         }
         let error = storeError { _ = try PaymentSessionStore(path: directory.path) }
         #expect(error == .unsupportedFormat(found: 9, supported: 3))

@@ -1,6 +1,6 @@
 import Foundation
 import LMDB
-import PaymentSessions
+@_spi(StorageTesting) import PaymentSessions
 import Synchronization
 import TestSupport
 import Testing
@@ -17,12 +17,12 @@ struct StoreLifecycleTests {
         var options = PaymentSessionStore.Options()
         options.environment.durability = .noSync
         var store: PaymentSessionStore? = try PaymentSessionStore(path: directory.appending("store"), options: options)
-        weak let environment = store?.environment
+        weak let environment = store?.rawStorage.environment
         // Hold LMDB's writer from a thread that keeps only the environment (and only until
         // it is released), so that the writer thread is stuck beginning its batch.
         let holding = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
-        Self.holdWriter(of: try #require(store?.environment), holding: holding, until: release)
+        Self.holdWriter(of: try #require(store?.rawStorage.environment), holding: holding, until: release)
         holding.wait()
         let task = Self.writeCapturingTheStore(try #require(store))
         store = nil
@@ -140,7 +140,7 @@ struct StoreLifecycleTests {
         #expect(exported.withLock { $0 } < 600, "the creates finished only after the export: growth waited for it")
         #expect(exportDone.wait(timeout: .now() + 30) == .success)
         #expect(exportResult.withLock { $0 } == 600)
-        #expect((try f.store.environment.info()).mapSize >= 4 << 20)
+        #expect(try f.store.statistics().mapBytes >= 4 << 20)
     }
 
     /// A backup taken while writers grow the map is a complete, verifiable store.
