@@ -89,7 +89,12 @@ struct PostgresTransaction {
             do {
                 sessions.append(try PostgresSessionRow.session(from: row))
             } catch {
-                logger.error("corrupt payment session row", metadata: ["error": "\(error)"])
+                // The same words and metadata as the LMDB store's, so that one alert serves both.
+                var metadata: Logger.Metadata = ["error": "\(error)"]
+                if case .corruptRecord(let key, let reason) = error {
+                    metadata = ["payment_sessions.key": .string(key), "payment_sessions.reason": .string(reason)]
+                }
+                logger.warning("met a corrupt record on a read; run verify", metadata: metadata)
                 throw error
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import InMemoryLogging
 import Logging
 import PaymentSessions
 import PostgresNIO
@@ -95,6 +96,26 @@ struct PostgresStoreTests {
             }
             #expect(key == session.id)
         }
+    }
+
+    /// What an operator should hear of: the schema's creation, and a corrupt row (in the
+    /// same words and metadata as the LMDB store).
+    @Test func migrationsAndCorruptRowsAreLogged() async throws {
+        let server = try PostgresServer.shared()
+        let handler = InMemoryLogHandler()
+        let (configuration, schema) = try postgresConfiguration()
+        var options = Self.options()
+        options.logger = Logger(label: "test") { _ in handler }
+        try await PostgresPaymentSessionStore.withStore(configuration, options: options) { store in
+            let session = try await store.create(NewPaymentSession(cartID: "c", providerID: "a"))
+            try server.psql("UPDATE \(schema).payment_sessions SET data = '[1, 2' WHERE id = '\(session.id)'")
+            _ = try? await store.session(id: session.id)
+        }
+        let migration = handler.entries.first { $0.message.description == "migrating the payment session schema" }
+        #expect(migration?.level == .notice && migration?.metadata["to"] == "1")
+        let corrupt = handler.entries.filter { $0.message.description == "met a corrupt record on a read; run verify" }
+        #expect(corrupt.count == 1 && corrupt.first?.level == .warning)
+        #expect(corrupt.first?.metadata["payment_sessions.key"] != nil)
     }
 
     @Test func theRuleCheckFindsWhatTheSchemaWasMadeToAllow() async throws {
