@@ -11,8 +11,8 @@ struct PaymentSessionsCommand: AsyncParsableCommand {
             Every command works on the store given by --store, else $PAYMENT_SESSIONS_STORE, \
             else ./payment-sessions.lmdb: an LMDB directory, or a postgres:// URL (its password \
             from PGPASSWORD or ~/.pgpass, never printed). Write commands create a missing store \
-            (or the schema); read commands report it as not_found. verify, backup and simulate \
-            work on LMDB stores.
+            (or the schema); read commands report it as not_found. backup works on LMDB stores; \
+            copy --from A --to B moves a store between the two.
 
             Results go to stdout as JSON (JSON Lines for export). On failure nothing is \
             written, stdout stays empty, the last line of stderr is \
@@ -22,7 +22,7 @@ struct PaymentSessionsCommand: AsyncParsableCommand {
             """,
         subcommands: [
             Create.self, Get.self, List.self, Selected.self, Select.self, Deselect.self, Update.self, Authorize.self, Delete.self,
-            Export.self, Import.self, Verify.self, Stats.self, Backup.self, Purge.self, Simulate.self,
+            Export.self, Import.self, Copy.self, Verify.self, Stats.self, Backup.self, Purge.self, Simulate.self,
         ]
     )
 }

@@ -26,12 +26,22 @@ struct StoreLocation: ParsableArguments {
     var isPostgres: Bool { PostgresStoreURL.isPostgres(path) }
 
     /// Where the store is, for output: the path, or the URL without its password.
-    var displayName: String { isPostgres ? ((try? PostgresStoreURL(path).location) ?? PostgresStoreURL.redacted(path)) : path }
+    var displayName: String { Self.displayName(path) }
+
+    static func displayName(_ path: String) -> String {
+        PostgresStoreURL.isPostgres(path) ? ((try? PostgresStoreURL(path).location) ?? PostgresStoreURL.redacted(path)) : path
+    }
 
     /// Opens the LMDB store; read-only commands pass `create: false` so that a missing
     /// store is `not_found` rather than silently created.
     func open(create: Bool) throws -> PaymentSessionStore {
-        if isPostgres { throw PaymentSessionError.invalidInput(field: "store", value: displayName, reason: "this command works on an LMDB store") }
+        try Self.open(path, create: create)
+    }
+
+    static func open(_ path: String, create: Bool) throws -> PaymentSessionStore {
+        if PostgresStoreURL.isPostgres(path) {
+            throw PaymentSessionError.invalidInput(field: "store", value: displayName(path), reason: "this command works on an LMDB store")
+        }
         var options = PaymentSessionStore.Options()
         options.createIfMissing = create
         return try PaymentSessionStore(path: path, options: options)
@@ -41,7 +51,14 @@ struct StoreLocation: ParsableArguments {
     /// connection pool runs while `body` does, and the schema is created (with `create`)
     /// or must exist (read commands: `not_found` otherwise).
     func withStore<R: Sendable>(create: Bool, _ body: (any PaymentSessionStoring) async throws -> R) async throws -> R {
-        guard isPostgres else { return try await body(try open(create: create)) }
+        try await Self.withStore(path, create: create, body)
+    }
+
+    /// ``withStore(create:_:)`` for the store at `path` (a directory or a URL).
+    static func withStore<R: Sendable>(
+        _ path: String, create: Bool, _ body: (any PaymentSessionStoring) async throws -> R
+    ) async throws -> R {
+        guard PostgresStoreURL.isPostgres(path) else { return try await body(try open(path, create: create)) }
         let url = try PostgresStoreURL(path)
         var options = PostgresPaymentSessionStore.Options()
         options.createIfMissing = create

@@ -80,6 +80,37 @@ struct CLIPostgresTests {
         #expect(try back.json(["verify"]).objectValue?["problems"] == [])
     }
 
+    @Test func copyStreamsAStoreBetweenBackendsPageByPage() throws {
+        let lmdb = CLI()
+        for cart in 0..<7 {
+            let a = try lmdb.session(["create", "--cart", "c\(cart)", "--provider", "stripe", "--idempotency-key", "k\(cart)",
+                "--select", "--amount", "100", "--currency", "usd"])
+            if cart % 2 == 0 { try lmdb.session(["authorize", a.id, "--amount", "100"]) }
+            try lmdb.session(["create", "--cart", "c\(cart)", "--provider", "manual"])
+        }
+        let exported = try lmdb.snapshot()
+        func copy(_ arguments: [String]) throws -> ChildProcess.Output { try ChildProcess.run("payment-sessions", ["copy"] + arguments) }
+        let postgres = try CLI(postgres: true)
+        // Pages of 3 sessions: five pages, the last one short.
+        let there = try copy(["--from", lmdb.store, "--to", postgres.store, "--page", "3"])
+        #expect(there.status == 0 && there.stdout == #"{"copied":14}"# + "\n", "\(there.stderr)")
+        #expect(try postgres.snapshot() == exported)
+        let back = CLI()
+        let home = try copy(["--from", postgres.store, "--to", back.store])
+        #expect(home.status == 0, "\(home.stderr)")
+        #expect(try back.snapshot() == exported)
+        #expect(try back.json(["verify"]).objectValue?["problems"] == [])
+
+        // A target that holds sessions is refused before anything is written.
+        let again = try copy(["--from", lmdb.store, "--to", postgres.store])
+        #expect(again.status == 2 && errorCode(again) == "invalid_input" && again.stderr.contains("holds 14 sessions"))
+        #expect(try postgres.snapshot() == exported)
+        let itself = try copy(["--from", lmdb.store, "--to", lmdb.store])
+        #expect(itself.status == 2 && errorCode(itself) == "invalid_input")
+        let missing = try copy(["--from", lmdb.directory.appending("nothing"), "--to", CLI().store])
+        #expect(missing.status == 1 && errorCode(missing) == "not_found")
+    }
+
     @Test func aPasswordInTheURLIsNeverPrinted() throws {
         let cli = CLI()
         // Nothing listens on port 1: the connection fails, and the error names the store.
