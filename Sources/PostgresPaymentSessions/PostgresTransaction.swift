@@ -17,44 +17,35 @@ struct PostgresTransaction {
     // MARK: Reads
 
     func session(id: String, lock: Bool = false) async throws -> PaymentSession? {
-        try await one(
-            "SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions WHERE id = \(id)\(unescaped: Self.locking(lock))")
+        lock
+            ? try await all(SessionStatement<SessionQueries.ByIDLocked>(values: [id])).first
+            : try await all(SessionStatement<SessionQueries.ByID>(values: [id])).first
     }
 
     func session(idempotencyKey key: String) async throws -> PaymentSession? {
-        try await one(
-            "SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions WHERE idempotency_key = \(key)")
+        try await all(SessionStatement<SessionQueries.ByKey>(values: [key])).first
     }
 
     func session(cartID: String, providerID: String, lock: Bool = false) async throws -> PaymentSession? {
-        try await one(
-            """
-            SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
-            WHERE cart_id = \(cartID) AND provider_id = \(providerID)\(unescaped: Self.locking(lock))
-            """)
+        lock
+            ? try await all(SessionStatement<SessionQueries.ByPairLocked>(values: [cartID, providerID])).first
+            : try await all(SessionStatement<SessionQueries.ByPair>(values: [cartID, providerID])).first
     }
 
     /// The cart's selected session, locked when `lock` (the row a selection change rewrites).
     func selectedSession(cartID: String, lock: Bool = false) async throws -> PaymentSession? {
-        try await one(
-            """
-            SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
-            WHERE cart_id = \(cartID) AND is_selected\(unescaped: Self.locking(lock))
-            """)
+        lock
+            ? try await all(SessionStatement<SessionQueries.SelectedLocked>(values: [cartID])).first
+            : try await all(SessionStatement<SessionQueries.Selected>(values: [cartID])).first
     }
 
     /// The cart's sessions in id order, locked in that order when `lock` (one order for
     /// every locker, so two of them never deadlock on one cart).
     func sessions(cartID: String, lock: Bool = false) async throws -> [PaymentSession] {
-        try await all(
-            """
-            SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
-            WHERE cart_id = \(cartID) ORDER BY id\(unescaped: Self.locking(lock))
-            """)
+        lock
+            ? try await all(SessionStatement<SessionQueries.ByCartLocked>(values: [cartID]))
+            : try await all(SessionStatement<SessionQueries.ByCart>(values: [cartID]))
     }
-
-    /// The row-lock clause a locking read ends with (a constant: no input reaches the text).
-    private static func locking(_ lock: Bool) -> String { lock ? " FOR UPDATE" : "" }
 
     func sessions(after id: String?, limit: Int) async throws -> [PaymentSession] {
         let limit = Int64(max(0, limit))
@@ -78,12 +69,15 @@ struct PostgresTransaction {
             """)
     }
 
-    private func one(_ query: PostgresQuery) async throws -> PaymentSession? {
-        try await all(query).first
+    private func all(_ query: PostgresQuery) async throws -> [PaymentSession] {
+        try await sessions(from: try await connection.query(query, logger: logger))
     }
 
-    private func all(_ query: PostgresQuery) async throws -> [PaymentSession] {
-        let rows = try await connection.query(query, logger: logger)
+    private func all<Query>(_ statement: SessionStatement<Query>) async throws -> [PaymentSession] {
+        try await sessions(from: try await connection.execute(statement, logger: logger))
+    }
+
+    private func sessions(from rows: some AsyncSequence<PostgresRow, any Error>) async throws -> [PaymentSession] {
         var sessions: [PaymentSession] = []
         for try await row in rows {
             do {
