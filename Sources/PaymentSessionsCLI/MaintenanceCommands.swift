@@ -112,7 +112,12 @@ struct Verify: AsyncParsableCommand {
 }
 
 struct Stats: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print counts and sizes of the store.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print counts and sizes of the store, and where its change feed stands.",
+        discussion: """
+            {"backend","sessions","carts","selected","by_status", sizes as the engine measures them, \
+            "changes":{"first":N or null,"last":N,"consumers":{NAME:N}}}.
+            """)
 
     @OptionGroup var location: StoreLocation
 
@@ -134,6 +139,13 @@ struct Stats: AsyncParsableCommand {
                 } else {
                     counts = try await store.sessionCounts()
                 }
+                let feed = try await store.changeFeedState()
+                var consumers: [String: JSONValue] = [:]
+                for (name, position) in feed.consumers { consumers[name] = .number(JSONNumber(position)) }
+                sizes["changes"] = [
+                    "first": feed.first.map { .number(JSONNumber($0)) } ?? .null, "last": .number(JSONNumber(feed.last)),
+                    "consumers": .object(consumers),
+                ]
                 return (counts, sizes)
             }
             var byStatus: [String: JSONValue] = [:]
@@ -179,7 +191,7 @@ struct Purge: AsyncParsableCommand {
         discussion: #"""
             Authorized sessions are kept unless --include-authorized; idempotency keys of deleted \#
             sessions reserved longer than 24 hours are dropped. \#
-            Prints {"purged":N,"kept_authorized":N,"reservations_dropped":N}.
+            Prints {"purged":N,"kept_authorized":N,"reservations_dropped":N,"changes_trimmed":N}.
             """#)
 
     @OptionGroup var location: StoreLocation
@@ -199,6 +211,7 @@ struct Purge: AsyncParsableCommand {
             Output.json([
                 "purged": .number(JSONNumber(report.purged)), "kept_authorized": .number(JSONNumber(report.keptAuthorized)),
                 "reservations_dropped": .number(JSONNumber(report.reservationsDropped)),
+                "changes_trimmed": .number(JSONNumber(report.changesTrimmed)),
             ])
         }
     }

@@ -22,7 +22,7 @@ struct PaymentSessionsCommand: AsyncParsableCommand {
             """,
         subcommands: [
             Create.self, Get.self, List.self, Selected.self, Select.self, Deselect.self, Update.self, Authorize.self, Delete.self,
-            Export.self, Import.self, Copy.self, Verify.self, Stats.self, Backup.self, Purge.self, Simulate.self,
+            Export.self, Import.self, Copy.self, Changes.self, Verify.self, Stats.self, Backup.self, Purge.self, Simulate.self,
         ]
     )
 }

@@ -73,6 +73,7 @@ extension PostgresPaymentSessionStore {
             try await connection.query("BEGIN", logger: logger)
             do {
                 let result = try await body(tx)
+                try await tx.changes.flush(on: connection, committedAt: tx.now, logger: logger)
                 try await connection.query("COMMIT", logger: logger)
                 return result
             } catch {
@@ -309,12 +310,13 @@ extension PostgresPaymentSessionStore {
                 case .stays: break
                 case .keptAuthorized: kept += 1
                 case .purged:
-                    try await tx.remove(session)
+                    try await tx.remove(session, kind: .purged)
                     purged += 1
                 }
             }
             let dropped = try await tx.dropExpiredReservations()
-            return PurgeReport(purged: purged, keptAuthorized: kept, reservationsDropped: dropped)
+            let trimmed = try await Self.trimChanges(in: tx, retention: self.options.changeRetention)
+            return PurgeReport(purged: purged, keptAuthorized: kept, reservationsDropped: dropped, changesTrimmed: trimmed)
         }
     }
 

@@ -74,10 +74,18 @@ extension PostgresPaymentSessionStore {
                 throw PaymentSessionError.sessionGone(key: key, id: goneID)
             }
         }
+        // The previous selection goes first (the partial unique index sees each statement),
+        // but the feed tells the creation first, as the LMDB store does.
+        var release: (before: PaymentSession, after: PaymentSession)?
         if prepared.select, let current = try await tx.selectedSession(cartID: session.cartID, lock: true) {
-            try await tx.update(try SessionRules.release(current, now: tx.now), dataJSON: nil)
+            let released = try SessionRules.release(current, now: tx.now)
+            try await tx.update(released, dataJSON: nil, replacing: nil)
+            release = (current, released)
         }
-        if try await tx.insert(session, dataJSON: prepared.dataJSON) { return session }
+        if try await tx.insert(session, dataJSON: prepared.dataJSON, kind: .created) {
+            if let release { tx.recordChange(replacing: release.before, with: release.after) }
+            return session
+        }
         throw try await refusal(of: session, retryOnPair: retryOnPair, in: tx)
     }
 
@@ -110,11 +118,11 @@ extension PostgresPaymentSessionStore {
         if existing.status != .canceled {
             let change = try SessionRules.update(
                 existing, status: nil, data: data, expectedUpdatedAt: nil, maxDataBytes: options.maxDataBytes, now: tx.now)
-            return (try await tx.store(change), false)
+            return (try await tx.store(change, replacing: existing), false)
         }
         // Checked before the canceled session goes, so that refused input changes nothing.
         let prepared = try replacement()
-        try await tx.remove(existing)
+        try await tx.remove(existing, kind: .deleted)
         return (try await create(prepared, in: tx), true)
     }
 
@@ -134,7 +142,8 @@ extension PostgresPaymentSessionStore {
         return try await tx.store(
             SessionRules.update(
                 session, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt,
-                maxDataBytes: options.maxDataBytes, now: tx.now))
+                maxDataBytes: options.maxDataBytes, now: tx.now),
+            replacing: session)
     }
 
     func authorize(
@@ -146,7 +155,8 @@ extension PostgresPaymentSessionStore {
         return try await tx.store(
             SessionRules.authorize(
                 session, amount: amount, currencyCode: currencyCode, data: data, expectedUpdatedAt: expectedUpdatedAt,
-                maxDataBytes: options.maxDataBytes, now: tx.now))
+                maxDataBytes: options.maxDataBytes, now: tx.now),
+            replacing: session)
     }
 
     func updateAmount(
@@ -155,12 +165,14 @@ extension PostgresPaymentSessionStore {
         let session = try await lockedSession(id, in: tx)
         return try await tx.store(
             SessionRules.updateAmount(
-                session, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt, now: tx.now))
+                session, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt, now: tx.now),
+            replacing: session)
     }
 
     func setInitiated(id: String, isInitiated: Bool, in tx: PostgresTransaction) async throws -> PaymentSession {
         let session = try await lockedSession(id, in: tx)
-        return try await tx.store(SessionRules.updateInitiated(session, isInitiated: isInitiated, now: tx.now))
+        return try await tx.store(
+            SessionRules.updateInitiated(session, isInitiated: isInitiated, now: tx.now), replacing: session)
     }
 
     // MARK: Selection
@@ -169,10 +181,10 @@ extension PostgresPaymentSessionStore {
         let session = try await lockedSession(id, in: tx)
         guard try SessionRules.needsSelecting(session) else { return session }
         if let current = try await tx.selectedSession(cartID: session.cartID, lock: true), current.id != id {
-            try await tx.update(try SessionRules.release(current, now: tx.now), dataJSON: nil)
+            try await tx.update(try SessionRules.release(current, now: tx.now), dataJSON: nil, replacing: current)
         }
         let selected = SessionRules.selected(session, now: tx.now)
-        try await tx.update(selected, dataJSON: nil)
+        try await tx.update(selected, dataJSON: nil, replacing: session)
         return selected
     }
 
@@ -180,7 +192,7 @@ extension PostgresPaymentSessionStore {
         try SessionValidation.validateIdentifier(cartID, field: "cart_id")
         guard let current = try await tx.selectedSession(cartID: cartID, lock: true) else { return nil }
         let released = try SessionRules.release(current, now: tx.now)
-        try await tx.update(released, dataJSON: nil)
+        try await tx.update(released, dataJSON: nil, replacing: current)
         return released
     }
 
@@ -189,7 +201,7 @@ extension PostgresPaymentSessionStore {
     func delete(id: String, force: Bool, in tx: PostgresTransaction) async throws -> PaymentSession {
         let session = try await lockedSession(id, in: tx)
         try SessionRules.checkDeletable(session, force: force)
-        try await tx.remove(session)
+        try await tx.remove(session, kind: .deleted)
         return session
     }
 
@@ -197,7 +209,7 @@ extension PostgresPaymentSessionStore {
         try SessionValidation.validateIdentifier(cartID, field: "cart_id")
         let sessions = try await tx.sessions(cartID: cartID, lock: true)
         try SessionRules.checkDeletable(sessions, force: force)
-        for session in sessions { try await tx.remove(session) }
+        for session in sessions { try await tx.remove(session, kind: .deleted) }
         return sessions.count
     }
 
@@ -221,7 +233,7 @@ extension PostgresPaymentSessionStore {
                 throw PaymentSessionError.sessionGone(key: key, id: goneID)
             }
         }
-        if try await tx.insert(session, dataJSON: dataJSON) { return }
+        if try await tx.insert(session, dataJSON: dataJSON, kind: .imported) { return }
         throw try await refusal(of: session, retryOnPair: false, in: tx)
     }
 }

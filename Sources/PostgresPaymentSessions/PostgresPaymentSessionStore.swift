@@ -51,6 +51,9 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
         public var maxDataBytes = 64 << 10
         /// How long a deleted session's idempotency key stays reserved, in seconds.
         public var idempotencyRetention: TimeInterval = 24 * 3600
+        /// How long the change feed keeps a change that not every named consumer has
+        /// acknowledged, in seconds (see ``PostgresPaymentSessionStore/trimChanges()``).
+        public var changeRetention: TimeInterval = 7 * 24 * 3600
         /// How many times a transaction runs before a conflict is reported; see the type's
         /// documentation.
         public var maxAttempts = 16

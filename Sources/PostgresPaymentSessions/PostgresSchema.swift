@@ -17,6 +17,7 @@ import PostgresNIO
 /// | unique `idempotency_key`, and `payment_session_idempotency_keys` | one session per key; a deleted session's key stays reserved |
 /// | trigger over `payment_session_transitions` | status moves follow the transition table |
 /// | checks | ids, statuses, amounts, currencies and times are well formed |
+/// | primary key `sequence` of `payment_session_changes`, one row in `payment_session_change_counter` | the change feed: numbered at commit, gap-free |
 ///
 /// Times are microseconds since 1970 UTC in `BIGINT` columns named `*_us`: exactly the
 /// model's precision, with no rounding through a floating-point `Date`. `data` is `TEXT`
@@ -24,7 +25,7 @@ import PostgresNIO
 /// numbers, and the store promises the provider its bytes back (`data::jsonb` queries it).
 enum PostgresSchema {
     /// The version this library writes.
-    static let currentVersion: Int32 = 1
+    static let currentVersion: Int32 = 2
     /// The partial unique index that keeps one selected session per cart.
     static let oneSelectedIndex = "payment_sessions_one_selected_per_cart"
 
@@ -87,7 +88,35 @@ enum PostgresSchema {
             CREATE TRIGGER payment_sessions_transition BEFORE UPDATE OF status ON payment_sessions
                 FOR EACH ROW EXECUTE FUNCTION payment_sessions_check_transition()
             """,
-        ]
+        ],
+        // 2: the change feed. `session` is the session's JSON form after the change.
+        [
+            """
+            CREATE TABLE payment_session_changes (
+                sequence BIGINT PRIMARY KEY,
+                session_id TEXT NOT NULL,
+                cart_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                status_before TEXT,
+                status_after TEXT,
+                committed_at_us BIGINT NOT NULL,
+                session TEXT
+            )
+            """,
+            """
+            CREATE TABLE payment_session_change_counter (
+                singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
+                last BIGINT NOT NULL
+            )
+            """,
+            "INSERT INTO payment_session_change_counter (last) VALUES (0)",
+            """
+            CREATE TABLE payment_session_consumers (
+                name TEXT PRIMARY KEY CHECK (octet_length(name) BETWEEN 1 AND 255),
+                position BIGINT NOT NULL
+            )
+            """,
+        ],
     ]
 
     /// The transition table's rows, from ``PaymentSessionStatus/canMove(to:)``.
@@ -113,8 +142,10 @@ enum PostgresSchema {
             guard exists else { throw PaymentSessionError.storeNotFound(path: location) }
             let version = try await readVersion(on: connection, lock: false, logger: logger)
             try refuseNewer(version)
-            guard version == currentVersion else { throw PaymentSessionError.storeNotFound(path: location) }
-            return version
+            guard version > 0 else { throw PaymentSessionError.storeNotFound(path: location) }
+            // An existing store of an older version is migrated, as opening it for writing
+            // would: a reader of this version needs what the migrations add.
+            if version == currentVersion { return version }
         }
         // Two processes opening a new database at once: both may try to create the version
         // table; the loser's CREATE fails on the catalog (a duplicate key, table or type),

@@ -13,6 +13,8 @@ struct PostgresTransaction {
     /// The transaction's clock reading: every row it writes carries this instant (moved
     /// past a session's previous `updated_at` by the rules).
     let now: Int64
+    /// The changes the transaction made, for the feed; written before it commits.
+    let changes = PostgresChangeLog()
 
     // MARK: Reads
 
@@ -98,7 +100,8 @@ struct PostgresTransaction {
     // MARK: Writes
 
     /// Inserts a new row; `false` when a unique constraint refused it (nothing written).
-    func insert(_ session: PaymentSession, dataJSON: [UInt8]?) async throws -> Bool {
+    /// The feed gets a `kind` change.
+    func insert(_ session: PaymentSession, dataJSON: [UInt8]?, kind: PaymentSessionChange.Kind) async throws -> Bool {
         let rows = try await connection.query(
             """
             INSERT INTO payment_sessions (\(unescaped: PostgresSessionRow.columns))
@@ -110,11 +113,14 @@ struct PostgresTransaction {
             """, logger: logger)
         var inserted = false
         for try await _ in rows { inserted = true }
+        if inserted { changes.record(kind, before: nil, after: session, sessionID: session.id, cartID: session.cartID) }
         return inserted
     }
 
-    /// Rewrites the mutable columns of a session's row (the caller holds its lock).
-    func update(_ session: PaymentSession, dataJSON: [UInt8]?) async throws {
+    /// Rewrites the mutable columns of a session's row, which was `previous` (the caller
+    /// holds its lock), and records the change for the feed (unless `previous` is `nil`:
+    /// then the caller records it, with ``recordChange(replacing:with:)``).
+    func update(_ session: PaymentSession, dataJSON: [UInt8]?, replacing previous: PaymentSession?) async throws {
         try await connection.query(
             """
             UPDATE payment_sessions SET is_selected = \(session.isSelected), status = \(session.status.rawValue),
@@ -124,17 +130,27 @@ struct PostgresTransaction {
                 updated_at_us = \(session.updatedMicroseconds)
             WHERE id = \(session.id)
             """, logger: logger)
+        if let previous { recordChange(replacing: previous, with: session) }
     }
 
-    /// Writes what a rule decided; a repeat writes nothing.
-    func store(_ change: SessionChange) async throws -> PaymentSession {
-        if change.isWrite { try await update(change.session, dataJSON: change.dataJSON) }
+    /// Records, for the feed, that `previous` became `session`.
+    func recordChange(replacing previous: PaymentSession, with session: PaymentSession) {
+        changes.record(
+            PaymentSessionChange.kind(from: previous, to: session), before: previous, after: session, sessionID: session.id,
+            cartID: session.cartID)
+    }
+
+    /// Writes what a rule decided about `previous`; a repeat writes nothing.
+    func store(_ change: SessionChange, replacing previous: PaymentSession) async throws -> PaymentSession {
+        if change.isWrite { try await update(change.session, dataJSON: change.dataJSON, replacing: previous) }
         return change.session
     }
 
-    /// Deletes a session's row, leaving its idempotency key reserved.
-    func remove(_ session: PaymentSession) async throws {
+    /// Deletes a session's row, leaving its idempotency key reserved; the feed gets a
+    /// `kind` change.
+    func remove(_ session: PaymentSession, kind: PaymentSessionChange.Kind) async throws {
         try await connection.query("DELETE FROM payment_sessions WHERE id = \(session.id)", logger: logger)
+        changes.record(kind, before: session, after: nil, sessionID: session.id, cartID: session.cartID)
         if let key = session.idempotencyKey {
             try await connection.query(
                 """

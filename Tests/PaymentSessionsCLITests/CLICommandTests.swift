@@ -146,10 +146,10 @@ struct CLICommandTests {
         let cli = CLI()
         let s = try cli.session(["create", "--cart", "c", "--provider", "p", "--status", "canceled"])
         try cli.session(["create", "--cart", "c", "--provider", "q"])
-        #expect(try cli.json(["purge", "--older-than", "1h"]) == ["purged": 0, "kept_authorized": 0, "reservations_dropped": 0])
-        #expect(try cli.json(["purge", "--older-than", "0s", "--status", "canceled"]) == ["purged": 1, "kept_authorized": 0, "reservations_dropped": 0])
+        #expect(try cli.json(["purge", "--older-than", "1h"]) == ["purged": 0, "kept_authorized": 0, "reservations_dropped": 0, "changes_trimmed": 0])
+        #expect(try cli.json(["purge", "--older-than", "0s", "--status", "canceled"]) == ["purged": 1, "kept_authorized": 0, "reservations_dropped": 0, "changes_trimmed": 0])
         #expect(try cli.run(["get", s.id]).status == 1)
-        #expect(try cli.json(["purge", "--older-than", "0s"]) == ["purged": 1, "kept_authorized": 0, "reservations_dropped": 0])
+        #expect(try cli.json(["purge", "--older-than", "0s"]) == ["purged": 1, "kept_authorized": 0, "reservations_dropped": 0, "changes_trimmed": 0])
     }
 
     @Test func helpIsThereForEverySubcommand() throws {

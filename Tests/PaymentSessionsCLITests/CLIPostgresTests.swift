@@ -29,7 +29,7 @@ struct CLIPostgresTests {
         #expect(stats["backend"] == "postgresql" && stats["sessions"] == 1 && stats["carts"] == 1 && stats["selected"] == 0)
         #expect(stats["by_status"]?.objectValue?["canceled"] == 1)
         #expect(stats["table_bytes"] != nil)
-        #expect(try cli.json(["purge", "--older-than", "1d"]) == ["purged": 0, "kept_authorized": 0, "reservations_dropped": 0])
+        #expect(try cli.json(["purge", "--older-than", "1d"]) == ["purged": 0, "kept_authorized": 0, "reservations_dropped": 0, "changes_trimmed": 0])
         #expect(try cli.json(["verify"]) == ["sessions": 1, "problems": []])
         // A file copy of the store is LMDB's; PostgreSQL has pg_dump, or export.
         let backup = try cli.run(["backup", cli.directory.appending("copy")])

@@ -73,7 +73,7 @@ struct AuthorizationTests {
         let report = try store.verify()
         #expect(report.isClean)
         #expect(report.legacyAuthorized == [id])
-        #expect(try store.rawStorage.value(forKey: RawStorage.formatVersionKey, in: .meta) == [3, 0, 0, 0])
+        #expect(try store.rawStorage.value(forKey: RawStorage.formatVersionKey, in: .meta) == [UInt8(RawStorage.formatVersion), 0, 0, 0])
         // Authorizing it now records the authorization.
         let recorded = try store.authorize(id: id, amount: 500, currencyCode: "usd")
         #expect(!recorded.isLegacyAuthorized && recorded.amount == 500)

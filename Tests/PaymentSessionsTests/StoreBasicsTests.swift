@@ -141,6 +141,6 @@ struct StoreBasicsTests {
             let meta = try env.database(named: "meta")
             try env.write { try $0.put([99, 0, 0, 0] as [UInt8], forKey: "format_version", in: meta) }
         }
-        #expect(storeError { _ = try PaymentSessionStore(path: directory.path) } == .unsupportedFormat(found: 99, supported: 3))
+        #expect(storeError { _ = try PaymentSessionStore(path: directory.path) } == .unsupportedFormat(found: 99, supported: RawStorage.formatVersion))
     }
 }

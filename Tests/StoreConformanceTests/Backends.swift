@@ -36,6 +36,7 @@ final class ManualClock: Sendable {
 struct StoreSettings: Sendable {
     var maxDataBytes = 64 << 10
     var idempotencyRetention: TimeInterval = 24 * 3600
+    var changeRetention: TimeInterval = 7 * 24 * 3600
 }
 
 /// Runs `body` with a fresh, empty store of `backend` on `clock`: an LMDB store in a
@@ -54,6 +55,7 @@ func withStore(
         options.environment.mapSize = 16 << 20
         options.maxDataBytes = settings.maxDataBytes
         options.idempotencyRetention = settings.idempotencyRetention
+        options.changeRetention = settings.changeRetention
         options.logger = quiet
         let store = try PaymentSessionStore(path: directory.appending("store"), options: options)
         try await body(store)
@@ -62,6 +64,7 @@ func withStore(
         options.clock = { clock.now }
         options.maxDataBytes = settings.maxDataBytes
         options.idempotencyRetention = settings.idempotencyRetention
+        options.changeRetention = settings.changeRetention
         options.logger = quiet
         let (configuration, _) = try postgresConfiguration()
         try await PostgresPaymentSessionStore.withStore(configuration, options: options) { store in

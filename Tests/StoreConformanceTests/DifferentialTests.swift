@@ -46,6 +46,14 @@ import TestSupport
                     #expect(
                         leftContents.sorted { $0.id < $1.id } == rightContents.sorted { $0.id < $1.id }, "seed \(seed)")
                     #expect(try await lmdb.sessionCounts() == postgres.sessionCounts())
+                    // The same changes, in the same order, on both feeds.
+                    func summary(_ change: PaymentSessionChange, _ renames: [String: String]) -> String {
+                        "\(change.sequence) \(renames[change.sessionID] ?? change.sessionID) \(change.kind) "
+                            + "\(change.statusBefore?.rawValue ?? "-") \(change.statusAfter?.rawValue ?? "-")"
+                    }
+                    let leftFeed = try await lmdb.changes(after: 0, limit: 100_000).map { summary($0, renames) }
+                    let rightFeed = try await postgres.changes(after: 0, limit: 100_000).map { summary($0, [:]) }
+                    #expect(leftFeed == rightFeed, "seed \(seed)")
                     try await expectInvariants(lmdb)
                     try await expectInvariants(postgres)
                 }

@@ -366,6 +366,10 @@ struct ModelBasedConformanceTests {
                 if case .success = expected { model = expectedModel }
                 try await compare(store, model, history)
             }
+            // The feed, replayed from the start, rebuilds the store; its numbers have no gap.
+            let changes = try await store.changes(after: 0, limit: 100_000)
+            #expect(changes.map(\.sequence) == Array(stride(from: 1, through: Int64(changes.count), by: 1)))
+            #expect(ChangeFeedConformanceTests.replay(changes) == model.sessions.values.sorted { $0.id < $1.id })
         }
     }
 

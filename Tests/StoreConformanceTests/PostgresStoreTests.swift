@@ -41,7 +41,31 @@ struct PostgresStoreTests {
         let error = await expectStoreError {
             try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { _ in }
         }
-        #expect(error == .unsupportedFormat(found: 99, supported: 1))
+        #expect(error == .unsupportedFormat(found: 99, supported: 2))
+    }
+
+    /// A store of version 1 (before the change feed) is migrated when opened, by a read
+    /// as well: its sessions stay, and its feed starts empty.
+    @Test func aVersionOneStoreIsMigratedAndItsFeedStartsEmpty() async throws {
+        let server = try PostgresServer.shared()
+        let (configuration, schema) = try postgresConfiguration()
+        let session = try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
+            try await store.create(NewPaymentSession(cartID: "c", providerID: "p"))
+        }
+        try server.psql(
+            """
+            DROP TABLE \(schema).payment_session_changes, \(schema).payment_session_change_counter,
+                \(schema).payment_session_consumers;
+            UPDATE \(schema).payment_session_schema SET version = 1
+            """)
+        var readOnly = Self.options()
+        readOnly.createIfMissing = false
+        try await PostgresPaymentSessionStore.withStore(configuration, options: readOnly) { store in
+            #expect(try await store.session(id: session.id) == session)
+            #expect(try await store.changeFeedState() == ChangeFeedState(first: nil, last: 0, consumers: [:]))
+            _ = try await store.select(id: session.id)
+            #expect(try await store.changes(after: 0, limit: 10).map(\.kind) == [.selected])
+        }
     }
 
     @Test func twoStoresOpeningOneNewDatabaseAtOnceBothSucceed() async throws {

@@ -27,6 +27,25 @@ extension PaymentSessionStore: PaymentSessionStoring {
         try importLines(text)
     }
 
+    /// Returns once the feed holds a change after `sequence`, or after `timeout`.
+    ///
+    /// Another process's commit leaves no trace in this one but the file, so the store
+    /// looks at the feed's last sequence every ``changePollInterval``: a read of one key,
+    /// and a follower hears of any commit within that interval.
+    public func waitForChanges(after sequence: Int64, timeout: Duration) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while true {
+            if try typedRead({ tx throws(PaymentSessionError) in try tx.lastChangeSequence() }) > sequence { return }
+            let left = deadline - clock.now
+            if left <= .zero { return }
+            try await Task.sleep(for: min(left, Self.changePollInterval))
+        }
+    }
+
+    /// How often a follower waiting for changes looks at the feed.
+    public static let changePollInterval: Duration = .milliseconds(50)
+
     /// Runs `writes` as one unit in the next group commit: a write that throws rolls back
     /// the unit's earlier writes, and the others in the batch commit without it.
     @discardableResult

@@ -8,32 +8,44 @@ import LMDB
 /// | `cart_provider` | cart_id, 0x00, provider_id | session id |
 /// | `selected` | cart_id | session id |
 /// | `idempotency` | idempotency_key | session id |
-/// | `meta` | name | value |
+/// | `meta` | name | value (format version, creation time, last change sequence) |
+/// | `changes` | sequence, 8 bytes big-endian | ``ChangeRecord`` |
+/// | `consumers` | consumer name | acknowledged sequence, 8 bytes little-endian |
 struct StoreLayout: Sendable {
     /// The store format this version writes and the newest it reads.
     ///
-    /// 3: records are written as ``RecordCodec`` version 3 (with the money fields), and an
+    /// 4: every write appends to the change feed (`changes`, `consumers`, and the last
+    /// sequence in `meta`); a store of format 3 or older has no feed, which starts empty
+    /// when it is opened for writing. 3: records are written as ``RecordCodec`` version 3 (with the money fields), and an
     /// `idempotency` entry may be a reservation (see ``IdempotencyEntry``). 2: records of
     /// version 2 (with a checksum). A format 1 or 2 store is read as it is and marked
     /// format 3 when opened for writing, so that older binaries, which cannot read what
     /// this one writes, refuse it.
-    static let formatVersion: UInt32 = 3
+    static let formatVersion: UInt32 = 4
     static let formatVersionKey = "format_version"
     static let createdAtKey = "created_at"
+    static let changeSequenceKey = "change_sequence"
     static let databaseNames = ["sessions", "cart_provider", "selected", "idempotency", "meta"]
+    /// The change feed's databases: absent from a store of format 3 or older opened read-only.
+    static let feedDatabaseNames = ["changes", "consumers"]
 
     let sessions: Database
     let cartProvider: Database
     let selected: Database
     let idempotency: Database
     let meta: Database
+    /// `nil` only in a store of an older format opened read-only: its feed is empty.
+    let changes: Database?
+    let consumers: Database?
 
-    init(_ databases: [Database]) {
+    init(_ databases: [Database], feed: [Database]?) {
         sessions = databases[0]
         cartProvider = databases[1]
         selected = databases[2]
         idempotency = databases[3]
         meta = databases[4]
+        changes = feed?[0]
+        consumers = feed?[1]
     }
 
     /// `cart_id` 0x00 `provider_id`: one entry per (cart, provider), and all of a cart's

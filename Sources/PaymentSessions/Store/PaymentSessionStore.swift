@@ -59,7 +59,12 @@ public final class PaymentSessionStore: Sendable {
         let databases = try storageMapped {
             try environment.databases(named: StoreLayout.databaseNames, create: !options.environment.readOnly)
         }
-        let layout = StoreLayout(databases)
+        let readOnly = options.environment.readOnly
+        let feed: [Database]? =
+            readOnly
+            ? try? environment.databases(named: StoreLayout.feedDatabaseNames, create: false)
+            : try storageMapped { try environment.databases(named: StoreLayout.feedDatabaseNames, create: true) }
+        let layout = StoreLayout(databases, feed: feed)
         self.layout = layout
         let generator = self.generator
         // The writer must not retain the store (its deinit stops the writer), so the

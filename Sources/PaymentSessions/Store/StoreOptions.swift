@@ -30,6 +30,9 @@ extension PaymentSessionStore {
         /// instead of a second session. 24 hours by default, as Stripe keeps its keys;
         /// `purge` drops reservations older than this.
         public var idempotencyRetention: TimeInterval = 24 * 3600
+        /// How long the change feed keeps a change that not every named consumer has
+        /// acknowledged, in seconds (see ``PaymentSessionStore/trimChanges()``).
+        public var changeRetention: TimeInterval = 7 * 24 * 3600
         /// Bounds on one group commit of the `async` write API.
         public var groupCommit = GroupCommitLimits()
         /// The clock that stamps `created_at` and `updated_at` (a test can fix it).

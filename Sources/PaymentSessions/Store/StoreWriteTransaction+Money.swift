@@ -36,7 +36,8 @@ extension PaymentSessionStore.WriteTransaction {
         return try store(
             SessionRules.authorize(
                 session, amount: amount, currencyCode: currencyCode, data: data, expectedUpdatedAt: expectedUpdatedAt,
-                maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds))
+                maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds),
+            replacing: session)
     }
 
     /// Sets the amount (and currency) a session will charge, following the cart's total
@@ -56,14 +57,16 @@ extension PaymentSessionStore.WriteTransaction {
         return try store(
             SessionRules.updateAmount(
                 session, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt,
-                now: options.nowMicroseconds))
+                now: options.nowMicroseconds),
+            replacing: session)
     }
 
     /// Marks whether the provider holds state for the session (Medusa's `is_initiated`).
     @discardableResult
     public func update(id: String, isInitiated: Bool) throws(PaymentSessionError) -> PaymentSession {
         guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
-        return try store(SessionRules.updateInitiated(session, isInitiated: isInitiated, now: options.nowMicroseconds))
+        return try store(
+            SessionRules.updateInitiated(session, isInitiated: isInitiated, now: options.nowMicroseconds), replacing: session)
     }
 }
 

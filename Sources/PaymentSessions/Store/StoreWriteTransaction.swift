@@ -62,7 +62,7 @@ extension PaymentSessionStore {
             let check = { () throws(PaymentSessionError) in
                 if let released { try SessionRules.refuseOrphaning(released) }
             }
-            switch try insertIndexed(session, dataJSON: prepared.dataJSON, beforeWriting: check) {
+            switch try insertIndexed(session, dataJSON: prepared.dataJSON, kind: .created, beforeWriting: check) {
             case .written:
                 break
             case .existing(let existingID):
@@ -121,7 +121,7 @@ extension PaymentSessionStore {
                 throw SessionRules.selectionTaken(session, by: current)
             }
             let key = session.idempotencyKey ?? ""
-            switch try insertIndexed(session, dataJSON: dataJSON) {
+            switch try insertIndexed(session, dataJSON: dataJSON, kind: .imported) {
             case .written:
                 break
             case .existing(let existing):
@@ -137,7 +137,7 @@ extension PaymentSessionStore {
             }
         }
 
-        /// What ``insertIndexed(_:dataJSON:beforeWriting:)`` found.
+        /// What ``insertIndexed(_:dataJSON:kind:beforeWriting:)`` found.
         enum IndexedInsert {
             /// The session was written.
             case written
@@ -155,9 +155,9 @@ extension PaymentSessionStore {
         /// refused, the entries already put are deleted again, so that nothing changes. An
         /// idempotency key reserved by a deleted session past the retention period is taken
         /// over. `beforeWriting` runs once the create is known to be new, before the record
-        /// is written; when it throws, nothing is left behind.
+        /// is written; when it throws, nothing is left behind. The feed gets a `kind` change.
         private func insertIndexed(
-            _ session: PaymentSession, dataJSON: [UInt8],
+            _ session: PaymentSession, dataJSON: [UInt8], kind: PaymentSessionChange.Kind,
             beforeWriting check: () throws(PaymentSessionError) -> Void = {}
         ) throws(PaymentSessionError) -> IndexedInsert {
             let id = session.id
@@ -192,10 +192,13 @@ extension PaymentSessionStore {
                 // free (a refused create encodes it for nothing).
                 let cartID = session.cartID
                 let providerID = session.providerID
+                let status = session.status
                 let outcome = RecordCodec.withRecord(session, dataJSON: dataJSON) { record in
                     StoreLayout.withCartProviderKey(cartID: cartID, providerID: providerID) { pairKey in
                         Result { () throws(PaymentSessionError) in
                             try insertRecord(record, id: id, pairKey: pairKey, cartID: cartID, providerID: providerID)
+                            try appendChange(
+                                kind: kind, before: nil, after: status, sessionID: id, cartID: cartID, record: record)
                         }
                     }
                 }
@@ -246,7 +249,7 @@ extension PaymentSessionStore {
             let change = try SessionRules.update(
                 session, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt,
                 maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds)
-            return try store(change)
+            return try store(change, replacing: session)
         }
 
         // MARK: Selection
@@ -263,7 +266,7 @@ extension PaymentSessionStore {
             if let released { try SessionRules.refuseOrphaning(released) }
             try takeSelection(of: session.cartID, for: id, releasing: released)
             let selected = SessionRules.selected(session, now: options.nowMicroseconds)
-            try storeRecord(selected, dataJSON: nil)
+            try storeRecord(selected, dataJSON: nil, replacing: session)
             return selected
         }
 
@@ -278,7 +281,7 @@ extension PaymentSessionStore {
         /// `selected` at `id`; the caller writes `id`'s record with `is_selected` set.
         private func takeSelection(of cartID: String, for id: String, releasing released: PaymentSession?) throws(PaymentSessionError) {
             if let released {
-                try storeRecord(try SessionRules.release(released, now: options.nowMicroseconds), dataJSON: nil)
+                try storeRecord(try SessionRules.release(released, now: options.nowMicroseconds), dataJSON: nil, replacing: released)
             }
             try storageMapped { try write.put(id, forKey: cartID, in: layout.selected) }
         }
@@ -293,7 +296,7 @@ extension PaymentSessionStore {
             let current = try indexedRecord(id: currentID, index: "selected", key: cartID)
             let released = try SessionRules.release(current, now: options.nowMicroseconds)
             try storageMapped { try write.delete(cartID, in: layout.selected) }
-            try storeRecord(released, dataJSON: nil)
+            try storeRecord(released, dataJSON: nil, replacing: current)
             return released
         }
 
@@ -312,12 +315,13 @@ extension PaymentSessionStore {
         public func delete(id: String, force: Bool = false) throws(PaymentSessionError) -> PaymentSession {
             guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
             try SessionRules.checkDeletable(session, force: force)
-            try remove(session)
+            try remove(session, kind: .deleted)
             return session
         }
 
-        /// Removes `session` and its index entries, leaving a reservation for its key.
-        private func remove(_ session: PaymentSession) throws(PaymentSessionError) {
+        /// Removes `session` and its index entries, leaving a reservation for its key; the
+        /// feed gets a `kind` change.
+        private func remove(_ session: PaymentSession, kind: PaymentSessionChange.Kind) throws(PaymentSessionError) {
             let id = session.id
             let cartID = session.cartID
             let reservation = IdempotencyEntry.reservation(id: id, deletedMicroseconds: options.nowMicroseconds)
@@ -330,6 +334,7 @@ extension PaymentSessionStore {
             if session.isSelected, try indexedID(cartID, in: layout.selected) == id {
                 try storageMapped { try write.delete(cartID, in: layout.selected) }
             }
+            try appendChange(kind: kind, before: session.status, after: nil, sessionID: id, cartID: cartID, record: nil)
         }
 
         /// Deletes every session of `cartID`, all or none.
@@ -342,13 +347,14 @@ extension PaymentSessionStore {
         public func deleteSessions(cartID: String, force: Bool = false) throws(PaymentSessionError) -> Int {
             let sessions = try sessions(cartID: cartID)
             try SessionRules.checkDeletable(sessions, force: force)
-            for session in sessions { try remove(session) }
+            for session in sessions { try remove(session, kind: .deleted) }
             return sessions.count
         }
 
         /// Deletes the sessions not updated since `date` (`updated_at < date`), optionally
-        /// only those whose status is in `statuses`, and drops idempotency reservations
-        /// older than ``PaymentSessionStore/Options/idempotencyRetention``.
+        /// only those whose status is in `statuses`, drops idempotency reservations older
+        /// than ``PaymentSessionStore/Options/idempotencyRetention``, and trims the change
+        /// feed (``trimChanges()``).
         ///
         /// - Parameter includeAuthorized: Delete authorized sessions too. By default they
         ///   are kept (their holds would be orphaned) and counted in the report.
@@ -369,9 +375,10 @@ extension PaymentSessionStore {
                 }
                 return true
             }
-            for session in doomed { try remove(session) }
+            for session in doomed { try remove(session, kind: .purged) }
             let dropped = try dropExpiredReservations()
-            return PurgeReport(purged: doomed.count, keptAuthorized: kept, reservationsDropped: dropped)
+            return PurgeReport(
+                purged: doomed.count, keptAuthorized: kept, reservationsDropped: dropped, changesTrimmed: try trimChanges())
         }
 
         /// Deletes the idempotency reservations past their retention.
@@ -408,24 +415,30 @@ extension PaymentSessionStore {
             }
         }
 
-        /// Writes what a rule decided: the record, and the cart's selection cleared when
-        /// the session gave it up. A repeat writes nothing.
-        func store(_ change: SessionChange) throws(PaymentSessionError) -> PaymentSession {
+        /// Writes what a rule decided about `previous`: the record, and the cart's selection
+        /// cleared when the session gave it up. A repeat writes nothing.
+        func store(_ change: SessionChange, replacing previous: PaymentSession) throws(PaymentSessionError) -> PaymentSession {
             guard change.isWrite else { return change.session }
             if change.deselected {
                 try storageMapped { try write.delete(change.session.cartID, in: layout.selected) }
             }
-            try storeRecord(change.session, dataJSON: change.dataJSON)
+            try storeRecord(change.session, dataJSON: change.dataJSON, replacing: previous)
             return change.session
         }
 
-        /// Rewrites `session`'s record; its indexes are the caller's.
-        func storeRecord(_ session: PaymentSession, dataJSON: [UInt8]?) throws(PaymentSessionError) {
+        /// Rewrites `session`'s record (which was `previous`) and appends the change to the
+        /// feed; its indexes are the caller's.
+        func storeRecord(_ session: PaymentSession, dataJSON: [UInt8]?, replacing previous: PaymentSession) throws(PaymentSessionError) {
             // An unchanged `data` read from the record is copied as it is, not encoded again.
             let json = dataJSON ?? session.dataStorage.compactBytes
+            let kind = PaymentSessionChange.kind(from: previous, to: session)
+            let before = previous.status
             let outcome = RecordCodec.withRecord(session, dataJSON: json) { record in
                 Result { () throws(PaymentSessionError) in
                     try storageMapped { try write.put(record, forKey: session.id, in: layout.sessions) }
+                    try appendChange(
+                        kind: kind, before: before, after: session.status, sessionID: session.id, cartID: session.cartID,
+                        record: record)
                 }
             }
             try outcome.get()

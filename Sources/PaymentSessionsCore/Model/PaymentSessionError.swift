@@ -55,6 +55,11 @@ public enum PaymentSessionError: Error, Sendable, Equatable, CustomStringConvert
     /// The storage engine failed: the disk, LMDB, or the PostgreSQL server (see
     /// ``StorageFailure/kind``).
     case storage(StorageFailure)
+    /// The change feed no longer keeps the changes after `after` (trimmed once every named
+    /// consumer acknowledged them, or past the retention period). `oldestAvailable` is the
+    /// first change still kept (the next one to be written, when none is): a consumer may
+    /// resume after `oldestAvailable - 1`, knowing it missed what lies between.
+    case changesTrimmed(after: Int64, oldestAvailable: Int64)
     /// Line `line` of an import failed with `error`; nothing was imported.
     indirect case importFailed(line: Int, error: PaymentSessionError)
 
@@ -75,7 +80,7 @@ public enum PaymentSessionError: Error, Sendable, Equatable, CustomStringConvert
     /// The kind of failure.
     public var code: Code {
         switch self {
-        case .sessionNotFound, .idempotencyKeyNotFound, .noSelection, .storeNotFound, .sessionGone: .notFound
+        case .sessionNotFound, .idempotencyKeyNotFound, .noSelection, .storeNotFound, .sessionGone, .changesTrimmed: .notFound
         case .invalidInput: .invalidInput
         case .invalidTransition, .sessionIsFinal, .notSelectable: .invalidTransition
         case .duplicateSession, .duplicateID, .idempotencyConflict, .staleUpdate, .amountMismatch, .notSelected,
@@ -121,6 +126,8 @@ public enum PaymentSessionError: Error, Sendable, Equatable, CustomStringConvert
             "store format version \(found) is not supported (this version reads up to \(supported))"
         case .storage(let failure): "storage error: \(failure)"
         case .importFailed(let line, let error): "line \(line): \(error)"
+        case .changesTrimmed(let after, let oldest):
+            "the changes after \(after) are no longer kept; the oldest kept is \(oldest) (resume after \(oldest - 1))"
         }
     }
 

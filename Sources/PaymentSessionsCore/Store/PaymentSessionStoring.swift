@@ -98,4 +98,26 @@ public protocol PaymentSessionStoring: Sendable {
     /// none does and its error is rethrown.
     @discardableResult
     func perform(_ writes: [PaymentSessionWrite]) async throws -> [PaymentSessionWriteResult]
+
+    // MARK: Change feed
+
+    /// Up to `limit` changes after `sequence` (0: from the start), in commit order; every
+    /// write appends one per session it changed, in its own transaction. Throws
+    /// ``PaymentSessionError/changesTrimmed(after:oldestAvailable:)`` when some of them are
+    /// no longer kept. ``followChanges(after:pageSize:)`` waits for new ones.
+    func changes(after sequence: Int64, limit: Int) async throws -> [PaymentSessionChange]
+    /// The feed's oldest kept and last written sequence numbers, and the named consumers.
+    func changeFeedState() async throws -> ChangeFeedState
+    /// The position `consumer` acknowledged, or `nil` for a consumer never heard of.
+    func position(consumer: String) async throws -> Int64?
+    /// Records, durably, that `consumer` handled every change up to `sequence`; a position
+    /// only moves forward. Changes every named consumer acknowledged may be trimmed.
+    func acknowledge(consumer: String, upTo sequence: Int64) async throws
+    /// Deletes the changes every named consumer acknowledged and those past the retention
+    /// period; returns how many.
+    @discardableResult
+    func trimChanges() async throws -> Int
+    /// Returns once a change after `sequence` may exist, or after `timeout`: how followers
+    /// wait without polling the feed itself.
+    func waitForChanges(after sequence: Int64, timeout: Duration) async throws
 }

@@ -45,7 +45,7 @@ struct LongReaderAndFormatTests {
         }
         let store = try PaymentSessionStore(path: directory.path)
         #expect(try store.session(id: id) != nil)
-        #expect(try store.rawStorage.value(forKey: RawStorage.formatVersionKey, in: .meta) == [3, 0, 0, 0])
+        #expect(try store.rawStorage.value(forKey: RawStorage.formatVersionKey, in: .meta) == [UInt8(RawStorage.formatVersion), 0, 0, 0])
     }
 
     /// A format 1 store holds version 1 records (no checksum): they are read as they are,
@@ -69,7 +69,7 @@ struct LongReaderAndFormatTests {
             #expect(try store.rawStorage.value(forKey: RawStorage.formatVersionKey, in: .meta) == [1, 0, 0, 0])
         }
         let store = try PaymentSessionStore(path: directory.path)
-        #expect(try store.rawStorage.value(forKey: RawStorage.formatVersionKey, in: .meta) == [3, 0, 0, 0])
+        #expect(try store.rawStorage.value(forKey: RawStorage.formatVersionKey, in: .meta) == [UInt8(RawStorage.formatVersion), 0, 0, 0])
         #expect(try store.session(id: id)?.data == ["a": [1, true]])
         let updated = try store.update(id: id, data: ["b": "c"])
         #expect(try store.session(id: id) == updated)
@@ -83,7 +83,7 @@ struct LongReaderAndFormatTests {
             try store.rawStorage.put([9, 0, 0, 0] as [UInt8], forKey: RawStorage.formatVersionKey, in: .meta)
         }
         let error = storeError { _ = try PaymentSessionStore(path: directory.path) }
-        #expect(error == .unsupportedFormat(found: 9, supported: 3))
-        #expect(error?.description == "store format version 9 is not supported (this version reads up to 3)")
+        #expect(error == .unsupportedFormat(found: 9, supported: RawStorage.formatVersion))
+        #expect(error?.description == "store format version 9 is not supported (this version reads up to \(RawStorage.formatVersion))")
     }
 }

@@ -1,0 +1,84 @@
+import Foundation
+
+/// The bytes of one `changes` entry, keyed by its sequence number (8 bytes, big-endian,
+/// so that key order is sequence order).
+///
+/// | bytes | field |
+/// |---|---|
+/// | 1 | version (1) |
+/// | 1 | kind (its index in `PaymentSessionChange.Kind.allCases`) |
+/// | 1 | status before (its storage code, 0xFF: none) |
+/// | 1 | status after (0xFF: none) |
+/// | 8 | committed at, microseconds since 1970, little-endian |
+/// | 2 + n | session id, length little-endian |
+/// | 2 + n | cart id, length little-endian |
+/// | rest | the session's record (``RecordCodec``) after the change; empty for a delete |
+///
+/// The session is the record the change wrote, copied as it is: appending a change costs a
+/// copy of bytes already encoded, never a second encoding.
+enum ChangeRecord {
+    static let version: UInt8 = 1
+    static let none: UInt8 = 0xFF
+
+    /// The `changes` key of `sequence`.
+    static func key(_ sequence: Int64) -> [UInt8] {
+        withUnsafeBytes(of: UInt64(sequence).bigEndian) { Array($0) }
+    }
+
+    static func sequence(ofKey key: UnsafeRawBufferPointer) -> Int64? {
+        guard key.count == 8 else { return nil }
+        return Int64(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)))
+    }
+
+    static func encode(
+        kind: PaymentSessionChange.Kind, before: PaymentSessionStatus?, after: PaymentSessionStatus?, committedAt: Int64,
+        sessionID: String, cartID: String, record: UnsafeRawBufferPointer?
+    ) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16 + sessionID.utf8.count + cartID.utf8.count + (record?.count ?? 0))
+        bytes.append(version)
+        bytes.append(UInt8(PaymentSessionChange.Kind.allCases.firstIndex(of: kind) ?? 0))
+        bytes.append(before?.storageCode ?? none)
+        bytes.append(after?.storageCode ?? none)
+        withUnsafeBytes(of: committedAt.littleEndian) { bytes.append(contentsOf: $0) }
+        for text in [sessionID, cartID] {
+            let utf8 = Array(text.utf8)
+            withUnsafeBytes(of: UInt16(utf8.count).littleEndian) { bytes.append(contentsOf: $0) }
+            bytes.append(contentsOf: utf8)
+        }
+        if let record { bytes.append(contentsOf: record) }
+        return bytes
+    }
+
+    static func decode(sequence: Int64, _ bytes: UnsafeRawBufferPointer) throws(PaymentSessionError) -> PaymentSessionChange {
+        let key = "changes/\(sequence)"
+        func corrupt(_ reason: String) -> PaymentSessionError { .corruptRecord(key: key, reason: reason) }
+        guard bytes.count >= 16, bytes[0] == version else { throw corrupt("unknown change record") }
+        let kinds = PaymentSessionChange.Kind.allCases
+        guard Int(bytes[1]) < kinds.count else { throw corrupt("unknown kind \(bytes[1])") }
+        func status(_ code: UInt8) throws(PaymentSessionError) -> PaymentSessionStatus? {
+            if code == none { return nil }
+            guard let status = PaymentSessionStatus(storageCode: code) else { throw corrupt("unknown status code \(code)") }
+            return status
+        }
+        let before = try status(bytes[2])
+        let after = try status(bytes[3])
+        let committedAt = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: Int64.self))
+        var offset = 12
+        func text() throws(PaymentSessionError) -> String {
+            guard offset + 2 <= bytes.count else { throw corrupt("truncated") }
+            let count = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+            offset += 2
+            guard offset + count <= bytes.count else { throw corrupt("truncated") }
+            defer { offset += count }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]), as: UTF8.self)
+        }
+        let sessionID = try text()
+        let cartID = try text()
+        let record = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+        let session = record.isEmpty ? nil : try RecordCodec.decode(id: sessionID, record)
+        return PaymentSessionChange(
+            sequence: sequence, sessionID: sessionID, cartID: cartID, kind: kinds[Int(bytes[1])], statusBefore: before,
+            statusAfter: after, committedAt: Timestamp.date(microseconds: committedAt), session: session)
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import LMDB
+
+extension PaymentSessionStore.ReadTransaction {
+    /// The sequence of the last change ever appended (0 before the first), from `meta`.
+    func lastChangeSequence() throws(PaymentSessionError) -> Int64 {
+        let stored: Int64?? = try storageMapped {
+            try transaction.value(forKey: StoreLayout.changeSequenceKey, in: layout.meta) { bytes -> Int64? in
+                bytes.count == 8 ? Int64(littleEndian: bytes.loadUnaligned(as: Int64.self)) : nil
+            }
+        }
+        guard let stored else { return 0 }
+        guard let stored else { throw .corruptRecord(key: "meta/\(StoreLayout.changeSequenceKey)", reason: "expected 8 bytes") }
+        return stored
+    }
+
+    /// The oldest change still kept, or `nil`.
+    func firstChangeSequence() throws(PaymentSessionError) -> Int64? {
+        guard let changes = layout.changes else { return nil }
+        var first: Int64?
+        try storageMapped {
+            try transaction.forEach(in: changes) { key, _ in
+                first = ChangeRecord.sequence(ofKey: key)
+                return false
+            }
+        }
+        return first
+    }
+
+    /// Up to `limit` changes after `sequence`, in order.
+    ///
+    /// - Throws: ``PaymentSessionError/changesTrimmed(after:oldestAvailable:)`` when changes
+    ///   after `sequence` were trimmed; ``PaymentSessionError/invalidInput(field:value:reason:)``
+    ///   for a negative `sequence`, one past the last change, or a negative `limit`.
+    public func changes(after sequence: Int64, limit: Int) throws(PaymentSessionError) -> [PaymentSessionChange] {
+        let last = try lastChangeSequence()
+        try SessionRules.checkFeedPosition(sequence, last: last, field: "after")
+        guard limit >= 0 else { throw .invalidInput(field: "limit", value: String(limit), reason: "must be 0 or more") }
+        let first = try firstChangeSequence()
+        try SessionRules.checkNotTrimmed(after: sequence, first: first, last: last)
+        guard let changes = layout.changes, limit > 0, sequence < last else { return [] }
+        var found: [PaymentSessionChange] = []
+        try storageMapped {
+            try transaction.forEach(in: changes, range: KeyRange(after: ChangeRecord.key(sequence))) { key, value in
+                guard let number = ChangeRecord.sequence(ofKey: key) else {
+                    throw PaymentSessionError.corruptRecord(key: "changes", reason: "a key of \(key.count) bytes")
+                }
+                found.append(try ChangeRecord.decode(sequence: number, value))
+                return found.count < limit
+            }
+        }
+        return found
+    }
+
+    /// Every named consumer's acknowledged position.
+    public func consumerPositions() throws(PaymentSessionError) -> [String: Int64] {
+        guard let consumers = layout.consumers else { return [:] }
+        var positions: [String: Int64] = [:]
+        try storageMapped {
+            try transaction.forEach(in: consumers) { key, value in
+                guard value.count == 8 else {
+                    throw PaymentSessionError.corruptRecord(
+                        key: "consumers/\(String(decoding: key, as: UTF8.self))", reason: "expected 8 bytes")
+                }
+                positions[String(decoding: key, as: UTF8.self)] = Int64(littleEndian: value.loadUnaligned(as: Int64.self))
+                return true
+            }
+        }
+        return positions
+    }
+
+    /// Where the feed stands: the oldest change kept, the last written, the consumers.
+    public func changeFeedState() throws(PaymentSessionError) -> ChangeFeedState {
+        ChangeFeedState(first: try firstChangeSequence(), last: try lastChangeSequence(), consumers: try consumerPositions())
+    }
+}
+
+extension PaymentSessionStore.WriteTransaction {
+    /// Appends one change to the feed, numbered after the last one, in this transaction:
+    /// committed with the write it describes, or rolled back with it (a unit's failed
+    /// write takes its changes along, in the nested transaction group commit gives it).
+    func appendChange(
+        kind: PaymentSessionChange.Kind, before: PaymentSessionStatus?, after: PaymentSessionStatus?, sessionID: String,
+        cartID: String, record: UnsafeRawBufferPointer?
+    ) throws(PaymentSessionError) {
+        // A store opened read-only has no feed handles and writes nothing anyway.
+        guard let changes = layout.changes else { return }
+        let next = try lastChangeSequence() + 1
+        let bytes = ChangeRecord.encode(
+            kind: kind, before: before, after: after, committedAt: options.nowMicroseconds, sessionID: sessionID,
+            cartID: cartID, record: record)
+        try storageMapped {
+            try write.put(withUnsafeBytes(of: next.littleEndian) { Array($0) }, forKey: StoreLayout.changeSequenceKey, in: layout.meta)
+            try write.put(bytes, forKey: ChangeRecord.key(next), in: changes)
+        }
+    }
+
+    /// Records that `consumer` has handled every change up to `sequence`. A position only
+    /// moves forward: acknowledging an older one (a redelivery) changes nothing.
+    ///
+    /// - Throws: ``PaymentSessionError/invalidInput(field:value:reason:)`` for a bad name or a
+    ///   sequence past the last change.
+    public func acknowledge(consumer: String, upTo sequence: Int64) throws(PaymentSessionError) {
+        try SessionValidation.validateIdentifier(consumer, field: "consumer")
+        try SessionRules.checkFeedPosition(sequence, last: try lastChangeSequence(), field: "sequence")
+        guard let consumers = layout.consumers else { return }
+        if let current = try consumerPositions()[consumer], current >= sequence { return }
+        try storageMapped { try write.put(withUnsafeBytes(of: sequence.littleEndian) { Array($0) }, forKey: consumer, in: consumers) }
+    }
+
+    /// Forgets a named consumer, so that the feed no longer keeps changes for it.
+    @discardableResult
+    public func removeConsumer(_ consumer: String) throws(PaymentSessionError) -> Bool {
+        try SessionValidation.validateIdentifier(consumer, field: "consumer")
+        guard let consumers = layout.consumers else { return false }
+        return try storageMapped { try write.delete(consumer, in: consumers) }
+    }
+
+    /// Deletes the changes every named consumer has acknowledged, and those older than
+    /// ``PaymentSessionStore/Options/changeRetention`` whoever has seen them; returns how
+    /// many. With no named consumer, changes are kept for the retention period.
+    @discardableResult
+    public func trimChanges() throws(PaymentSessionError) -> Int {
+        guard let changes = layout.changes else { return 0 }
+        let acknowledged = try consumerPositions().values.min()
+        let cutoff = options.nowMicroseconds - SessionRules.retentionMicroseconds(options.changeRetention)
+        var doomed: [[UInt8]] = []
+        try storageMapped {
+            try transaction.forEach(in: changes) { key, value in
+                guard let sequence = ChangeRecord.sequence(ofKey: key), value.count >= 12 else {
+                    throw PaymentSessionError.corruptRecord(key: "changes", reason: "malformed change entry")
+                }
+                let committedAt = Int64(littleEndian: value.loadUnaligned(fromByteOffset: 4, as: Int64.self))
+                // Sequence order is commit order: the first change that stays ends the walk.
+                guard (acknowledged.map { sequence <= $0 } ?? false) || committedAt < cutoff else { return false }
+                doomed.append(Array(key))
+                return true
+            }
+        }
+        try storageMapped { for key in doomed { try write.delete(key, in: changes) } }
+        return doomed.count
+    }
+}
+
+extension PaymentSessionStore {
+    /// Up to `limit` changes after `sequence`, in commit order; see
+    /// ``ReadTransaction/changes(after:limit:)``.
+    public func changes(after sequence: Int64, limit: Int = 100) throws(PaymentSessionError) -> [PaymentSessionChange] {
+        try typedRead { tx throws(PaymentSessionError) in try tx.changes(after: sequence, limit: limit) }
+    }
+
+    /// Where the feed stands.
+    public func changeFeedState() throws(PaymentSessionError) -> ChangeFeedState {
+        try typedRead { tx throws(PaymentSessionError) in try tx.changeFeedState() }
+    }
+
+    /// `consumer`'s acknowledged position, or `nil` for a consumer never heard of.
+    public func position(consumer: String) throws(PaymentSessionError) -> Int64? {
+        try SessionValidation.validateIdentifier(consumer, field: "consumer")
+        return try typedRead { tx throws(PaymentSessionError) in try tx.consumerPositions()[consumer] }
+    }
+
+    /// Records that `consumer` handled every change up to `sequence`, durably.
+    public func acknowledge(consumer: String, upTo sequence: Int64) throws(PaymentSessionError) {
+        try typedWrite { tx throws(PaymentSessionError) in try tx.acknowledge(consumer: consumer, upTo: sequence) }
+    }
+
+    /// Trims the feed; see ``WriteTransaction/trimChanges()``.
+    @discardableResult
+    public func trimChanges() throws(PaymentSessionError) -> Int {
+        try typedWrite { tx throws(PaymentSessionError) in try tx.trimChanges() }
+    }
+}

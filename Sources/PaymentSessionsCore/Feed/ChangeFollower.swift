@@ -1,0 +1,66 @@
+import Foundation
+
+/// The store's changes after a position, as they commit: every change exactly once and in
+/// order, waiting for new ones (also those other processes commit) until the consuming task
+/// is cancelled, which ends the sequence cleanly.
+///
+/// ```swift
+/// let start = try await store.position(consumer: "analytics") ?? 0
+/// for try await change in store.followChanges(after: start) {
+///     try await analytics.record(change.jsonText())
+///     try await store.acknowledge(consumer: "analytics", upTo: change.sequence)
+/// }
+/// ```
+///
+/// A follower reads pages of ``PaymentSessionStoring/changes(after:limit:)`` and, between
+/// them, waits in ``PaymentSessionStoring/waitForChanges(after:timeout:)``. It throws what
+/// those throw: ``PaymentSessionError/changesTrimmed(after:oldestAvailable:)`` when it fell
+/// behind the feed's retention.
+public struct ChangeFollower: AsyncSequence, Sendable {
+    public typealias Element = PaymentSessionChange
+
+    let store: any PaymentSessionStoring
+    let start: Int64
+    let pageSize: Int
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(store: store, position: start, pageSize: pageSize)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let store: any PaymentSessionStoring
+        /// The last change returned.
+        var position: Int64
+        let pageSize: Int
+        var buffer: [PaymentSessionChange] = []
+        var index = 0
+
+        public mutating func next() async throws -> PaymentSessionChange? {
+            while true {
+                if index < buffer.count {
+                    let change = buffer[index]
+                    index += 1
+                    position = change.sequence
+                    return change
+                }
+                if Task.isCancelled { return nil }
+                buffer = try await store.changes(after: position, limit: pageSize)
+                index = 0
+                if buffer.isEmpty {
+                    do {
+                        try await store.waitForChanges(after: position, timeout: .seconds(1))
+                    } catch is CancellationError {
+                        return nil
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension PaymentSessionStoring {
+    /// The changes after `sequence`, then every change as it commits; see ``ChangeFollower``.
+    public func followChanges(after sequence: Int64, pageSize: Int = 256) -> ChangeFollower {
+        ChangeFollower(store: self, start: sequence, pageSize: max(1, pageSize))
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import Logging
+import PaymentSessionsCore
+import PostgresNIO
+
+extension PostgresPaymentSessionStore {
+    // MARK: Change feed
+
+    /// Up to `limit` changes after `sequence`, in commit order.
+    ///
+    /// Numbers are taken at commit (see `PostgresChangeLog`), so the changes visible to one
+    /// statement never have a hole that a later commit fills: a hole is a trim.
+    public func changes(after sequence: Int64, limit: Int) async throws -> [PaymentSessionChange] {
+        guard limit >= 0 else { throw PaymentSessionError.invalidInput(field: "limit", value: String(limit), reason: "must be 0 or more") }
+        return try await read("read changes") { tx in
+            let last = try await Self.lastSequence(tx)
+            try SessionRules.checkFeedPosition(sequence, last: last, field: "after")
+            let rows = try await tx.connection.query(
+                """
+                SELECT sequence, session_id, cart_id, kind, status_before, status_after, committed_at_us, session
+                FROM payment_session_changes WHERE sequence > \(sequence) ORDER BY sequence LIMIT \(Int64(max(1, limit)))
+                """, logger: tx.logger)
+            var changes: [PaymentSessionChange] = []
+            for try await row in rows.decode((Int64, String, String, String, String?, String?, Int64, String?).self) {
+                changes.append(try Self.change(row))
+            }
+            // The first change kept after `sequence` must be the next one: anything else was trimmed.
+            let next = changes.first?.sequence
+            if sequence < last, next != sequence + 1 {
+                throw PaymentSessionError.changesTrimmed(after: sequence, oldestAvailable: next ?? last + 1)
+            }
+            return limit == 0 ? [] : changes
+        }
+    }
+
+    /// Where the feed stands.
+    public func changeFeedState() async throws -> ChangeFeedState {
+        try await read("read the change feed's state") { tx in
+            let rows = try await tx.connection.query(
+                "SELECT (SELECT min(sequence) FROM payment_session_changes), (SELECT last FROM payment_session_change_counter)",
+                logger: tx.logger)
+            var first: Int64?
+            var last: Int64 = 0
+            for try await (oldest, newest) in rows.decode((Int64?, Int64?).self) {
+                first = oldest
+                last = newest ?? 0
+            }
+            return ChangeFeedState(first: first, last: last, consumers: try await Self.consumers(tx))
+        }
+    }
+
+    /// `consumer`'s acknowledged position, or `nil`.
+    public func position(consumer: String) async throws -> Int64? {
+        try SessionValidation.validateIdentifier(consumer, field: "consumer")
+        return try await read("read a consumer's position") { tx in try await Self.consumers(tx)[consumer] }
+    }
+
+    /// Records that `consumer` handled every change up to `sequence`; a position only moves forward.
+    public func acknowledge(consumer: String, upTo sequence: Int64) async throws {
+        try SessionValidation.validateIdentifier(consumer, field: "consumer")
+        try await transaction("acknowledge changes") { tx in
+            try SessionRules.checkFeedPosition(sequence, last: try await Self.lastSequence(tx), field: "sequence")
+            try await tx.connection.query(
+                """
+                INSERT INTO payment_session_consumers (name, position) VALUES (\(consumer), \(sequence))
+                ON CONFLICT (name) DO UPDATE SET position = GREATEST(payment_session_consumers.position, EXCLUDED.position)
+                """, logger: tx.logger)
+        }
+    }
+
+    /// Deletes the changes every named consumer acknowledged and those older than
+    /// ``Options/changeRetention``; returns how many. Always a prefix of the feed: the
+    /// newest change to trim, by either rule, and every change before it.
+    @discardableResult
+    public func trimChanges() async throws -> Int {
+        try await transaction("trim changes") { tx in try await Self.trimChanges(in: tx, retention: self.options.changeRetention) }
+    }
+
+    static func trimChanges(in tx: PostgresTransaction, retention: TimeInterval) async throws -> Int {
+            let cutoff = tx.now - SessionRules.retentionMicroseconds(retention)
+            let rows = try await tx.connection.query(
+                """
+                WITH bound AS (
+                    SELECT GREATEST(
+                        COALESCE((SELECT min(position) FROM payment_session_consumers), 0),
+                        COALESCE((SELECT max(sequence) FROM payment_session_changes WHERE committed_at_us < \(cutoff)), 0)) AS upto
+                )
+                DELETE FROM payment_session_changes WHERE sequence <= (SELECT upto FROM bound) RETURNING sequence
+                """, logger: tx.logger)
+            var count = 0
+            for try await _ in rows { count += 1 }
+            return count
+    }
+
+    /// Returns once a change after `sequence` may exist, or after `timeout`: it listens for
+    /// the notification every commit with changes sends, on a connection of the pool, then
+    /// looks at the counter (a commit between the two is in one or the other).
+    public func waitForChanges(after sequence: Int64, timeout: Duration) async throws {
+        try await prepareSchema()
+        do {
+            try await client.withConnection { connection in
+                try await connection.listen(on: PostgresChangeLog.channel) { notifications in
+                    let rows = try await connection.query("SELECT last FROM payment_session_change_counter", logger: self.options.logger)
+                    for try await (last) in rows.decode(Int64.self) where last > sequence { return }
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            for try await _ in notifications { return }
+                        }
+                        group.addTask { try await Task.sleep(for: timeout) }
+                        defer { group.cancelAll() }
+                        try await group.next()
+                    }
+                }
+            }
+        } catch let error as CancellationError {
+            throw error
+        } catch let error as PaymentSessionError {
+            throw error
+        } catch {
+            throw PostgresFailure.storeError(error, operation: "wait for changes")
+        }
+    }
+
+    private static func lastSequence(_ tx: PostgresTransaction) async throws -> Int64 {
+        let rows = try await tx.connection.query("SELECT last FROM payment_session_change_counter", logger: tx.logger)
+        var last: Int64 = 0
+        for try await (value) in rows.decode(Int64.self) { last = value }
+        return last
+    }
+
+    private static func consumers(_ tx: PostgresTransaction) async throws -> [String: Int64] {
+        let rows = try await tx.connection.query("SELECT name, position FROM payment_session_consumers", logger: tx.logger)
+        var positions: [String: Int64] = [:]
+        for try await (name, position) in rows.decode((String, Int64).self) { positions[name] = position }
+        return positions
+    }
+
+    private static func change(
+        _ row: (Int64, String, String, String, String?, String?, Int64, String?)
+    ) throws(PaymentSessionError) -> PaymentSessionChange {
+        let (sequence, sessionID, cartID, kindText, before, after, committedAt, sessionText) = row
+        func corrupt(_ reason: String) -> PaymentSessionError { .corruptRecord(key: "changes/\(sequence)", reason: reason) }
+        guard let kind = PaymentSessionChange.Kind(rawValue: kindText) else { throw corrupt("unknown kind \(kindText)") }
+        func status(_ text: String?) throws(PaymentSessionError) -> PaymentSessionStatus? {
+            guard let text else { return nil }
+            guard let status = PaymentSessionStatus(rawValue: text) else { throw corrupt("unknown status \(text)") }
+            return status
+        }
+        var session: PaymentSession?
+        if let sessionText {
+            do {
+                session = try PaymentSession(jsonText: sessionText)
+            } catch {
+                throw corrupt("session does not read: \(error)")
+            }
+        }
+        return PaymentSessionChange(
+            sequence: sequence, sessionID: sessionID, cartID: cartID, kind: kind, statusBefore: try status(before),
+            statusAfter: try status(after), committedAt: Timestamp.date(microseconds: committedAt), session: session)
+    }
+}
