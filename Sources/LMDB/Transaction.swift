@@ -324,11 +324,15 @@ public final class WriteTransaction: Transaction {
     /// Stores `count` bytes under `key`, written in place by `body` (`MDB_RESERVE`):
     /// one copy fewer than encoding to an array first.
     ///
+    /// - Parameter appending: `key` sorts after every key of `database` (`MDB_APPEND`):
+    ///   liblmdb puts it at the end without searching, and fills pages instead of
+    ///   splitting them. A key that does not sort last throws ``LMDBError/Code/keyExists``.
     /// - Important: `body` must fill the whole buffer and not keep it.
     public func put(
-        reservingCount count: Int, forKey key: some LMDBBytes, in database: Database,
+        reservingCount count: Int, forKey key: some LMDBBytes, in database: Database, appending: Bool = false,
         _ body: (UnsafeMutableRawBufferPointer) throws -> Void
     ) throws {
+        let flags = UInt32(MDB_RESERVE) | (appending ? UInt32(MDB_APPEND) : 0)
         let txn = try usableHandle("mdb_put(\(database), MDB_RESERVE)")
         var data = MDB_val(mv_size: count, mv_data: nil)
         var size = count
@@ -336,7 +340,7 @@ public final class WriteTransaction: Transaction {
             try checkKey(key, "mdb_put(\(database), MDB_RESERVE)")
             size += key.count
             var k = MDB_val(key)
-            return mdb_put(txn, database.dbi, &k, &data, UInt32(MDB_RESERVE))
+            return mdb_put(txn, database.dbi, &k, &data, flags)
         }
         noteResult(rc)
         try check(rc, "mdb_put(\(database), MDB_RESERVE)")

@@ -46,26 +46,31 @@ final class PostgresChangeLog: Sendable {
             return entries
         }
         guard !pending.isEmpty else { return }
+        // One round trip: take the numbers, write the changes (arrays bound as parameters,
+        // one row each, numbered in order), notify the followers.
+        let count = Int64(pending.count)
         let rows = try await connection.query(
-            "UPDATE payment_session_change_counter SET last = last + \(Int64(pending.count)) RETURNING last", logger: logger)
-        var last: Int64?
-        for try await (value) in rows.decode(Int64.self) { last = value }
-        guard let last else {
-            throw PaymentSessionError.corruptRecord(key: "payment_session_change_counter", reason: "the counter row is missing")
-        }
-        let first = last - Int64(pending.count) + 1
-        // One statement for all of them: arrays bound as parameters, one row each.
-        try await connection.query(
             """
-            INSERT INTO payment_session_changes
-                (sequence, session_id, cart_id, kind, status_before, status_after, committed_at_us, session)
-            SELECT sequence, session_id, cart_id, kind, NULLIF(status_before, ''), NULLIF(status_after, ''),
-                \(committedAt), NULLIF(session, '')
-            FROM unnest(\(Array(first...last))::BIGINT[], \(pending.map(\.sessionID))::TEXT[], \(pending.map(\.cartID))::TEXT[],
-                \(pending.map(\.kind.rawValue))::TEXT[], \(pending.map { $0.before?.rawValue ?? "" })::TEXT[],
-                \(pending.map { $0.after?.rawValue ?? "" })::TEXT[], \(pending.map { $0.sessionJSON ?? "" })::TEXT[])
-                AS changes (sequence, session_id, cart_id, kind, status_before, status_after, session)
+            WITH counter AS (
+                UPDATE payment_session_change_counter SET last = last + \(count) RETURNING last
+            ), written AS (
+                INSERT INTO payment_session_changes
+                    (sequence, session_id, cart_id, kind, status_before, status_after, committed_at_us, session)
+                SELECT counter.last - \(count) + changes.position, session_id, cart_id, kind, NULLIF(status_before, ''),
+                    NULLIF(status_after, ''), \(committedAt), NULLIF(session, '')
+                FROM counter, unnest(\(pending.map(\.sessionID))::TEXT[], \(pending.map(\.cartID))::TEXT[],
+                    \(pending.map(\.kind.rawValue))::TEXT[], \(pending.map { $0.before?.rawValue ?? "" })::TEXT[],
+                    \(pending.map { $0.after?.rawValue ?? "" })::TEXT[], \(pending.map { $0.sessionJSON ?? "" })::TEXT[])
+                    WITH ORDINALITY AS changes (session_id, cart_id, kind, status_before, status_after, session, position)
+                RETURNING sequence
+            )
+            SELECT pg_notify(\(Self.channel), last::TEXT), (SELECT count(*) FROM written) FROM counter
             """, logger: logger)
-        try await connection.query("SELECT pg_notify(\(Self.channel), \(String(last)))", logger: logger)
+        var written: Int64?
+        for try await (_, inserted) in rows.decode((String, Int64).self) { written = inserted }
+        guard written == count else {
+            throw PaymentSessionError.corruptRecord(
+                key: "payment_session_change_counter", reason: "the counter row is missing, or the changes were not written")
+        }
     }
 }

@@ -33,6 +33,9 @@ extension PostgresPaymentSessionStore {
                 attempt += 1
                 // A little random wait, growing: two retrying writers on one cart stop meeting.
                 try? await Task.sleep(for: .microseconds(Int.random(in: 0...(100 << min(attempt, 8)))))
+            } catch let error as CancellationError {
+                // The caller's task was cancelled: that, as the LMDB store says it too.
+                throw error
             } catch {
                 throw PostgresFailure.storeError(error, operation: operation)
             }
@@ -46,6 +49,8 @@ extension PostgresPaymentSessionStore {
         try await prepareSchema()
         do {
             return try await withDeadline(operation) { try await self.attempt(transaction: false, body) }
+        } catch let error as CancellationError {
+            throw error
         } catch {
             throw PostgresFailure.storeError(error, operation: operation)
         }

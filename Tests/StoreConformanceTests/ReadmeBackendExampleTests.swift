@@ -4,6 +4,7 @@ import PaymentSessions
 import PostgresNIO
 import PostgresPaymentSessions
 import ServiceLifecycle
+import Synchronization
 import Testing
 import TestSupport
 
@@ -48,6 +49,39 @@ import TestSupport
         }
     }
 
+    // Deliver every change to a webhook, exactly in order, resuming after a restart.
+    func deliverChanges(from store: some PaymentSessionStoring, to send: (String) async throws -> Void) async throws {
+        let start = try await store.position(consumer: "webhooks") ?? 0
+        for try await change in store.followChanges(after: start) {
+            try await send(change.jsonText())  // {"sequence":7,"session_id":...,"kind":"authorized",...}
+            try await store.acknowledge(consumer: "webhooks", upTo: change.sequence)
+        }
+    }
+
+    /// The README's consumer loop delivers every change once, and a second loop (a restart)
+    /// resumes after what the first acknowledged.
+    @Test(arguments: Backend.available)
+    func theConsumerLoopResumesWhereItLeftOff(backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let delivered = SharedLines()
+            /// Runs the loop until `count` changes are delivered and acknowledged, then stops it.
+            func runLoop(until count: Int64) async throws {
+                let loop = Task { try await deliverChanges(from: store) { delivered.append($0) } }
+                for _ in 0..<500 where try await store.position(consumer: "webhooks") != count {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                loop.cancel()
+                do { try await loop.value } catch is CancellationError {}
+            }
+            _ = try await startPayment(cart: "cart_1", provider: "stripe", in: store)  // created, selected
+            try await runLoop(until: 2)
+            _ = try await startPayment(cart: "cart_1", provider: "manual", in: store)  // created, deselected, selected
+            try await runLoop(until: 5)
+            let sequences = delivered.lines.compactMap { try? JSONValue(parsing: $0).objectValue?["sequence"] }
+            #expect(sequences == [1, 2, 3, 4, 5])
+        }
+    }
+
     @Test(arguments: Backend.available)
     func aUnitOfWritesAsTheReadmeShowsIt(backend: Backend) async throws {
         try await withStore(backend) { store in
@@ -59,4 +93,13 @@ import TestSupport
             #expect(try await store.selectedSession(cartID: "cart_1")?.amount == 4200)
         }
     }
+}
+
+/// Lines delivered by a consumer loop, shared with the test that reads them.
+final class SharedLines: Sendable {
+    private let state = Mutex<[String]>([])
+
+    var lines: [String] { state.withLock { $0 } }
+
+    func append(_ line: String) { state.withLock { $0.append(line) } }
 }

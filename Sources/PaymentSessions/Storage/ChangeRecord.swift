@@ -30,24 +30,34 @@ enum ChangeRecord {
         return Int64(UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)))
     }
 
-    static func encode(
+    /// The size of a change whose strings and record are these.
+    static func size(sessionID: String, cartID: String, record: UnsafeRawBufferPointer?) -> Int {
+        16 + sessionID.utf8.count + cartID.utf8.count + (record?.count ?? 0)
+    }
+
+    /// Writes a change into `buffer`, exactly ``size(sessionID:cartID:record:)`` bytes (the
+    /// space liblmdb reserved for it, so that the record is copied once, into the map).
+    static func write(
         kind: PaymentSessionChange.Kind, before: PaymentSessionStatus?, after: PaymentSessionStatus?, committedAt: Int64,
-        sessionID: String, cartID: String, record: UnsafeRawBufferPointer?
-    ) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(16 + sessionID.utf8.count + cartID.utf8.count + (record?.count ?? 0))
-        bytes.append(version)
-        bytes.append(UInt8(PaymentSessionChange.Kind.allCases.firstIndex(of: kind) ?? 0))
-        bytes.append(before?.storageCode ?? none)
-        bytes.append(after?.storageCode ?? none)
-        withUnsafeBytes(of: committedAt.littleEndian) { bytes.append(contentsOf: $0) }
-        for text in [sessionID, cartID] {
-            let utf8 = Array(text.utf8)
-            withUnsafeBytes(of: UInt16(utf8.count).littleEndian) { bytes.append(contentsOf: $0) }
-            bytes.append(contentsOf: utf8)
+        sessionID: String, cartID: String, record: UnsafeRawBufferPointer?, into buffer: UnsafeMutableRawBufferPointer
+    ) {
+        buffer[0] = version
+        buffer[1] = UInt8(PaymentSessionChange.Kind.allCases.firstIndex(of: kind) ?? 0)
+        buffer[2] = before?.storageCode ?? none
+        buffer[3] = after?.storageCode ?? none
+        buffer.storeBytes(of: committedAt.littleEndian, toByteOffset: 4, as: Int64.self)
+        var offset = 12
+        for var text in [sessionID, cartID] {
+            text.withUTF8 { utf8 in
+                buffer.storeBytes(of: UInt16(utf8.count).littleEndian, toByteOffset: offset, as: UInt16.self)
+                offset += 2
+                UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<(offset + utf8.count)]).copyMemory(from: UnsafeRawBufferPointer(utf8))
+                offset += utf8.count
+            }
         }
-        if let record { bytes.append(contentsOf: record) }
-        return bytes
+        if let record, !record.isEmpty {
+            UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<(offset + record.count)]).copyMemory(from: record)
+        }
     }
 
     static func decode(sequence: Int64, _ bytes: UnsafeRawBufferPointer) throws(PaymentSessionError) -> PaymentSessionChange {

@@ -85,14 +85,25 @@ extension PaymentSessionStore.WriteTransaction {
     ) throws(PaymentSessionError) {
         // A store opened read-only has no feed handles and writes nothing anyway.
         guard let changes = layout.changes else { return }
-        let next = try lastChangeSequence() + 1
-        let bytes = ChangeRecord.encode(
-            kind: kind, before: before, after: after, committedAt: options.nowMicroseconds, sessionID: sessionID,
-            cartID: cartID, record: record)
+        // The last number is read once per transaction object; each is one LMDB transaction
+        // (or nested one), which no one else writes meanwhile.
+        let last: Int64
+        if let cached = lastAppendedSequence { last = cached } else { last = try lastChangeSequence() }
+        let next = last + 1
+        let committedAt = options.nowMicroseconds
+        let size = ChangeRecord.size(sessionID: sessionID, cartID: cartID, record: record)
         try storageMapped {
-            try write.put(withUnsafeBytes(of: next.littleEndian) { Array($0) }, forKey: StoreLayout.changeSequenceKey, in: layout.meta)
-            try write.put(bytes, forKey: ChangeRecord.key(next), in: changes)
+            try withUnsafeBytes(of: next.littleEndian) { try write.put($0, forKey: StoreLayout.changeSequenceKey, in: layout.meta) }
+            // Numbers only grow, and trims take the oldest: each change goes at the end.
+            try withUnsafeBytes(of: UInt64(next).bigEndian) { key in
+                try write.put(reservingCount: size, forKey: key, in: changes, appending: true) { buffer in
+                    ChangeRecord.write(
+                        kind: kind, before: before, after: after, committedAt: committedAt, sessionID: sessionID,
+                        cartID: cartID, record: record, into: buffer)
+                }
+            }
         }
+        lastAppendedSequence = next
     }
 
     /// Records that `consumer` has handled every change up to `sequence`. A position only

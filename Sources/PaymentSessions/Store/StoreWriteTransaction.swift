@@ -24,6 +24,8 @@ extension PaymentSessionStore {
             unsafeDowncast(transaction, to: LMDB.WriteTransaction.self)
         }
         let generator: PaymentSessionIDGenerator
+        /// The last change this transaction appended to the feed (`nil` before the first).
+        var lastAppendedSequence: Int64?
 
         init(transaction: LMDB.WriteTransaction, layout: StoreLayout, options: Options, generator: PaymentSessionIDGenerator) {
             self.generator = generator

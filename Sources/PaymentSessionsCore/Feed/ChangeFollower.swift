@@ -44,14 +44,14 @@ public struct ChangeFollower: AsyncSequence, Sendable {
                     return change
                 }
                 if Task.isCancelled { return nil }
-                buffer = try await store.changes(after: position, limit: pageSize)
-                index = 0
-                if buffer.isEmpty {
-                    do {
-                        try await store.waitForChanges(after: position, timeout: .seconds(1))
-                    } catch is CancellationError {
-                        return nil
-                    }
+                do {
+                    buffer = try await store.changes(after: position, limit: pageSize)
+                    index = 0
+                    if buffer.isEmpty { try await store.waitForChanges(after: position, timeout: .seconds(1)) }
+                } catch {
+                    // Cancelled while waiting or reading: the end, not a failure.
+                    if error is CancellationError || Task.isCancelled { return nil }
+                    throw error
                 }
             }
         }
