@@ -50,4 +50,49 @@ struct CLIChangesTests {
             #expect(Date().timeIntervalSince(started) < 1)
         }
     }
+
+    /// Three `simulate` processes write at once while a fourth follows the feed: the merged
+    /// feed is gap-free, replays to exactly the store's sessions, and the follower printed
+    /// every change, once, in order.
+    @Test(arguments: [false, true])
+    func writersInSeveralProcessesMakeOneGapFreeFeedThatAFollowerSeesWhole(postgres: Bool) throws {
+        if postgres && !PostgresServer.shouldRun { return }
+        let cli = try CLI(postgres: postgres)
+        try cli.session(["create", "--cart", "seed", "--provider", "p"])
+        let follower = try ChildProcess("payment-sessions", ["changes", "--follow", "--store", cli.store])
+        // A follower that stops printing must not hang the test: it is killed after a minute.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60) { Foundation.kill(follower.process.processIdentifier, SIGKILL) }
+        let writers = try (0..<3).map { _ in
+            try ChildProcess(
+                "payment-sessions", ["simulate", "--duration", "2", "--workers", "2", "--carts", "15", "--store", cli.store])
+        }
+        for writer in writers {
+            let output = try writer.finish()
+            #expect(output.status == 0, "\(output.stderr)")
+        }
+        guard case .number(let last)? = try cli.json(["stats"]).objectValue?["changes"]?.objectValue?["last"],
+            let total = Int(last.text)
+        else {
+            Issue.record("stats has no changes.last")
+            return
+        }
+        #expect(total > 100, "the writers made only \(total) changes")
+        var followed: [Int] = []
+        while followed.last ?? 0 < total, let line = follower.readLine() {
+            guard case .number(let number)? = try JSONValue(parsing: line).objectValue?["sequence"], let sequence = Int(number.text)
+            else { break }
+            followed.append(sequence)
+        }
+        follower.kill()
+        #expect(followed == Array(1...total))
+        // The feed replays to the store.
+        var replayed: [String: JSONValue] = [:]
+        for line in try cli.run(["changes", "--limit", "1000000"]).stdout.split(separator: "\n") {
+            let change = try #require(try JSONValue(parsing: String(line)).objectValue)
+            guard case .string(let id)? = change["session_id"] else { continue }
+            replayed[id] = change["session"] == .null ? nil : change["session"]
+        }
+        let exported = try cli.snapshot().split(separator: "\n").map { try JSONValue(parsing: String($0)) }
+        #expect(replayed.keys.sorted().compactMap { replayed[$0] } == exported)
+    }
 }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// What ``PaymentSessionStoring/checkRules(pageSize:)`` found: every session read through
+/// What ``PaymentSessionStoring/checkRules()`` found: every session read through
 /// the store's API and held against the rules a store must keep.
 public struct RuleCheckReport: Sendable, Hashable {
     /// One broken rule.
@@ -25,48 +25,44 @@ public struct RuleCheckReport: Sendable, Hashable {
 }
 
 extension PaymentSessionStoring {
-    /// Reads every session through the store's API, page by page, and checks what the
+    /// Reads every session from one consistent snapshot (the export's) and checks what the
     /// store promises whatever its engine: each session well formed (as an import would
     /// require), at most one selected session per cart, at most one session per (cart,
-    /// provider), and each idempotency key finding its own session.
+    /// provider), and no idempotency key on two sessions.
     ///
     /// The backend-neutral part of `verify`: the LMDB store's `PaymentSessionStore.verify()`
-    /// also checks record bytes and index entries, which only it has. Pages are separate
-    /// reads, so run it on a store that nobody writes meanwhile, or expect problems that a
-    /// concurrent write explains.
-    public func checkRules(pageSize: Int = 1000) async throws -> RuleCheckReport {
+    /// also checks record bytes and index entries, which only it has. One snapshot, so
+    /// writers may keep writing meanwhile.
+    public func checkRules() async throws -> RuleCheckReport {
         var problems: [RuleCheckReport.Problem] = []
         var selectedByCart: [String: String] = [:]
         var sessionByPair: [String: String] = [:]
-        var count = 0
-        var after: String?
-        while true {
-            let page = try await sessions(after: after, limit: pageSize)
-            for session in page {
-                count += 1
-                func problem(_ message: String) {
-                    problems.append(.init(sessionID: session.id, cartID: session.cartID, message: message))
-                }
-                do {
-                    try SessionValidation.validate(session)
-                } catch {
-                    problem(error.description)
-                }
-                if session.isSelected {
-                    if let other = selectedByCart.updateValue(session.id, forKey: session.cartID) {
-                        problem("its cart has another selected session, \(other)")
-                    }
-                }
-                let pair = session.cartID + "\u{0}" + session.providerID
-                if let other = sessionByPair.updateValue(session.id, forKey: pair) {
-                    problem("its cart has another session for provider \(session.providerID), \(other)")
-                }
-                if let key = session.idempotencyKey, try await self.session(idempotencyKey: key)?.id != session.id {
-                    problem("its idempotency key \(key) does not find it")
-                }
+        var sessionByKey: [String: String] = [:]
+        let count = try await exportJSONLines { line in
+            let session: PaymentSession
+            do {
+                session = try PaymentSession(jsonText: line)
+            } catch {
+                problems.append(.init(sessionID: "?", cartID: "?", message: "a session that does not read back: \(error)"))
+                return
             }
-            guard page.count == pageSize, let last = page.last else { break }
-            after = last.id
+            func problem(_ message: String) {
+                problems.append(.init(sessionID: session.id, cartID: session.cartID, message: message))
+            }
+            do throws(PaymentSessionError) {
+                try SessionValidation.validate(session)
+            } catch {
+                problem(error.description)
+            }
+            if session.isSelected, let other = selectedByCart.updateValue(session.id, forKey: session.cartID) {
+                problem("its cart has another selected session, \(other)")
+            }
+            if let other = sessionByPair.updateValue(session.id, forKey: session.cartID + "\u{0}" + session.providerID) {
+                problem("its cart has another session for provider \(session.providerID), \(other)")
+            }
+            if let key = session.idempotencyKey, let other = sessionByKey.updateValue(session.id, forKey: key) {
+                problem("its idempotency key \(key) is also session \(other)'s")
+            }
         }
         return RuleCheckReport(sessions: count, problems: problems)
     }

@@ -5,7 +5,8 @@ import Testing
 
 /// A child writes at random and acknowledges each commit on stdout; the parent kills it
 /// with SIGKILL at random moments and checks that every acknowledged change survived,
-/// no transaction is half visible, and `verify()` is clean.
+/// no transaction is half visible, the change feed replays to exactly the sessions there,
+/// and `verify()` is clean.
 @Suite("Crash consistency (SIGKILL)")
 struct CrashConsistencyTests {
     /// Kills per durability mode; `CRASH_ITERATIONS` raises it for a long local run.
@@ -80,6 +81,14 @@ struct CrashConsistencyTests {
             if promises.authorized.contains(id) { #expect(session.status == .authorized, "\(id)") }
         }
         for id in promises.deleted { #expect(byID[id] == nil, "acknowledged delete of \(id) undone") }
+        // The change feed and the sessions are one fact: replayed, the feed rebuilds exactly
+        // the sessions that survived (no change without its write, no write without its
+        // change), and its numbers have no gap.
+        let changes = try store.changes(after: 0, limit: 10_000_000)
+        #expect(changes.map(\.sequence) == Array(stride(from: 1, through: Int64(changes.count), by: 1)))
+        var replayed: [String: PaymentSession] = [:]
+        for change in changes { replayed[change.sessionID] = change.session }
+        #expect(replayed.values.sorted { $0.id < $1.id } == all, "the feed does not replay to the store")
         // Atomicity: every transaction is wholly there, less what was deleted afterwards.
         var present: [String: Int] = [:]
         var sizes: [String: Int] = [:]
