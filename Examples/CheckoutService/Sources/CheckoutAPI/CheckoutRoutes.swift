@@ -62,6 +62,11 @@ public struct CheckoutRoutes: Sendable {
         cart.post("authorize") { request, context in
             try await answering { try await authorize(request, cartID: try context.parameters.require("cart_id")) }
         }
+        cart.get("events") { request, context in
+            try await answering {
+                try await CartEvents(store: store).response(cartID: try context.parameters.require("cart_id"), request: request)
+            }
+        }
     }
 
     // MARK: Handlers

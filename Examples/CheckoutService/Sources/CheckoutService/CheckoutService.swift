@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import PaymentSessions
 import PostgresPaymentSessions
+import ServiceLifecycle
 
 /// `checkout-service --port 8080 --store PATH|URL`: the checkout HTTP service.
 @main
@@ -27,6 +28,9 @@ struct CheckoutService: AsyncParsableCommand {
 
     @Option(help: "The store: an LMDB directory (created when missing) or a postgres:// URL. Default: $PAYMENT_SESSIONS_STORE, else ./payment-sessions.lmdb.")
     var store: String?
+
+    @Option(help: "POST every change of the store's feed to this URL, in order, retrying until a 2xx (consumer \"webhook\").")
+    var webhook: String?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
@@ -53,7 +57,7 @@ struct CheckoutService: AsyncParsableCommand {
             options.logger = logger
             let sessions = try PostgresPaymentSessionStore(url: location, options: options)
             let app = buildApplication(
-                store: sessions, hostname: hostname, port: port, logger: logger, services: [sessions],
+                store: sessions, hostname: hostname, port: port, logger: logger, services: [sessions] + dispatchers(sessions, logger),
                 beforeServerStarts: {
                     try await sessions.prepareSchema()
                     logger.info("store open", metadata: ["store": .string(sessions.location)])
@@ -65,8 +69,15 @@ struct CheckoutService: AsyncParsableCommand {
             let sessions = try PaymentSessionStore(path: location, options: options)
             let count = try await sessions.count()
             logger.info("store open", metadata: ["path": .string(location), "sessions": .stringConvertible(count)])
-            let app = buildApplication(store: sessions, hostname: hostname, port: port, logger: logger, onListening: announce)
+            let app = buildApplication(
+                store: sessions, hostname: hostname, port: port, logger: logger, services: dispatchers(sessions, logger),
+                onListening: announce)
             try await app.runService()
         }
+    }
+
+    /// The webhook dispatcher, when `--webhook` names a URL.
+    func dispatchers(_ store: any PaymentSessionStoring, _ logger: Logger) -> [any Service] {
+        webhook.map { [WebhookDispatcher(store: store, url: $0, logger: logger)] } ?? []
     }
 }
