@@ -35,8 +35,10 @@ struct CLIChangesTests {
         #expect(past.status == 2 && errorCode(past) == "invalid_input")
     }
 
-    @Test func followPrintsEachChangeAsItCommitsIntoAPipe() throws {
-        let cli = CLI()
+    @Test(arguments: [false, true])
+    func followPrintsEachChangeAsItCommitsIntoAPipe(postgres: Bool) throws {
+        if postgres && !PostgresServer.shouldRun { return }
+        let cli = try CLI(postgres: postgres)
         try cli.session(["create", "--cart", "c", "--provider", "first"])
         let follower = try ChildProcess("payment-sessions", ["changes", "--follow", "--store", cli.store])
         defer { follower.kill() }
