@@ -13,7 +13,8 @@ struct Copy: AsyncParsableCommand {
             target must hold no sessions (it is created when missing). Pages of --page sessions \
             are read from the source and written to the target as one unit each, so memory stays \
             bounded however large the store; stop the source's writers first (pages are separate \
-            reads). A page the target refuses stops the copy, names the session, and leaves the \
+            reads). A page the target refuses stops the copy, names where (its first session, \
+            counted from 1) and why, and leaves the \
             pages before it in the target: empty it and copy again. Afterwards the target is \
             checked against the rules and its count against the source's. Prints \
             {"copied":N}.
@@ -52,7 +53,8 @@ struct Copy: AsyncParsableCommand {
             do {
                 try await target.perform(page.map { .insert($0) })
             } catch let error as PaymentSessionError {
-                // Which session, and what the target now holds, for the operator's next step.
+                // Where in the copy (the refused page's first session, counting from 1), and
+            // what the target now holds, for the operator's next step.
                 throw PaymentSessionError.importFailed(line: copied + 1, error: error)
             }
             copied += page.count

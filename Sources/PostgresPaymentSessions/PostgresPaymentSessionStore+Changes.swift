@@ -24,10 +24,14 @@ extension PostgresPaymentSessionStore {
             for try await row in rows.decode((Int64, String, String, String, String?, String?, Int64, String?).self) {
                 changes.append(try Self.change(row))
             }
-            // The first change kept after `sequence` must be the next one: anything else was trimmed.
-            let next = changes.first?.sequence
-            if sequence < last, next != sequence + 1 {
-                throw PaymentSessionError.changesTrimmed(after: sequence, oldestAvailable: next ?? last + 1)
+            // The first change kept after `sequence` must be the next one: anything else was
+            // trimmed. Judged from the page itself, not from `last` (read in an earlier
+            // snapshot, before commits and a trim that the page may already see).
+            if let next = changes.first?.sequence, next != sequence + 1 {
+                throw PaymentSessionError.changesTrimmed(after: sequence, oldestAvailable: next)
+            }
+            if changes.isEmpty, sequence < last {
+                throw PaymentSessionError.changesTrimmed(after: sequence, oldestAvailable: last + 1)
             }
             return limit == 0 ? [] : changes
         }
@@ -65,6 +69,19 @@ extension PostgresPaymentSessionStore {
                 INSERT INTO payment_session_consumers (name, position) VALUES (\(consumer), \(sequence))
                 ON CONFLICT (name) DO UPDATE SET position = GREATEST(payment_session_consumers.position, EXCLUDED.position)
                 """, logger: tx.logger)
+        }
+    }
+
+    /// Forgets `consumer`; `false` when there was no such consumer.
+    @discardableResult
+    public func removeConsumer(_ consumer: String) async throws -> Bool {
+        try SessionValidation.validateIdentifier(consumer, field: "consumer")
+        return try await transaction("remove a consumer") { tx in
+            let rows = try await tx.connection.query(
+                "DELETE FROM payment_session_consumers WHERE name = \(consumer) RETURNING name", logger: tx.logger)
+            var removed = false
+            for try await _ in rows { removed = true }
+            return removed
         }
     }
 

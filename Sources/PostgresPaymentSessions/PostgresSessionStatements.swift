@@ -10,11 +10,13 @@ import PostgresNIO
 protocol SessionQuery {
     /// A `SELECT` of ``PostgresSessionRow/columns`` with `$1`, `$2` as parameters.
     static var sql: String { get }
+    /// The name the statement is prepared under on each connection.
+    static var name: String { get }
 }
 
 /// A ``SessionQuery`` bound to its values; its rows decode as sessions.
 struct SessionStatement<Query: SessionQuery>: PostgresPreparedStatement {
-    static var name: String { "payment_sessions_\(Query.self)" }
+    static var name: String { Query.name }
     static var sql: String { Query.sql }
 
     var values: [String]
@@ -32,13 +34,40 @@ struct SessionStatement<Query: SessionQuery>: PostgresPreparedStatement {
 enum SessionQueries {
     private static let select = "SELECT \(PostgresSessionRow.columns) FROM payment_sessions"
 
-    enum ByID: SessionQuery { static let sql = "\(select) WHERE id = $1" }
-    enum ByIDLocked: SessionQuery { static let sql = "\(select) WHERE id = $1 FOR UPDATE" }
-    enum ByKey: SessionQuery { static let sql = "\(select) WHERE idempotency_key = $1" }
-    enum ByPair: SessionQuery { static let sql = "\(select) WHERE cart_id = $1 AND provider_id = $2" }
-    enum ByPairLocked: SessionQuery { static let sql = "\(select) WHERE cart_id = $1 AND provider_id = $2 FOR UPDATE" }
-    enum Selected: SessionQuery { static let sql = "\(select) WHERE cart_id = $1 AND is_selected" }
-    enum SelectedLocked: SessionQuery { static let sql = "\(select) WHERE cart_id = $1 AND is_selected FOR UPDATE" }
-    enum ByCart: SessionQuery { static let sql = "\(select) WHERE cart_id = $1 ORDER BY id" }
-    enum ByCartLocked: SessionQuery { static let sql = "\(select) WHERE cart_id = $1 ORDER BY id FOR UPDATE" }
+    enum ByID: SessionQuery {
+        static let sql = "\(select) WHERE id = $1"
+        static let name = "payment_sessions_by_id"
+    }
+    enum ByIDLocked: SessionQuery {
+        static let sql = "\(select) WHERE id = $1 FOR UPDATE"
+        static let name = "payment_sessions_by_id_locked"
+    }
+    enum ByKey: SessionQuery {
+        static let sql = "\(select) WHERE idempotency_key = $1"
+        static let name = "payment_sessions_by_key"
+    }
+    enum ByPair: SessionQuery {
+        static let sql = "\(select) WHERE cart_id = $1 AND provider_id = $2"
+        static let name = "payment_sessions_by_pair"
+    }
+    enum ByPairLocked: SessionQuery {
+        static let sql = "\(select) WHERE cart_id = $1 AND provider_id = $2 FOR UPDATE"
+        static let name = "payment_sessions_by_pair_locked"
+    }
+    enum Selected: SessionQuery {
+        static let sql = "\(select) WHERE cart_id = $1 AND is_selected"
+        static let name = "payment_sessions_selected"
+    }
+    enum SelectedLocked: SessionQuery {
+        static let sql = "\(select) WHERE cart_id = $1 AND is_selected FOR UPDATE"
+        static let name = "payment_sessions_selected_locked"
+    }
+    enum ByCart: SessionQuery {
+        static let sql = "\(select) WHERE cart_id = $1 ORDER BY id"
+        static let name = "payment_sessions_by_cart"
+    }
+    enum ByCartLocked: SessionQuery {
+        static let sql = "\(select) WHERE cart_id = $1 ORDER BY id FOR UPDATE"
+        static let name = "payment_sessions_by_cart_locked"
+    }
 }

@@ -99,6 +99,10 @@ struct ChangeFeedConformanceTests {
             #expect(await expectStoreError { _ = try await store.changes(after: -1, limit: 10) }?.code == .invalidInput)
             #expect(await expectStoreError { _ = try await store.changes(after: 4, limit: 10) }?.code == .invalidInput)
             #expect(try await store.changes(after: 3, limit: 10).isEmpty)
+            // A consumer that is gone for good stops holding changes back.
+            #expect(try await store.removeConsumer("webhooks"))
+            #expect(try await !store.removeConsumer("webhooks"))
+            #expect(try await store.changeFeedState().consumers == ["analytics": 3])
         }
     }
 

@@ -6,7 +6,7 @@ import Foundation
 /// | bytes | field |
 /// |---|---|
 /// | 1 | version (1) |
-/// | 1 | kind (its index in `PaymentSessionChange.Kind.allCases`) |
+/// | 1 | kind (``code(of:)``) |
 /// | 1 | status before (its storage code, 0xFF: none) |
 /// | 1 | status after (0xFF: none) |
 /// | 8 | committed at, microseconds since 1970, little-endian |
@@ -19,6 +19,25 @@ import Foundation
 enum ChangeRecord {
     static let version: UInt8 = 1
     static let none: UInt8 = 0xFF
+
+    /// Each kind's stored code: fixed, so that a new kind never changes what old bytes mean.
+    static func code(of kind: PaymentSessionChange.Kind) -> UInt8 {
+        switch kind {
+        case .created: 0
+        case .imported: 1
+        case .selected: 2
+        case .deselected: 3
+        case .authorized: 4
+        case .canceled: 5
+        case .updated: 6
+        case .deleted: 7
+        case .purged: 8
+        }
+    }
+
+    static func kind(code: UInt8) -> PaymentSessionChange.Kind? {
+        PaymentSessionChange.Kind.allCases.first { Self.code(of: $0) == code }
+    }
 
     /// The `changes` key of `sequence`.
     static func key(_ sequence: Int64) -> [UInt8] {
@@ -42,7 +61,7 @@ enum ChangeRecord {
         sessionID: String, cartID: String, record: UnsafeRawBufferPointer?, into buffer: UnsafeMutableRawBufferPointer
     ) {
         buffer[0] = version
-        buffer[1] = UInt8(PaymentSessionChange.Kind.allCases.firstIndex(of: kind) ?? 0)
+        buffer[1] = code(of: kind)
         buffer[2] = before?.storageCode ?? none
         buffer[3] = after?.storageCode ?? none
         buffer.storeBytes(of: committedAt.littleEndian, toByteOffset: 4, as: Int64.self)
@@ -64,8 +83,7 @@ enum ChangeRecord {
         let key = "changes/\(sequence)"
         func corrupt(_ reason: String) -> PaymentSessionError { .corruptRecord(key: key, reason: reason) }
         guard bytes.count >= 16, bytes[0] == version else { throw corrupt("unknown change record") }
-        let kinds = PaymentSessionChange.Kind.allCases
-        guard Int(bytes[1]) < kinds.count else { throw corrupt("unknown kind \(bytes[1])") }
+        guard let kind = kind(code: bytes[1]) else { throw corrupt("unknown kind \(bytes[1])") }
         func status(_ code: UInt8) throws(PaymentSessionError) -> PaymentSessionStatus? {
             if code == none { return nil }
             guard let status = PaymentSessionStatus(storageCode: code) else { throw corrupt("unknown status code \(code)") }
@@ -88,7 +106,7 @@ enum ChangeRecord {
         let record = UnsafeRawBufferPointer(rebasing: bytes[offset...])
         let session = record.isEmpty ? nil : try RecordCodec.decode(id: sessionID, record)
         return PaymentSessionChange(
-            sequence: sequence, sessionID: sessionID, cartID: cartID, kind: kinds[Int(bytes[1])], statusBefore: before,
+            sequence: sequence, sessionID: sessionID, cartID: cartID, kind: kind, statusBefore: before,
             statusAfter: after, committedAt: Timestamp.date(microseconds: committedAt), session: session)
     }
 }

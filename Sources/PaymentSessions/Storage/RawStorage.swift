@@ -27,8 +27,12 @@ public struct RawStorage: Sendable {
         case selected
         /// Idempotency key to session id (or a reservation).
         case idempotency
-        /// Format version and creation time.
+        /// Format version, creation time and the change feed's last sequence.
         case meta
+        /// The change feed: sequence (8 bytes big-endian) to change.
+        case changes
+        /// Consumer name to acknowledged sequence.
+        case consumers
     }
 
     /// The key of the format version in ``Table/meta``.
@@ -48,7 +52,7 @@ public struct RawStorage: Sendable {
 
     /// The bytes under `key` in `table`, or `nil`.
     public func value(forKey key: some Sequence<UInt8>, in table: Table) throws -> [UInt8]? {
-        let database = database(table)
+        let database = try database(table)
         return try environment.read { try $0.get(Array(key), in: database) }
     }
 
@@ -59,7 +63,7 @@ public struct RawStorage: Sendable {
 
     /// Puts `value` under `key` in `table`, in a transaction of its own.
     public func put(_ value: some Sequence<UInt8>, forKey key: some Sequence<UInt8>, in table: Table) throws {
-        let database = database(table)
+        let database = try database(table)
         try environment.write { try $0.put(Array(value), forKey: Array(key), in: database) }
     }
 
@@ -70,7 +74,7 @@ public struct RawStorage: Sendable {
 
     /// Puts every entry in `table`, in one transaction (for runs of thousands of forged records).
     public func put(_ entries: [(key: String, value: [UInt8])], in table: Table) throws {
-        let database = database(table)
+        let database = try database(table)
         try environment.write { txn in
             for entry in entries { try txn.put(entry.value, forKey: entry.key, in: database) }
         }
@@ -78,7 +82,7 @@ public struct RawStorage: Sendable {
 
     /// Deletes every key from `table`, in one transaction.
     public func delete(keys: [String], in table: Table) throws {
-        let database = database(table)
+        let database = try database(table)
         try environment.write { txn in
             for key in keys { _ = try txn.delete(key, in: database) }
         }
@@ -87,7 +91,7 @@ public struct RawStorage: Sendable {
     /// Deletes `key` from `table`, in a transaction of its own; whether it was there.
     @discardableResult
     public func delete(forKey key: String, in table: Table) throws -> Bool {
-        let database = database(table)
+        let database = try database(table)
         return try environment.write { try $0.delete(key, in: database) }
     }
 
@@ -102,14 +106,22 @@ public struct RawStorage: Sendable {
         try environment.fileSize()
     }
 
-    private func database(_ table: Table) -> Database {
-        switch table {
-        case .sessions: layout.sessions
-        case .cartProvider: layout.cartProvider
-        case .selected: layout.selected
-        case .idempotency: layout.idempotency
-        case .meta: layout.meta
+    /// The table's handle; a store of an older format opened read-only has no feed tables.
+    private func database(_ table: Table) throws -> Database {
+        let database: Database? =
+            switch table {
+            case .sessions: layout.sessions
+            case .cartProvider: layout.cartProvider
+            case .selected: layout.selected
+            case .idempotency: layout.idempotency
+            case .meta: layout.meta
+            case .changes: layout.changes
+            case .consumers: layout.consumers
+            }
+        guard let database else {
+            throw PaymentSessionError.invalidInput(field: "table", value: table.rawValue, reason: "this store has no such table")
         }
+        return database
     }
 }
 

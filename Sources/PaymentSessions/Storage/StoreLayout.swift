@@ -18,8 +18,8 @@ struct StoreLayout: Sendable {
     /// sequence in `meta`); a store of format 3 or older has no feed, which starts empty
     /// when it is opened for writing. 3: records are written as ``RecordCodec`` version 3 (with the money fields), and an
     /// `idempotency` entry may be a reservation (see ``IdempotencyEntry``). 2: records of
-    /// version 2 (with a checksum). A format 1 or 2 store is read as it is and marked
-    /// format 3 when opened for writing, so that older binaries, which cannot read what
+    /// version 2 (with a checksum). A store of format 1 to 3 is read as it is and marked
+    /// format 4 when opened for writing, so that older binaries, which cannot read what
     /// this one writes, refuse it.
     static let formatVersion: UInt32 = 4
     static let formatVersionKey = "format_version"

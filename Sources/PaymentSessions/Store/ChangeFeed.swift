@@ -85,16 +85,17 @@ extension PaymentSessionStore.WriteTransaction {
     ) throws(PaymentSessionError) {
         // A store opened read-only has no feed handles and writes nothing anyway.
         guard let changes = layout.changes else { return }
-        // The last number is read once per transaction object; each is one LMDB transaction
-        // (or nested one), which no one else writes meanwhile.
+        // The last number is read once per transaction object: each serves one request, and
+        // the objects of an LMDB transaction (or nested one) run one after another, so none
+        // appends behind another's back.
         let last: Int64
         if let cached = lastAppendedSequence { last = cached } else { last = try lastChangeSequence() }
         let next = last + 1
         let committedAt = options.nowMicroseconds
         let size = ChangeRecord.size(sessionID: sessionID, cartID: cartID, record: record)
         try storageMapped {
-            try withUnsafeBytes(of: next.littleEndian) { try write.put($0, forKey: StoreLayout.changeSequenceKey, in: layout.meta) }
-            // Numbers only grow, and trims take the oldest: each change goes at the end.
+            // Numbers only grow, and trims take the oldest: each change goes at the end. The
+            // change first, then the number: a refused put leaves the counter as it was.
             try withUnsafeBytes(of: UInt64(next).bigEndian) { key in
                 try write.put(reservingCount: size, forKey: key, in: changes, appending: true) { buffer in
                     ChangeRecord.write(
@@ -102,6 +103,7 @@ extension PaymentSessionStore.WriteTransaction {
                         cartID: cartID, record: record, into: buffer)
                 }
             }
+            try withUnsafeBytes(of: next.littleEndian) { try write.put($0, forKey: StoreLayout.changeSequenceKey, in: layout.meta) }
         }
         lastAppendedSequence = next
     }
@@ -174,6 +176,12 @@ extension PaymentSessionStore {
     /// Records that `consumer` handled every change up to `sequence`, durably.
     public func acknowledge(consumer: String, upTo sequence: Int64) throws(PaymentSessionError) {
         try typedWrite { tx throws(PaymentSessionError) in try tx.acknowledge(consumer: consumer, upTo: sequence) }
+    }
+
+    /// Forgets `consumer`; see ``WriteTransaction/removeConsumer(_:)``.
+    @discardableResult
+    public func removeConsumer(_ consumer: String) throws(PaymentSessionError) -> Bool {
+        try typedWrite { tx throws(PaymentSessionError) in try tx.removeConsumer(consumer) }
     }
 
     /// Trims the feed; see ``WriteTransaction/trimChanges()``.

@@ -83,7 +83,7 @@ public final class PaymentSessionStore: Sendable {
         groupCommitWriter.submit(request)
     }
 
-    /// Records the format version in a new store, marks an older store (format 1 or 2)
+    /// Records the format version in a new store, marks an older store (format 1 to 3)
     /// with the current format when it is opened for writing, and refuses a store of a newer
     /// format. Opening a store of the current format writes nothing.
     private func checkFormat() throws(PaymentSessionError) {

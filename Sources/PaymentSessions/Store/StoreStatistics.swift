@@ -14,7 +14,7 @@ public struct StoreStatistics: Sendable, Hashable {
     public var fileBytes: Int
     /// Current size of the memory map in bytes.
     public var mapBytes: Int
-    /// Bytes of pages in use by the store's databases.
+    /// Bytes of pages in use by the store's databases, the change feed's included.
     public var usedBytes: Int
 
     /// The counts every backend reports alike.
@@ -51,7 +51,8 @@ extension PaymentSessionStore {
                     return true
                 }
                 var used = 0
-                for database in [layout.sessions, layout.cartProvider, layout.selected, layout.idempotency, layout.meta] {
+                let feed = [layout.changes, layout.consumers].compactMap { $0 }
+                for database in [layout.sessions, layout.cartProvider, layout.selected, layout.idempotency, layout.meta] + feed {
                     used += try txn.statistics(of: database).bytesInUse
                 }
                 return StoreStatistics(

@@ -30,7 +30,8 @@ public struct PaymentSessionChange: Sendable, Hashable {
         case canceled
         /// Any other change: data, status, amount, `is_initiated`.
         case updated
-        /// Deleted by `delete` or `deleteSessions`.
+        /// Deleted by `delete` or `deleteSessions`, or replaced by `createOrUpdate` (a
+        /// canceled session).
         case deleted
         /// Deleted by `purge`.
         case purged

@@ -113,6 +113,10 @@ public protocol PaymentSessionStoring: Sendable {
     /// Records, durably, that `consumer` handled every change up to `sequence`; a position
     /// only moves forward. Changes every named consumer acknowledged may be trimmed.
     func acknowledge(consumer: String, upTo sequence: Int64) async throws
+    /// Forgets `consumer`, so that the feed no longer keeps changes for it; `false` when
+    /// there was no such consumer.
+    @discardableResult
+    func removeConsumer(_ consumer: String) async throws -> Bool
     /// Deletes the changes every named consumer acknowledged and those past the retention
     /// period; returns how many.
     @discardableResult
