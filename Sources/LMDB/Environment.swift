@@ -279,15 +279,7 @@ public final class Environment: @unchecked Sendable {
     /// or they may happen twice. Past ``Options/maxMapSize`` the call throws
     /// ``LMDBError/Code/mapFull``.
     public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
-        if options.readOnly {
-            throw LMDBError(.readOnlyEnvironment, operation: "mdb_txn_begin(\(path))")
-        }
-        if gate.callerIsWriter() {
-            throw LMDBError(.nestedWriteTransaction, operation: "mdb_txn_begin(\(path))")
-        }
-        // Waiting for the writer lock while pinning the map could stall a growth that the
-        // lock's holder needs until `growthTimeout`.
-        try refuseWhileMapIsPinned("a write", operation: "mdb_txn_begin(\(path))")
+        try checkWriteCanBegin()
         guard let writerLock else { throw LMDBError(.readOnlyEnvironment, operation: "mdb_txn_begin(\(path))") }
         while true {
             let (outcome, hitMapFull) = try writerLock.withLock { () throws -> (Result<R, any Error>, Bool) in
@@ -313,6 +305,25 @@ public final class Environment: @unchecked Sendable {
             }
             return try outcome.get()
         }
+    }
+
+    /// Throws what ``write(_:)`` would throw before waiting for the writer lock: the
+    /// environment is read-only, the calling thread already holds the write transaction
+    /// (``LMDBError/Code/nestedWriteTransaction``), or it pins the map (it runs inside a
+    /// cursor or value closure).
+    ///
+    /// A layer that queues writes for another thread to run checks this first, so that a
+    /// write that could never begin on the caller's thread fails there instead of waiting.
+    public func checkWriteCanBegin() throws(LMDBError) {
+        if options.readOnly {
+            throw LMDBError(.readOnlyEnvironment, operation: "mdb_txn_begin(\(path))")
+        }
+        if gate.callerIsWriter() {
+            throw LMDBError(.nestedWriteTransaction, operation: "mdb_txn_begin(\(path))")
+        }
+        // Waiting for the writer lock while pinning the map could stall a growth that the
+        // lock's holder needs until `growthTimeout`.
+        try refuseWhileMapIsPinned("a write", operation: "mdb_txn_begin(\(path))")
     }
 
     /// Throws ``LMDBError/Code/transactionNotUsable(reason:)`` when the calling thread pins

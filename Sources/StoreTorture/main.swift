@@ -1,7 +1,8 @@
 // A child process for the reliability suites. Each acknowledged commit is printed (and
 // flushed) only after `write` returned, so the parent knows exactly what was promised.
 //
-//   StoreTorture crash STORE TAG DURABILITY   random writes until killed; acks on stdout:
+//   StoreTorture crash STORE TAG DURABILITY [THREADS]   random writes on THREADS threads
+//       until killed; acks on stdout:
 //       C <txn> <size> <id>...    a transaction that created <size> sessions
 //       U <id>                    status set to authorized
 //       d <id>                    about to delete (the parent allows either outcome when
@@ -16,6 +17,7 @@
 //                                             fails; acks C <id>; prints the error code last
 import Foundation
 import PaymentSessions
+import Synchronization
 
 func ack(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
@@ -43,59 +45,16 @@ do {
 var rng = SystemRandomNumberGenerator()
 
 switch arguments[1] {
-case "crash" where arguments.count == 5:
+case "crash" where arguments.count == 5 || arguments.count == 6:
+    // Several threads write at once (THREADS, 1 by default), so that the kill also lands
+    // in commits that synchronous writers share. Transaction numbers are process-wide.
+    let threads = arguments.count == 6 ? Int(arguments[5]) ?? 1 : 1
+    let transactions = TransactionCounter()
     let tag = arguments[3]
-    var live: [(id: String, pending: Bool)] = []
-    var txn = 0
-    while true {
-        let roll = Int.random(in: 0..<100, using: &rng)
-        do {
-            if roll < 50 || live.isEmpty {
-                txn += 1
-                let size = Int.random(in: 1...3, using: &rng)
-                let cart = "\(tag)-c\(txn)"
-                let blob = String(repeating: "x", count: Int.random(in: 0...2000, using: &rng))
-                let created = try store.write { tx in
-                    let sessions = try (0..<size).map { p in
-                        try tx.create(NewPaymentSession(
-                            cartID: cart, providerID: "p\(p)", data: ["txn": .number(JSONNumber(txn)), "size": .number(JSONNumber(size)), "blob": .string(blob)],
-                            idempotencyKey: "\(cart)-p\(p)"))
-                    }
-                    try tx.select(id: sessions[sessions.count - 1].id)
-                    return sessions.map(\.id)
-                }
-                ack("C \(txn) \(size) " + created.joined(separator: " "))
-                live += created.map { ($0, true) }
-            } else if roll < 75 {
-                let index = Int.random(in: 0..<live.count, using: &rng)
-                guard live[index].pending else { continue }
-                let id = live[index].id
-                // Only a cart's selected session can be authorized, and an authorized
-                // selection cannot be taken away: select it, then authorize, unless the
-                // cart already holds another authorization.
-                let authorized = try store.write { tx -> Bool in
-                    guard let session = try tx.session(id: id) else { return false }
-                    if let current = try tx.selectedSession(cartID: session.cartID), current.id != id, current.status == .authorized {
-                        return false
-                    }
-                    try tx.select(id: id)
-                    try tx.update(id: id, status: .authorized)
-                    return true
-                }
-                guard authorized else { continue }
-                ack("U \(id)")
-                live[index].pending = false
-            } else {
-                let index = Int.random(in: 0..<live.count, using: &rng)
-                ack("d \(live[index].id)")  // intent: a kill before the ack may or may not have deleted it
-                try store.delete(id: live[index].id, force: true)
-                ack("D \(live[index].id)")
-                live.remove(at: index)
-            }
-        } catch {
-            fail("unexpected error: \(error)")
-        }
+    for _ in 1..<max(threads, 1) {
+        Thread { [store] in crashWriter(store: store, tag: tag, transactions: transactions) }.start()
     }
+    crashWriter(store: store, tag: tag, transactions: transactions)
 case "race" where arguments.count == 5:
     guard let carts = Int(arguments[3]), let operations = Int(arguments[4]) else { fail("race needs numbers") }
     for _ in 0..<operations {
@@ -173,4 +132,66 @@ case "fill":
     }
 default:
     fail("unknown command: \(arguments.dropFirst().joined(separator: " "))")
+}
+
+/// The `crash` workload of one thread: random creates, authorizations and deletes, each
+/// acknowledged after its write returned.
+@Sendable func crashWriter(store: PaymentSessionStore, tag: String, transactions: TransactionCounter) -> Never {
+    var rng = SystemRandomNumberGenerator()
+    var live: [(id: String, pending: Bool)] = []
+    while true {
+        let roll = Int.random(in: 0..<100, using: &rng)
+        do {
+            if roll < 50 || live.isEmpty {
+                let txn = transactions.next()
+                let size = Int.random(in: 1...3, using: &rng)
+                let cart = "\(tag)-c\(txn)"
+                let blob = String(repeating: "x", count: Int.random(in: 0...2000, using: &rng))
+                let created = try store.write { tx in
+                    let sessions = try (0..<size).map { p in
+                        try tx.create(NewPaymentSession(
+                            cartID: cart, providerID: "p\(p)", data: ["txn": .number(JSONNumber(txn)), "size": .number(JSONNumber(size)), "blob": .string(blob)],
+                            idempotencyKey: "\(cart)-p\(p)"))
+                    }
+                    try tx.select(id: sessions[sessions.count - 1].id)
+                    return sessions.map(\.id)
+                }
+                ack("C \(txn) \(size) " + created.joined(separator: " "))
+                live += created.map { ($0, true) }
+            } else if roll < 75 {
+                let index = Int.random(in: 0..<live.count, using: &rng)
+                guard live[index].pending else { continue }
+                let id = live[index].id
+                // Only a cart's selected session can be authorized, and an authorized
+                // selection cannot be taken away: select it, then authorize, unless the
+                // cart already holds another authorization.
+                let authorized = try store.write { tx -> Bool in
+                    guard let session = try tx.session(id: id) else { return false }
+                    if let current = try tx.selectedSession(cartID: session.cartID), current.id != id, current.status == .authorized {
+                        return false
+                    }
+                    try tx.select(id: id)
+                    try tx.update(id: id, status: .authorized)
+                    return true
+                }
+                guard authorized else { continue }
+                ack("U \(id)")
+                live[index].pending = false
+            } else {
+                let index = Int.random(in: 0..<live.count, using: &rng)
+                ack("d \(live[index].id)")  // intent: a kill before the ack may or may not have deleted it
+                try store.delete(id: live[index].id, force: true)
+                ack("D \(live[index].id)")
+                live.remove(at: index)
+            }
+        } catch {
+            fail("unexpected error: \(error)")
+        }
+    }
+}
+
+/// Numbers the `crash` workload's transactions across its threads.
+final class TransactionCounter: Sendable {
+    private let last = Atomic(0)
+    func next() -> Int { last.add(1, ordering: .relaxed).newValue }
 }

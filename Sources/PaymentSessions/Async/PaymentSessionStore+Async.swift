@@ -33,7 +33,7 @@ extension PaymentSessionStore {
     ///   `CancellationError`, or ``PaymentSessionError/storage(_:)`` when the commit fails.
     public func write<R: Sendable>(_ body: @escaping @Sendable (WriteTransaction) throws -> R) async throws -> R {
         try Task.checkCancellation()
-        let request = WriteRequest(body)
+        let request = AsyncWriteRequest(body)
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
                 if request.attach(continuation) { submit(request) }

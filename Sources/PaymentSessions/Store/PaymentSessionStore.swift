@@ -70,7 +70,7 @@ public final class PaymentSessionStore: Sendable {
         // The writer must not retain the store (its deinit stops the writer), so the
         // batch runs against a store-less copy of what it needs.
         let batchStore = BatchContext(environment: environment, layout: layout, options: options, generator: generator)
-        groupCommitWriter = GroupCommitWriter(limits: options.groupCommit) { batchStore.performBatch($0, takeMore: $1) }
+        groupCommitWriter = GroupCommitWriter(limits: options.groupCommit) { batchStore.performBatch($0, lease: $1) }
         try checkFormat()
     }
 
@@ -158,19 +158,39 @@ public final class PaymentSessionStore: Sendable {
         }
     }
 
-    /// Runs `body` in one write transaction: everything it does commits together when it
-    /// returns, and nothing does when it throws (the error is rethrown).
+    /// Runs `body` in a write transaction: everything it does commits together, and
+    /// nothing does when it throws (the error is rethrown). Returns once the commit that
+    /// holds the change is durable.
     ///
-    /// Writers are serialised across threads and processes. `body` runs on the calling
-    /// thread and **may run more than once** (when the LMDB map must grow, the
-    /// transaction is retried from the start), so it must have no side effects outside
-    /// the transaction. Do not call `write` from inside `body`. Errors from `body` are
-    /// rethrown as they were thrown; LMDB failures become ``PaymentSessionError/storage(_:)``.
+    /// Writers are serialised across threads and processes. Writes made at the same time by
+    /// this process's threads **share one commit** (one pair of `fsync`s), as the `async`
+    /// writes do: a caller that finds another thread writing hands its closure to that
+    /// thread's batch and sleeps until the batch has committed. So:
+    /// - `body` runs on the calling thread when it writes alone, and may run on another
+    ///   writing thread while the caller waits (turn
+    ///   ``GroupCommitLimits/sharesSynchronousCommits`` off if that matters);
+    /// - a `body` that throws rolls back only its own changes; the batch's others commit;
+    /// - `body` **may run more than once** (when the LMDB map must grow the transaction is
+    ///   retried from the start, and when another caller's closure in the same batch throws
+    ///   the batch is rerun with each closure in its own nested transaction), so it must have
+    ///   no side effects outside the transaction.
+    ///
+    /// Do not call `write` from inside `body` (it throws
+    /// ``LMDB/LMDBError/Code/nestedWriteTransaction``). Errors from `body` are rethrown as they
+    /// were thrown; LMDB failures become ``PaymentSessionError/storage(_:)``.
     public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
         do {
             return try lmdbMapped {
-                try environment.write { txn in
-                    try body(WriteTransaction(transaction: txn, layout: layout, options: options, generator: generator))
+                guard options.groupCommit.sharesSynchronousCommits else {
+                    return try environment.write { txn in
+                        try body(WriteTransaction(transaction: txn, layout: layout, options: options, generator: generator))
+                    }
+                }
+                try environment.checkWriteCanBegin()
+                return try withoutActuallyEscaping(body) { body in
+                    let request = SyncWriteRequest(body)
+                    groupCommitWriter.commitSynchronously(request)
+                    return try request.result()
                 }
             }
         } catch let error as PaymentSessionError {

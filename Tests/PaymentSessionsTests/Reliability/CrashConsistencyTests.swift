@@ -3,7 +3,8 @@ import PaymentSessions
 import TestSupport
 import Testing
 
-/// A child writes at random and acknowledges each commit on stdout; the parent kills it
+/// A child writes at random (on one thread, or on four whose writes share commits) and
+/// acknowledges each commit on stdout; the parent kills it
 /// with SIGKILL at random moments and checks that every acknowledged change survived,
 /// no transaction is half visible, the change feed replays to exactly the sessions there,
 /// and `verify()` is clean.
@@ -52,7 +53,9 @@ struct CrashConsistencyTests {
         var acknowledged = 0
         for run in 0..<Self.iterations {
             let tag = "r\(run)"
-            let child = try ChildProcess("StoreTorture", ["crash", path, tag, durability.rawValue])
+            // Every other child writes on 4 threads, whose synchronous writes share commits.
+            let threads = run % 2 == 0 ? 1 : 4
+            let child = try ChildProcess("StoreTorture", ["crash", path, tag, durability.rawValue, "\(threads)"])
             usleep(UInt32.random(in: 20_000...120_000))
             child.kill()
             let output = try child.finish()

@@ -2,23 +2,13 @@ import Foundation
 import Synchronization
 import LMDB
 
-/// One caller's write waiting for the group-commit writer.
-protocol GroupCommitRequest: AnyObject, Sendable {
-    /// Marks the request as being applied; `false` when it was cancelled first (skip it).
-    func claim() -> Bool
-    /// Runs the caller's closure in (nested) transaction `tx`, keeping its result.
-    func apply(_ tx: PaymentSessionStore.WriteTransaction) throws
-    /// Resumes the caller: with its result once the batch committed, or with `error`.
-    func finish(error: (any Error)?)
-}
-
-/// A write request returning `R`, resumed exactly once: by cancellation while it waits,
+/// An `async` write request returning `R`, resumed exactly once: by cancellation while it waits,
 /// or by the writer after the commit that holds it (or after it failed).
 ///
 /// The exactly-once rule is kept by `Mutex`-guarded state, which is why the continuation
 /// can be the unchecked kind (checked continuations cost an allocation and a check per
 /// resume, on every async write).
-final class WriteRequest<R: Sendable>: GroupCommitRequest, @unchecked Sendable {
+final class AsyncWriteRequest<R: Sendable>: GroupCommitRequest, @unchecked Sendable {
     private enum Phase {
         case waiting, cancelled, applying, finished
     }
