@@ -15,6 +15,9 @@ let package = Package(
         // Temporary directories, child processes and a throwaway PostgreSQL server, for the
         // tests of this package and of the example service.
         .library(name: "TestSupport", targets: ["TestSupport"]),
+        // The power-loss suite's recorder: an LD_PRELOAD shim logging a process's writes and
+        // flushes to the store's file (see Sources/IORecord/iorecord.c).
+        .library(name: "IORecord", type: .dynamic, targets: ["IORecord"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -69,6 +72,10 @@ let package = Package(
             name: "LMDBTests",
             dependencies: ["LMDB", "LMDBProbe", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(name: "IORecord"),
+        // Recordings of a process's writes and flushes, and the states a power cut could
+        // leave them in (the power-loss suite).
+        .target(name: "PowerLoss"),
         // A child process for the reliability suites: crash, race and disk-fault writers.
         .executableTarget(name: "StoreTorture", dependencies: ["PaymentSessions"]),
         .testTarget(
@@ -77,6 +84,7 @@ let package = Package(
                 "PaymentSessions",
                 "StoreTorture",
                 "TestSupport",
+                "PowerLoss",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),

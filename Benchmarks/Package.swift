@@ -21,8 +21,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
+        // SQLite's C API, for the peer at its best (Debian: libsqlite3-dev).
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
         // The implementations of one workload: the store on LMDB and on PostgreSQL, raw
-        // liblmdb, GRDB.
+        // liblmdb, SQLite through its C API and through GRDB.
         .target(
             name: "BenchmarkSupport",
             dependencies: [
@@ -30,6 +32,7 @@ let package = Package(
                 .product(name: "PostgresPaymentSessions", package: root),
                 .product(name: "TestSupport", package: root),
                 .product(name: "CLMDB", package: root),
+                "CSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]

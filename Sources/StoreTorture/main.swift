@@ -8,6 +8,10 @@
 //       d <id>                    about to delete (the parent allows either outcome when
 //                                 no D follows: the kill may have come after the commit)
 //       D <id>                    session deleted
+//   StoreTorture powerloss STORE DURABILITY OPERATIONS THREADS   the crash workload, bounded,
+//       then exit 0 (the power-loss suite records its I/O; acks are marked in the recording too)
+//   StoreTorture check-states DURABILITY DIR...   checks crash states (each DIR holds a
+//       data.mdb and acks.txt, the acks made before the cut); one JSON line per DIR
 //   StoreTorture race STORE CARTS OPS         ops on shared carts, then exit 0; acks:
 //       C <id> / D <id>
 //   StoreTorture money STORE CARTS OPS        authorize retries, provider switches, amount
@@ -19,9 +23,20 @@ import Foundation
 import PaymentSessions
 import Synchronization
 
+/// Prints an acknowledgement, and marks it in the I/O recording when the process runs under
+/// `iorecord` (the power-loss suite's recorder), so that the recording knows what had been
+/// promised at each point of its writes.
 func ack(_ line: String) {
+    recorderMark?(line)
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
+
+/// `iorecord_mark` when the recorder is preloaded.
+let recorderMark: (@Sendable (String) -> Void)? = {
+    guard let symbol = dlsym(nil, "iorecord_mark") else { return nil }  // nil: RTLD_DEFAULT
+    let mark = unsafeBitCast(symbol, to: (@convention(c) (UnsafePointer<CChar>) -> Void).self)
+    return { text in text.withCString { mark($0) } }
+}()
 
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data((message + "\n").utf8))
@@ -29,11 +44,15 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count >= 3 else { fail("usage: StoreTorture crash|race|fill STORE ...") }
+guard arguments.count >= 3 else { fail("usage: StoreTorture crash|race|fill|powerloss|check-states ...") }
+if arguments[1] == "check-states" {
+    checkCrashStates(durability: arguments[2], directories: Array(arguments.dropFirst(3)))
+    exit(0)
+}
 var options = PaymentSessionStore.Options()
 options.environment.mapSize = 1 << 20  // small, so that crashes also land in map growth
-if arguments[1] == "crash", arguments.count == 5 {
-    guard let durability = PaymentSessionStore.Durability(rawValue: arguments[4]) else { fail("durability: full|noMetaSync|noSync") }
+if arguments[1] == "crash" || arguments[1] == "powerloss", arguments.count >= 5 {
+    guard let durability = PaymentSessionStore.Durability(rawValue: arguments[arguments[1] == "crash" ? 4 : 3]) else { fail("durability: full|noMetaSync|noSync") }
     options.environment.durability = durability
 }
 let store: PaymentSessionStore
@@ -55,6 +74,21 @@ case "crash" where arguments.count == 5 || arguments.count == 6:
         Thread { [store] in crashWriter(store: store, tag: tag, transactions: transactions) }.start()
     }
     crashWriter(store: store, tag: tag, transactions: transactions)
+case "powerloss" where arguments.count == 6:
+    // The crash workload, OPERATIONS of it on THREADS threads, then exit: the power-loss
+    // suite records its I/O.
+    guard let operations = Int(arguments[4]), let threads = Int(arguments[5]), threads > 0 else { fail("powerloss needs numbers") }
+    let transactions = TransactionCounter()
+    let group = DispatchGroup()
+    for _ in 0..<threads {
+        group.enter()
+        Thread { [store] in
+            crashWriter(store: store, tag: "p", transactions: transactions, limit: operations / threads)
+            group.leave()
+        }.start()
+    }
+    group.wait()
+    exit(0)
 case "race" where arguments.count == 5:
     guard let carts = Int(arguments[3]), let operations = Int(arguments[4]) else { fail("race needs numbers") }
     for _ in 0..<operations {
@@ -136,10 +170,10 @@ default:
 
 /// The `crash` workload of one thread: random creates, authorizations and deletes, each
 /// acknowledged after its write returned.
-@Sendable func crashWriter(store: PaymentSessionStore, tag: String, transactions: TransactionCounter) -> Never {
+@Sendable func crashWriter(store: PaymentSessionStore, tag: String, transactions: TransactionCounter, limit: Int = .max) {
     var rng = SystemRandomNumberGenerator()
     var live: [(id: String, pending: Bool)] = []
-    while true {
+    for _ in 0..<limit {
         let roll = Int.random(in: 0..<100, using: &rng)
         do {
             if roll < 50 || live.isEmpty {

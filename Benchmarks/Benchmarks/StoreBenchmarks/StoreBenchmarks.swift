@@ -6,7 +6,8 @@ import PostgresPaymentSessions
 
 /// Every scenario runs its implementations side by side in one process: `store` (the
 /// public API on LMDB), `raw` (liblmdb calls doing the same puts and gets: the floor),
-/// `grdb` (SQLite through GRDB.swift, WAL, Medusa's unique indexes) and `postgres` (the
+/// `sqlite` (SQLite at its best: the C API, prepared statements, WAL, `synchronous=FULL`),
+/// `grdb` (SQLite through GRDB.swift, tuned, same schema) and `postgres` (the
 /// same API on a PostgreSQL server on loopback, `fsync` on; see ``PostgresFixture``).
 ///
 ///     cd Benchmarks && swift package --disable-sandbox benchmark
@@ -42,6 +43,20 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(try? sqlite.get(id: ids[(i &* 7919) % n]))
         }
     }
+    Benchmark("get by id: grdb queue", configuration: reads) { benchmark in
+        let sqlite = fixtures.sqlite()
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            blackHole(try? sqlite.get(id: ids[(i &* 7919) % n], from: sqlite.queue))
+        }
+    }
+    Benchmark("get by id: sqlite", configuration: reads) { benchmark in
+        let sqlite = fixtures.bestSQLite()
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            blackHole(try? sqlite.get(id: ids[(i &* 7919) % n]))
+        }
+    }
 
     if PostgresFixture.isAvailable {
         Benchmark("get by id: postgres", configuration: reads) { benchmark in
@@ -71,6 +86,20 @@ let benchmarks: @Sendable () -> Void = {
     }
     Benchmark("cart sessions: grdb", configuration: reads) { benchmark in
         let sqlite = fixtures.sqlite()
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            blackHole(try? sqlite.cartSessions(cart: carts[(i &* 7919) % n]))
+        }
+    }
+    Benchmark("cart sessions: grdb queue", configuration: reads) { benchmark in
+        let sqlite = fixtures.sqlite()
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            blackHole(try? sqlite.cartSessions(cart: carts[(i &* 7919) % n], from: sqlite.queue))
+        }
+    }
+    Benchmark("cart sessions: sqlite", configuration: reads) { benchmark in
+        let sqlite = fixtures.bestSQLite()
         benchmark.startMeasurement()
         for i in benchmark.scaledIterations {
             blackHole(try? sqlite.cartSessions(cart: carts[(i &* 7919) % n]))
@@ -124,6 +153,12 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         try? sqlite.createMany(benchmark.scaledIterations, seed: seed)
     }
+    Benchmark("bulk create: sqlite", configuration: bulk) { benchmark in
+        let sqlite = fixtures.bestSQLite()
+        let seed = fixtures.freshSeed()
+        benchmark.startMeasurement()
+        try? sqlite.createMany(benchmark.scaledIterations, seed: seed)
+    }
 
     if PostgresFixture.isAvailable {
         // One unit of 1,000 creates: one transaction, one statement round trip per write.
@@ -144,6 +179,14 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         blackHole(try? store.create(Workload.newSession(0, seed: seed)))
     }
+    // What skipping the meta page's own flush gives (the last commit may be lost on a
+    // system crash; see README's durability notes).
+    Benchmark("durable create: store noMetaSync", configuration: writes) { benchmark in
+        let store = fixtures.store(durability: .noMetaSync)
+        let seed = fixtures.freshSeed()
+        benchmark.startMeasurement()
+        blackHole(try? store.create(Workload.newSession(0, seed: seed)))
+    }
     Benchmark("durable create: raw", configuration: writes) { benchmark in
         let raw = fixtures.raw()
         let seed = fixtures.freshSeed()
@@ -154,6 +197,12 @@ let benchmarks: @Sendable () -> Void = {
     }
     Benchmark("durable create: grdb", configuration: writes) { benchmark in
         let sqlite = fixtures.sqlite()
+        let seed = fixtures.freshSeed()
+        benchmark.startMeasurement()
+        try? sqlite.create(0, seed: seed)
+    }
+    Benchmark("durable create: sqlite", configuration: writes) { benchmark in
+        let sqlite = fixtures.bestSQLite()
         let seed = fixtures.freshSeed()
         benchmark.startMeasurement()
         try? sqlite.create(0, seed: seed)
@@ -185,6 +234,12 @@ let benchmarks: @Sendable () -> Void = {
     }
     Benchmark("select switch: grdb", configuration: writes) { benchmark in
         let sqlite = fixtures.sqlite()
+        flip += 1
+        benchmark.startMeasurement()
+        try? sqlite.select(id: ids[flip % 3], cart: carts[0])
+    }
+    Benchmark("select switch: sqlite", configuration: writes) { benchmark in
+        let sqlite = fixtures.bestSQLite()
         flip += 1
         benchmark.startMeasurement()
         try? sqlite.select(id: ids[flip % 3], cart: carts[0])
@@ -260,40 +315,49 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    // MARK: concurrent durable creates: 1,024 creates per iteration, split over N tasks
+    // MARK: concurrent durable creates: 1,024 creates per iteration, split over N callers
     //
-    // Enough creates per iteration that the rate is the steady state (every task keeps a
-    // create in flight), not the ramp: with 128, each of 32 tasks makes only 4.
+    // Enough creates per iteration that the rate is the steady state (every caller keeps a
+    // create in flight), not the ramp. Synchronous callers are threads of their own; async
+    // callers are tasks.
 
     let concurrent = Benchmark.Configuration(metrics: [.wallClock, .throughput], maxDuration: .seconds(4), maxIterations: 100)
     let creates = 1024
-    for tasks in [1, 8, 32, 128] {
-        Benchmark("\(creates) durable creates, \(tasks) tasks: store async (group commit)", configuration: concurrent) { benchmark in
+    for callers in [1, 4, 16, 32, 64] {
+        Benchmark("\(creates) durable creates, \(callers) callers: store async", configuration: concurrent) { benchmark in
             let store = fixtures.store()
             let seed = fixtures.freshSeed()
             benchmark.startMeasurement()
-            await Workload.spread(creates, overTasks: tasks) { _ = try? await store.create(Workload.newSession($0, seed: seed)) }
+            await Workload.spread(creates, overTasks: callers) { _ = try? await store.create(Workload.newSession($0, seed: seed)) }
         }
-        Benchmark("\(creates) durable creates, \(tasks) tasks: store sync (commit per call)", configuration: concurrent) { benchmark in
+        Benchmark("\(creates) durable creates, \(callers) callers: store sync", configuration: concurrent) { benchmark in
             let store = fixtures.store()
             let seed = fixtures.freshSeed()
             benchmark.startMeasurement()
-            Workload.spread(creates, overThreads: tasks) { _ = try? store.create(Workload.newSession($0, seed: seed)) }
+            Workload.spread(creates, overThreads: callers) { _ = try? store.create(Workload.newSession($0, seed: seed)) }
         }
-        if PostgresFixture.isAvailable {
-            Benchmark("\(creates) durable creates, \(tasks) tasks: postgres", configuration: concurrent) { benchmark in
-                guard let store = try? await PostgresFixture.shared.store() else { return }
-                let seed = fixtures.freshSeed()
-                benchmark.startMeasurement()
-                await Workload.spread(creates, overTasks: tasks) { _ = try? await store.create(Workload.newSession($0, seed: seed)) }
+        Benchmark("\(creates) durable creates, \(callers) callers: sqlite", configuration: concurrent) { benchmark in
+            let connections = fixtures.bestSQLiteConnections(callers)
+            let seed = fixtures.freshSeed()
+            benchmark.startMeasurement()
+            Workload.onThreads(callers) { thread in
+                for index in stride(from: thread, to: creates, by: callers) { try? connections[thread].create(index, seed: seed) }
             }
         }
-        Benchmark("\(creates) durable creates, \(tasks) tasks: grdb", configuration: concurrent) { benchmark in
+        Benchmark("\(creates) durable creates, \(callers) callers: grdb", configuration: concurrent) { benchmark in
             let sqlite = fixtures.sqlite()
             let seed = fixtures.freshSeed()
             benchmark.startMeasurement()
-            await Workload.spread(creates, overTasks: tasks) { i in
+            await Workload.spread(creates, overTasks: callers) { i in
                 _ = try? await sqlite.pool.write { db in try SQLiteSessions.insertForBenchmark(db, i, seed: seed) }
+            }
+        }
+        if PostgresFixture.isAvailable {
+            Benchmark("\(creates) durable creates, \(callers) callers: postgres", configuration: concurrent) { benchmark in
+                guard let store = try? await PostgresFixture.shared.store() else { return }
+                let seed = fixtures.freshSeed()
+                benchmark.startMeasurement()
+                await Workload.spread(creates, overTasks: callers) { _ = try? await store.create(Workload.newSession($0, seed: seed)) }
             }
         }
     }

@@ -46,9 +46,13 @@ public final class Fixtures: @unchecked Sendable {
     }()
 
     public func store(durable: Bool = true) -> PaymentSessionStore {
-        cached("store-\(durable)") {
+        store(durability: durable ? .full : .noSync)
+    }
+
+    public func store(durability: PaymentSessionStore.Durability) -> PaymentSessionStore {
+        cached("store-\(durability)") {
             var options = PaymentSessionStore.Options()
-            options.environment.durability = durable ? .full : .noSync
+            options.environment.durability = durability
             options.environment.mapSize = 1 << 30
             let store = try PaymentSessionStore(path: Workload.directory("store"), options: options)
             try store.write { tx in
@@ -71,6 +75,23 @@ public final class Fixtures: @unchecked Sendable {
             let sqlite = try SQLiteSessions(path: Workload.directory("sqlite"), durable: durable)
             try sqlite.createMany(0..<preloaded, seed: 0)
             return sqlite
+        }
+    }
+
+    public func bestSQLite(durable: Bool = true) -> BestSQLite {
+        cached("best-sqlite-\(durable)") {
+            let sqlite = try BestSQLite(directory: Workload.directory("best-sqlite"), durable: durable)
+            guard sqlite.synchronousLevel() == (durable ? 2 : 0) else { throw BestSQLiteError(message: "synchronous not set") }
+            try sqlite.createMany(0..<preloaded, seed: 0)
+            return sqlite
+        }
+    }
+
+    /// `count` connections to ``bestSQLite(durable:)``'s database, one per concurrent caller.
+    public func bestSQLiteConnections(_ count: Int) -> [BestSQLite] {
+        let first = bestSQLite()  // outside `cached`, whose lock is not reentrant
+        return cached("best-sqlite-connections-\(count)") {
+            try (0..<count).map { _ in try first.connection() }
         }
     }
 }

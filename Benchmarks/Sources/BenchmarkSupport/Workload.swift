@@ -91,11 +91,27 @@ extension Workload {
         }
     }
 
-    /// The same from `threads` iterations of `DispatchQueue.concurrentPerform` (as many
-    /// threads as there are cores), for synchronous calls.
-    public static func spread(_ count: Int, overThreads threads: Int, _ body: @Sendable (Int) -> Void) {
-        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+    /// The same from `threads` threads of their own, for synchronous calls (Dispatch's
+    /// `concurrentPerform` would run them on as many threads as there are cores, however many
+    /// callers were asked for).
+    public static func spread(_ count: Int, overThreads threads: Int, _ body: @escaping @Sendable (Int) -> Void) {
+        onThreads(threads) { thread in
             for index in stride(from: thread, to: count, by: threads) { body(index) }
         }
+    }
+
+    /// Runs `body(thread)` on `threads` new threads at once and returns when all have.
+    public static func onThreads(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) {
+        let group = DispatchGroup()
+        for thread in 0..<threads {
+            group.enter()
+            let worker = Thread {
+                body(thread)
+                group.leave()
+            }
+            worker.stackSize = 1 << 20
+            worker.start()
+        }
+        group.wait()
     }
 }

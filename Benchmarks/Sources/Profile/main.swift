@@ -239,7 +239,56 @@ case "late-ab":
         }
     }
     printRatio("1,024 durable creates, \(tasks) tasks: late arrivals kept out / joining", exact, joining, unit: "ms")
+case "sync-threads":
+    // The fixed library benchmark of shared sync commits: `count` threads (second argument),
+    // each creating a session in a cart of its own and selecting it, with full durability,
+    // for SYNC_SECONDS (3); prints one JSON line. It calls only the public synchronous API,
+    // so that older versions of the library run it unchanged.
+    let seconds = Double(ProcessInfo.processInfo.environment["SYNC_SECONDS"] ?? "") ?? 3
+    var durableOptions = PaymentSessionStore.Options()
+    durableOptions.environment.durability = .full
+    durableOptions.environment.mapSize = 1 << 30
+    let target = try PaymentSessionStore(path: Workload.directory("sync-threads"), options: durableOptions)
+    let operations = Counter()
+    let deadline = Date().addingTimeInterval(seconds)
+    let started = DispatchTime.now().uptimeNanoseconds
+    Workload.onThreads(count) { thread in
+        var index = 0
+        while Date() < deadline {
+            let new = Workload.newSession(index, seed: 100_000 + thread)
+            guard let session = try? target.create(new), (try? target.select(id: session.id)) != nil else { continue }
+            operations.add(2)
+            index += 1
+        }
+    }
+    let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+    print("{\"threads\":\(count),\"operations\":\(operations.value),\"seconds\":\(String(format: "%.3f", elapsed)),\"operations_per_second\":\(Int(Double(operations.value) / elapsed))}")
+case "solo-ab":
+    // One thread writing alone: durable creates (PROFILE_DURABLE=1) or fast ones, on a store
+    // whose synchronous writes share commits and on one whose writes commit on their own
+    // (`sharesSynchronousCommits` off: a plain write transaction), alternated create by create.
+    var plainOptions = options
+    plainOptions.groupCommit.sharesSynchronousCommits = false
+    // PROFILE_CONTROL=1 makes both plain, to show that the alternation favours neither.
+    let control = ProcessInfo.processInfo.environment["PROFILE_CONTROL"] == "1"
+    let shared = try preloadedStore("profile-shared", options: control ? plainOptions : options)
+    let plain = try preloadedStore("profile-plain", options: plainOptions)
+    let inputs = (0..<count).map { Workload.newSession($0, seed: 21) }
+    let plainInputs = (0..<count).map { Workload.newSession($0, seed: 22) }
+    try alternate("one writer alone, \(control ? "control" : "shared") / plain", rounds: count, per: 1000, unit: "µs per create") { index in
+        checksum &+= try shared.create(inputs[index]).id.utf8.count
+    } _: { index in
+        checksum &+= try plain.create(plainInputs[index]).id.utf8.count
+    }
 default:
-    print("modes: get, cart, create, create-text, async-create, async-rounds, durable-create, raw-create, raw-get, get-ab, cart-ab, bulk-ab, bulk-text-ab, durable-ab, async-ab, late-ab")
+    print("modes: get, cart, create, create-text, async-create, async-rounds, durable-create, raw-create, raw-get, get-ab, cart-ab, bulk-ab, bulk-text-ab, durable-ab, async-ab, late-ab, sync-threads THREADS, solo-ab")
 }
 print(checksum)
+
+/// Operations counted by several threads.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add(_ n: Int) { lock.withLock { count += n } }
+    var value: Int { lock.withLock { count } }
+}

@@ -1,32 +1,39 @@
-// The scale run of issue 6: load the same sessions into the store, raw liblmdb (the
-// floor) and SQLite through GRDB, side by side, and report the load time, the file size
-// per session, get-by-id latency as the data grows, and a cold open.
+// The scale run: load the same sessions into the store, raw liblmdb (the floor) and SQLite
+// at its best, side by side in one process, and report at each size (10k, 100k, 1M, 10M by
+// default) the load time, file bytes per session, the process's resident memory, and the
+// median latency of a get by id and of a cart's sessions, with a warm and with a dropped
+// page cache.
 //
-//   swift run -c release --package-path Benchmarks Scale            # 1,000,000 sessions
-//   SCALE_SESSIONS=100000 swift run -c release --package-path Benchmarks Scale
+//   swift run -c release --package-path Benchmarks Scale > scale.json        # 10,000,000
+//   SCALE_SESSIONS=1000000 swift run -c release --package-path Benchmarks Scale
 //
-// It is a plain executable rather than an ordo-one benchmark because one load of a
-// million sessions is the measurement (ordo-one repeats a closure); latencies are medians
-// of batches of timed gets.
+// It prints one JSON object per measurement on stdout (Benchmarks/plot.py draws them) and a
+// Markdown table on stderr. It is a plain executable rather than an ordo-one benchmark
+// because one load of ten million sessions is the measurement (ordo-one repeats a closure).
+// Dropping the page cache needs root (`/proc/sys/vm/drop_caches`); without it the cold
+// figures are reported as warm ones and say so.
 import BenchmarkSupport
-import GRDB
 import Foundation
 import PaymentSessions
 
-let total = Int(ProcessInfo.processInfo.environment["SCALE_SESSIONS"] ?? "") ?? 1_000_000
-let checkpoints = [10_000, 100_000, 1_000_000].filter { $0 <= total } + (total > 1_000_000 || ![10_000, 100_000, 1_000_000].contains(total) ? [total] : [])
+let total = Int(ProcessInfo.processInfo.environment["SCALE_SESSIONS"] ?? "") ?? 10_000_000
+let checkpoints = [10_000, 100_000, 1_000_000, 10_000_000].filter { $0 < total } + [total]
 let batch = 10_000
-let probes = 20_000
+let warmProbes = 20_000
+let coldProbes = 2_000
 
 /// One implementation under test.
 protocol Subject {
     var name: String { get }
     /// Loads `range` in one transaction; returns the seconds the write took (inputs are
-    /// built before the clock starts, except in GRDB's, which binds them as it inserts).
+    /// built before the clock starts).
     mutating func load(_ range: Range<Int>) throws -> Double
     func get(_ id: String) throws -> Int
+    func cart(_ id: String) throws -> Int
     func fileBytes() -> Int
-    mutating func reopen() throws
+    /// Closes the files (unmapping them: a mapped page survives a dropped cache), runs
+    /// `between`, and opens them again.
+    mutating func reopen(between: () -> Void) throws
 }
 
 func fileSize(_ path: String) -> Int {
@@ -37,10 +44,11 @@ struct StoreSubject: Subject {
     let name = "store"
     let path = Workload.directory("scale-store")
     var store: PaymentSessionStore
-    init() throws {
+    init() throws { store = try Self.open(path) }
+    static func open(_ path: String) throws -> PaymentSessionStore {
         var options = PaymentSessionStore.Options()
-        options.environment.mapSize = 8 << 30
-        store = try PaymentSessionStore(path: path, options: options)
+        options.environment.mapSize = 1 << 30
+        return try PaymentSessionStore(path: path, options: options)
     }
     mutating func load(_ range: Range<Int>) throws -> Double {
         let inputs = range.map { Workload.newSession($0) }
@@ -49,20 +57,20 @@ struct StoreSubject: Subject {
         return Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
     }
     func get(_ id: String) throws -> Int { try store.session(id: id)?.cartID.utf8.count ?? 0 }
+    func cart(_ id: String) throws -> Int { try store.sessions(cartID: id).count }
     func fileBytes() -> Int { fileSize(path + "/data.mdb") }
-    mutating func reopen() throws {
+    mutating func reopen(between: () -> Void) throws {
         store = try PaymentSessionStore(path: Workload.directory("scale-placeholder"))
-        var options = PaymentSessionStore.Options()
-        options.environment.mapSize = 8 << 30
-        store = try PaymentSessionStore(path: path, options: options)
+        between()
+        store = try Self.open(path)
     }
 }
 
-struct RawSubject: Subject {
-    let name = "raw"
+struct FloorSubject: Subject {
+    let name = "floor"
     let path = Workload.directory("scale-raw")
     var raw: RawLMDB
-    init() { raw = RawLMDB(path: path, durable: true, recordSize: Fixtures.recordSize) }
+    init() { raw = RawLMDB(path: path, durable: true, recordSize: Fixtures.recordSize, mapSize: 64 << 30) }
     mutating func load(_ range: Range<Int>) throws -> Double {
         let inputs = range.map { Workload.floorFields($0) }
         let began = DispatchTime.now().uptimeNanoseconds
@@ -70,48 +78,54 @@ struct RawSubject: Subject {
         return Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
     }
     func get(_ id: String) throws -> Int { raw.get(id: id)?.count ?? 0 }
+    func cart(_ id: String) throws -> Int { raw.cartSessions(cart: id).count }
     func fileBytes() -> Int { fileSize(path + "/data.mdb") }
-    mutating func reopen() throws {
-        raw = RawLMDB(path: Workload.directory("scale-placeholder"), durable: true, recordSize: 1)
-        raw = RawLMDB(path: path, durable: true, recordSize: Fixtures.recordSize)
+    mutating func reopen(between: () -> Void) throws {
+        raw = RawLMDB(path: Workload.directory("scale-placeholder"), durable: true, recordSize: 1, mapSize: 1 << 20)
+        between()
+        raw = RawLMDB(path: path, durable: true, recordSize: Fixtures.recordSize, mapSize: 64 << 30)
     }
 }
 
 struct SQLiteSubject: Subject {
-    let name = "grdb"
-    let path = Workload.directory("scale-grdb")
-    var sqlite: SQLiteSessions
-    init() throws { sqlite = try SQLiteSessions(path: path, durable: true) }
+    let name = "sqlite"
+    let path = Workload.directory("scale-sqlite")
+    var sqlite: BestSQLite
+    init() throws { sqlite = try BestSQLite(directory: path, durable: true) }
     mutating func load(_ range: Range<Int>) throws -> Double {
         let began = DispatchTime.now().uptimeNanoseconds
         try sqlite.createMany(range, seed: 0)
         return Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
     }
     func get(_ id: String) throws -> Int { try sqlite.get(id: id)?.cartID.utf8.count ?? 0 }
-    func fileBytes() -> Int {
-        _ = try? sqlite.pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
-        return fileSize(path + "/sessions.sqlite") + fileSize(path + "/sessions.sqlite-wal")
-    }
-    mutating func reopen() throws {
-        sqlite = try SQLiteSessions(path: Workload.directory("scale-placeholder"), durable: true)
-        sqlite = try SQLiteSessions(path: path, durable: true)
+    func cart(_ id: String) throws -> Int { try sqlite.cartSessions(cart: id).count }
+    func fileBytes() -> Int { sqlite.fileBytes() }
+    mutating func reopen(between: () -> Void) throws {
+        sqlite = try BestSQLite(directory: Workload.directory("scale-placeholder"), durable: true)
+        between()
+        sqlite = try BestSQLite(directory: path, durable: true)
     }
 }
 
-/// Median nanoseconds per get over `probes` random existing ids, timed in batches of 100.
-func medianGet(_ subject: some Subject, loaded: Int, seed: UInt64) throws -> Double {
-    var rng = SystemRandomNumberGenerator()
-    _ = seed
-    let ids = (0..<probes).map { _ in Workload.sessionID(Int.random(in: 0..<loaded, using: &rng)) }
+/// Median nanoseconds per call of `call` over `ids`, timed in batches of 100.
+func median(_ ids: [String], _ call: (String) throws -> Int) rethrows -> Double {
     var perBatch: [Double] = []
     var checksum = 0
-    for start in stride(from: 0, to: probes, by: 100) {
+    for start in stride(from: 0, to: ids.count, by: 100) {
         let began = DispatchTime.now().uptimeNanoseconds
-        for id in ids[start..<start + 100] { checksum &+= try subject.get(id) }
-        perBatch.append(Double(DispatchTime.now().uptimeNanoseconds - began) / 100)
+        for id in ids[start..<min(start + 100, ids.count)] { checksum &+= try call(id) }
+        perBatch.append(Double(DispatchTime.now().uptimeNanoseconds - began) / Double(min(100, ids.count - start)))
     }
-    precondition(checksum > 0, "gets found nothing")
+    precondition(checksum > 0, "the calls found nothing")
     return perBatch.sorted()[perBatch.count / 2]
+}
+
+func randomSessions(_ count: Int, below loaded: Int) -> [String] {
+    (0..<count).map { _ in Workload.sessionID(Int.random(in: 0..<loaded)) }
+}
+
+func randomCarts(_ count: Int, below loaded: Int) -> [String] {
+    (0..<count).map { _ in Workload.cartID(Int.random(in: 0..<loaded)) }
 }
 
 func dropPageCache() -> Bool {
@@ -119,45 +133,72 @@ func dropPageCache() -> Bool {
     return (try? "3\n".write(toFile: "/proc/sys/vm/drop_caches", atomically: false, encoding: .utf8)) != nil
 }
 
-func format(_ nanoseconds: Double) -> String { String(format: "%.2f µs", nanoseconds / 1000) }
+/// The process's resident memory in bytes: all of it, and the part that is anonymous
+/// (heap) rather than mapped files (LMDB's map is file pages, counted while touched).
+func residentMemory() -> (total: Int, anonymous: Int) {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return (0, 0) }
+    func kilobytes(_ field: String) -> Int {
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }) else { return 0 }
+        return (Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0) * 1024
+    }
+    return (kilobytes("VmRSS"), kilobytes("RssAnon"))
+}
 
-var subjects: [any Subject] = [try StoreSubject(), RawSubject(), try SQLiteSubject()]
+func emit(_ fields: [String: Any]) {
+    let data = try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+    FileHandle.standardOutput.write(data + Data("\n".utf8))
+}
+
+func log(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+
+var subjects: [any Subject] = [try StoreSubject(), FloorSubject(), try SQLiteSubject()]
 var loadSeconds = [Double](repeating: 0, count: subjects.count)
-var latency: [[Double]] = Array(repeating: [], count: subjects.count)
 var loaded = 0
+var table: [String] = []
+let canDrop = dropPageCache()
+emit(["kind": "run", "sessions": total, "batch": batch, "page_cache_dropped": canDrop])
 for checkpoint in checkpoints {
     while loaded < checkpoint {
         let range = loaded..<min(loaded + batch, checkpoint)
-        for index in subjects.indices {
-            loadSeconds[index] += try subjects[index].load(range)
-        }
+        for index in subjects.indices { loadSeconds[index] += try subjects[index].load(range) }
         loaded = range.upperBound
+        if loaded % 1_000_000 == 0 { log("loaded \(loaded)") }
+    }
+    let memory = residentMemory()
+    var warm: [(get: Double, cart: Double)] = []
+    for index in subjects.indices {
+        let subject = subjects[index]
+        let get = try median(randomSessions(warmProbes, below: loaded)) { try subject.get($0) }
+        let cart = try median(randomCarts(warmProbes / 4, below: loaded)) { try subject.cart($0) }
+        warm.append((get, cart))
+    }
+    var cold: [(get: Double, cart: Double)] = []
+    for index in subjects.indices {
+        // Each subject starts from a dropped cache, so that none warms the disk for another.
+        try subjects[index].reopen { _ = dropPageCache() }
+        var subject = subjects[index]
+        let get = try median(randomSessions(coldProbes, below: loaded)) { try subject.get($0) }
+        try subjects[index].reopen { _ = dropPageCache() }
+        subject = subjects[index]
+        let cart = try median(randomCarts(coldProbes, below: loaded)) { try subject.cart($0) }
+        cold.append((get, cart))
     }
     for index in subjects.indices {
-        latency[index].append(try medianGet(subjects[index], loaded: loaded, seed: UInt64(checkpoint)))
+        let bytes = subjects[index].fileBytes()
+        emit([
+            "kind": "size", "subject": subjects[index].name, "sessions": loaded,
+            "load_seconds": loadSeconds[index], "file_bytes": bytes, "bytes_per_session": bytes / loaded,
+            "get_warm_ns": warm[index].get, "cart_warm_ns": warm[index].cart,
+            "get_cold_ns": cold[index].get, "cart_cold_ns": cold[index].cart,
+            "process_resident_bytes": memory.total, "process_anonymous_bytes": memory.anonymous,
+        ])
+        table.append(
+            "| \(loaded) | \(subjects[index].name) | \(String(format: "%.1f", loadSeconds[index])) s | \(bytes / loaded) | "
+                + [warm[index].get, cold[index].get, warm[index].cart, cold[index].cart].map { String(format: "%.2f µs", $0 / 1000) }
+                .joined(separator: " | ") + " |")
     }
-    FileHandle.standardError.write(Data("loaded \(loaded)\n".utf8))
+    log("measured at \(loaded)")
 }
-
-var coldFirst: [Double] = []
-var coldMedian: [Double] = []
-let dropped = dropPageCache()
-for index in subjects.indices {
-    _ = dropPageCache()
-    let began = DispatchTime.now().uptimeNanoseconds
-    try subjects[index].reopen()
-    _ = try subjects[index].get(Workload.sessionID(total / 2))
-    coldFirst.append(Double(DispatchTime.now().uptimeNanoseconds - began))
-    coldMedian.append(try medianGet(subjects[index], loaded: loaded, seed: 99))
-}
-
-print("Sessions: \(loaded); page cache dropped before each cold open: \(dropped ? "yes" : "no (not permitted here)")\n")
-print("| | " + subjects.map(\.name).joined(separator: " | ") + " |")
-print("|---|" + String(repeating: "---:|", count: subjects.count))
-print("| load (\(batch) per transaction) | " + loadSeconds.map { String(format: "%.1f s", $0) }.joined(separator: " | ") + " |")
-print("| file bytes per session | " + subjects.map { String($0.fileBytes() / loaded) }.joined(separator: " | ") + " |")
-for (position, checkpoint) in checkpoints.enumerated() {
-    print("| get by id at \(checkpoint) (median) | " + latency.map { format($0[position]) }.joined(separator: " | ") + " |")
-}
-print("| cold open + first get | " + coldFirst.map(format).joined(separator: " | ") + " |")
-print("| get by id after cold open (median) | " + coldMedian.map(format).joined(separator: " | ") + " |")
+log("| sessions | subject | load | bytes/session | get warm | get cold | cart warm | cart cold |")
+log("|---:|---|---:|---:|---:|---:|---:|---:|")
+for line in table { log(line) }

@@ -68,9 +68,30 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     /// Runs `request`, a synchronous caller's write, in a shared commit, returning once the
     /// commit holding it has ended (its outcome is then in `request`).
-    func commitSynchronously(_ request: some SyncWriteRequestBase & GroupCommitRequest) {
+    ///
+    /// - Parameter checkCanQueue: Throws when the calling thread must not wait for another
+    ///   thread's commit (it holds the write transaction itself, or pins the map). Checked
+    ///   only before queuing: a caller that leads begins its own transaction, which checks.
+    func commitSynchronously(
+        _ request: some SyncWriteRequestBase & GroupCommitRequest, checkCanQueue: () throws -> Void
+    ) throws {
         condition.lock()
         if !hasLeader {
+            hasLeader = true
+            condition.unlock()
+            lead(with: request)
+            return
+        }
+        condition.unlock()
+        do {
+            try checkCanQueue()
+        } catch {
+            request.finish(error: error)
+            throw error
+        }
+        condition.lock()
+        if !hasLeader {
+            // The lead lapsed while this thread checked.
             hasLeader = true
             condition.unlock()
             lead(with: request)

@@ -186,10 +186,9 @@ public final class PaymentSessionStore: Sendable {
                         try body(WriteTransaction(transaction: txn, layout: layout, options: options, generator: generator))
                     }
                 }
-                try environment.checkWriteCanBegin()
                 return try withoutActuallyEscaping(body) { body in
                     let request = SyncWriteRequest(body)
-                    groupCommitWriter.commitSynchronously(request)
+                    try groupCommitWriter.commitSynchronously(request) { try environment.checkWriteCanBegin() }
                     return try request.result()
                 }
             }
