@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "IORecord"),
         // Recordings of a process's writes and flushes, and the states a power cut could
         // leave them in (the power-loss suite).
-        .target(name: "PowerLoss"),
+        .target(name: "PowerLoss", dependencies: ["TestSupport"]),
         // A child process for the reliability suites: crash, race and disk-fault writers.
         .executableTarget(name: "StoreTorture", dependencies: ["PaymentSessions"]),
         .testTarget(

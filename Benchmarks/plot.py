@@ -6,7 +6,8 @@
 RESULTS_DIR holds what the runs wrote (see BENCHMARKS.md, "Reproducing"):
   - `*.jmh.json`: ordo-one's export of the concurrent durable creates
     (`swift package --disable-sandbox benchmark --filter "durable creates" --format jmh --path DIR`);
-  - `scale.jsonl`: the `Scale` executable's standard output.
+  - `scale.jsonl`: the `Scale` executable's standard output, and `scale-noreadahead.jsonl`
+    the same with `SCALE_READAHEAD=0` (its cold LMDB series are drawn dotted).
 It writes `writes-per-callers.svg` and `get-latency-per-size.svg` into the same directory.
 """
 
@@ -17,8 +18,8 @@ import os
 import re
 import sys
 
-WIDTH, HEIGHT = 720, 420
-LEFT, RIGHT, TOP, BOTTOM = 80, 190, 40, 60
+WIDTH, HEIGHT = 780, 440
+LEFT, RIGHT, TOP, BOTTOM = 80, 250, 40, 60
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
 
 
@@ -53,9 +54,14 @@ def label(value):
 
 
 def chart(path, title, x_title, y_title, series, x_ticks):
-    """series: [(name, [(x, y)], dashed)]; both axes logarithmic."""
+    """series: [(name, [(x, y)], style)], style "solid", "dashed" or "dotted", each
+    subject (the name up to its first comma) in a colour of its own; both axes logarithmic."""
     xs = [x for _, points, _ in series for x, _ in points]
     ys = [y for _, points, _ in series for _, y in points]
+    subjects = []
+    for name, _, _ in series:
+        if name.split(",")[0] not in subjects:
+            subjects.append(name.split(",")[0])
     if not xs:
         print(f"no data for {path}", file=sys.stderr)
         return
@@ -84,11 +90,11 @@ def chart(path, title, x_title, y_title, series, x_ticks):
     out.append(
         f'<text x="18" y="{TOP + plot_h / 2}" text-anchor="middle" '
         f'transform="rotate(-90 18 {TOP + plot_h / 2})">{y_title}</text>')
-    for index, (name, points, dashed) in enumerate(series):
-        colour = COLOURS[index % len(COLOURS)] if not dashed else COLOURS[(index - len(series) // 2) % len(COLOURS)]
+    for index, (name, points, style) in enumerate(series):
+        colour = COLOURS[subjects.index(name.split(",")[0]) % len(COLOURS)]
         points = sorted(points)
         path_points = " ".join(f"{LEFT + sx(x):.1f},{TOP + sy(y):.1f}" for x, y in points)
-        dash = ' stroke-dasharray="6 4"' if dashed else ""
+        dash = {"dashed": ' stroke-dasharray="6 4"', "dotted": ' stroke-dasharray="2 3"'}.get(style, "")
         out.append(f'<polyline points="{path_points}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>')
         for x, y in points:
             out.append(f'<circle cx="{LEFT + sx(x):.1f}" cy="{TOP + sy(y):.1f}" r="3" fill="{colour}"/>')
@@ -119,8 +125,9 @@ def writes_per_callers(directory):
                 per_second = creates / (wall / 1e6)
                 series.setdefault(subject, []).append((callers, per_second))
     order = ["store sync", "store async", "sqlite", "grdb", "postgres"]
-    named = [(name, series[name], False) for name in order if name in series]
-    named += [(name, points, False) for name, points in series.items() if name not in order]
+    named = [(name.replace(" ", ", ", 1) if name.startswith("store ") else name, series[name],
+              "dashed" if name.endswith("async") else "solid") for name in order if name in series]
+    named += [(name, points, "solid") for name, points in series.items() if name not in order]
     callers = sorted({x for _, points, _ in named for x, _ in points})
     chart(os.path.join(directory, "writes-per-callers.svg"),
           "Durable creates per second against concurrent callers",
@@ -129,23 +136,32 @@ def writes_per_callers(directory):
 
 def get_latency_per_size(directory):
     """Median get-by-id latency against store size, warm and cold, from Scale's output."""
-    path = os.path.join(directory, "scale.jsonl")
-    if not os.path.exists(path):
-        print(f"no {path}", file=sys.stderr)
+    def read(name):
+        warm, cold = {}, {}
+        path = os.path.join(directory, name)
+        if not os.path.exists(path):
+            return warm, cold
+        with open(path) as file:
+            for line in file:
+                line = line.strip()
+                if not line.startswith("{"):
+                    continue
+                row = json.loads(line)
+                if row.get("kind") != "size":
+                    continue
+                warm.setdefault(row["subject"], []).append((row["sessions"], row["get_warm_ns"] / 1000))
+                cold.setdefault(row["subject"], []).append((row["sessions"], row["get_cold_ns"] / 1000))
+        return warm, cold
+
+    warm, cold = read("scale.jsonl")
+    if not warm:
+        print(f"no {os.path.join(directory, 'scale.jsonl')}", file=sys.stderr)
         return
-    warm, cold = {}, {}
-    with open(path) as file:
-        for line in file:
-            line = line.strip()
-            if not line.startswith("{"):
-                continue
-            row = json.loads(line)
-            if row.get("kind") != "size":
-                continue
-            warm.setdefault(row["subject"], []).append((row["sessions"], row["get_warm_ns"] / 1000))
-            cold.setdefault(row["subject"], []).append((row["sessions"], row["get_cold_ns"] / 1000))
-    series = [(f"{name}, warm", points, False) for name, points in warm.items()]
-    series += [(f"{name}, cold", points, True) for name, points in cold.items()]
+    _, cold_without_read_ahead = read("scale-noreadahead.jsonl")
+    series = [(f"{name}, warm", points, "solid") for name, points in warm.items()]
+    series += [(f"{name}, cold", points, "dashed") for name, points in cold.items()]
+    series += [(f"{name}, cold, no read-ahead", points, "dotted")
+               for name, points in cold_without_read_ahead.items() if name != "sqlite"]
     sizes = sorted({x for _, points, _ in series for x, _ in points})
     chart(os.path.join(directory, "get-latency-per-size.svg"),
           "Get by id: median latency against store size",

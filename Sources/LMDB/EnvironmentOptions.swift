@@ -60,6 +60,14 @@ extension Environment {
         /// How long a write that needs to grow the map waits for this process's other
         /// transactions to end before giving up with ``LMDBError/Code/mapFull``.
         public var growthTimeout: Duration = .seconds(30)
+        /// Whether the kernel reads ahead around each page the map faults in (the default).
+        ///
+        /// `false` opens with `MDB_NORDAHEAD` (`madvise(MADV_RANDOM)` on the map): a read
+        /// of a page that is not in memory then reads that page alone instead of the pages
+        /// around it. For a store larger than the memory the system can give its cache, whose
+        /// reads are random gets, that is fewer bytes from the disk per get; for a store that
+        /// fits in memory, read-ahead warms it faster after a restart.
+        public var readAhead: Bool = true
 
         /// Default options: 256 MiB initial map growing up to 1 TiB, 16 named databases,
         /// 510 readers, full durability, read-write.
@@ -70,6 +78,7 @@ extension Environment {
             // may resume a read on another thread and readers do not pin TLS slots.
             var flags = UInt32(MDB_NOTLS) | durability.flags
             if readOnly { flags |= UInt32(MDB_RDONLY) }
+            if !readAhead { flags |= UInt32(MDB_NORDAHEAD) }
             return flags
         }
 

@@ -1,3 +1,5 @@
+import TestSupport
+
 /// One state a power cut could leave a file in.
 public struct CrashState: Sendable {
     /// The cut came after this many of the recording's operations.
@@ -142,7 +144,7 @@ public struct CrashStateGenerator: Sendable {
     /// The state drawn from `seed`: a cut anywhere in the recording, each pending write lost
     /// or kept with even odds, and a kept write that spans several sectors torn one time in four.
     public func state(seed: UInt64) -> CrashState {
-        var random = SeededRandom(seed: seed)
+        var random = SplitMix(seed: seed)
         let cut = Int(random.next() % UInt64(recording.operations.count + 1))
         let pending = pendingWrites(cut: cut)
         var fates: [Int: Fate] = [:]
@@ -166,33 +168,23 @@ public struct CrashStateGenerator: Sendable {
             kept: built.kept, torn: built.torn, seed: seed)
     }
 
-    /// Every subset of the pending writes at `cut`, kept whole (none torn), when there are at
-    /// most `limit` of them: the small cases, enumerated rather than sampled.
-    public func everySubset(cut: Int, limit: Int = 10) -> [CrashState]? {
+    /// The state at `cut` that keeps whole the pending writes whose positions (among the
+    /// pending writes, oldest first) are set in `mask`, and loses the others: with every mask
+    /// below `1 << pendingWrites(cut:).count`, the small cases enumerated rather than sampled.
+    public func subsetState(cut: Int, mask: UInt64) -> CrashState {
         let pending = pendingWrites(cut: cut)
-        guard pending.count <= limit else { return nil }
-        let acknowledged = recording.marks(before: cut)
-        return (0..<(1 << pending.count)).map { mask in
-            let keptSet = Set(pending.enumerated().filter { mask & (1 << $0.offset) != 0 }.map(\.element))
-            let built = file(cut: cut) { keptSet.contains($0) ? .kept : .lost }
-            return CrashState(
-                cut: cut, file: built.file, acknowledged: acknowledged, pending: pending.count, kept: built.kept,
-                torn: 0, seed: UInt64(mask))
-        }
+        let keptSet = Set(pending.enumerated().filter { $0.offset < 64 && mask & (1 << UInt64($0.offset)) != 0 }.map(\.element))
+        let built = file(cut: cut) { keptSet.contains($0) ? .kept : .lost }
+        return CrashState(
+            cut: cut, file: built.file, acknowledged: recording.marks(before: cut), pending: pending.count, kept: built.kept,
+            torn: 0, seed: mask)
     }
-}
 
-/// SplitMix64: small, fast, and the same sequence for a seed on every platform.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+    /// Every subset of the pending writes at `cut`, kept whole (none torn), when there are at
+    /// most `limit` of them.
+    public func everySubset(cut: Int, limit: Int = 10) -> [CrashState]? {
+        let count = pendingWrites(cut: cut).count
+        guard count <= min(limit, 20) else { return nil }
+        return (0..<(UInt64(1) << UInt64(count))).map { subsetState(cut: cut, mask: $0) }
     }
 }

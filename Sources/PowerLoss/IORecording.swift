@@ -101,16 +101,28 @@ public struct IORecording: Sendable {
         return counts
     }
 
-    static func apply(_ bytes: some Collection<UInt8>, at offset: Int, to file: inout [UInt8]) {
-        if file.count < offset + bytes.count { file += repeatElement(0, count: offset + bytes.count - file.count) }
-        file.replaceSubrange(offset..<offset + bytes.count, with: bytes)
+    /// Writes `bytes` at `offset`, growing `file` with zeros as a write past the end does.
+    /// A memory copy: a state is built from thousands of writes, and the tests run unoptimised.
+    static func apply(_ bytes: ArraySlice<UInt8>, at offset: Int, to file: inout [UInt8]) {
+        let end = offset + bytes.count
+        if file.count < end { resize(&file, to: end) }
+        file.withUnsafeMutableBytes { target in
+            bytes.withUnsafeBytes { source in
+                guard let base = source.baseAddress else { return }
+                (target.baseAddress! + offset).copyMemory(from: base, byteCount: source.count)
+            }
+        }
+    }
+
+    static func apply(_ bytes: [UInt8], at offset: Int, to file: inout [UInt8]) {
+        apply(bytes[...], at: offset, to: &file)
     }
 
     static func resize(_ file: inout [UInt8], to size: Int) {
         if file.count > size {
-            file.removeSubrange(size...)
-        } else {
-            file += repeatElement(0, count: size - file.count)
+            file.removeLast(file.count - size)
+        } else if file.count < size {
+            file.append(contentsOf: [UInt8](repeating: 0, count: size - file.count))
         }
     }
 }

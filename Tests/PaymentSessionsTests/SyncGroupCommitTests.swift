@@ -46,6 +46,14 @@ struct SyncGroupCommitTests {
             while started.load(ordering: .acquiring) < followers && Date() < deadline { usleep(1_000) }
             usleep(100_000)  // from "about to write" to queued
         }
+
+        /// Called by a follower: waits until the leader's transaction is open, then counts
+        /// itself as about to write.
+        func followerStarts() {
+            leaderIn.wait()
+            leaderIn.signal()
+            started.add(1, ordering: .releasing)
+        }
     }
 
     @Test func concurrentSyncWritersShareCommitsAndAllSurviveReopening() throws {
@@ -99,9 +107,7 @@ struct SyncGroupCommitTests {
                     return try tx.create(NewPaymentSession(cartID: "leader", providerID: "p"))
                 }
             } else {
-                gate.leaderIn.wait()
-                gate.leaderIn.signal()
-                gate.started.add(1, ordering: .releasing)
+                gate.followerStarts()
                 _ = try? f.store.write { tx in
                     ranOn.withLock { $0[thread] = "\(pthread_self())" }
                     return try tx.create(NewPaymentSession(cartID: "follower_\(thread)", providerID: "p"))
@@ -212,9 +218,7 @@ struct SyncGroupCommitTests {
                     return try tx.create(NewPaymentSession(cartID: "leader", providerID: "p"))
                 }
             } else {
-                gate.leaderIn.wait()
-                gate.leaderIn.signal()
-                gate.started.add(1, ordering: .releasing)
+                gate.followerStarts()
                 _ = try? f.store.write { tx in
                     do {
                         try f.store.create(NewPaymentSession(cartID: "inner_\(thread)", providerID: "p"))

@@ -45,24 +45,7 @@ public final class BestSQLite: @unchecked Sendable {
         try Self.execute(db, "PRAGMA journal_mode = WAL")
         try Self.execute(db, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = OFF")
         if createSchema {
-            try Self.execute(
-                db,
-                """
-                CREATE TABLE IF NOT EXISTS payment_session (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    cart_id TEXT NOT NULL,
-                    provider_id TEXT NOT NULL,
-                    is_selected INTEGER NOT NULL DEFAULT 0,
-                    status TEXT NOT NULL,
-                    data TEXT NOT NULL,
-                    idempotency_key TEXT,
-                    created_at INTEGER NOT NULL,
-                    updated_at INTEGER NOT NULL
-                ) WITHOUT ROWID;
-                CREATE UNIQUE INDEX IF NOT EXISTS cart_provider ON payment_session(cart_id, provider_id);
-                CREATE UNIQUE INDEX IF NOT EXISTS one_selected ON payment_session(cart_id) WHERE is_selected;
-                CREATE UNIQUE INDEX IF NOT EXISTS idempotency ON payment_session(idempotency_key);
-                """)
+            try Self.execute(db, Self.schema)
         }
         insertStatement = try Self.prepare(
             db,
@@ -82,6 +65,24 @@ public final class BestSQLite: @unchecked Sendable {
         begin = try Self.prepare(db, "BEGIN IMMEDIATE")
         commit = try Self.prepare(db, "COMMIT")
     }
+
+    /// The table and Medusa's constraints as unique indexes, shared with ``SQLiteSessions``.
+    public static let schema = """
+        CREATE TABLE IF NOT EXISTS payment_session (
+            id TEXT PRIMARY KEY NOT NULL,
+            cart_id TEXT NOT NULL,
+            provider_id TEXT NOT NULL,
+            is_selected INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL,
+            data TEXT NOT NULL,
+            idempotency_key TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE UNIQUE INDEX IF NOT EXISTS cart_provider ON payment_session(cart_id, provider_id);
+        CREATE UNIQUE INDEX IF NOT EXISTS one_selected ON payment_session(cart_id) WHERE is_selected;
+        CREATE UNIQUE INDEX IF NOT EXISTS idempotency ON payment_session(idempotency_key);
+        """
 
     deinit {
         for statement in [insertStatement, getStatement, cartStatement, deselectStatement, selectStatement, begin, commit] {

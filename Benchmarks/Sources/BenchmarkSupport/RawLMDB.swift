@@ -14,14 +14,15 @@ public final class RawLMDB: @unchecked Sendable {
     public let blob: [UInt8]
     public let durable: Bool
 
-    public init(path: String, durable: Bool, recordSize: Int, mapSize: Int = 8 << 30) {
+    public init(path: String, durable: Bool, recordSize: Int, mapSize: Int = 8 << 30, readAhead: Bool = true) {
         self.durable = durable
         var handle: OpaquePointer?
         mdb_env_create(&handle)
         env = handle!
         mdb_env_set_maxdbs(env, 8)
         mdb_env_set_mapsize(env, mapSize)
-        mdb_env_open(env, path, UInt32(MDB_NOTLS) | (durable ? 0 : UInt32(MDB_NOSYNC)), 0o644)
+        mdb_env_open(
+            env, path, UInt32(MDB_NOTLS) | (durable ? 0 : UInt32(MDB_NOSYNC)) | (readAhead ? 0 : UInt32(MDB_NORDAHEAD)), 0o644)
         blob = [UInt8](repeating: 0x5A, count: recordSize)
         var txn: OpaquePointer?
         mdb_txn_begin(env, nil, 0, &txn)

@@ -18,23 +18,7 @@ public final class SQLiteSessions: Sendable {
         }
         pool = try DatabasePool(path: path + "/sessions.sqlite", configuration: configuration)
         try pool.write { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE IF NOT EXISTS payment_session (
-                        id TEXT PRIMARY KEY NOT NULL,
-                        cart_id TEXT NOT NULL,
-                        provider_id TEXT NOT NULL,
-                        is_selected INTEGER NOT NULL DEFAULT 0,
-                        status TEXT NOT NULL,
-                        data TEXT NOT NULL,
-                        idempotency_key TEXT,
-                        created_at INTEGER NOT NULL,
-                        updated_at INTEGER NOT NULL
-                    ) WITHOUT ROWID;
-                    CREATE UNIQUE INDEX IF NOT EXISTS cart_provider ON payment_session(cart_id, provider_id);
-                    CREATE UNIQUE INDEX IF NOT EXISTS one_selected ON payment_session(cart_id) WHERE is_selected;
-                    CREATE UNIQUE INDEX IF NOT EXISTS idempotency ON payment_session(idempotency_key);
-                    """)
+            try db.execute(sql: BestSQLite.schema)
         }
         // A pool sets `synchronous = NORMAL` on its writer when it turns WAL on (a commit
         // then waits for no flush); the durable scenarios need FULL, set after that.

@@ -280,8 +280,30 @@ case "solo-ab":
     } _: { index in
         checksum &+= try plain.create(plainInputs[index]).id.utf8.count
     }
+case "sqlite-get-ab":
+    // The store's get by id against SQLite at its best (prepared statement, decoded the
+    // same way), batches of 1,000 alternated; medians per get.
+    let sqlite = try BestSQLite(directory: Workload.directory("profile-sqlite"), durable: false)
+    try sqlite.createMany(0..<preload, seed: 0)
+    try alternate("get by id, store / sqlite", rounds: count, per: 1000, unit: "ns per get") { batch in
+        for i in 0..<1000 { checksum &+= try store.session(id: ids[(batch &* 1000 &+ i &* 7919) % preload]) == nil ? 0 : 1 }
+    } _: { batch in
+        for i in 0..<1000 { checksum &+= try sqlite.get(id: ids[(batch &* 1000 &+ i &* 7919) % preload]) == nil ? 0 : 1 }
+    }
+case "sqlite-bulk-ab":
+    // 1,000 creates in one durable transaction (PROFILE_DURABLE=1), the store's and SQLite's
+    // at its best, alternated; `count` rounds each.
+    let durable = options.environment.durability == .full
+    let sqlite = try BestSQLite(directory: Workload.directory("profile-sqlite"), durable: durable)
+    try sqlite.createMany(0..<preload, seed: 0)
+    let inputs = (0..<count).map { round in (0..<1000).map { Workload.newSession($0, seed: 5000 + round) } }
+    try alternate("bulk create, store / sqlite", rounds: count, per: 1000, unit: "ns per create") { round in
+        try store.write { tx in for input in inputs[round] { checksum &+= try tx.create(input).id.utf8.count } }
+    } _: { round in
+        try sqlite.createMany(0..<1000, seed: 5000 + round)
+    }
 default:
-    print("modes: get, cart, create, create-text, async-create, async-rounds, durable-create, raw-create, raw-get, get-ab, cart-ab, bulk-ab, bulk-text-ab, durable-ab, async-ab, late-ab, sync-threads THREADS, solo-ab")
+    print("modes: get, cart, create, create-text, async-create, async-rounds, durable-create, raw-create, raw-get, get-ab, cart-ab, bulk-ab, bulk-text-ab, durable-ab, async-ab, late-ab, sync-threads THREADS, solo-ab, sqlite-get-ab, sqlite-bulk-ab")
 }
 print(checksum)
 

@@ -6,6 +6,7 @@
 //
 //   swift run -c release --package-path Benchmarks Scale > scale.json        # 10,000,000
 //   SCALE_SESSIONS=1000000 swift run -c release --package-path Benchmarks Scale
+//   SCALE_READAHEAD=0 ...        both LMDB environments with MDB_NORDAHEAD
 //
 // It prints one JSON object per measurement on stdout (Benchmarks/plot.py draws them) and a
 // Markdown table on stderr. It is a plain executable rather than an ordo-one benchmark
@@ -21,6 +22,8 @@ let checkpoints = [10_000, 100_000, 1_000_000, 10_000_000].filter { $0 < total }
 let batch = 10_000
 let warmProbes = 20_000
 let coldProbes = 2_000
+/// SCALE_READAHEAD=0 opens both LMDB environments with `MDB_NORDAHEAD`.
+let readAhead = ProcessInfo.processInfo.environment["SCALE_READAHEAD"] != "0"
 
 /// One implementation under test.
 protocol Subject {
@@ -48,6 +51,7 @@ struct StoreSubject: Subject {
     static func open(_ path: String) throws -> PaymentSessionStore {
         var options = PaymentSessionStore.Options()
         options.environment.mapSize = 1 << 30
+        options.environment.readAhead = readAhead
         return try PaymentSessionStore(path: path, options: options)
     }
     mutating func load(_ range: Range<Int>) throws -> Double {
@@ -70,7 +74,7 @@ struct FloorSubject: Subject {
     let name = "floor"
     let path = Workload.directory("scale-raw")
     var raw: RawLMDB
-    init() { raw = RawLMDB(path: path, durable: true, recordSize: Fixtures.recordSize, mapSize: 64 << 30) }
+    init() { raw = RawLMDB(path: path, durable: true, recordSize: Fixtures.recordSize, mapSize: 64 << 30, readAhead: readAhead) }
     mutating func load(_ range: Range<Int>) throws -> Double {
         let inputs = range.map { Workload.floorFields($0) }
         let began = DispatchTime.now().uptimeNanoseconds
@@ -83,7 +87,7 @@ struct FloorSubject: Subject {
     mutating func reopen(between: () -> Void) throws {
         raw = RawLMDB(path: Workload.directory("scale-placeholder"), durable: true, recordSize: 1, mapSize: 1 << 20)
         between()
-        raw = RawLMDB(path: path, durable: true, recordSize: Fixtures.recordSize, mapSize: 64 << 30)
+        raw = RawLMDB(path: path, durable: true, recordSize: Fixtures.recordSize, mapSize: 64 << 30, readAhead: readAhead)
     }
 }
 
@@ -156,7 +160,7 @@ var loadSeconds = [Double](repeating: 0, count: subjects.count)
 var loaded = 0
 var table: [String] = []
 let canDrop = dropPageCache()
-emit(["kind": "run", "sessions": total, "batch": batch, "page_cache_dropped": canDrop])
+emit(["kind": "run", "sessions": total, "batch": batch, "page_cache_dropped": canDrop, "read_ahead": readAhead])
 for checkpoint in checkpoints {
     while loaded < checkpoint {
         let range = loaded..<min(loaded + batch, checkpoint)

@@ -75,14 +75,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     func commitSynchronously(
         _ request: some SyncWriteRequestBase & GroupCommitRequest, checkCanQueue: () throws -> Void
     ) throws {
-        condition.lock()
-        if !hasLeader {
-            hasLeader = true
-            condition.unlock()
-            lead(with: request)
-            return
-        }
-        condition.unlock()
+        if takeLeadIfFree() { return lead(with: request) }
         do {
             try checkCanQueue()
         } catch {
@@ -94,8 +87,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             // The lead lapsed while this thread checked.
             hasLeader = true
             condition.unlock()
-            lead(with: request)
-            return
+            return lead(with: request)
         }
         request.prepareToWait()
         pending.append(request)
@@ -103,6 +95,15 @@ final class GroupCommitWriter: @unchecked Sendable {
         if request.waitForOutcomeOrLead() {
             lead(with: request)
         }
+    }
+
+    /// Takes the lead when nobody has it.
+    private func takeLeadIfFree() -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        if hasLeader { return false }
+        hasLeader = true
+        return true
     }
 
     /// Runs a batch led by the calling thread, `first` first.
