@@ -167,6 +167,9 @@ struct PostgresStoreTests {
         configuration.options.additionalStartupParameters.append(("application_name", schema))
         // A request on a connection the server terminated was seen to stay pending in
         // postgres-nio until the store's deadline ends it: a short one keeps the test short.
+        // The schema first, without the short deadline: on a loaded machine preparing it may
+        // take longer than the deadline this test wants for its requests.
+        try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { _ in }
         var options = Self.options()
         options.operationTimeout = .seconds(2)
         try await PostgresPaymentSessionStore.withStore(configuration, options: options) { store in
@@ -226,6 +229,7 @@ struct PostgresStoreTests {
             host: "127.0.0.1", port: server.port, username: server.user, password: nil, database: server.database,
             tls: .disable)
         configuration.options.connectTimeout = .seconds(2)
+        try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { _ in }  // the schema, as above
         var options = Self.options()
         options.operationTimeout = .seconds(3)
         let acknowledged = SharedList<String>()
