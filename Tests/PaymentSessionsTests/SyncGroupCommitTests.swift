@@ -277,6 +277,18 @@ struct SyncGroupCommitTests {
         #expect(try f.store.count() == 200)
     }
 
+    @Test func aBatchLimitBelowOneCountsAsOne() async throws {
+        let f = try StoreFixture(fast: true) { $0.groupCommit.maxCount = 0 }
+        #expect(f.store.options.groupCommit.maxCount == 1)
+        let store = f.store
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<8 { group.addTask { try await store.create(NewPaymentSession(cartID: "async_\(i)", providerID: "p")) } }
+            try await group.waitForAll()
+        }
+        onThreads(4) { i in _ = try? store.create(NewPaymentSession(cartID: "sync_\(i)", providerID: "p")) }
+        #expect(try await store.count() == 12)
+    }
+
     @Test func manyThreadsMixingWritesKeepEveryInvariant() throws {
         let f = try StoreFixture(fast: true)
         let unexpected = Locked([String]())

@@ -17,7 +17,7 @@ extension PaymentSessionStore {
     /// Bounds on one shared commit, so that a caller's latency stays bounded however many
     /// writes queue behind it.
     public struct GroupCommitLimits: Sendable, Hashable {
-        /// The most callers in one commit.
+        /// The most callers in one commit (at least 1: smaller values count as 1).
         public var maxCount = 256
         /// Once the batch has put this many bytes of keys and values, the rest wait for
         /// the next commit.
@@ -141,7 +141,9 @@ extension BatchContext {
                         do {
                             try request.apply(tx)
                         } catch {
-                            failure = (index - 1, error, outcomes.isEmpty)
+                            // A full map is the transaction's, not the closure's: the map
+                            // grows and the batch reruns (or, if it cannot grow, all fail).
+                            if !Self.isMapFull(error) { failure = (index - 1, error, outcomes.isEmpty) }
                             throw error
                         }
                         outcomes.append((request, nil))
@@ -164,7 +166,7 @@ extension BatchContext {
                 lease.close(leftovers: [])
             }
         } catch {
-            if let failure, !Self.isMapFull(error) {
+            if let failure {
                 return .closureFailed(index: failure.index, error: failure.error, first: failure.first)
             }
             // Nothing was committed: every request of the batch fails the same way.

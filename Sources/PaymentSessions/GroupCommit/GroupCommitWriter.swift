@@ -39,6 +39,7 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     /// - Parameter perform: Runs one batch, starting with the requests given, taking more
     ///   through the lease, and closing the lease before it commits.
+    /// - Parameter limits: Bounds on a batch; `maxCount` is at least 1.
     init(
         limits: PaymentSessionStore.GroupCommitLimits,
         perform: @escaping (_ batch: [any GroupCommitRequest], _ lease: BatchLease) -> Void
@@ -69,22 +70,21 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// Runs `request`, a synchronous caller's write, in a shared commit, returning once the
     /// commit holding it has ended (its outcome is then in `request`).
     ///
-    /// - Parameter checkCanQueue: Throws when the calling thread must not wait for another
-    ///   thread's commit (it holds the write transaction itself, or pins the map). Checked
-    ///   only before queuing: a caller that leads begins its own transaction, which checks.
+    /// - Parameter checkCanBegin: Throws when the calling thread must not write (it holds
+    ///   the write transaction itself, or pins the map). Checked before the caller leads or
+    ///   queues: a leader that could not begin its transaction would fail the requests it had
+    ///   taken from the queue with its own error.
     func commitSynchronously(
-        _ request: some SyncWriteRequestBase & GroupCommitRequest, checkCanQueue: () throws -> Void
+        _ request: some SyncWriteRequestBase & GroupCommitRequest, checkCanBegin: () throws -> Void
     ) throws {
-        if takeLeadIfFree() { return lead(with: request) }
         do {
-            try checkCanQueue()
+            try checkCanBegin()
         } catch {
             request.finish(error: error)
             throw error
         }
         condition.lock()
         if !hasLeader {
-            // The lead lapsed while this thread checked.
             hasLeader = true
             condition.unlock()
             return lead(with: request)
@@ -95,15 +95,6 @@ final class GroupCommitWriter: @unchecked Sendable {
         if request.waitForOutcomeOrLead() {
             lead(with: request)
         }
-    }
-
-    /// Takes the lead when nobody has it.
-    private func takeLeadIfFree() -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        if hasLeader { return false }
-        hasLeader = true
-        return true
     }
 
     /// Runs a batch led by the calling thread, `first` first.

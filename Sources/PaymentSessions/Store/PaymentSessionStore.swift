@@ -48,6 +48,8 @@ public final class PaymentSessionStore: Sendable {
     ///   it may not be created; ``PaymentSessionError/unsupportedFormat(found:supported:)``
     ///   for a store written by a newer version; ``PaymentSessionError/storage(_:)``.
     public init(path: String, options: Options = Options()) throws(PaymentSessionError) {
+        var options = options
+        options.groupCommit.maxCount = max(1, options.groupCommit.maxCount)
         if !options.createIfMissing && !FileManager.default.fileExists(atPath: path + "/data.mdb") {
             throw .storeNotFound(path: path)
         }
