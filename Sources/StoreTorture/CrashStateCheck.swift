@@ -47,7 +47,9 @@ func checkCrashStates(durability: String, directories: [String]) {
         // Announced first: if the check dies by a signal, the parent knows which state did it.
         FileHandle.standardError.write(Data("checking \(directory)\n".utf8))
         let result = checkCrashState(directory, durability: durability)
-        let data = try! JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+        // Strings and numbers only, so serialising cannot fail; if it did, the parent would
+        // see a line it cannot read and say so.
+        let data = (try? JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])) ?? Data("unserialisable result".utf8)
         FileHandle.standardOutput.write(data + Data("\n".utf8))
     }
 }

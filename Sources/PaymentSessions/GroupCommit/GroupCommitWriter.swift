@@ -129,8 +129,9 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// Hands the lead to a queued synchronous caller (it is woken anyway, so this costs no
     /// extra wake-up), or else to the writer thread. Lock held; `hasLeader` is `true`.
     private func handLeadLocked() {
-        if let index = pending.firstIndex(where: { $0 is SyncWriteRequestBase }) {
-            let next = pending.remove(at: index) as! SyncWriteRequestBase
+        for (index, request) in pending.enumerated() {
+            guard let next = request as? SyncWriteRequestBase else { continue }
+            pending.remove(at: index)
             next.handLead()
             return
         }
