@@ -4,16 +4,11 @@ import PaymentSessionsCore
 import PostgresNIO
 import Synchronization
 
-/// The changes one transaction made, numbered and written just before it commits.
+/// The changes one transaction made, written as pending just before it commits, for the
+/// sequencer to number (see ``PostgresFeedSequencer``).
 ///
-/// Numbers come from the one row of `payment_session_change_counter`, taken last: the
-/// transaction that takes it holds its lock only until its `COMMIT`, so transactions
-/// number their changes in the order they commit, and a number is never taken by a
-/// transaction that then rolls back. The feed is gap-free and in commit order, which a
-/// sequence (`BIGSERIAL`) would not give: its values are taken when a row is inserted, and
-/// transactions commit in another order, or not at all. The price is that writers with
-/// changes queue on that row for the span of their commits (not of their transactions);
-/// it is the one thing writers on different carts share.
+/// They carry the transaction's id (the column's default, `pg_current_xact_id()`) and their
+/// position in the transaction: the order the sequencer numbers them in.
 final class PostgresChangeLog: Sendable {
     struct Entry: Sendable {
         var kind: PaymentSessionChange.Kind
@@ -24,7 +19,7 @@ final class PostgresChangeLog: Sendable {
         var sessionJSON: String?
     }
 
-    /// The channel followers listen on; a commit with changes notifies it.
+    /// The channel followers listen on; the sequencer notifies it once per batch.
     static let channel = "payment_session_changes"
 
     private let entries = Mutex<[Entry]>([])
@@ -38,39 +33,25 @@ final class PostgresChangeLog: Sendable {
         entries.withLock { $0.append(entry) }
     }
 
-    /// Numbers and writes the recorded changes, and notifies followers (delivered at
-    /// commit); the caller commits next.
-    func flush(on connection: PostgresConnection, committedAt: Int64, logger: Logger) async throws {
+    /// Writes the recorded changes as pending, in one statement; the caller commits next.
+    /// Returns whether there were any.
+    func flush(on connection: PostgresConnection, committedAt: Int64, logger: Logger) async throws -> Bool {
         let pending = entries.withLock { entries in
             defer { entries.removeAll() }
             return entries
         }
-        guard !pending.isEmpty else { return }
-        // One round trip: take the numbers, write the changes (arrays bound as parameters,
-        // one row each, numbered in order), notify the followers.
-        let count = Int64(pending.count)
-        let rows = try await connection.query(
+        guard !pending.isEmpty else { return false }
+        try await connection.query(
             """
-            WITH counter AS (
-                UPDATE payment_session_change_counter SET last = last + \(count) RETURNING last
-            ), written AS (
-                INSERT INTO payment_session_changes
-                    (sequence, session_id, cart_id, kind, status_before, status_after, committed_at_us, session)
-                SELECT counter.last - \(count) + changes.position, session_id, cart_id, kind, NULLIF(status_before, ''),
-                    NULLIF(status_after, ''), \(committedAt), NULLIF(session, '')
-                FROM counter, unnest(\(pending.map(\.sessionID))::TEXT[], \(pending.map(\.cartID))::TEXT[],
-                    \(pending.map(\.kind.rawValue))::TEXT[], \(pending.map { $0.before?.rawValue ?? "" })::TEXT[],
-                    \(pending.map { $0.after?.rawValue ?? "" })::TEXT[], \(pending.map { $0.sessionJSON ?? "" })::TEXT[])
-                    WITH ORDINALITY AS changes (session_id, cart_id, kind, status_before, status_after, session, position)
-                RETURNING sequence
-            )
-            SELECT pg_notify(\(Self.channel), last::TEXT), (SELECT count(*) FROM written) FROM counter
+            INSERT INTO payment_session_pending_changes
+                (position, session_id, cart_id, kind, status_before, status_after, committed_at_us, session)
+            SELECT changes.position, session_id, cart_id, kind, NULLIF(status_before, ''), NULLIF(status_after, ''),
+                \(committedAt), NULLIF(session, '')
+            FROM unnest(\(pending.map(\.sessionID))::TEXT[], \(pending.map(\.cartID))::TEXT[],
+                \(pending.map(\.kind.rawValue))::TEXT[], \(pending.map { $0.before?.rawValue ?? "" })::TEXT[],
+                \(pending.map { $0.after?.rawValue ?? "" })::TEXT[], \(pending.map { $0.sessionJSON ?? "" })::TEXT[])
+                WITH ORDINALITY AS changes (session_id, cart_id, kind, status_before, status_after, session, position)
             """, logger: logger)
-        var written: Int64?
-        for try await (_, inserted) in rows.decode((String, Int64).self) { written = inserted }
-        guard written == count else {
-            throw PaymentSessionError.corruptRecord(
-                key: "payment_session_change_counter", reason: "the counter row is missing, or the changes were not written")
-        }
+        return true
     }
 }

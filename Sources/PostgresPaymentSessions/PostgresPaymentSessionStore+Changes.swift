@@ -8,12 +8,15 @@ extension PostgresPaymentSessionStore {
 
     /// Up to `limit` changes after `sequence`, in commit order.
     ///
-    /// Numbers are taken at commit (see `PostgresChangeLog`), so the changes visible to one
-    /// statement never have a hole that a later commit fills: a hole is a trim.
+    /// It first numbers the changes committed so far (see `PostgresFeedSequencer`), so that
+    /// a caller sees every change committed before it asked, unless a transaction still
+    /// open elsewhere holds them back longer than ``Options/feedCatchUp``. Numbers are given
+    /// in order and never to a change that a later commit could precede, so the changes
+    /// visible to one statement never have a hole that a later commit fills: a hole is a trim.
     public func changes(after sequence: Int64, limit: Int) async throws -> [PaymentSessionChange] {
         guard limit >= 0 else { throw PaymentSessionError.invalidInput(field: "limit", value: String(limit), reason: "must be 0 or more") }
         return try await read("read changes") { tx in
-            let last = try await Self.lastSequence(tx)
+            let last = try await self.catchUp(tx).last
             try SessionRules.checkFeedPosition(sequence, last: last, field: "after")
             let rows = try await tx.connection.query(
                 """
@@ -37,9 +40,10 @@ extension PostgresPaymentSessionStore {
         }
     }
 
-    /// Where the feed stands.
+    /// Where the feed stands, once the changes committed so far are numbered.
     public func changeFeedState() async throws -> ChangeFeedState {
         try await read("read the change feed's state") { tx in
+            _ = try await self.catchUp(tx)
             let rows = try await tx.connection.query(
                 "SELECT (SELECT min(sequence) FROM payment_session_changes), (SELECT last FROM payment_session_change_counter)",
                 logger: tx.logger)
@@ -59,11 +63,25 @@ extension PostgresPaymentSessionStore {
         return try await read("read a consumer's position") { tx in try await Self.consumers(tx)[consumer] }
     }
 
+    /// Numbers the changes committed so far that no open transaction holds back (one batch
+    /// of the sequencer; see `PostgresFeedSequencer`).
+    func sequenceChanges() async throws -> PostgresFeedSequencer.Batch {
+        try await read("number changes") { tx in try await PostgresFeedSequencer.sequence(on: tx.connection, logger: tx.logger) }
+    }
+
+    /// Numbers the changes committed before the call, waiting up to ``Options/feedCatchUp``
+    /// for store transactions that hold them back: what every reader of the feed runs first.
+    private func catchUp(_ tx: PostgresTransaction) async throws -> PostgresFeedSequencer.Batch {
+        try await PostgresFeedSequencer.catchUp(on: tx.connection, timeout: options.feedCatchUp, logger: tx.logger)
+    }
+
     /// Records that `consumer` handled every change up to `sequence`; a position only moves forward.
     public func acknowledge(consumer: String, upTo sequence: Int64) async throws {
         try SessionValidation.validateIdentifier(consumer, field: "consumer")
-        try await transaction("acknowledge changes") { tx in
-            try SessionRules.checkFeedPosition(sequence, last: try await Self.lastSequence(tx), field: "sequence")
+        // Numbered first: a position is checked against the changes committed before it.
+        let last = try await read("number changes") { try await self.catchUp($0).last }
+        try SessionRules.checkFeedPosition(sequence, last: last, field: "sequence")
+        _ = try await transaction("acknowledge changes") { tx in
             try await tx.connection.query(
                 """
                 INSERT INTO payment_session_consumers (name, position) VALUES (\(consumer), \(sequence))
@@ -110,15 +128,15 @@ extension PostgresPaymentSessionStore {
     }
 
     /// Returns once a change after `sequence` may exist, or after `timeout`: it listens for
-    /// the notification every commit with changes sends, on a connection of the pool, then
-    /// looks at the counter (a commit between the two is in one or the other).
+    /// the notification the sequencer sends once per batch, on a connection of the pool,
+    /// then runs a batch itself (a batch between the two is in one or the other).
     public func waitForChanges(after sequence: Int64, timeout: Duration) async throws {
         try await prepareSchema()
         do {
             try await client.withConnection { connection in
                 try await connection.listen(on: PostgresChangeLog.channel) { notifications in
-                    let rows = try await connection.query("SELECT last FROM payment_session_change_counter", logger: self.options.logger)
-                    for try await (last) in rows.decode(Int64.self) where last > sequence { return }
+                    let batch = try await PostgresFeedSequencer.sequence(on: connection, logger: self.options.logger)
+                    if batch.last > sequence { return }
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
                             for try await _ in notifications { return }
@@ -136,13 +154,6 @@ extension PostgresPaymentSessionStore {
         } catch {
             throw PostgresFailure.storeError(error, operation: "wait for changes")
         }
-    }
-
-    private static func lastSequence(_ tx: PostgresTransaction) async throws -> Int64 {
-        let rows = try await tx.connection.query("SELECT last FROM payment_session_change_counter", logger: tx.logger)
-        var last: Int64 = 0
-        for try await (value) in rows.decode(Int64.self) { last = value }
-        return last
     }
 
     private static func consumers(_ tx: PostgresTransaction) async throws -> [String: Int64] {

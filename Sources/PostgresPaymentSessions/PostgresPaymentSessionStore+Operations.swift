@@ -15,10 +15,13 @@ extension PostgresPaymentSessionStore {
     ) async throws -> R {
         try await prepareSchema()
         let logger = options.logger
+        let cartLocks = PostgresCartLocks()
         var attempt = 1
         while true {
             do {
-                return try await withDeadline(operation) { try await self.attempt(transaction: true, body) }
+                return try await withDeadline(operation) {
+                    try await self.attempt(transaction: cartLocks, body)
+                }
             } catch where PostgresFailure.isRetryable(error) {
                 guard attempt < options.maxAttempts else {
                     throw PaymentSessionError.storage(
@@ -48,7 +51,7 @@ extension PostgresPaymentSessionStore {
     ) async throws -> R {
         try await prepareSchema()
         do {
-            return try await withDeadline(operation) { try await self.attempt(transaction: false, body) }
+            return try await withDeadline(operation) { try await self.attempt(transaction: nil, body) }
         } catch let error as CancellationError {
             throw error
         } catch {
@@ -56,12 +59,14 @@ extension PostgresPaymentSessionStore {
         }
     }
 
-    /// One attempt on a leased connection, in a transaction or not. A watchdog closes the
-    /// connection when the attempt outlives ``Options/operationTimeout``: a statement whose
-    /// server crashed without a word would otherwise never finish (seen with a server
-    /// stopped in `immediate` mode), and closing fails it.
+    /// One attempt on a leased connection: in a transaction when given the operation's cart
+    /// locks (the carts to lock first are locked before the body runs), else one statement
+    /// at a time. A watchdog closes the connection when the attempt outlives
+    /// ``Options/operationTimeout``: a statement whose server crashed without a word would
+    /// otherwise never finish (seen with a server stopped in `immediate` mode), and closing
+    /// fails it.
     private func attempt<R: Sendable>(
-        transaction: Bool, _ body: @Sendable (PostgresTransaction) async throws -> R
+        transaction cartLocks: PostgresCartLocks?, _ body: @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
         let logger = options.logger
         let timeout = options.operationTimeout
@@ -73,13 +78,17 @@ extension PostgresPaymentSessionStore {
             }
             defer { watchdog.cancel() }
             let tx = PostgresTransaction(
-                connection: connection, logger: logger, options: options, now: options.nowMicroseconds)
-            guard transaction else { return try await body(tx) }
+                connection: connection, logger: logger, options: options, now: options.nowMicroseconds,
+                cartLocks: cartLocks ?? PostgresCartLocks())
+            guard let cartLocks else { return try await body(tx) }
             try await connection.query("BEGIN", logger: logger)
             do {
+                try await tx.lockCarts(cartLocks.beginAttempt())
                 let result = try await body(tx)
-                try await tx.changes.flush(on: connection, committedAt: tx.now, logger: logger)
+                try cartLocks.checkOrder()
+                let wroteChanges = try await tx.changes.flush(on: connection, committedAt: tx.now, logger: logger)
                 try await connection.query("COMMIT", logger: logger)
+                if wroteChanges { sequencer.wakeUp() }
                 return result
             } catch {
                 // A server error leaves the connection in an aborted transaction; a lost
@@ -308,7 +317,7 @@ extension PostgresPaymentSessionStore {
         return try await transaction("purge sessions") { tx in
             var purged = 0
             var kept = 0
-            for session in try await tx.sessions(updatedBefore: cutoff) {
+            for session in try await tx.sessions(updatedBefore: cutoff, lock: true) {
                 switch SessionRules.purgeVerdict(
                     session, cutoff: cutoff, statuses: statuses, includeAuthorized: includeAuthorized)
                 {
@@ -367,7 +376,8 @@ extension PostgresPaymentSessionStore {
                 try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
                 do {
                     let tx = PostgresTransaction(
-                        connection: connection, logger: logger, options: options, now: options.nowMicroseconds)
+                        connection: connection, logger: logger, options: options, now: options.nowMicroseconds,
+                        cartLocks: PostgresCartLocks())
                     var count = 0
                     var after: String?
                     while true {
@@ -395,6 +405,7 @@ extension PostgresPaymentSessionStore {
     public func importJSONLines(_ text: String) async throws -> Int {
         let sessions = try SessionLines.parse(text)
         return try await transaction("import sessions") { tx in
+            try await tx.lockCarts(sessions.map(\.1.cartID))
             for (line, session) in sessions {
                 do {
                     try await self.insert(session, in: tx)

@@ -55,6 +55,7 @@ extension PostgresPaymentSessionStore {
         _ prepared: PreparedSession, retryOnPair: Bool = false, in tx: PostgresTransaction
     ) async throws -> PaymentSession {
         let session = prepared.session
+        try await tx.lockCarts([session.cartID])
         if let key = session.idempotencyKey {
             switch try await tx.claim(key: key, for: session.id) {
             case .claimed:
@@ -217,6 +218,7 @@ extension PostgresPaymentSessionStore {
 
     func insert(_ session: PaymentSession, in tx: PostgresTransaction) async throws {
         let dataJSON = try SessionRules.validateInsert(session, maxDataBytes: options.maxDataBytes)
+        try await tx.lockCarts([session.cartID])
         if session.isSelected, let current = try await tx.selectedSession(cartID: session.cartID) {
             throw SessionRules.selectionTaken(session, by: current.id)
         }

@@ -54,6 +54,11 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
         /// How long the change feed keeps a change that not every named consumer has
         /// acknowledged, in seconds (see ``PostgresPaymentSessionStore/trimChanges()``).
         public var changeRetention: TimeInterval = 7 * 24 * 3600
+        /// How long a read of the change feed waits for transactions still open elsewhere
+        /// (in any database of the server) that hold back changes committed before the read:
+        /// past it the read returns the feed as numbered so far, a prefix without gaps, and
+        /// the held-back changes follow once those transactions end.
+        public var feedCatchUp: Duration = .seconds(1)
         /// How many times a transaction runs before a conflict is reported; see the type's
         /// documentation.
         public var maxAttempts = 16
@@ -82,6 +87,7 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     /// Where the store is, for messages: `postgres://user@host:port/database`, never a password.
     public let location: String
     let generator = PaymentSessionIDGenerator()
+    let sequencer = PostgresFeedSequencer()
     private let schemaReady = SchemaGate()
 
     /// A store on the server `configuration` names. Nothing connects until the store runs
@@ -102,10 +108,17 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     /// `.postgresql`.
     public var backend: StorageFailure.Backend { .postgresql }
 
-    /// Runs the connection pool until the task is cancelled or the service group shuts
-    /// down; every operation needs it running.
+    /// Runs the connection pool, and the loop that numbers this process's changes into the
+    /// feed, until the task is cancelled or the service group shuts down; every operation
+    /// needs it running.
     public func run() async throws {
-        await client.run()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await self.sequencer.run({ try await self.sequenceChanges() }, logger: self.options.logger)
+            }
+            await client.run()
+            group.cancelAll()
+        }
     }
 
     /// Runs `body` with a store on `configuration` whose pool runs meanwhile, and stops the
@@ -116,7 +129,7 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     ) async throws -> R {
         let store = PostgresPaymentSessionStore(configuration: configuration, options: options)
         return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await store.client.run() }
+            group.addTask { try await store.run() }
             defer { group.cancelAll() }
             try await store.prepareSchema()
             return try await body(store)

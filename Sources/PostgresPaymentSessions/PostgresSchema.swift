@@ -17,7 +17,8 @@ import PostgresNIO
 /// | unique `idempotency_key`, and `payment_session_idempotency_keys` | one session per key; a deleted session's key stays reserved |
 /// | trigger over `payment_session_transitions` | status moves follow the transition table |
 /// | checks | ids, statuses, amounts, currencies and times are well formed |
-/// | primary key `sequence` of `payment_session_changes`, one row in `payment_session_change_counter` | the change feed: numbered at commit, gap-free |
+/// | `payment_session_pending_changes` keyed by `(xact, position)`, numbered into `payment_session_changes` | the change feed: see ``PostgresFeedSequencer`` |
+/// | `payment_session_lock_cart(cart)`, taken before a transaction's first write | a cart's changes commit in transaction id order |
 ///
 /// Times are microseconds since 1970 UTC in `BIGINT` columns named `*_us`: exactly the
 /// model's precision, with no rounding through a floating-point `Date`. `data` is `TEXT`
@@ -25,7 +26,7 @@ import PostgresNIO
 /// numbers, and the store promises the provider its bytes back (`data::jsonb` queries it).
 enum PostgresSchema {
     /// The version this library writes.
-    static let currentVersion: Int32 = 2
+    static let currentVersion: Int32 = 3
     /// The partial unique index that keeps one selected session per cart.
     static let oneSelectedIndex = "payment_sessions_one_selected_per_cart"
 
@@ -115,6 +116,93 @@ enum PostgresSchema {
                 name TEXT PRIMARY KEY CHECK (octet_length(name) BETWEEN 1 AND 255),
                 position BIGINT NOT NULL
             )
+            """,
+        ],
+        // 3: a feed with no row every writer takes. A write inserts its changes here, under
+        // its own transaction id; the sequencer numbers them into `payment_session_changes`.
+        // The counter row stays, as the sequencer's cursor.
+        [
+            """
+            CREATE TABLE payment_session_pending_changes (
+                xact xid8 NOT NULL DEFAULT pg_current_xact_id(),
+                position INTEGER NOT NULL,
+                session_id TEXT NOT NULL,
+                cart_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                status_before TEXT,
+                status_after TEXT,
+                committed_at_us BIGINT NOT NULL,
+                session TEXT,
+                PRIMARY KEY (xact, position)
+            )
+            """,
+            """
+            CREATE FUNCTION payment_session_lock_cart(cart TEXT) RETURNS BOOLEAN LANGUAGE plpgsql
+            SET search_path FROM CURRENT AS $$
+            BEGIN
+                -- The first key names the store (its schema), so that the sequencer finds
+                -- this store's writers in pg_locks, and stores in other schemas share no lock.
+                PERFORM pg_advisory_xact_lock(
+                    hashtext(current_schema()) # \(unescaped: String(PostgresFeedSequencer.cartLockSeed)), hashtext(cart));
+                RETURN TRUE;
+            END
+            $$
+            """,
+            """
+            CREATE FUNCTION payment_session_sequence_changes(
+                target TEXT, OUT moved BIGINT, OUT held_back BIGINT, OUT last BIGINT, OUT next_xact TEXT
+            ) LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+            DECLARE
+                next_id BIGINT;
+                oldest_writer BIGINT;
+                horizon xid8;
+                base BIGINT;
+            BEGIN
+                PERFORM pg_advisory_xact_lock(hashtextextended(current_schema(), \(unescaped: String(PostgresFeedSequencer.sequencerLockSeed))));
+                SELECT c.last INTO base FROM payment_session_change_counter c;
+                -- Every transaction that ended before now has an id below `next_id`; one that
+                -- gets an id from now on gets one at or above it.
+                next_xact := pg_snapshot_xmax(pg_current_snapshot())::TEXT;
+                next_id := next_xact::BIGINT;
+                -- The store's writers still running with an id: they hold a cart's lock,
+                -- taken before their id (pg_locks is read in one pass, so once).
+                WITH locks AS MATERIALIZED (
+                    SELECT locktype, classid, objsubid, pid, transactionid, mode, granted FROM pg_locks
+                ), writers AS (
+                    SELECT x.transactionid::TEXT::BIGINT AS low FROM locks a JOIN locks x
+                        ON x.pid = a.pid AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted
+                    WHERE a.locktype = 'advisory' AND a.objsubid = 2 AND a.granted
+                        AND a.classid = (hashtext(current_schema()) # \(unescaped: String(PostgresFeedSequencer.cartLockSeed)))::OID
+                )
+                -- pg_locks shows 32-bit ids: widened to the 64-bit id nearest `next_id` (a
+                -- running id is within 2^31 of it, below or, assigned since, above).
+                SELECT min(next_id + CASE
+                    WHEN w.low - (next_id & 4294967295) > 2147483647 THEN w.low - (next_id & 4294967295) - 4294967296
+                    WHEN w.low - (next_id & 4294967295) < -2147483648 THEN w.low - (next_id & 4294967295) + 4294967296
+                    ELSE w.low - (next_id & 4294967295) END)
+                INTO oldest_writer FROM writers w;
+                -- Below the horizon, every transaction that could still add a change to this
+                -- store has ended: no change with a smaller id can appear.
+                horizon := LEAST(next_id, oldest_writer)::TEXT::xid8;
+                WITH ready AS (
+                    DELETE FROM payment_session_pending_changes p WHERE p.xact < horizon RETURNING p.*
+                )
+                INSERT INTO payment_session_changes
+                    (sequence, session_id, cart_id, kind, status_before, status_after, committed_at_us, session)
+                SELECT base + row_number() OVER (ORDER BY r.xact, r.position), r.session_id, r.cart_id, r.kind,
+                    r.status_before, r.status_after, r.committed_at_us, r.session
+                FROM ready r;
+                GET DIAGNOSTICS moved = ROW_COUNT;
+                last := base + moved;
+                IF moved > 0 THEN
+                    UPDATE payment_session_change_counter SET last = base + moved;
+                    PERFORM pg_notify('\(unescaped: PostgresChangeLog.channel)', (base + moved)::TEXT);
+                END IF;
+                -- Committed changes still pending (below `target` when given): held back.
+                SELECT count(*) INTO held_back FROM payment_session_pending_changes p
+                WHERE target IS NULL OR p.xact < target::xid8;
+            END
+            $$
             """,
         ],
     ]

@@ -39,8 +39,10 @@ enum SessionQueries {
         static let name = "payment_sessions_by_id"
     }
     enum ByIDLocked: SessionQuery {
-        static let sql = "\(select) WHERE id = $1 FOR UPDATE"
-        static let name = "payment_sessions_by_id_locked"
+        // The cart's lock is taken in the filter, before the row lock (and so before the
+        // transaction has an id), for rows the index finds; see PostgresCartLocks.
+        static let sql = "\(select) WHERE id = $1 AND payment_session_lock_cart(cart_id) FOR UPDATE"
+        static let name = "payment_sessions_by_id_locking_cart"
     }
     enum ByKey: SessionQuery {
         static let sql = "\(select) WHERE idempotency_key = $1"
@@ -70,4 +72,24 @@ enum SessionQueries {
         static let sql = "\(select) WHERE cart_id = $1 ORDER BY id FOR UPDATE"
         static let name = "payment_sessions_by_cart_locked"
     }
+}
+
+/// Locks carts (the transaction-level advisory locks of `payment_session_lock_cart`) in the
+/// order given.
+struct LockCarts: PostgresPreparedStatement {
+    static let name = "payment_session_lock_carts"
+    static let sql = """
+        SELECT count(payment_session_lock_cart(cart)) FROM unnest($1::TEXT[]) WITH ORDINALITY AS carts (cart, position)
+        """
+    typealias Row = Int64
+
+    var carts: [String]
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(carts)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }

@@ -15,13 +15,35 @@ struct PostgresTransaction {
     let now: Int64
     /// The changes the transaction made, for the feed; written before it commits.
     let changes = PostgresChangeLog()
+    /// The carts the transaction locked, kept across the operation's attempts.
+    let cartLocks: PostgresCartLocks
+
+    // MARK: Cart locks
+
+    /// Locks `carts` (those not held yet, in sorted order, in one statement) until the
+    /// transaction ends. Every write locks its session's cart first; see
+    /// ``PostgresCartLocks`` for why before the transaction's first write.
+    func lockCarts(_ carts: some Sequence<String>) async throws {
+        let needed = cartLocks.notHeld(carts)
+        guard !needed.isEmpty else { return }
+        let hadTransactionID = cartLocks.hasTransactionID
+        for try await _ in try await connection.execute(LockCarts(carts: needed), logger: logger) {}
+        cartLocks.didLock(needed, hadTransactionID: hadTransactionID)
+    }
 
     // MARK: Reads
 
+    /// The session with `id`; with `lock`, its cart locked first (in the same statement,
+    /// before the row lock) and then its row.
     func session(id: String, lock: Bool = false) async throws -> PaymentSession? {
-        lock
-            ? try await all(SessionStatement<SessionQueries.ByIDLocked>(values: [id])).first
-            : try await all(SessionStatement<SessionQueries.ByID>(values: [id])).first
+        guard lock else { return try await all(SessionStatement<SessionQueries.ByID>(values: [id])).first }
+        let hadTransactionID = cartLocks.hasTransactionID
+        guard let session = try await all(SessionStatement<SessionQueries.ByIDLocked>(values: [id])).first else {
+            return nil
+        }
+        cartLocks.didLock([session.cartID], hadTransactionID: hadTransactionID)
+        cartLocks.didWrite()
+        return session
     }
 
     func session(idempotencyKey key: String) async throws -> PaymentSession? {
@@ -29,24 +51,27 @@ struct PostgresTransaction {
     }
 
     func session(cartID: String, providerID: String, lock: Bool = false) async throws -> PaymentSession? {
-        lock
-            ? try await all(SessionStatement<SessionQueries.ByPairLocked>(values: [cartID, providerID])).first
-            : try await all(SessionStatement<SessionQueries.ByPair>(values: [cartID, providerID])).first
+        guard lock else { return try await all(SessionStatement<SessionQueries.ByPair>(values: [cartID, providerID])).first }
+        try await lockCarts([cartID])
+        cartLocks.didWrite()
+        return try await all(SessionStatement<SessionQueries.ByPairLocked>(values: [cartID, providerID])).first
     }
 
     /// The cart's selected session, locked when `lock` (the row a selection change rewrites).
     func selectedSession(cartID: String, lock: Bool = false) async throws -> PaymentSession? {
-        lock
-            ? try await all(SessionStatement<SessionQueries.SelectedLocked>(values: [cartID])).first
-            : try await all(SessionStatement<SessionQueries.Selected>(values: [cartID])).first
+        guard lock else { return try await all(SessionStatement<SessionQueries.Selected>(values: [cartID])).first }
+        try await lockCarts([cartID])
+        cartLocks.didWrite()
+        return try await all(SessionStatement<SessionQueries.SelectedLocked>(values: [cartID])).first
     }
 
     /// The cart's sessions in id order, locked in that order when `lock` (one order for
     /// every locker, so two of them never deadlock on one cart).
     func sessions(cartID: String, lock: Bool = false) async throws -> [PaymentSession] {
-        lock
-            ? try await all(SessionStatement<SessionQueries.ByCartLocked>(values: [cartID]))
-            : try await all(SessionStatement<SessionQueries.ByCart>(values: [cartID]))
+        guard lock else { return try await all(SessionStatement<SessionQueries.ByCart>(values: [cartID])) }
+        try await lockCarts([cartID])
+        cartLocks.didWrite()
+        return try await all(SessionStatement<SessionQueries.ByCartLocked>(values: [cartID]))
     }
 
     func sessions(after id: String?, limit: Int) async throws -> [PaymentSession] {
@@ -62,9 +87,19 @@ struct PostgresTransaction {
             "SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions ORDER BY id LIMIT \(limit)")
     }
 
-    /// Sessions not updated since `cutoff`, locked, in id order.
-    func sessions(updatedBefore cutoff: Int64) async throws -> [PaymentSession] {
-        try await all(
+    /// Sessions not updated since `cutoff`, in id order; with `lock`, their carts locked
+    /// first (those read without the lock) and then their rows.
+    func sessions(updatedBefore cutoff: Int64, lock: Bool) async throws -> [PaymentSession] {
+        guard lock else {
+            return try await all(
+                """
+                SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
+                WHERE updated_at_us < \(cutoff) ORDER BY id
+                """)
+        }
+        try await lockCarts(try await sessions(updatedBefore: cutoff, lock: false).map(\.cartID))
+        cartLocks.didWrite()
+        return try await all(
             """
             SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
             WHERE updated_at_us < \(cutoff) ORDER BY id FOR UPDATE
@@ -102,6 +137,8 @@ struct PostgresTransaction {
     /// Inserts a new row; `false` when a unique constraint refused it (nothing written).
     /// The feed gets a `kind` change.
     func insert(_ session: PaymentSession, dataJSON: [UInt8]?, kind: PaymentSessionChange.Kind) async throws -> Bool {
+        try await lockCarts([session.cartID])
+        cartLocks.didWrite()
         let rows = try await connection.query(
             """
             INSERT INTO payment_sessions (\(unescaped: PostgresSessionRow.columns))
@@ -121,6 +158,8 @@ struct PostgresTransaction {
     /// holds its lock), and records the change for the feed (unless `previous` is `nil`:
     /// then the caller records it, with ``recordChange(replacing:with:)``).
     func update(_ session: PaymentSession, dataJSON: [UInt8]?, replacing previous: PaymentSession?) async throws {
+        try await lockCarts([session.cartID])
+        cartLocks.didWrite()
         try await connection.query(
             """
             UPDATE payment_sessions SET is_selected = \(session.isSelected), status = \(session.status.rawValue),
@@ -149,6 +188,8 @@ struct PostgresTransaction {
     /// Deletes a session's row, leaving its idempotency key reserved; the feed gets a
     /// `kind` change.
     func remove(_ session: PaymentSession, kind: PaymentSessionChange.Kind) async throws {
+        try await lockCarts([session.cartID])
+        cartLocks.didWrite()
         try await connection.query("DELETE FROM payment_sessions WHERE id = \(session.id)", logger: logger)
         changes.record(kind, before: session, after: nil, sessionID: session.id, cartID: session.cartID)
         if let key = session.idempotencyKey {
@@ -176,6 +217,7 @@ struct PostgresTransaction {
     /// reservation (a deleted session restored by an import). The key's row stays locked
     /// until the transaction ends, so a concurrent create or delete with the key waits.
     func claim(key: String, for sessionID: String) async throws -> KeyClaim {
+        cartLocks.didWrite()
         let inserted = try await connection.query(
             """
             INSERT INTO payment_session_idempotency_keys (key, session_id) VALUES (\(key), \(sessionID))
@@ -203,6 +245,7 @@ struct PostgresTransaction {
 
     /// Drops reservations past the retention; returns how many.
     func dropExpiredReservations() async throws -> Int {
+        cartLocks.didWrite()
         let retention = SessionRules.retentionMicroseconds(options.idempotencyRetention)
         let (cutoff, overflow) = now.subtractingReportingOverflow(retention)
         let rows = try await connection.query(

@@ -41,7 +41,7 @@ struct PostgresStoreTests {
         let error = await expectStoreError {
             try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { _ in }
         }
-        #expect(error == .unsupportedFormat(found: 99, supported: 2))
+        #expect(error == .unsupportedFormat(found: 99, supported: 3))
     }
 
     /// A store of version 1 (before the change feed) is migrated when opened, by a read
@@ -52,6 +52,7 @@ struct PostgresStoreTests {
         let session = try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
             try await store.create(NewPaymentSession(cartID: "c", providerID: "p"))
         }
+        try Self.dropVersionThree(schema)
         try server.psql(
             """
             DROP TABLE \(schema).payment_session_changes, \(schema).payment_session_change_counter,
@@ -65,6 +66,44 @@ struct PostgresStoreTests {
             #expect(try await store.changeFeedState() == ChangeFeedState(first: nil, last: 0, consumers: [:]))
             _ = try await store.select(id: session.id)
             #expect(try await store.changes(after: 0, limit: 10).map(\.kind) == [.selected])
+        }
+    }
+
+    /// Takes a store's schema back to version 2: what version 3 added goes (the feed's
+    /// pending changes, the cart lock, the sequencer); version 2's tables stay as they are.
+    static func dropVersionThree(_ schema: String) throws {
+        try PostgresServer.shared().psql(
+            """
+            DROP TABLE \(schema).payment_session_pending_changes;
+            DROP FUNCTION \(schema).payment_session_lock_cart(TEXT), \(schema).payment_session_sequence_changes(TEXT);
+            UPDATE \(schema).payment_session_schema SET version = 2
+            """)
+    }
+
+    /// A store of version 2 (its feed numbered by a counter row every writer took) is
+    /// migrated in place: its sessions, consumers and numbered changes stay, and new
+    /// changes are numbered after the last one.
+    @Test func aVersionTwoStoreWithRowsIsMigratedInPlaceAndItsFeedGoesOn() async throws {
+        let (configuration, schema) = try postgresConfiguration()
+        let (sessions, before) = try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) {
+            store in
+            var sessions: [PaymentSession] = []
+            for cart in 0..<5 {
+                sessions.append(try await store.create(NewPaymentSession(cartID: "c\(cart)", providerID: "p", select: true)))
+            }
+            _ = try await store.update(id: sessions[0].id, data: ["intent": "pi_1"])
+            try await store.acknowledge(consumer: "billing", upTo: 3)
+            return (sessions, try await store.changes(after: 0, limit: 100))
+        }
+        #expect(before.count == 6)
+        try Self.dropVersionThree(schema)
+        try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
+            #expect(try await store.sessions(after: nil, limit: 100).map(\.id) == sessions.map(\.id).sorted())
+            #expect(try await store.changes(after: 0, limit: 100) == before)
+            #expect(try await store.position(consumer: "billing") == 3)
+            _ = try await store.delete(id: sessions[1].id)
+            let after = try await store.changes(after: 6, limit: 100)
+            #expect(after.map(\.sequence) == [7] && after.map(\.kind) == [.deleted])
         }
     }
 
