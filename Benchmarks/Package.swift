@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
     ],
     targets: [
         // SQLite's C API, for the peer at its best (Debian: libsqlite3-dev).
@@ -52,6 +53,18 @@ let package = Package(
         .executableTarget(
             name: "Profile",
             dependencies: ["BenchmarkSupport", .product(name: "PaymentSessions", package: root)]
+        ),
+        // Durable creates on PostgreSQL at 8, 32 and 128 callers beside pgbench (see
+        // Sources/PostgresScaling/main.swift).
+        .executableTarget(
+            name: "PostgresScaling",
+            dependencies: [
+                .product(name: "PaymentSessions", package: root),
+                .product(name: "PostgresPaymentSessions", package: root),
+                .product(name: "TestSupport", package: root),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The 1M-session scale run (see Sources/Scale/main.swift).
         .executableTarget(

@@ -6,7 +6,8 @@ import PostgresNIO
 extension PostgresPaymentSessionStore {
     // MARK: Change feed
 
-    /// Up to `limit` changes after `sequence`, in commit order.
+    /// Up to `limit` changes after `sequence`: in commit order within a cart, and in
+    /// transaction order across carts.
     ///
     /// It first numbers the changes committed so far (see `PostgresFeedSequencer`), so that
     /// a caller sees every change committed before it asked, unless a transaction still

@@ -22,12 +22,18 @@ import Synchronization
 ///
 /// ## How it keeps the rules
 ///
-/// Each operation is one transaction at READ COMMITTED. It locks the rows it decides on
-/// (`SELECT ... FOR UPDATE`: the session, and the cart's selected session when the
-/// selection moves), lets the backend-neutral rules decide on those values, and writes
-/// rows that the schema's constraints check again (see the schema's table in the DocC
-/// article "Choosing a backend"). Writers on different carts lock different rows and never
-/// wait for each other; no table lock and no advisory lock is held by a write.
+/// Each operation is one transaction at READ COMMITTED. It locks the carts it writes
+/// (transaction-level advisory locks, before its first write, which keeps the change feed
+/// in commit order within a cart), then the rows it decides on (`SELECT ... FOR UPDATE`:
+/// the session, and the cart's selected session when the selection moves), lets the
+/// backend-neutral rules decide on those values, and writes rows that the schema's
+/// constraints check again (see the schema's table in the DocC article "Choosing a
+/// backend"). Writers of one cart take turns; writers on different carts lock different
+/// carts and rows and never wait for each other, and no table lock is held by a write.
+///
+/// The change feed is numbered apart from the writes: a write leaves its changes pending
+/// under its transaction id, and a sequencer that this store runs beside its pool (and
+/// every reader of the feed) numbers them; see ``changes(after:limit:)``.
 ///
 /// Two races are settled by running the transaction again from the start: two
 /// transactions selecting different sessions of one cart that had none selected (the

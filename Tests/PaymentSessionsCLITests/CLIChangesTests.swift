@@ -72,12 +72,7 @@ struct CLIChangesTests {
             let output = try writer.finish()
             #expect(output.status == 0, "\(output.stderr)")
         }
-        guard case .number(let last)? = try cli.json(["stats"]).objectValue?["changes"]?.objectValue?["last"],
-            let total = Int(last.text)
-        else {
-            Issue.record("stats has no changes.last")
-            return
-        }
+        let total = try Self.lastSequence(cli)
         #expect(total > 100, "the writers made only \(total) changes")
         var followed: [Int] = []
         while followed.last ?? 0 < total, let line = follower.readLine() {
@@ -87,13 +82,69 @@ struct CLIChangesTests {
         }
         follower.kill()
         #expect(followed == Array(1...total))
-        // The feed replays to the store.
+        try Self.expectFeedReplaysToTheStore(cli, total: total)
+    }
+
+    /// Writers killed with SIGKILL again and again, mid-commit (and, on PostgreSQL, perhaps
+    /// mid-batch of their feed sequencer), leave a feed with no number skipped or repeated,
+    /// each session's changes in the order they committed, that replays to exactly the
+    /// store's sessions. `FEED_KILL_ROUNDS` sets the rounds (3 by default; more by hand).
+    @Test(arguments: [false, true])
+    func writersKilledMidCommitLeaveAGapFreeFeedThatReplaysToTheStore(postgres: Bool) async throws {
+        if postgres && !PostgresServer.shouldRun { return }
+        let cli = try CLI(postgres: postgres)
+        try cli.session(["create", "--cart", "seed", "--provider", "p"])
+        let rounds = Int(ProcessInfo.processInfo.environment["FEED_KILL_ROUNDS"] ?? "") ?? 3
+        var random = SplitMix(seed: 26)
+        var lastAfterRound = 1
+        for round in 0..<rounds {
+            let writers = try (0..<2).map { _ in
+                try ChildProcess(
+                    "payment-sessions", ["simulate", "--duration", "60", "--workers", "4", "--carts", "10", "--store", cli.store])
+            }
+            // Until both have written, then a little more, at a random moment.
+            let deadline = Date().addingTimeInterval(30)
+            while try Self.lastSequence(cli) < lastAfterRound + 50 && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            try await Task.sleep(for: .milliseconds(Int(random.next() % 500)))
+            for writer in writers { writer.kill() }
+            let last = try Self.lastSequence(cli)
+            #expect(last > lastAfterRound, "round \(round) wrote nothing")
+            lastAfterRound = last
+        }
+        try Self.expectFeedReplaysToTheStore(cli, total: lastAfterRound)
+    }
+
+    static func lastSequence(_ cli: CLI) throws -> Int {
+        var last: Int?
+        if case .number(let number)? = try cli.json(["stats"]).objectValue?["changes"]?.objectValue?["last"] {
+            last = Int(number.text)
+        }
+        return try #require(last, "stats has no changes.last")
+    }
+
+    /// The whole feed is numbered 1 to `total`, each session's `updated_at` grows along its
+    /// changes, and replaying it gives exactly the sessions `export` prints.
+    static func expectFeedReplaysToTheStore(_ cli: CLI, total: Int) throws {
         var replayed: [String: JSONValue] = [:]
+        var sequences: [Int] = []
+        var updatedAt: [String: String] = [:]
         for line in try cli.run(["changes", "--limit", "1000000"]).stdout.split(separator: "\n") {
             let change = try #require(try JSONValue(parsing: String(line)).objectValue)
-            guard case .string(let id)? = change["session_id"] else { continue }
+            guard case .number(let sequence)? = change["sequence"], case .string(let id)? = change["session_id"] else {
+                Issue.record("a change without its sequence or session: \(line)")
+                continue
+            }
+            sequences.append(Int(sequence.text) ?? -1)
             replayed[id] = change["session"] == .null ? nil : change["session"]
+            if case .string(let updated)? = change["session"]?.objectValue?["updated_at"] {
+                // RFC 3339 times of one zone and precision order as text.
+                if let previous = updatedAt[id] { #expect(updated > previous, "change \(sequence.text) of \(id) is out of order") }
+                updatedAt[id] = updated
+            }
         }
+        #expect(sequences == Array(1...total))
         let exported = try cli.snapshot().split(separator: "\n").map { try JSONValue(parsing: String($0)) }
         #expect(replayed.keys.sorted().compactMap { replayed[$0] } == exported)
     }

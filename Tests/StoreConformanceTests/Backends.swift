@@ -66,12 +66,19 @@ func withStore(
         options.idempotencyRetention = settings.idempotencyRetention
         options.changeRetention = settings.changeRetention
         options.logger = quiet
+        options.operationTimeout = postgresTestTimeout
         let (configuration, _) = try postgresConfiguration()
         try await PostgresPaymentSessionStore.withStore(configuration, options: options) { store in
             try await body(store)
         }
     }
 }
+
+/// How long a test's PostgreSQL operation may take: the suites beside it (the crash and
+/// power-loss checks) keep both cores busy for minutes, and a task of this suite may wait
+/// that long for a thread; the store's default would call that a timeout. The tests of
+/// timeouts set their own.
+let postgresTestTimeout: Duration = .seconds(60)
 
 /// A configuration for the test server whose connections use a fresh schema.
 func postgresConfiguration(schema: String? = nil) throws -> (PostgresClient.Configuration, schema: String) {

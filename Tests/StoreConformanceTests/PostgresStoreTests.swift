@@ -17,6 +17,7 @@ struct PostgresStoreTests {
     static func options() -> PostgresPaymentSessionStore.Options {
         var options = PostgresPaymentSessionStore.Options()
         options.logger = quiet
+        options.operationTimeout = postgresTestTimeout
         return options
     }
 

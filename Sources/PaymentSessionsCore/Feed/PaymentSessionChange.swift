@@ -5,7 +5,10 @@ import Foundation
 /// record and a rolled-back one never does.
 ///
 /// Sequence numbers are per store, start at 1, and grow by one per change in commit order,
-/// with no gaps: a consumer that has seen sequence `n` has seen every change before it.
+/// with no gaps: a consumer that has seen sequence `n` has seen every change before it. (On
+/// PostgreSQL, whose writers on different carts commit in parallel, the order is commit order
+/// within a cart and transaction order across carts: a session's changes always come in the
+/// order they committed.)
 ///
 /// ```swift
 /// for try await change in store.followChanges(after: try await store.position(consumer: "webhooks") ?? 0) {

@@ -101,7 +101,8 @@ public protocol PaymentSessionStoring: Sendable {
 
     // MARK: Change feed
 
-    /// Up to `limit` changes after `sequence` (0: from the start), in commit order; every
+    /// Up to `limit` changes after `sequence` (0: from the start), in commit order (on
+    /// PostgreSQL, commit order within a cart and transaction order across carts); every
     /// write appends one per session it changed, in its own transaction. Throws
     /// ``PaymentSessionError/changesTrimmed(after:oldestAvailable:)`` when some of them are
     /// no longer kept. ``followChanges(after:pageSize:)`` waits for new ones.

@@ -8,7 +8,9 @@ import Testing
 /// with SIGKILL at random moments and checks that every acknowledged change survived,
 /// no transaction is half visible, the change feed replays to exactly the sessions there,
 /// and `verify()` is clean.
-@Suite("Crash consistency (SIGKILL)")
+// One durability at a time: each case keeps a core busy checking the store after every
+// kill, and three at once starved the other suites' tasks (PostgreSQL's, which have deadlines).
+@Suite("Crash consistency (SIGKILL)", .serialized)
 struct CrashConsistencyTests {
     /// Kills per durability mode; `CRASH_ITERATIONS` raises it for a long local run.
     static let iterations = Int(ProcessInfo.processInfo.environment["CRASH_ITERATIONS"] ?? "") ?? 60
@@ -46,7 +48,7 @@ struct CrashConsistencyTests {
     }
 
     @Test(arguments: [PaymentSessionStore.Durability.full, .noMetaSync, .noSync])
-    func killedWritersLoseNothingAcknowledged(durability: PaymentSessionStore.Durability) throws {
+    func killedWritersLoseNothingAcknowledged(durability: PaymentSessionStore.Durability) async throws {
         let directory = TemporaryDirectory(prefix: "crash")
         let path = directory.appending("store")
         var promises = Promises()
@@ -56,12 +58,16 @@ struct CrashConsistencyTests {
             // Every other child writes on 4 threads, whose synchronous writes share commits.
             let threads = run % 2 == 0 ? 1 : 4
             let child = try ChildProcess("StoreTorture", ["crash", path, tag, durability.rawValue, "\(threads)"])
-            usleep(UInt32.random(in: 20_000...120_000))
+            // Sleeping and yielding, not blocking: the three cases would otherwise hold every
+            // thread of the cooperative pool for minutes, and the async suites beside them
+            // (PostgreSQL's, with their deadlines) would stall.
+            try await Task.sleep(for: .microseconds(Int.random(in: 20_000...120_000)))
             child.kill()
             let output = try child.finish()
             #expect(output.killedBySignal, "child exited by itself: \(output.stderr)")
             acknowledged += promises.read(output.stdout, tag: tag)
             try check(path, promises)
+            await Task.yield()
         }
         // Not vacuous: the children really committed and were really cut short.
         #expect(acknowledged > Self.iterations, "only \(acknowledged) acknowledged commits")

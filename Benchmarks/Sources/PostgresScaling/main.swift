@@ -1,0 +1,203 @@
+// Durable creates on PostgreSQL from 8, 32 and 128 concurrent callers: the store beside
+// its floor, pgbench -M prepared running on the same server, in the same run, alternated.
+//
+//   swift run -c release --package-path Benchmarks PostgresScaling [rounds] [creates]
+//
+// Each round runs, for each number of callers: the store (`creates` creates, each on a cart
+// of its own, a follower timing when each change reaches the feed, pg_locks sampled for
+// lock waits), then pgbench with the store's statements (Benchmarks/pgbench/create-store.sql),
+// with the previous release's counter-row feed (create-counter.sql) and a plain insert
+// (create-plain.sql), each in a schema of its own. It prints each run, then the medians.
+// The server is a throwaway one on loopback with fsync on (PostgresServer, durable).
+import Foundation
+import Logging
+import PaymentSessions
+import PostgresNIO
+import PostgresPaymentSessions
+import Synchronization
+import TestSupport
+
+let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
+let rounds = arguments.first ?? 3
+let creates = arguments.dropFirst().first ?? 1024
+let callerCounts = [8, 32, 128]
+let quiet = Logger(label: "scaling") { _ in SwiftLogNoOpLogHandler() }
+let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../pgbench").standardized.path
+
+let server = try PostgresServer.startNew(durable: true)
+let url = server.url()
+
+/// A store in a schema of its own, its pool as large as the largest number of callers.
+func makeStore(schema: String) async throws -> PostgresPaymentSessionStore {
+    try server.psql("CREATE SCHEMA \(schema)")
+    var configuration = try PostgresStoreURL(url).configuration
+    configuration.options.additionalStartupParameters = [("search_path", schema)]
+    configuration.options.maximumConnections = 140
+    var options = PostgresPaymentSessionStore.Options()
+    options.logger = quiet
+    let store = PostgresPaymentSessionStore(configuration: configuration, options: options)
+    Task.detached { try? await store.run() }
+    try await store.prepareSchema()
+    return store
+}
+
+struct Run {
+    var perSecond: Double
+    var p99: Double
+    var feedLagP99: Double?
+    var lockWaits: Int?
+}
+
+func milliseconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+}
+
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return .nan }
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))]
+}
+
+/// `creates` creates from `callers` tasks, each on a cart of its own.
+func runStore(_ store: PostgresPaymentSessionStore, callers: Int, round: Int, sampler: PostgresClient) async throws -> Run {
+    let clock = ContinuousClock()
+    let origin = clock.now
+    let before = try await store.changeFeedState().last
+    let committed = Mutex<[String: Duration]>([:])
+    let arrived = Mutex<[String: Duration]>([:])
+    let follower = Task {
+        for try await change in store.followChanges(after: before) {
+            arrived.withLock { $0[change.sessionID] = clock.now - origin }
+        }
+    }
+    let sampling = Task {
+        var waits = 0
+        while !Task.isCancelled {
+            let rows = try await sampler.query(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype IN ('advisory', 'tuple', 'transactionid')",
+                logger: quiet)
+            for try await (count) in rows.decode(Int64.self) { waits += Int(count) }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return waits
+    }
+    let next = Atomic<Int>(0)
+    let start = clock.now
+    let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+        for _ in 0..<callers {
+            group.addTask {
+                var mine: [Double] = []
+                while true {
+                    let i = next.add(1, ordering: .relaxed).oldValue
+                    guard i < creates else { return mine }
+                    let began = clock.now
+                    let session = try await store.create(
+                        NewPaymentSession(
+                            cartID: "r\(round)-c\(callers)-\(i)", providerID: "stripe",
+                            data: ["client_secret": "pi_123_secret"], amount: 4200, currencyCode: "usd"))
+                    let done = clock.now
+                    committed.withLock { $0[session.id] = done - origin }
+                    mine.append(milliseconds(done - began))
+                }
+            }
+        }
+        return try await group.reduce(into: []) { $0 += $1 }
+    }
+    let elapsed = clock.now - start
+    let deadline = clock.now + .seconds(30)
+    while arrived.withLock({ $0.count }) < creates && clock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+    follower.cancel()
+    sampling.cancel()
+    let waits = try await sampling.value
+    let lags = committed.withLock { committed in
+        arrived.withLock { arrived in
+            committed.compactMap { id, at in arrived[id].map { max(0, milliseconds($0 - at)) } }
+        }
+    }
+    return Run(
+        perSecond: Double(creates) / (milliseconds(elapsed) / 1000), p99: percentile(latencies, 0.99),
+        feedLagP99: lags.count == creates ? percentile(lags, 0.99) : nil, lockWaits: waits)
+}
+
+/// pgbench running `script` from `callers` clients, `creates` transactions in all.
+func runPgbench(_ script: String, schema: String, callers: Int) throws -> Run {
+    let logs = FileManager.default.temporaryDirectory.appendingPathComponent("pgbench-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: logs) }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: server.binaries + "/pgbench")
+    let parsed = try PostgresStoreURL(url).configuration
+    process.arguments = [
+        "-n", "-M", "prepared", "-c", String(callers), "-j", "2", "-t", String(creates / callers),
+        "-f", "\(scripts)/\(script)", "-l", "--log-prefix", "\(logs)/log",
+        "-h", parsed.host ?? "127.0.0.1", "-p", String(parsed.port ?? 5432), "-U", parsed.username, parsed.database ?? parsed.username,
+    ]
+    var environment = ProcessInfo.processInfo.environment
+    environment["PGOPTIONS"] = "-c search_path=\(schema)"
+    process.environment = environment
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    guard process.terminationStatus == 0,
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
+        let tps = Double(line.dropFirst(6).prefix { $0 != " " })
+    else { throw ScalingError(message: "pgbench \(script) failed: \(text)") }
+    // Per-transaction log lines: client, transaction, latency in µs, ...
+    var latencies: [Double] = []
+    for file in try FileManager.default.contentsOfDirectory(atPath: logs) {
+        let log = try String(contentsOfFile: "\(logs)/\(file)", encoding: .utf8)
+        for row in log.split(separator: "\n") {
+            let fields = row.split(separator: " ")
+            if fields.count > 2, let micros = Double(fields[2]) { latencies.append(micros / 1000) }
+        }
+    }
+    return Run(perSecond: tps, p99: percentile(latencies, 0.99))
+}
+
+struct ScalingError: Error, CustomStringConvertible { var message: String; var description: String { message } }
+
+let store = try await makeStore(schema: "scaling_store")
+var floorSchemas: [String: String] = [:]
+for script in ["create-store.sql", "create-counter.sql", "create-plain.sql"] {
+    let schema = "scaling_" + script.dropFirst("create-".count).dropLast(".sql".count)
+    _ = try await makeStore(schema: schema)
+    floorSchemas[script] = schema
+}
+let sampler = PostgresClient(configuration: try PostgresStoreURL(url).configuration, backgroundLogger: quiet)
+Task.detached { await sampler.run() }
+
+var results: [String: [Run]] = [:]
+for round in 0..<rounds {
+    for callers in callerCounts {
+        let run = try await runStore(store, callers: callers, round: round, sampler: sampler)
+        results["store \(callers)", default: []].append(run)
+        print(String(format: "round %d, %3d callers, store: %7.0f creates/s, p99 %7.1f ms, feed lag p99 %@ ms, lock waits sampled %d",
+            round, callers, run.perSecond, run.p99, run.feedLagP99.map { String(format: "%.1f", $0) } ?? "-", run.lockWaits ?? 0))
+        for (script, schema) in floorSchemas.sorted(by: { $0.key < $1.key }) {
+            let floor = try runPgbench(script, schema: schema, callers: callers)
+            results["\(script) \(callers)", default: []].append(floor)
+            print(String(format: "round %d, %3d callers, pgbench %@: %7.0f tps, p99 %7.1f ms", round, callers, script, floor.perSecond, floor.p99))
+        }
+    }
+}
+
+func median(_ values: [Double]) -> Double { percentile(values, 0.5) }
+print("\nmedians of \(rounds) rounds, \(creates) creates each (creates per second, p99 ms):")
+print("callers | store | pgbench: store's statements | pgbench: counter row (previous release) | pgbench: plain insert | store / store's statements | store / plain")
+for callers in callerCounts {
+    let store = results["store \(callers)"] ?? []
+    let statements = results["create-store.sql \(callers)"] ?? []
+    let counter = results["create-counter.sql \(callers)"] ?? []
+    let plain = results["create-plain.sql \(callers)"] ?? []
+    let s = median(store.map(\.perSecond))
+    print(String(format: "%d | %.0f (p99 %.1f, lag p99 %.1f) | %.0f (p99 %.1f) | %.0f (p99 %.1f) | %.0f (p99 %.1f) | %.2f | %.2f",
+        callers, s, median(store.map(\.p99)), median(store.compactMap(\.feedLagP99)),
+        median(statements.map(\.perSecond)), median(statements.map(\.p99)),
+        median(counter.map(\.perSecond)), median(counter.map(\.p99)),
+        median(plain.map(\.perSecond)), median(plain.map(\.p99)),
+        s / median(statements.map(\.perSecond)), s / median(plain.map(\.perSecond))))
+}
+try server.stop()

@@ -1,0 +1,7 @@
+-- The previous release's create: the session, then its change numbered from the one
+-- counter row every writer takes, with a notification, in one transaction.
+\set n random(1, 1099511627775)
+BEGIN;
+INSERT INTO payment_sessions (id, cart_id, provider_id, is_selected, status, data, idempotency_key, amount, currency_code, is_initiated, payment_authorized_at_us, created_at_us, updated_at_us) VALUES ('ps_0' || lpad(upper(to_hex(:n)), 25, '0'), 'pgbench-' || :n, 'stripe', false, 'pending', '{"client_secret":"pi_123_secret"}', NULL, 4200, 'usd', false, NULL, 1780000000000000, 1780000000000000);
+WITH counter AS (UPDATE payment_session_change_counter SET last = last + 1 RETURNING last), written AS (INSERT INTO payment_session_changes (sequence, session_id, cart_id, kind, status_before, status_after, committed_at_us, session) SELECT counter.last, 'ps_0' || lpad(upper(to_hex(:n)), 25, '0'), 'pgbench-' || :n, 'created', NULL, 'pending', 1780000000000000, '{"id":"ps_0","cart_id":"pgbench","provider_id":"stripe","is_selected":false,"status":"pending","data":{"client_secret":"pi_123_secret"},"idempotency_key":null,"amount":4200,"currency_code":"usd","is_initiated":false,"payment_authorized_at":null,"created_at":"2026-05-28T20:26:40.000000Z","updated_at":"2026-05-28T20:26:40.000000Z"}' FROM counter RETURNING sequence) SELECT pg_notify('payment_session_changes', last::TEXT), (SELECT count(*) FROM written) FROM counter;
+COMMIT;

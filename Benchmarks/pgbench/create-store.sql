@@ -1,0 +1,8 @@
+-- The store's create, as PostgresPaymentSessionStore sends it: the cart's lock, the session,
+-- its change pending for the sequencer, in one transaction.
+\set n random(1, 1099511627775)
+BEGIN;
+SELECT count(payment_session_lock_cart(cart)) FROM unnest(ARRAY['pgbench-' || :n]) WITH ORDINALITY AS carts (cart, position);
+INSERT INTO payment_sessions (id, cart_id, provider_id, is_selected, status, data, idempotency_key, amount, currency_code, is_initiated, payment_authorized_at_us, created_at_us, updated_at_us) VALUES ('ps_0' || lpad(upper(to_hex(:n)), 25, '0'), 'pgbench-' || :n, 'stripe', false, 'pending', '{"client_secret":"pi_123_secret"}', NULL, 4200, 'usd', false, NULL, 1780000000000000, 1780000000000000);
+INSERT INTO payment_session_pending_changes (position, session_id, cart_id, kind, status_before, status_after, committed_at_us, session) VALUES (1, 'ps_0' || lpad(upper(to_hex(:n)), 25, '0'), 'pgbench-' || :n, 'created', NULL, 'pending', 1780000000000000, '{"id":"ps_0","cart_id":"pgbench","provider_id":"stripe","is_selected":false,"status":"pending","data":{"client_secret":"pi_123_secret"},"idempotency_key":null,"amount":4200,"currency_code":"usd","is_initiated":false,"payment_authorized_at":null,"created_at":"2026-05-28T20:26:40.000000Z","updated_at":"2026-05-28T20:26:40.000000Z"}');
+COMMIT;
