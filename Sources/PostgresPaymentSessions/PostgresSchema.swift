@@ -222,19 +222,15 @@ enum PostgresSchema {
     static func prepare(
         on connection: PostgresConnection, create: Bool, location: String, logger: Logger
     ) async throws -> Int32 {
-        if !create {
-            let rows = try await connection.query(
-                "SELECT to_regclass('payment_session_schema') IS NOT NULL", logger: logger)
-            var exists = false
-            for try await (found) in rows.decode(Bool.self) { exists = found }
-            guard exists else { throw PaymentSessionError.storeNotFound(path: location) }
-            let version = try await readVersion(on: connection, lock: false, logger: logger)
-            try refuseNewer(version)
-            guard version > 0 else { throw PaymentSessionError.storeNotFound(path: location) }
-            // An existing store of an older version is migrated, as opening it for writing
-            // would: a reader of this version needs what the migrations add.
-            if version == currentVersion { return version }
+        // The usual case, a current schema, is one read and writes nothing.
+        let existing = try await readVersionIfPresent(on: connection, logger: logger)
+        if let existing {
+            try refuseNewer(existing)
+            if existing == currentVersion { return existing }
         }
+        // An existing store of an older version is migrated also when not creating, as
+        // opening it for writing would: a reader of this version needs what the migrations add.
+        if !create, (existing ?? 0) == 0 { throw PaymentSessionError.storeNotFound(path: location) }
         // Two processes opening a new database at once: both may try to create the version
         // table; the loser's CREATE fails on the catalog (a duplicate key, table or type),
         // and it goes on.
@@ -255,25 +251,40 @@ enum PostgresSchema {
                 "INSERT INTO payment_session_schema (version) VALUES (0) ON CONFLICT DO NOTHING", logger: logger)
             let found = try await readVersion(on: connection, lock: true, logger: logger)
             try refuseNewer(found)
+            // Every migration due and the version in one round trip (one `DO` block running
+            // each statement): a new store's schema is made in a handful of round trips, not
+            // one per statement.
+            var script: [String] = []
             for version in Int(found)..<Int(currentVersion) {
                 logger.notice(
                     "migrating the payment session schema",
                     metadata: ["from": "\(version)", "to": "\(version + 1)"])
-                for statement in migrations[version] { try await connection.query(statement, logger: logger) }
-                if version == 0 {
-                    for (from, to) in transitions {
-                        try await connection.query(
-                            "INSERT INTO payment_session_transitions (from_status, to_status) VALUES (\(from), \(to))",
-                            logger: logger)
-                    }
-                }
+                script += migrations[version].map(\.sql)
+                if version == 0 { script.append(transitionRows) }
             }
-            try await connection.query("UPDATE payment_session_schema SET version = \(currentVersion)", logger: logger)
+            script.append("UPDATE payment_session_schema SET version = \(currentVersion)")
+            let block = script.map { "EXECUTE $statement$\($0)$statement$;" }.joined(separator: "\n")
+            try await connection.query(PostgresQuery(unsafeSQL: "DO $migrate$ BEGIN\n\(block)\nEND $migrate$"), logger: logger)
             try await connection.query("COMMIT", logger: logger)
             return found
         } catch {
             _ = try? await connection.query("ROLLBACK", logger: logger)
             throw error
+        }
+    }
+
+    /// The transition table's rows as one `INSERT` (the statuses are fixed lower-case words).
+    static var transitionRows: String {
+        let rows = transitions.map { "('\($0.from)', '\($0.to)')" }.joined(separator: ", ")
+        return "INSERT INTO payment_session_transitions (from_status, to_status) VALUES \(rows)"
+    }
+
+    /// The recorded version, or `nil` when the database has no store (no version table).
+    private static func readVersionIfPresent(on connection: PostgresConnection, logger: Logger) async throws -> Int32? {
+        do {
+            return try await readVersion(on: connection, lock: false, logger: logger)
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42P01" {
+            return nil
         }
     }
 

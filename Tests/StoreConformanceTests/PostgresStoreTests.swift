@@ -108,6 +108,33 @@ struct PostgresStoreTests {
         }
     }
 
+    /// Opening a store whose schema is current reads its version and writes nothing: it
+    /// opens while another transaction holds the version table against every write (an
+    /// `EXCLUSIVE` lock lets only reads through), where a migration would wait.
+    @Test func openingAStoreWhoseSchemaIsCurrentWritesNothing() async throws {
+        let (configuration, _) = try postgresConfiguration()
+        try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
+            _ = try await store.create(NewPaymentSession(cartID: "c", providerID: "p"))
+        }
+        let holder = PostgresClient(configuration: configuration, backgroundLogger: Self.quiet)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await holder.run() }
+            defer { group.cancelAll() }
+            try await holder.withConnection { connection in
+                try await connection.query("BEGIN", logger: Self.quiet)
+                try await connection.query("LOCK TABLE payment_session_schema IN EXCLUSIVE MODE", logger: Self.quiet)
+                var options = Self.options()
+                options.operationTimeout = .seconds(5)
+                for create in [false, true] {
+                    options.createIfMissing = create
+                    let count = try await PostgresPaymentSessionStore.withStore(configuration, options: options) { try await $0.count() }
+                    #expect(count == 1)
+                }
+                try await connection.query("ROLLBACK", logger: Self.quiet)
+            }
+        }
+    }
+
     @Test func twoStoresOpeningOneNewDatabaseAtOnceBothSucceed() async throws {
         let (configuration, _) = try postgresConfiguration()
         try await withThrowingTaskGroup(of: Void.self) { group in

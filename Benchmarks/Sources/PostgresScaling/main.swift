@@ -27,9 +27,10 @@ let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().append
 let server = try PostgresServer.startNew(durable: true)
 let url = server.url()
 
-/// A store in a schema of its own, its pool as large as the largest number of callers.
-func makeStore(schema: String) async throws -> PostgresPaymentSessionStore {
-    try server.psql("CREATE SCHEMA \(schema)")
+/// A store in a schema of its own (its name starting with `prefix`), its pool as large as
+/// the largest number of callers.
+func makeStore(prefix: String) async throws -> (PostgresPaymentSessionStore, schema: String) {
+    let schema = try server.makeSchema(prefix: prefix)
     var configuration = try PostgresStoreURL(url).configuration
     configuration.options.additionalStartupParameters = [("search_path", schema)]
     configuration.options.maximumConnections = 140
@@ -38,7 +39,7 @@ func makeStore(schema: String) async throws -> PostgresPaymentSessionStore {
     let store = PostgresPaymentSessionStore(configuration: configuration, options: options)
     Task.detached { try? await store.run() }
     try await store.prepareSchema()
-    return store
+    return (store, schema)
 }
 
 struct Run {
@@ -58,45 +59,58 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
     return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))]
 }
 
+/// What one store run's tasks share: the next create to make, and when each session's
+/// create returned and its change reached the follower.
+final class Tally: Sendable {
+    let next = Atomic<Int>(0)
+    let committed = Mutex<[String: Duration]>([:])
+    let arrived = Mutex<[String: Duration]>([:])
+}
+
 /// `creates` creates from `callers` tasks, each on a cart of its own.
 func runStore(_ store: PostgresPaymentSessionStore, callers: Int, round: Int, sampler: PostgresClient) async throws -> Run {
     let clock = ContinuousClock()
     let origin = clock.now
     let before = try await store.changeFeedState().last
-    let committed = Mutex<[String: Duration]>([:])
-    let arrived = Mutex<[String: Duration]>([:])
+    let tally = Tally()
     let follower = Task {
         for try await change in store.followChanges(after: before) {
-            arrived.withLock { $0[change.sessionID] = clock.now - origin }
+            tally.arrived.withLock { $0[change.sessionID] = clock.now - origin }
         }
     }
     let sampling = Task {
         var waits = 0
         while !Task.isCancelled {
             let rows = try await sampler.query(
-                "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype IN ('advisory', 'tuple', 'transactionid')",
+                // Writers waiting for a lock: every create is on a cart of its own, so any such
+                // wait is between different carts. (Readers of the feed queue on the
+                // sequencer's lock by design; they are not writers.)
+                """
+                SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE NOT l.granted AND a.query NOT LIKE '%payment_session_sequence_changes%'
+                """,
                 logger: quiet)
             for try await (count) in rows.decode(Int64.self) { waits += Int(count) }
             try? await Task.sleep(for: .milliseconds(10))
         }
         return waits
     }
-    let next = Atomic<Int>(0)
+    let total = creates  // the tasks below are not on the main actor, which owns the globals
     let start = clock.now
     let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
         for _ in 0..<callers {
             group.addTask {
                 var mine: [Double] = []
                 while true {
-                    let i = next.add(1, ordering: .relaxed).oldValue
-                    guard i < creates else { return mine }
+                    let i = tally.next.add(1, ordering: .relaxed).oldValue
+                    guard i < total else { return mine }
                     let began = clock.now
                     let session = try await store.create(
                         NewPaymentSession(
                             cartID: "r\(round)-c\(callers)-\(i)", providerID: "stripe",
                             data: ["client_secret": "pi_123_secret"], amount: 4200, currencyCode: "usd"))
                     let done = clock.now
-                    committed.withLock { $0[session.id] = done - origin }
+                    tally.committed.withLock { $0[session.id] = done - origin }
                     mine.append(milliseconds(done - began))
                 }
             }
@@ -105,12 +119,12 @@ func runStore(_ store: PostgresPaymentSessionStore, callers: Int, round: Int, sa
     }
     let elapsed = clock.now - start
     let deadline = clock.now + .seconds(30)
-    while arrived.withLock({ $0.count }) < creates && clock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+    while tally.arrived.withLock({ $0.count }) < creates && clock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
     follower.cancel()
     sampling.cancel()
     let waits = try await sampling.value
-    let lags = committed.withLock { committed in
-        arrived.withLock { arrived in
+    let lags = tally.committed.withLock { committed in
+        tally.arrived.withLock { arrived in
             committed.compactMap { id, at in arrived[id].map { max(0, milliseconds($0 - at)) } }
         }
     }
@@ -159,12 +173,10 @@ func runPgbench(_ script: String, schema: String, callers: Int) throws -> Run {
 
 struct ScalingError: Error, CustomStringConvertible { var message: String; var description: String { message } }
 
-let store = try await makeStore(schema: "scaling_store")
+let (store, _) = try await makeStore(prefix: "scaling_store")
 var floorSchemas: [String: String] = [:]
 for script in ["create-store.sql", "create-counter.sql", "create-plain.sql"] {
-    let schema = "scaling_" + script.dropFirst("create-".count).dropLast(".sql".count)
-    _ = try await makeStore(schema: schema)
-    floorSchemas[script] = schema
+    floorSchemas[script] = try await makeStore(prefix: "scaling_" + script.dropFirst("create-".count).dropLast(".sql".count)).schema
 }
 let sampler = PostgresClient(configuration: try PostgresStoreURL(url).configuration, backgroundLogger: quiet)
 Task.detached { await sampler.run() }
@@ -174,7 +186,7 @@ for round in 0..<rounds {
     for callers in callerCounts {
         let run = try await runStore(store, callers: callers, round: round, sampler: sampler)
         results["store \(callers)", default: []].append(run)
-        print(String(format: "round %d, %3d callers, store: %7.0f creates/s, p99 %7.1f ms, feed lag p99 %@ ms, lock waits sampled %d",
+        print(String(format: "round %d, %3d callers, store: %7.0f creates/s, p99 %7.1f ms, feed lag p99 %@ ms, writer lock waits sampled %d",
             round, callers, run.perSecond, run.p99, run.feedLagP99.map { String(format: "%.1f", $0) } ?? "-", run.lockWaits ?? 0))
         for (script, schema) in floorSchemas.sorted(by: { $0.key < $1.key }) {
             let floor = try runPgbench(script, schema: schema, callers: callers)
