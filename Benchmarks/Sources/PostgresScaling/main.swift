@@ -81,7 +81,7 @@ func runStore(_ store: PostgresPaymentSessionStore, callers: Int, round: Int, sa
     let sampling = Task {
         var waits = 0
         while !Task.isCancelled {
-            let rows = try await sampler.query(
+            guard let rows = try? await sampler.query(
                 // Writers waiting for a lock: every create is on a cart of its own, so any such
                 // wait is between different carts. (Readers of the feed queue on the
                 // sequencer's lock by design; they are not writers.)
@@ -90,7 +90,12 @@ func runStore(_ store: PostgresPaymentSessionStore, callers: Int, round: Int, sa
                 WHERE NOT l.granted AND a.query NOT LIKE '%payment_session_sequence_changes%'
                 """,
                 logger: quiet)
-            for try await (count) in rows.decode(Int64.self) { waits += Int(count) }
+            else { break }
+            do {
+                for try await (count) in rows.decode(Int64.self) { waits += Int(count) }
+            } catch {
+                break  // cancelled: the run is over
+            }
             try? await Task.sleep(for: .milliseconds(10))
         }
         return waits
@@ -122,7 +127,7 @@ func runStore(_ store: PostgresPaymentSessionStore, callers: Int, round: Int, sa
     while tally.arrived.withLock({ $0.count }) < creates && clock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
     follower.cancel()
     sampling.cancel()
-    let waits = try await sampling.value
+    let waits = await sampling.value
     let lags = tally.committed.withLock { committed in
         tally.arrived.withLock { arrived in
             committed.compactMap { id, at in arrived[id].map { max(0, milliseconds($0 - at)) } }
