@@ -44,9 +44,9 @@ final class PostgresChangeLog: Sendable {
         try await connection.query(
             """
             INSERT INTO payment_session_pending_changes
-                (position, session_id, cart_id, kind, status_before, status_after, committed_at_us, session)
+                (position, session_id, cart_id, kind, status_before, status_after, committed_at, session)
             SELECT changes.position, session_id, cart_id, kind, NULLIF(status_before, ''), NULLIF(status_after, ''),
-                \(committedAt), NULLIF(session, '')
+                \(PostgresTimestamp(committedAt)), NULLIF(session, '')
             FROM unnest(\(pending.map(\.sessionID))::TEXT[], \(pending.map(\.cartID))::TEXT[],
                 \(pending.map(\.kind.rawValue))::TEXT[], \(pending.map { $0.before?.rawValue ?? "" })::TEXT[],
                 \(pending.map { $0.after?.rawValue ?? "" })::TEXT[], \(pending.map { $0.sessionJSON ?? "" })::TEXT[])

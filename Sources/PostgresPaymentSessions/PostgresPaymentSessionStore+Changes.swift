@@ -21,11 +21,11 @@ extension PostgresPaymentSessionStore {
             try SessionRules.checkFeedPosition(sequence, last: last, field: "after")
             let rows = try await tx.connection.query(
                 """
-                SELECT sequence, session_id, cart_id, kind, status_before, status_after, committed_at_us, session
+                SELECT sequence, session_id, cart_id, kind, status_before, status_after, committed_at, session
                 FROM payment_session_changes WHERE sequence > \(sequence) ORDER BY sequence LIMIT \(Int64(max(1, limit)))
                 """, logger: tx.logger)
             var changes: [PaymentSessionChange] = []
-            for try await row in rows.decode((Int64, String, String, String, String?, String?, Int64, String?).self) {
+            for try await row in rows.decode((Int64, String, String, String, String?, String?, PostgresTimestamp, String?).self) {
                 changes.append(try Self.change(row))
             }
             // The first change kept after `sequence` must be the next one: anything else was
@@ -119,7 +119,7 @@ extension PostgresPaymentSessionStore {
                 WITH bound AS (
                     SELECT GREATEST(
                         COALESCE((SELECT min(position) FROM payment_session_consumers), 0),
-                        COALESCE((SELECT max(sequence) FROM payment_session_changes WHERE committed_at_us < \(cutoff)), 0)) AS upto
+                        COALESCE((SELECT max(sequence) FROM payment_session_changes WHERE committed_at < \(PostgresTimestamp(cutoff))), 0)) AS upto
                 )
                 DELETE FROM payment_session_changes WHERE sequence <= (SELECT upto FROM bound) RETURNING sequence
                 """, logger: tx.logger)
@@ -165,7 +165,7 @@ extension PostgresPaymentSessionStore {
     }
 
     private static func change(
-        _ row: (Int64, String, String, String, String?, String?, Int64, String?)
+        _ row: (Int64, String, String, String, String?, String?, PostgresTimestamp, String?)
     ) throws(PaymentSessionError) -> PaymentSessionChange {
         let (sequence, sessionID, cartID, kindText, before, after, committedAt, sessionText) = row
         func corrupt(_ reason: String) -> PaymentSessionError { .corruptRecord(key: "changes/\(sequence)", reason: reason) }
@@ -185,6 +185,6 @@ extension PostgresPaymentSessionStore {
         }
         return PaymentSessionChange(
             sequence: sequence, sessionID: sessionID, cartID: cartID, kind: kind, statusBefore: try status(before),
-            statusAfter: try status(after), committedAt: Timestamp.date(microseconds: committedAt), session: session)
+            statusAfter: try status(after), committedAt: Timestamp.date(microseconds: committedAt.microseconds), session: session)
     }
 }

@@ -20,13 +20,14 @@ import PostgresNIO
 /// | `payment_session_pending_changes` keyed by `(xact, position)`, numbered into `payment_session_changes` | the change feed: see ``PostgresFeedSequencer`` |
 /// | `payment_session_lock_cart(cart)`, taken before a transaction's first write | a cart's changes commit in transaction id order |
 ///
-/// Times are microseconds since 1970 UTC in `BIGINT` columns named `*_us`: exactly the
-/// model's precision, with no rounding through a floating-point `Date`. `data` is `TEXT`
-/// holding the compact JSON exactly as given: `jsonb` would reorder keys and rewrite
-/// numbers, and the store promises the provider its bytes back (`data::jsonb` queries it).
+/// Times are `timestamptz`, which holds exactly the model's microseconds (read and written
+/// through ``PostgresTimestamp``, never a floating-point `Date`). `data_text` holds the
+/// compact JSON exactly as given, because the store promises the provider its bytes back
+/// and `jsonb` reorders keys and respells numbers; `data` is the same value as `jsonb`,
+/// generated from it, for an operator's queries and indexes (`data->>'client_secret'`).
 enum PostgresSchema {
     /// The version this library writes.
-    static let currentVersion: Int32 = 3
+    static let currentVersion: Int32 = 4
     /// The partial unique index that keeps one selected session per cart.
     static let oneSelectedIndex = "payment_sessions_one_selected_per_cart"
 
@@ -148,64 +149,121 @@ enum PostgresSchema {
             END
             $$
             """,
+            sequenceChangesFunction(committedAt: "committed_at_us"),
+        ],
+        // 4: types an operator expects. `data_text` keeps the provider's JSON exactly (key
+        // order, number spelling); `data` is the same as `jsonb`, generated from it, for
+        // queries and indexes (NULL for the rare text jsonb cannot hold: a `\u0000` escape,
+        // a number beyond `numeric`). Times become `timestamptz`, converted exactly.
+        [
+            "ALTER TABLE payment_sessions RENAME COLUMN data TO data_text",
             """
-            CREATE FUNCTION payment_session_sequence_changes(
-                target TEXT, OUT moved BIGINT, OUT held_back BIGINT, OUT last BIGINT, OUT next_xact TEXT
-            ) LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-            DECLARE
-                next_id BIGINT;
-                oldest_writer BIGINT;
-                horizon xid8;
-                base BIGINT;
+            CREATE FUNCTION payment_session_data_jsonb(data_text TEXT) RETURNS jsonb
+            LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
             BEGIN
-                PERFORM pg_advisory_xact_lock(hashtextextended(current_schema(), \(unescaped: String(PostgresFeedSequencer.sequencerLockSeed))));
-                SELECT c.last INTO base FROM payment_session_change_counter c;
-                -- Every transaction that ended before now has an id below `next_id`; one that
-                -- gets an id from now on gets one at or above it.
-                next_xact := pg_snapshot_xmax(pg_current_snapshot())::TEXT;
-                next_id := next_xact::BIGINT;
-                -- The store's writers still running with an id: they hold a cart's lock,
-                -- taken before their id (pg_locks is read in one pass, so once).
-                WITH locks AS MATERIALIZED (
-                    SELECT locktype, classid, objsubid, pid, transactionid, mode, granted FROM pg_locks
-                ), writers AS (
-                    SELECT x.transactionid::TEXT::BIGINT AS low FROM locks a JOIN locks x
-                        ON x.pid = a.pid AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted
-                    WHERE a.locktype = 'advisory' AND a.objsubid = 2 AND a.granted
-                        AND a.classid = (hashtext(current_schema()) # \(unescaped: String(PostgresFeedSequencer.cartLockSeed)))::OID
-                )
-                -- pg_locks shows 32-bit ids: widened to the 64-bit id nearest `next_id` (a
-                -- running id is within 2^31 of it, below or, assigned since, above).
-                SELECT min(next_id + CASE
-                    WHEN w.low - (next_id & 4294967295) > 2147483647 THEN w.low - (next_id & 4294967295) - 4294967296
-                    WHEN w.low - (next_id & 4294967295) < -2147483648 THEN w.low - (next_id & 4294967295) + 4294967296
-                    ELSE w.low - (next_id & 4294967295) END)
-                INTO oldest_writer FROM writers w;
-                -- Below the horizon, every transaction that could still add a change to this
-                -- store has ended: no change with a smaller id can appear.
-                horizon := LEAST(next_id, oldest_writer)::TEXT::xid8;
-                WITH ready AS (
-                    DELETE FROM payment_session_pending_changes p WHERE p.xact < horizon RETURNING p.*
-                )
-                INSERT INTO payment_session_changes
-                    (sequence, session_id, cart_id, kind, status_before, status_after, committed_at_us, session)
-                SELECT base + row_number() OVER (ORDER BY r.xact, r.position), r.session_id, r.cart_id, r.kind,
-                    r.status_before, r.status_after, r.committed_at_us, r.session
-                FROM ready r;
-                GET DIAGNOSTICS moved = ROW_COUNT;
-                last := base + moved;
-                IF moved > 0 THEN
-                    UPDATE payment_session_change_counter SET last = base + moved;
-                    PERFORM pg_notify('\(unescaped: PostgresChangeLog.channel)', (base + moved)::TEXT);
-                END IF;
-                -- Committed changes still pending (below `target` when given): held back.
-                SELECT count(*) INTO held_back FROM payment_session_pending_changes p
-                WHERE target IS NULL OR p.xact < target::xid8;
+                RETURN data_text::jsonb;
+            EXCEPTION WHEN data_exception THEN
+                RETURN NULL;
             END
             $$
             """,
+            """
+            ALTER TABLE payment_sessions
+                ADD COLUMN data jsonb GENERATED ALWAYS AS (payment_session_data_jsonb(data_text)) STORED,
+                ALTER COLUMN payment_authorized_at_us TYPE timestamptz
+                    USING \(unescaped: timestamp(fromMicroseconds: "payment_authorized_at_us")),
+                ALTER COLUMN created_at_us TYPE timestamptz USING \(unescaped: timestamp(fromMicroseconds: "created_at_us")),
+                ALTER COLUMN updated_at_us TYPE timestamptz USING \(unescaped: timestamp(fromMicroseconds: "updated_at_us"))
+            """,
+            "ALTER TABLE payment_sessions RENAME COLUMN payment_authorized_at_us TO payment_authorized_at",
+            "ALTER TABLE payment_sessions RENAME COLUMN created_at_us TO created_at",
+            "ALTER TABLE payment_sessions RENAME COLUMN updated_at_us TO updated_at",
+            """
+            ALTER TABLE payment_session_idempotency_keys
+                ALTER COLUMN deleted_at_us TYPE timestamptz USING \(unescaped: timestamp(fromMicroseconds: "deleted_at_us"))
+            """,
+            "ALTER TABLE payment_session_idempotency_keys RENAME COLUMN deleted_at_us TO deleted_at",
+            """
+            ALTER TABLE payment_session_changes
+                ALTER COLUMN committed_at_us TYPE timestamptz USING \(unescaped: timestamp(fromMicroseconds: "committed_at_us"))
+            """,
+            "ALTER TABLE payment_session_changes RENAME COLUMN committed_at_us TO committed_at",
+            """
+            ALTER TABLE payment_session_pending_changes
+                ALTER COLUMN committed_at_us TYPE timestamptz USING \(unescaped: timestamp(fromMicroseconds: "committed_at_us"))
+            """,
+            "ALTER TABLE payment_session_pending_changes RENAME COLUMN committed_at_us TO committed_at",
+            sequenceChangesFunction(committedAt: "committed_at", replace: true),
         ],
     ]
+
+    /// The sequencer, `payment_session_sequence_changes`: see ``PostgresFeedSequencer``.
+    /// Version 3 made it; version 4 remade it when the feed's time became `committed_at`.
+    static func sequenceChangesFunction(committedAt: String, replace: Bool = false) -> PostgresQuery {
+        """
+        CREATE \(unescaped: replace ? "OR REPLACE " : "")FUNCTION payment_session_sequence_changes(
+            target TEXT, OUT moved BIGINT, OUT held_back BIGINT, OUT last BIGINT, OUT next_xact TEXT
+        ) LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+        DECLARE
+            next_id BIGINT;
+            oldest_writer BIGINT;
+            horizon xid8;
+            base BIGINT;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(hashtextextended(current_schema(), \(unescaped: String(PostgresFeedSequencer.sequencerLockSeed))));
+            SELECT c.last INTO base FROM payment_session_change_counter c;
+            -- Every transaction that ended before now has an id below `next_id`; one that
+            -- gets an id from now on gets one at or above it.
+            next_xact := pg_snapshot_xmax(pg_current_snapshot())::TEXT;
+            next_id := next_xact::BIGINT;
+            -- The store's writers still running with an id: they hold a cart's lock,
+            -- taken before their id (pg_locks is read in one pass, so once).
+            WITH locks AS MATERIALIZED (
+                SELECT locktype, classid, objsubid, pid, transactionid, mode, granted FROM pg_locks
+            ), writers AS (
+                SELECT x.transactionid::TEXT::BIGINT AS low FROM locks a JOIN locks x
+                    ON x.pid = a.pid AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted
+                WHERE a.locktype = 'advisory' AND a.objsubid = 2 AND a.granted
+                    AND a.classid = (hashtext(current_schema()) # \(unescaped: String(PostgresFeedSequencer.cartLockSeed)))::OID
+            )
+            -- pg_locks shows 32-bit ids: widened to the 64-bit id nearest `next_id` (a
+            -- running id is within 2^31 of it, below or, assigned since, above).
+            SELECT min(next_id + CASE
+                WHEN w.low - (next_id & 4294967295) > 2147483647 THEN w.low - (next_id & 4294967295) - 4294967296
+                WHEN w.low - (next_id & 4294967295) < -2147483648 THEN w.low - (next_id & 4294967295) + 4294967296
+                ELSE w.low - (next_id & 4294967295) END)
+            INTO oldest_writer FROM writers w;
+            -- Below the horizon, every transaction that could still add a change to this
+            -- store has ended: no change with a smaller id can appear.
+            horizon := LEAST(next_id, oldest_writer)::TEXT::xid8;
+            WITH ready AS (
+                DELETE FROM payment_session_pending_changes p WHERE p.xact < horizon RETURNING p.*
+            )
+            INSERT INTO payment_session_changes
+                (sequence, session_id, cart_id, kind, status_before, status_after, \(unescaped: committedAt), session)
+            SELECT base + row_number() OVER (ORDER BY r.xact, r.position), r.session_id, r.cart_id, r.kind,
+                r.status_before, r.status_after, r.\(unescaped: committedAt), r.session
+            FROM ready r;
+            GET DIAGNOSTICS moved = ROW_COUNT;
+            last := base + moved;
+            IF moved > 0 THEN
+                UPDATE payment_session_change_counter SET last = base + moved;
+                PERFORM pg_notify('\(unescaped: PostgresChangeLog.channel)', (base + moved)::TEXT);
+            END IF;
+            -- Committed changes still pending (below `target` when given): held back.
+            SELECT count(*) INTO held_back FROM payment_session_pending_changes p
+            WHERE target IS NULL OR p.xact < target::xid8;
+        END
+        $$
+        """
+    }
+
+    /// SQL turning a column of microseconds since 1970 into the same instant as
+    /// `timestamptz`, exactly: whole seconds and the microseconds apart, so that no factor
+    /// passes through a `double` beyond its 53 bits.
+    static func timestamp(fromMicroseconds column: String) -> String {
+        "timestamptz 'epoch' + (\(column) / 1000000) * interval '1 second' + (\(column) % 1000000) * interval '1 microsecond'"
+    }
 
     /// The transition table's rows, from ``PaymentSessionStatus/canMove(to:)``.
     static var transitions: [(from: String, to: String)] {

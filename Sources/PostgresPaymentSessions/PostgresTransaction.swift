@@ -94,7 +94,7 @@ struct PostgresTransaction {
             return try await all(
                 """
                 SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
-                WHERE updated_at_us < \(cutoff) ORDER BY id
+                WHERE updated_at < \(PostgresTimestamp(cutoff)) ORDER BY id
                 """)
         }
         try await lockCarts(try await sessions(updatedBefore: cutoff, lock: false).map(\.cartID))
@@ -102,7 +102,7 @@ struct PostgresTransaction {
         return try await all(
             """
             SELECT \(unescaped: PostgresSessionRow.columns) FROM payment_sessions
-            WHERE updated_at_us < \(cutoff) ORDER BY id FOR UPDATE
+            WHERE updated_at < \(PostgresTimestamp(cutoff)) ORDER BY id FOR UPDATE
             """)
     }
 
@@ -145,7 +145,8 @@ struct PostgresTransaction {
             VALUES (\(session.id), \(session.cartID), \(session.providerID), \(session.isSelected),
                 \(session.status.rawValue), \(PostgresSessionRow.dataText(session, dataJSON)), \(session.idempotencyKey),
                 \(PostgresSessionRow.amount(session)), \(session.currencyCode), \(session.isInitiated),
-                \(PostgresSessionRow.authorizedAt(session)), \(session.createdMicroseconds), \(session.updatedMicroseconds))
+                \(PostgresSessionRow.authorizedAt(session)), \(PostgresSessionRow.createdAt(session)),
+                \(PostgresSessionRow.updatedAt(session)))
             ON CONFLICT DO NOTHING RETURNING id
             """, logger: logger)
         var inserted = false
@@ -163,10 +164,10 @@ struct PostgresTransaction {
         try await connection.query(
             """
             UPDATE payment_sessions SET is_selected = \(session.isSelected), status = \(session.status.rawValue),
-                data = \(PostgresSessionRow.dataText(session, dataJSON)), amount = \(PostgresSessionRow.amount(session)),
+                data_text = \(PostgresSessionRow.dataText(session, dataJSON)), amount = \(PostgresSessionRow.amount(session)),
                 currency_code = \(session.currencyCode), is_initiated = \(session.isInitiated),
-                payment_authorized_at_us = \(PostgresSessionRow.authorizedAt(session)),
-                updated_at_us = \(session.updatedMicroseconds)
+                payment_authorized_at = \(PostgresSessionRow.authorizedAt(session)),
+                updated_at = \(PostgresSessionRow.updatedAt(session))
             WHERE id = \(session.id)
             """, logger: logger)
         if let previous { recordChange(replacing: previous, with: session) }
@@ -195,7 +196,7 @@ struct PostgresTransaction {
         if let key = session.idempotencyKey {
             try await connection.query(
                 """
-                UPDATE payment_session_idempotency_keys SET deleted_at_us = \(now)
+                UPDATE payment_session_idempotency_keys SET deleted_at = \(PostgresTimestamp(now))
                 WHERE key = \(key) AND session_id = \(session.id)
                 """, logger: logger)
         }
@@ -225,10 +226,12 @@ struct PostgresTransaction {
             """, logger: logger)
         for try await _ in inserted { return .claimed }
         let rows = try await connection.query(
-            "SELECT session_id, deleted_at_us FROM payment_session_idempotency_keys WHERE key = \(key) FOR UPDATE",
+            "SELECT session_id, deleted_at FROM payment_session_idempotency_keys WHERE key = \(key) FOR UPDATE",
             logger: logger)
         var holder: (String, Int64?)?
-        for try await row in rows.decode((String, Int64?).self) { holder = row }
+        for try await (holderID, deletedAt) in rows.decode((String, PostgresTimestamp?).self) {
+            holder = (holderID, deletedAt?.microseconds)
+        }
         // The holder was deleted (its row gone) between the insert and the read: run again.
         guard let (holderID, deletedAt) = holder else { throw RetryTransaction(reason: "idempotency key released") }
         guard let deletedAt else { return .live(sessionID: holderID) }
@@ -237,7 +240,7 @@ struct PostgresTransaction {
         if holderID != sessionID && !expired { return .reserved(sessionID: holderID) }
         try await connection.query(
             """
-            UPDATE payment_session_idempotency_keys SET session_id = \(sessionID), deleted_at_us = NULL
+            UPDATE payment_session_idempotency_keys SET session_id = \(sessionID), deleted_at = NULL
             WHERE key = \(key)
             """, logger: logger)
         return .claimed
@@ -251,7 +254,7 @@ struct PostgresTransaction {
         let rows = try await connection.query(
             """
             DELETE FROM payment_session_idempotency_keys
-            WHERE deleted_at_us IS NOT NULL AND deleted_at_us <= \(overflow ? Int64.min : cutoff) RETURNING key
+            WHERE deleted_at IS NOT NULL AND deleted_at <= \(PostgresTimestamp(overflow ? Int64.min : cutoff)) RETURNING key
             """, logger: logger)
         var count = 0
         for try await _ in rows { count += 1 }

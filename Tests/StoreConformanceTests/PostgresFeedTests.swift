@@ -36,8 +36,8 @@ struct PostgresFeedTests {
         try await connection.query(
             """
             INSERT INTO payment_session_pending_changes
-                (position, session_id, cart_id, kind, status_before, status_after, committed_at_us, session)
-            VALUES (1, \(session.id), \(session.cartID), 'updated', 'pending', 'pending', 0, \(session.jsonText()))
+                (position, session_id, cart_id, kind, status_before, status_after, committed_at, session)
+            VALUES (1, \(session.id), \(session.cartID), 'updated', 'pending', 'pending', now(), \(session.jsonText()))
             """, logger: quiet)
     }
 

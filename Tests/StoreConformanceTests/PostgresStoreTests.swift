@@ -42,7 +42,7 @@ struct PostgresStoreTests {
         let error = await expectStoreError {
             try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { _ in }
         }
-        #expect(error == .unsupportedFormat(found: 99, supported: 3))
+        #expect(error == .unsupportedFormat(found: 99, supported: 4))
     }
 
     /// A store of version 1 (before the change feed) is migrated when opened, by a read
@@ -53,6 +53,7 @@ struct PostgresStoreTests {
         let session = try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
             try await store.create(NewPaymentSession(cartID: "c", providerID: "p"))
         }
+        try Self.dropVersionFour(schema)
         try Self.dropVersionThree(schema)
         try server.psql(
             """
@@ -68,6 +69,37 @@ struct PostgresStoreTests {
             _ = try await store.select(id: session.id)
             #expect(try await store.changes(after: 0, limit: 10).map(\.kind) == [.selected])
         }
+    }
+
+    /// Takes a store's schema back to version 3, rows and all: `data` as text and times as
+    /// microseconds since 1970 in `BIGINT` columns named `*_us`, the sequencer writing them.
+    static func dropVersionFour(_ schema: String) throws {
+        func microseconds(_ column: String) -> String {
+            "ALTER COLUMN \(column) TYPE BIGINT USING (extract(epoch FROM \(column)) * 1000000)::BIGINT"
+        }
+        func renames(_ table: String, _ columns: String...) -> String {
+            columns.map { "ALTER TABLE \(table) RENAME COLUMN \($0) TO \($0)_us;" }.joined(separator: "\n")
+        }
+        try PostgresServer.shared().psql(
+            """
+            SET search_path TO \(schema);
+            ALTER TABLE payment_sessions DROP COLUMN data;
+            DROP FUNCTION payment_session_data_jsonb(TEXT);
+            ALTER TABLE payment_sessions RENAME COLUMN data_text TO data;
+            ALTER TABLE payment_sessions \(microseconds("payment_authorized_at")), \(microseconds("created_at")),
+                \(microseconds("updated_at"));
+            \(renames("payment_sessions", "payment_authorized_at", "created_at", "updated_at"))
+            ALTER TABLE payment_session_idempotency_keys \(microseconds("deleted_at"));
+            \(renames("payment_session_idempotency_keys", "deleted_at"))
+            ALTER TABLE payment_session_changes \(microseconds("committed_at"));
+            \(renames("payment_session_changes", "committed_at"))
+            ALTER TABLE payment_session_pending_changes \(microseconds("committed_at"));
+            \(renames("payment_session_pending_changes", "committed_at"))
+            DO $$ BEGIN
+                EXECUTE replace(pg_get_functiondef('payment_session_sequence_changes'::regproc), 'committed_at', 'committed_at_us');
+            END $$;
+            UPDATE payment_session_schema SET version = 3
+            """)
     }
 
     /// Takes a store's schema back to version 2: what version 3 added goes (the feed's
@@ -97,6 +129,7 @@ struct PostgresStoreTests {
             return (sessions, try await store.changes(after: 0, limit: 100))
         }
         #expect(before.count == 6)
+        try Self.dropVersionFour(schema)
         try Self.dropVersionThree(schema)
         try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
             #expect(try await store.sessions(after: nil, limit: 100).map(\.id) == sessions.map(\.id).sorted())
@@ -105,6 +138,86 @@ struct PostgresStoreTests {
             _ = try await store.delete(id: sessions[1].id)
             let after = try await store.changes(after: 6, limit: 100)
             #expect(after.map(\.sequence) == [7] && after.map(\.kind) == [.deleted])
+        }
+    }
+
+    /// A version 3 store with rows (`data` as text, times as microseconds in `BIGINT`) is
+    /// migrated in place to `jsonb` and `timestamptz`: every session reads back exactly, to
+    /// the microsecond and to the byte of its data; a deleted session's key stays reserved;
+    /// the feed goes on after its last number; and an operator queries `data` as `jsonb`
+    /// and the times as `timestamptz`.
+    @Test func aVersionThreeStoreWithRowsIsMigratedInPlaceToJSONBAndTimestamps() async throws {
+        let (configuration, schema) = try postgresConfiguration()
+        let clock = ManualClock()
+        var options = Self.options()
+        options.clock = { clock.now }
+        let data: [String: JSONValue] = try JSONValue(parsing: #"{"z":1.50,"a":{"y":1e3,"b":"é"},"intent":"pi_1"}"#).objectValue!
+        let (sessions, gone, before) = try await PostgresPaymentSessionStore.withStore(configuration, options: options) {
+            store in
+            var sessions: [PaymentSession] = []
+            for cart in 0..<3 {
+                clock.advance(seconds: 0.000_137)
+                sessions.append(
+                    try await store.create(NewPaymentSession(cartID: "c\(cart)", providerID: "p", data: data, amount: 4200, currencyCode: "eur")))
+            }
+            clock.advance(seconds: 1.000_001)
+            sessions[0] = try await store.select(id: sessions[0].id)
+            sessions[0] = try await store.authorize(id: sessions[0].id, amount: 4200, currencyCode: "eur")
+            let gone = try await store.create(NewPaymentSession(cartID: "c9", providerID: "p", idempotencyKey: "k-gone"))
+            try await store.delete(id: gone.id)
+            return (sessions, gone, try await store.changes(after: 0, limit: 100))
+        }
+        try Self.dropVersionFour(schema)
+        try await PostgresPaymentSessionStore.withStore(configuration, options: options) { store in
+            for session in sessions {
+                let read = try #require(try await store.session(id: session.id))
+                #expect(read == session && read.jsonText() == session.jsonText())
+            }
+            #expect(try await store.changes(after: 0, limit: 100) == before)
+            let error = await expectStoreError {
+                _ = try await store.create(NewPaymentSession(cartID: "c9", providerID: "p", idempotencyKey: "k-gone"))
+            }
+            #expect(error == .sessionGone(key: "k-gone", id: gone.id))
+            _ = try await store.update(id: sessions[1].id, status: .requiresMore)
+            let next = try await store.changes(after: Int64(before.count), limit: 10)
+            #expect(next.map(\.sequence) == [Int64(before.count) + 1] && next.map(\.kind) == [.updated])
+            let authorized = sessions[0]
+            let rows = try await store.client.query(
+                """
+                SELECT data->>'intent', (data->'a'->>'y')::numeric = 1000, data_text,
+                    to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                    payment_authorized_at IS NOT NULL AND payment_authorized_at <= updated_at
+                FROM payment_sessions WHERE id = \(authorized.id)
+                """)
+            var found = false
+            for try await (intent, thousand, text, created, authorizedInOrder) in rows.decode(
+                (String, Bool, String, String, Bool).self)
+            {
+                found = true
+                #expect(intent == "pi_1" && thousand && authorizedInOrder)
+                // The store's compact form (keys in code-point order, numbers as spelled), which
+                // `jsonb` would not give back (keys by length, `1e3` as `1000`).
+                #expect(text == #"{"a":{"b":"é","y":1e3},"intent":"pi_1","z":1.50}"#)
+                #expect(created == Timestamp.rfc3339(authorized.createdAt))
+            }
+            #expect(found)
+        }
+    }
+
+    /// `data` that `jsonb` cannot hold (a `\u0000` escape, a number beyond `numeric`) is
+    /// stored and read back exactly, as on LMDB; only its `jsonb` copy is `NULL`.
+    @Test func dataThatJSONBCannotHoldIsKeptExactlyWithANullJSONBCopy() async throws {
+        let (configuration, _) = try postgresConfiguration()
+        try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
+            let nul = try await store.create(NewPaymentSession(cartID: "c", providerID: "nul", data: ["s": "a\u{0}b"]))
+            let huge = try await store.create(
+                NewPaymentSession(cartID: "c", providerID: "huge", data: ["n": .number(JSONNumber(text: "1e999999")!)]))
+            let plain = try await store.create(NewPaymentSession(cartID: "c", providerID: "plain", data: ["n": 1]))
+            for session in [nul, huge, plain] { #expect(try await store.session(id: session.id) == session) }
+            let rows = try await store.client.query("SELECT id, data IS NULL FROM payment_sessions ORDER BY provider_id")
+            var nullJSONB: [String: Bool] = [:]
+            for try await (id, isNull) in rows.decode((String, Bool).self) { nullJSONB[id] = isNull }
+            #expect(nullJSONB == [nul.id: true, huge.id: true, plain.id: false])
         }
     }
 
@@ -179,7 +292,7 @@ struct PostgresStoreTests {
         let (configuration, schema) = try postgresConfiguration()
         try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
             let session = try await store.create(NewPaymentSession(cartID: "c", providerID: "a"))
-            try server.psql("UPDATE \(schema).payment_sessions SET data = '[1, 2' WHERE id = '\(session.id)'")
+            try server.psql("UPDATE \(schema).payment_sessions SET data_text = '[1, 2' WHERE id = '\(session.id)'")
             let error = await expectStoreError { _ = try await store.session(id: session.id) }
             guard case .corruptRecord(let key, _)? = error else {
                 Issue.record("expected corruptRecord, got \(String(describing: error))")
@@ -199,7 +312,7 @@ struct PostgresStoreTests {
         options.logger = Logger(label: "test") { _ in handler }
         try await PostgresPaymentSessionStore.withStore(configuration, options: options) { store in
             let session = try await store.create(NewPaymentSession(cartID: "c", providerID: "a"))
-            try server.psql("UPDATE \(schema).payment_sessions SET data = '[1, 2' WHERE id = '\(session.id)'")
+            try server.psql("UPDATE \(schema).payment_sessions SET data_text = '[1, 2' WHERE id = '\(session.id)'")
             _ = try? await store.session(id: session.id)
         }
         let migration = handler.entries.first { $0.message.description == "migrating the payment session schema" }

@@ -1,7 +1,12 @@
-// Durable creates on PostgreSQL from 8, 32 and 128 concurrent callers: the store beside
-// its floor, pgbench -M prepared running on the same server, in the same run, alternated.
+// PostgreSQL beside its floor, pgbench -M prepared running on the same server, in the same
+// run, alternated: a get by id and one durable create from a single caller (latency), then
+// durable creates from 8, 32 and 128 concurrent callers.
 //
-//   swift run -c release --package-path Benchmarks PostgresScaling [rounds] [creates]
+//   swift run -c release --package-path Benchmarks PostgresScaling [rounds] [creates] [--latency-only]
+//
+// Latency: the store's get by id (`session(id:)`, ids spread over 1,024 sessions) beside
+// pgbench's prepared select of the same columns (Benchmarks/pgbench/get.sql), and the store's
+// create beside pgbench with the store's statements, one caller each, medians in µs.
 //
 // Each round runs, for each number of callers: the store (`creates` creates, each on a cart
 // of its own, a follower timing when each change reaches the feed, pg_locks sampled for
@@ -17,6 +22,7 @@ import PostgresPaymentSessions
 import Synchronization
 import TestSupport
 
+let latencyOnly = CommandLine.arguments.contains("--latency-only")
 let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let rounds = arguments.first ?? 3
 let creates = arguments.dropFirst().first ?? 1024
@@ -45,6 +51,7 @@ func makeStore(prefix: String) async throws -> (PostgresPaymentSessionStore, sch
 struct Run {
     var perSecond: Double
     var p99: Double
+    var median: Double = .nan
     var feedLagP99: Double?
     var lockWaits: Int?
 }
@@ -138,8 +145,8 @@ func runStore(_ store: PostgresPaymentSessionStore, callers: Int, round: Int, sa
         feedLagP99: lags.count == creates ? percentile(lags, 0.99) : nil, lockWaits: waits)
 }
 
-/// pgbench running `script` from `callers` clients, `creates` transactions in all.
-func runPgbench(_ script: String, schema: String, callers: Int) throws -> Run {
+/// pgbench running `script` from `callers` clients, `transactions` in all (`creates` by default).
+func runPgbench(_ script: String, schema: String, callers: Int, transactions: Int = creates) throws -> Run {
     let logs = FileManager.default.temporaryDirectory.appendingPathComponent("pgbench-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: logs) }
@@ -147,7 +154,7 @@ func runPgbench(_ script: String, schema: String, callers: Int) throws -> Run {
     process.executableURL = URL(fileURLWithPath: server.binaries + "/pgbench")
     let parsed = try PostgresStoreURL(url).configuration
     process.arguments = [
-        "-n", "-M", "prepared", "-c", String(callers), "-j", "2", "-t", String(creates / callers),
+        "-n", "-M", "prepared", "-c", String(callers), "-j", String(min(2, callers)), "-t", String(transactions / callers),
         "-f", "\(scripts)/\(script)", "-l", "--log-prefix", "\(logs)/log",
         "-h", parsed.host ?? "127.0.0.1", "-p", String(parsed.port ?? 5432), "-U", parsed.username, parsed.database ?? parsed.username,
     ]
@@ -173,10 +180,81 @@ func runPgbench(_ script: String, schema: String, callers: Int) throws -> Run {
             if fields.count > 2, let micros = Double(fields[2]) { latencies.append(micros / 1000) }
         }
     }
-    return Run(perSecond: tps, p99: percentile(latencies, 0.99))
+    return Run(perSecond: tps, p99: percentile(latencies, 0.99), median: percentile(latencies, 0.5))
 }
 
 struct ScalingError: Error, CustomStringConvertible { var message: String; var description: String { message } }
+
+/// Single-caller latency, in ms per call: the store's `operation` run `count` times (the
+/// `i`th call given `i`), each timed.
+func timeStore(_ count: Int, _ operation: @Sendable (Int) async throws -> Void) async throws -> Run {
+    let clock = ContinuousClock()
+    var latencies: [Double] = []
+    latencies.reserveCapacity(count)
+    let start = clock.now
+    for i in 0..<count {
+        let began = clock.now
+        try await operation(i)
+        latencies.append(milliseconds(clock.now - began))
+    }
+    return Run(
+        perSecond: Double(count) / (milliseconds(clock.now - start) / 1000), p99: percentile(latencies, 0.99),
+        median: percentile(latencies, 0.5))
+}
+
+/// The id pgbench's scripts compute from `n`: `ps_0` and `n` in 25 upper-case hex digits.
+func pgbenchID(_ n: Int) -> String {
+    let hex = String(n, radix: 16, uppercase: true)
+    return "ps_0" + String(repeating: "0", count: 25 - hex.count) + hex
+}
+
+let gets = 5000
+let latencyCreates = 500
+let readSessions = 1024
+let (readStore, readSchema) = try await makeStore(prefix: "latency_get")
+for n in 1...readSessions {
+    try await readStore.create(
+        NewPaymentSession(
+            cartID: "get-\(n)", providerID: "stripe", data: ["client_secret": "pi_123_secret"], id: pgbenchID(n),
+            amount: 4200, currencyCode: "usd"))
+}
+let (createStore, _) = try await makeStore(prefix: "latency_create")
+let createFloorSchema = try await makeStore(prefix: "latency_create_floor").schema
+var latency: [String: [Run]] = [:]
+for round in 0..<rounds {
+    let get = try await timeStore(gets) { i in
+        _ = try await readStore.session(id: pgbenchID(1 + (i &* 7919) % readSessions))
+    }
+    let getFloor = try runPgbench("get.sql", schema: readSchema, callers: 1, transactions: gets)
+    let create = try await timeStore(latencyCreates) { i in
+        try await createStore.create(
+            NewPaymentSession(
+                cartID: "latency-\(round)-\(i)", providerID: "stripe", data: ["client_secret": "pi_123_secret"], amount: 4200,
+                currencyCode: "usd"))
+    }
+    let createFloor = try runPgbench("create-store.sql", schema: createFloorSchema, callers: 1, transactions: latencyCreates)
+    for (name, run) in [("get", get), ("get floor", getFloor), ("create", create), ("create floor", createFloor)] {
+        latency[name, default: []].append(run)
+    }
+    print(String(format: "round %d, one caller: get %.1f µs (pgbench %.1f µs), create %.1f µs (pgbench %.1f µs), medians",
+        round, get.median * 1000, getFloor.median * 1000, create.median * 1000, createFloor.median * 1000))
+}
+func medianOf(_ name: String, _ value: (Run) -> Double) -> Double {
+    let values = (latency[name] ?? []).map(value).sorted()
+    return values.isEmpty ? .nan : values[(values.count - 1) / 2]
+}
+print(String(format: "\nmedians of %d rounds, one caller (µs per call, median; p99):", rounds))
+print("operation | store | pgbench -M prepared | store / pgbench")
+for operation in ["get", "create"] {
+    let store = medianOf(operation, \.median) * 1000
+    let floor = medianOf(operation + " floor", \.median) * 1000
+    print(String(format: "%@ | %.1f (p99 %.1f) | %.1f (p99 %.1f) | %.2f", operation, store, medianOf(operation, \.p99) * 1000,
+        floor, medianOf(operation + " floor", \.p99) * 1000, store / floor))
+}
+if latencyOnly {
+    try server.stop()
+    exit(0)
+}
 
 let (store, _) = try await makeStore(prefix: "scaling_store")
 var floorSchemas: [String: String] = [:]
