@@ -231,7 +231,38 @@ extension PostgresPaymentSessionStore {
     public func create(_ new: NewPaymentSession) async throws -> PaymentSession {
         let prepared = try PreparedSession(
             new, maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator)
+        if !prepared.select, try await createInOneStatement(prepared) { return prepared.session }
         return try await transaction("create session") { try await self.create(prepared, in: $0) }
+    }
+
+    /// The usual create, a new session on a new key (or none) that selects nothing, in one
+    /// round trip (``PostgresCreateSession``, its own transaction); `false` when it needs the
+    /// transaction's decisions (the key taken, the row refused by a constraint, a conflict
+    /// to retry), having written nothing.
+    private func createInOneStatement(_ prepared: PreparedSession) async throws -> Bool {
+        try await prepareSchema()
+        let statement = PostgresCreateSession(
+            session: prepared.session, dataText: PostgresSessionRow.dataText(prepared.session, prepared.dataJSON))
+        do {
+            let outcome = try await withDeadline("create session") {
+                try await self.attempt(transaction: nil) { tx in
+                    var outcome = ""
+                    for try await row in try await tx.connection.execute(statement, logger: tx.logger) { outcome = row }
+                    return outcome
+                }
+            }
+            guard outcome == "created" else { return false }
+            sequencer.wakeUp()
+            return true
+        } catch let error as PSQLError
+            where error.serverInfo?[.sqlState] == PostgresCreateSession.refusedState || PostgresFailure.isRetryable(error)
+        {
+            return false
+        } catch let error as CancellationError {
+            throw error
+        } catch {
+            throw PostgresFailure.storeError(error, operation: "create session")
+        }
     }
 
     /// Creates or refreshes a cart's session for a provider.

@@ -194,6 +194,42 @@ enum PostgresSchema {
             """,
             "ALTER TABLE payment_session_pending_changes RENAME COLUMN committed_at_us TO committed_at",
             sequenceChangesFunction(committedAt: "committed_at", replace: true),
+            // A new session, its idempotency key and its pending change in one statement: a
+            // create that needs no decision (no selection to move, the key new) is one round
+            // trip, its own transaction. The cart's lock comes first, as in every write. A
+            // taken key returns 'key' having written nothing; a refused row raises
+            // `\(unescaped: PostgresCreateSession.refusedState)`, undoing the key: the store then runs the create as a
+            // transaction, which decides (see PostgresPaymentSessionStore.create).
+            """
+            CREATE FUNCTION payment_session_create(
+                new_id TEXT, new_cart_id TEXT, new_provider_id TEXT, new_status TEXT, new_data_text TEXT, new_key TEXT,
+                new_amount BIGINT, new_currency_code TEXT, new_is_initiated BOOLEAN, new_created_at timestamptz,
+                new_session TEXT
+            ) RETURNS TEXT LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+            BEGIN
+                PERFORM payment_session_lock_cart(new_cart_id);
+                IF new_key IS NOT NULL THEN
+                    INSERT INTO payment_session_idempotency_keys (key, session_id) VALUES (new_key, new_id)
+                    ON CONFLICT DO NOTHING;
+                    IF NOT FOUND THEN
+                        RETURN 'key';
+                    END IF;
+                END IF;
+                INSERT INTO payment_sessions (\(unescaped: PostgresSessionRow.columns))
+                VALUES (new_id, new_cart_id, new_provider_id, FALSE, new_status, new_data_text, new_key, new_amount,
+                    new_currency_code, new_is_initiated, NULL, new_created_at, new_created_at)
+                ON CONFLICT DO NOTHING;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'payment session % refused by a unique constraint', new_id
+                        USING ERRCODE = '\(unescaped: PostgresCreateSession.refusedState)';
+                END IF;
+                INSERT INTO payment_session_pending_changes
+                    (position, session_id, cart_id, kind, status_before, status_after, committed_at, session)
+                VALUES (1, new_id, new_cart_id, 'created', NULL, new_status, new_created_at, new_session);
+                RETURN 'created';
+            END
+            $$
+            """,
         ],
     ]
 

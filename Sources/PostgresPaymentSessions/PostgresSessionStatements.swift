@@ -93,3 +93,37 @@ struct LockCarts: PostgresPreparedStatement {
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
+
+/// A create that needs no decision, in one round trip: `payment_session_create` locks the
+/// cart, claims the key, inserts the session and its pending change, as its own transaction.
+/// Its row is `created`, or `key` when the idempotency key is taken (nothing written); a row
+/// a unique constraint refuses raises ``refusedState`` (nothing written).
+struct PostgresCreateSession: PostgresPreparedStatement {
+    static let name = "payment_session_create"
+    static let sql = "SELECT payment_session_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    /// The SQLSTATE the function raises when a unique constraint refuses the row: the id,
+    /// the (cart, provider) pair, or a key taken between its claim and the insert.
+    static let refusedState = "YP001"
+    typealias Row = String
+
+    var session: PaymentSession
+    var dataText: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 11)
+        bindings.append(session.id)
+        bindings.append(session.cartID)
+        bindings.append(session.providerID)
+        bindings.append(session.status.rawValue)
+        bindings.append(dataText)
+        bindings.append(session.idempotencyKey)
+        bindings.append(PostgresSessionRow.amount(session))
+        bindings.append(session.currencyCode)
+        bindings.append(session.isInitiated)
+        bindings.append(PostgresSessionRow.createdAt(session))
+        bindings.append(session.jsonText())
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}

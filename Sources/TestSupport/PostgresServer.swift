@@ -102,6 +102,15 @@ public final class PostgresServer: Sendable {
     /// pools, and `fsync` off unless it is ``durable``.
     private var settings: String {
         "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=400" + (durable ? "" : " -c fsync=off")
+            + (Self.hasStatementStatistics(binaries) ? " -c shared_preload_libraries=pg_stat_statements" : "")
+    }
+
+    /// Whether the server can count statements (`pg_stat_statements`, in Debian's
+    /// `postgresql` package): the tests that count round trips read it.
+    public var countsStatements: Bool { Self.hasStatementStatistics(binaries) }
+
+    private static func hasStatementStatistics(_ binaries: String) -> Bool {
+        FileManager.default.fileExists(atPath: binaries + "/../lib/pg_stat_statements.so")
     }
 
     /// Stops the server (`immediate`: as a crash would).

@@ -16,6 +16,7 @@
 // The server is a throwaway one on loopback with fsync on (PostgresServer, durable).
 import Foundation
 import Logging
+import NIOPosix
 import PaymentSessions
 import PostgresNIO
 import PostgresPaymentSessions
@@ -23,6 +24,9 @@ import Synchronization
 import TestSupport
 
 let latencyOnly = CommandLine.arguments.contains("--latency-only")
+if CommandLine.arguments.contains("--nio-executor") {
+    _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+}
 let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let rounds = arguments.first ?? 3
 let creates = arguments.dropFirst().first ?? 1024
@@ -220,8 +224,42 @@ for n in 1...readSessions {
 }
 let (createStore, _) = try await makeStore(prefix: "latency_create")
 let createFloorSchema = try await makeStore(prefix: "latency_create_floor").schema
+/// The same select through postgres-nio alone, a prepared statement on one held
+/// connection: what the driver costs, without the store's pool lease, deadline or decoding.
+struct GetByID: PostgresPreparedStatement {
+    static let name = "latency_get_by_id"
+    static let sql = """
+        SELECT id, cart_id, provider_id, is_selected, status, data_text, idempotency_key, amount, currency_code,
+            is_initiated, payment_authorized_at, created_at, updated_at FROM payment_sessions WHERE id = $1
+        """
+    typealias Row = String
+    var id: String
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(id)
+        return bindings
+    }
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(String.self, context: .default) }
+}
+var driverConfiguration = try PostgresStoreURL(url).configuration
+driverConfiguration.options.additionalStartupParameters = [("search_path", readSchema)]
+let driver = PostgresClient(configuration: driverConfiguration, backgroundLogger: quiet)
+Task.detached { await driver.run() }
+
 var latency: [String: [Run]] = [:]
 for round in 0..<rounds {
+    let driverGet = try await driver.withConnection { connection in
+        try await timeStore(gets) { i in
+            for try await _ in try await connection.execute(GetByID(id: pgbenchID(1 + (i &* 7919) % readSessions)), logger: quiet) {}
+        }
+    }
+    latency["get driver", default: []].append(driverGet)
+    let leasedGet = try await timeStore(gets) { i in
+        try await driver.withConnection { connection in
+            for try await _ in try await connection.execute(GetByID(id: pgbenchID(1 + (i &* 7919) % readSessions)), logger: quiet) {}
+        }
+    }
+    latency["get driver leased", default: []].append(leasedGet)
     let get = try await timeStore(gets) { i in
         _ = try await readStore.session(id: pgbenchID(1 + (i &* 7919) % readSessions))
     }
@@ -236,10 +274,10 @@ for round in 0..<rounds {
     for (name, run) in [("get", get), ("get floor", getFloor), ("create", create), ("create floor", createFloor)] {
         latency[name, default: []].append(run)
     }
-    print(String(format: "round %d, one caller: get %.1f µs (pgbench %.1f µs), create %.1f µs (pgbench %.1f µs), medians",
-        round, get.median * 1000, getFloor.median * 1000, create.median * 1000, createFloor.median * 1000))
+    print(String(format: "round %d, one caller: get %.1f µs (postgres-nio %.1f µs, pgbench %.1f µs), create %.1f µs (pgbench %.1f µs), medians",
+        round, get.median * 1000, driverGet.median * 1000, getFloor.median * 1000, create.median * 1000, createFloor.median * 1000))
 }
-func medianOf(_ name: String, _ value: (Run) -> Double) -> Double {
+@MainActor func medianOf(_ name: String, _ value: (Run) -> Double) -> Double {
     let values = (latency[name] ?? []).map(value).sorted()
     return values.isEmpty ? .nan : values[(values.count - 1) / 2]
 }
@@ -251,6 +289,12 @@ for operation in ["get", "create"] {
     print(String(format: "%@ | %.1f (p99 %.1f) | %.1f (p99 %.1f) | %.2f", operation, store, medianOf(operation, \.p99) * 1000,
         floor, medianOf(operation + " floor", \.p99) * 1000, store / floor))
 }
+print(String(format: "get through postgres-nio alone (a prepared select on a held connection): %.1f (p99 %.1f), %.2f of pgbench",
+    medianOf("get driver", \.median) * 1000, medianOf("get driver", \.p99) * 1000,
+    medianOf("get driver", \.median) / medianOf("get floor", \.median)))
+print(String(format: "the same, leasing the connection from postgres-nio's pool for each select: %.1f (p99 %.1f), %.2f of pgbench",
+    medianOf("get driver leased", \.median) * 1000, medianOf("get driver leased", \.p99) * 1000,
+    medianOf("get driver leased", \.median) / medianOf("get floor", \.median)))
 if latencyOnly {
     try server.stop()
     exit(0)
