@@ -33,13 +33,18 @@ final class PostgresChangeLog: Sendable {
         entries.withLock { $0.append(entry) }
     }
 
-    /// Writes the recorded changes as pending, in one statement; the caller commits next.
-    /// Returns whether there were any.
-    func flush(on connection: PostgresConnection, committedAt: Int64, logger: Logger) async throws -> Bool {
-        let pending = entries.withLock { entries in
+    /// The recorded changes, removed from the log.
+    func take() -> [Entry] {
+        entries.withLock { entries in
             defer { entries.removeAll() }
             return entries
         }
+    }
+
+    /// Writes the recorded changes as pending, in one statement; the caller commits next.
+    /// Returns whether there were any.
+    func flush(on connection: PostgresConnection, committedAt: Int64, logger: Logger) async throws -> Bool {
+        let pending = take()
         guard !pending.isEmpty else { return false }
         try await connection.query(
             """

@@ -20,7 +20,7 @@ extension PostgresPaymentSessionStore {
         while true {
             do {
                 return try await withDeadline(operation) {
-                    try await self.attempt(transaction: cartLocks, body)
+                    try await self.attempt(.transaction(cartLocks), body)
                 }
             } catch where PostgresFailure.isRetryable(error) {
                 guard attempt < options.maxAttempts else {
@@ -45,13 +45,46 @@ extension PostgresPaymentSessionStore {
         }
     }
 
+    /// Runs `body` optimistically (see ``PostgresWriteSet``): plain reads, the rules, and one
+    /// statement applying the writes if the rows read are unchanged; again when they changed
+    /// or a unique constraint on the selection refused (up to ``Options/maxAttempts``), and
+    /// as a ``transaction(_:_:)`` when a constraint refused a row or key (the transaction
+    /// reads and decides: the key's session, a duplicate), when the operation needs locks
+    /// no constraint stands for, or when it kept meeting concurrent writes.
+    func write<R: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
+    ) async throws -> R {
+        try await prepareSchema()
+        for _ in 0..<options.maxAttempts {
+            do {
+                return try await withDeadline(operation) { try await self.attempt(.optimistic, body) }
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == PostgresCreateSession.refusedState {
+                break
+            } catch is NeedsTransaction {
+                break
+            } catch let error as PSQLError
+                where error.serverInfo?[.sqlState] == PostgresApplyWrites.staleState || PostgresFailure.isRetryable(error)
+            {
+                options.logger.debug(
+                    "running again a write whose rows changed since it read them",
+                    metadata: ["operation": "\(operation)", "reason": "\(error)"])
+                continue
+            } catch let error as CancellationError {
+                throw error
+            } catch {
+                throw PostgresFailure.storeError(error, operation: operation)
+            }
+        }
+        return try await transaction(operation, body)
+    }
+
     /// Runs one read statement (its own snapshot) on a leased connection.
     func read<R: Sendable>(
         _ operation: String, _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
         try await prepareSchema()
         do {
-            return try await withDeadline(operation) { try await self.attempt(transaction: nil, body) }
+            return try await withDeadline(operation) { try await self.attempt(.statements, body) }
         } catch let error as CancellationError {
             throw error
         } catch {
@@ -59,14 +92,22 @@ extension PostgresPaymentSessionStore {
         }
     }
 
-    /// One attempt on a leased connection: in a transaction when given the operation's cart
-    /// locks (the carts to lock first are locked before the body runs), else one statement
-    /// at a time. A watchdog closes the connection when the attempt outlives
-    /// ``Options/operationTimeout``: a statement whose server crashed without a word would
-    /// otherwise never finish (seen with a server stopped in `immediate` mode), and closing
-    /// fails it.
-    private func attempt<R: Sendable>(
-        transaction cartLocks: PostgresCartLocks?, _ body: @Sendable (PostgresTransaction) async throws -> R
+    /// How an attempt runs its statements.
+    enum AttemptMode {
+        /// One statement at a time, each its own transaction (reads).
+        case statements
+        /// In a transaction, the operation's carts locked first.
+        case transaction(PostgresCartLocks)
+        /// Plain reads, then one statement applying the writes (see ``PostgresWriteSet``).
+        case optimistic
+    }
+
+    /// One attempt on a leased connection, run as `mode` says. A watchdog closes the
+    /// connection when the attempt outlives ``Options/operationTimeout``: a statement whose
+    /// server crashed without a word would otherwise never finish (seen with a server
+    /// stopped in `immediate` mode), and closing fails it.
+    func attempt<R: Sendable>(
+        _ mode: AttemptMode, _ body: @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
         let logger = options.logger
         let timeout = options.operationTimeout
@@ -77,26 +118,49 @@ extension PostgresPaymentSessionStore {
                 try? await connection.close()
             }
             defer { watchdog.cancel() }
-            let tx = PostgresTransaction(
+            var tx = PostgresTransaction(
                 connection: connection, logger: logger, options: options, now: options.nowMicroseconds,
-                cartLocks: cartLocks ?? PostgresCartLocks())
-            guard let cartLocks else { return try await body(tx) }
-            try await connection.query("BEGIN", logger: logger)
-            do {
-                try await tx.lockCarts(cartLocks.beginAttempt())
-                let result = try await body(tx)
-                try cartLocks.checkOrder()
-                let wroteChanges = try await tx.changes.flush(on: connection, committedAt: tx.now, logger: logger)
-                try await connection.query("COMMIT", logger: logger)
-                if wroteChanges { sequencer.wakeUp() }
-                return result
-            } catch {
-                // A server error leaves the connection in an aborted transaction; a lost
-                // connection has nothing to roll back.
-                if PostgresFailure.connectionIsUsable(after: error) {
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                cartLocks: PostgresCartLocks())
+            switch mode {
+            case .statements:
+                return try await body(tx)
+            case .optimistic:
+                let writeSet = PostgresWriteSet()
+                tx.writeSet = writeSet
+                let result: R
+                do {
+                    result = try await body(tx)
+                } catch let error as PaymentSessionError where writeSet.hasTentativeClaims {
+                    // A key claimed without reading it may be taken, and a transaction checks the
+                    // key before what refused here: it decides which answer is right.
+                    _ = error
+                    throw NeedsTransaction()
                 }
-                throw error
+                guard !writeSet.isEmpty else { return result }
+                let apply = PostgresApplyWrites(writes: writeSet.recorded, changes: tx.changes.take(), now: tx.now)
+                for try await _ in try await connection.execute(apply, logger: logger) {}
+                sequencer.wakeUp()
+                return result
+            case .transaction(let cartLocks):
+                tx = PostgresTransaction(
+                    connection: connection, logger: logger, options: options, now: tx.now, cartLocks: cartLocks)
+                try await connection.query("BEGIN", logger: logger)
+                do {
+                    try await tx.lockCarts(cartLocks.beginAttempt())
+                    let result = try await body(tx)
+                    try cartLocks.checkOrder()
+                    let wroteChanges = try await tx.changes.flush(on: connection, committedAt: tx.now, logger: logger)
+                    try await connection.query("COMMIT", logger: logger)
+                    if wroteChanges { sequencer.wakeUp() }
+                    return result
+                } catch {
+                    // A server error leaves the connection in an aborted transaction; a lost
+                    // connection has nothing to roll back.
+                    if PostgresFailure.connectionIsUsable(after: error) {
+                        _ = try? await connection.query("ROLLBACK", logger: logger)
+                    }
+                    throw error
+                }
             }
         }
     }
@@ -105,7 +169,7 @@ extension PostgresPaymentSessionStore {
     /// ``StorageFailure/Kind/timeout`` storage error: a pool that cannot open a connection
     /// (the server down or out of connection slots) would otherwise keep the caller
     /// waiting for ever. A statement already sent is ended first by
-    /// ``attempt(transaction:_:)``'s watchdog.
+    /// ``attempt(_:_:)``'s watchdog.
     ///
     /// The work runs in a task of its own, and the caller resumes at the deadline even when
     /// the work does not end when cancelled: after a server crash, postgres-nio 1.33 was
@@ -231,7 +295,10 @@ extension PostgresPaymentSessionStore {
     public func create(_ new: NewPaymentSession) async throws -> PaymentSession {
         let prepared = try PreparedSession(
             new, maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator)
-        if !prepared.select, try await createInOneStatement(prepared) { return prepared.session }
+        if prepared.select {
+            return try await write("create session") { try await self.create(prepared, in: $0) }
+        }
+        if try await createInOneStatement(prepared) { return prepared.session }
         return try await transaction("create session") { try await self.create(prepared, in: $0) }
     }
 
@@ -245,7 +312,7 @@ extension PostgresPaymentSessionStore {
             session: prepared.session, dataText: PostgresSessionRow.dataText(prepared.session, prepared.dataJSON))
         do {
             let outcome = try await withDeadline("create session") {
-                try await self.attempt(transaction: nil) { tx in
+                try await self.attempt(.statements) { tx in
                     var outcome = ""
                     for try await row in try await tx.connection.execute(statement, logger: tx.logger) { outcome = row }
                     return outcome
@@ -270,7 +337,7 @@ extension PostgresPaymentSessionStore {
     public func createOrUpdate(
         cartID: String, providerID: String, data: [String: JSONValue]? = nil
     ) async throws -> (session: PaymentSession, created: Bool) {
-        let result = try await transaction("create or update session") { tx in
+        let result = try await write("create or update session") { tx in
             try await self.createOrUpdate(cartID: cartID, providerID: providerID, data: data, in: tx)
         }
         return (result.session, result.created)
@@ -281,7 +348,7 @@ extension PostgresPaymentSessionStore {
     public func update(
         id: String, status: PaymentSessionStatus? = nil, data: [String: JSONValue]? = nil, expectedUpdatedAt: Date? = nil
     ) async throws -> PaymentSession {
-        try await transaction("update session") { tx in
+        try await write("update session") { tx in
             try await self.update(id: id, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt, in: tx)
         }
     }
@@ -289,13 +356,13 @@ extension PostgresPaymentSessionStore {
     /// Selects a session, deselecting the cart's previous one.
     @discardableResult
     public func select(id: String) async throws -> PaymentSession {
-        try await transaction("select session") { try await self.select(id: id, in: $0) }
+        try await write("select session") { try await self.select(id: id, in: $0) }
     }
 
     /// Clears a cart's selection.
     @discardableResult
     public func deselect(cartID: String) async throws -> PaymentSession? {
-        try await transaction("deselect cart") { try await self.deselect(cartID: cartID, in: $0) }
+        try await write("deselect cart") { try await self.deselect(cartID: cartID, in: $0) }
     }
 
     /// Authorizes the cart's selected session for `amount`; idempotent.
@@ -304,7 +371,7 @@ extension PostgresPaymentSessionStore {
         id: String, amount: Int, currencyCode: String? = nil, data: [String: JSONValue]? = nil,
         expectedUpdatedAt: Date? = nil
     ) async throws -> PaymentSession {
-        try await transaction("authorize session") { tx in
+        try await write("authorize session") { tx in
             try await self.authorize(
                 id: id, amount: amount, currencyCode: currencyCode, data: data, expectedUpdatedAt: expectedUpdatedAt, in: tx)
         }
@@ -315,7 +382,7 @@ extension PostgresPaymentSessionStore {
     public func update(
         id: String, amount: Int, currencyCode: String? = nil, expectedUpdatedAt: Date? = nil
     ) async throws -> PaymentSession {
-        try await transaction("update amount") { tx in
+        try await write("update amount") { tx in
             try await self.updateAmount(id: id, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt, in: tx)
         }
     }
@@ -323,13 +390,13 @@ extension PostgresPaymentSessionStore {
     /// Marks whether the provider holds state for the session.
     @discardableResult
     public func update(id: String, isInitiated: Bool) async throws -> PaymentSession {
-        try await transaction("update is_initiated") { try await self.setInitiated(id: id, isInitiated: isInitiated, in: $0) }
+        try await write("update is_initiated") { try await self.setInitiated(id: id, isInitiated: isInitiated, in: $0) }
     }
 
     /// Deletes a session (an authorized one only with `force`).
     @discardableResult
     public func delete(id: String, force: Bool = false) async throws -> PaymentSession {
-        try await transaction("delete session") { try await self.delete(id: id, force: force, in: $0) }
+        try await write("delete session") { try await self.delete(id: id, force: force, in: $0) }
     }
 
     /// Deletes all of a cart's sessions, all or none.

@@ -230,6 +230,89 @@ enum PostgresSchema {
             END
             $$
             """,
+            // An operation's writes, decided in Swift on rows read without locks, applied in
+            // one statement as its own transaction if those rows are unchanged: a select
+            // switch is two reads and this (see PostgresWriteSet). Carts locked first, in the
+            // order given; each row read must still carry its `updated_at` (else
+            // `\(unescaped: PostgresApplyWrites.staleState)`, nothing written, and the operation runs again); keys
+            // claimed, rows written in the order decided, changes left pending. A row or key a
+            // unique constraint refuses raises `\(unescaped: PostgresCreateSession.refusedState)`. Times are microseconds
+            // since 1970 (NULL as the smallest BIGINT), `amount` NULL as -1.
+            """
+            CREATE FUNCTION payment_session_time(microseconds BIGINT) RETURNS timestamptz
+            LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+                SELECT CASE WHEN microseconds = -9223372036854775808 THEN NULL
+                    ELSE \(unescaped: timestamp(fromMicroseconds: "microseconds")) END
+            $$
+            """,
+            """
+            CREATE FUNCTION payment_session_apply(
+                lock_carts TEXT[], expected_ids TEXT[], expected_updated_at BIGINT[],
+                key_claims TEXT[], key_claim_ids TEXT[], key_reservations TEXT[], key_reservation_ids TEXT[],
+                row_ops TEXT[], row_ids TEXT[], row_cart_ids TEXT[], row_provider_ids TEXT[], row_selected BOOLEAN[], row_statuses TEXT[],
+                row_data_texts TEXT[], row_keys TEXT[], row_amounts BIGINT[], row_currency_codes TEXT[], row_initiated BOOLEAN[],
+                row_authorized_at BIGINT[], row_created_at BIGINT[], row_updated_at BIGINT[],
+                change_ids TEXT[], change_carts TEXT[], change_kinds TEXT[], change_before TEXT[], change_after TEXT[],
+                change_sessions TEXT[], written_at BIGINT
+            ) RETURNS VOID LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+            DECLARE
+                lock_cart TEXT;
+                i INTEGER;
+            BEGIN
+                FOREACH lock_cart IN ARRAY lock_carts LOOP
+                    PERFORM payment_session_lock_cart(lock_cart);
+                END LOOP;
+                FOR i IN 1..coalesce(array_length(expected_ids, 1), 0) LOOP
+                    PERFORM 1 FROM payment_sessions s
+                    WHERE s.id = expected_ids[i] AND s.updated_at = payment_session_time(expected_updated_at[i]) FOR UPDATE;
+                    IF NOT FOUND THEN
+                        RAISE EXCEPTION 'payment session % changed since it was read', expected_ids[i]
+                            USING ERRCODE = '\(unescaped: PostgresApplyWrites.staleState)';
+                    END IF;
+                END LOOP;
+                FOR i IN 1..coalesce(array_length(key_claims, 1), 0) LOOP
+                    INSERT INTO payment_session_idempotency_keys (key, session_id) VALUES (key_claims[i], key_claim_ids[i])
+                    ON CONFLICT DO NOTHING;
+                    IF NOT FOUND THEN
+                        RAISE EXCEPTION 'idempotency key % is taken', key_claims[i]
+                            USING ERRCODE = '\(unescaped: PostgresCreateSession.refusedState)';
+                    END IF;
+                END LOOP;
+                FOR i IN 1..coalesce(array_length(row_ops, 1), 0) LOOP
+                    IF row_ops[i] = 'insert' THEN
+                        INSERT INTO payment_sessions (\(unescaped: PostgresSessionRow.columns))
+                        VALUES (row_ids[i], row_cart_ids[i], row_provider_ids[i], row_selected[i], row_statuses[i], row_data_texts[i],
+                            NULLIF(row_keys[i], ''), NULLIF(row_amounts[i], -1), NULLIF(row_currency_codes[i], ''), row_initiated[i],
+                            payment_session_time(row_authorized_at[i]), payment_session_time(row_created_at[i]),
+                            payment_session_time(row_updated_at[i]))
+                        ON CONFLICT DO NOTHING;
+                        IF NOT FOUND THEN
+                            RAISE EXCEPTION 'payment session % refused by a unique constraint', row_ids[i]
+                                USING ERRCODE = '\(unescaped: PostgresCreateSession.refusedState)';
+                        END IF;
+                    ELSIF row_ops[i] = 'update' THEN
+                        UPDATE payment_sessions s SET is_selected = row_selected[i], status = row_statuses[i], data_text = row_data_texts[i],
+                            amount = NULLIF(row_amounts[i], -1), currency_code = NULLIF(row_currency_codes[i], ''),
+                            is_initiated = row_initiated[i], payment_authorized_at = payment_session_time(row_authorized_at[i]),
+                            updated_at = payment_session_time(row_updated_at[i])
+                        WHERE s.id = row_ids[i];
+                    ELSE
+                        DELETE FROM payment_sessions s WHERE s.id = row_ids[i];
+                    END IF;
+                END LOOP;
+                FOR i IN 1..coalesce(array_length(key_reservations, 1), 0) LOOP
+                    UPDATE payment_session_idempotency_keys k SET deleted_at = payment_session_time(written_at)
+                    WHERE k.key = key_reservations[i] AND k.session_id = key_reservation_ids[i];
+                END LOOP;
+                INSERT INTO payment_session_pending_changes
+                    (position, session_id, cart_id, kind, status_before, status_after, committed_at, session)
+                SELECT c.position, c.session_id, c.cart_id, c.kind, NULLIF(c.status_before, ''), NULLIF(c.status_after, ''),
+                    payment_session_time(written_at), NULLIF(c.session, '')
+                FROM unnest(change_ids, change_carts, change_kinds, change_before, change_after, change_sessions)
+                    WITH ORDINALITY AS c (session_id, cart_id, kind, status_before, status_after, session, position);
+            END
+            $$
+            """,
         ],
     ]
 

@@ -127,3 +127,59 @@ struct PostgresCreateSession: PostgresPreparedStatement {
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
+
+/// A ``PostgresWriteSet`` and its changes applied in one statement (`payment_session_apply`),
+/// as its own transaction: carts locked in sorted order, the rows read checked, the writes
+/// made, the changes left pending. It raises ``staleState`` when a row read has changed
+/// (nothing written: the operation runs again) and ``PostgresCreateSession/refusedState``
+/// when a unique constraint refuses a row or key (nothing written: it runs as a transaction).
+struct PostgresApplyWrites: PostgresPreparedStatement {
+    static let name = "payment_session_apply"
+    static let sql = """
+        SELECT payment_session_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+            $20, $21, $22, $23, $24, $25, $26, $27, $28)
+        """
+    /// The SQLSTATE the function raises when a row the operation read has changed since.
+    static let staleState = "YP002"
+    typealias Row = Int
+
+    var writes: PostgresWriteSet.State
+    var changes: [PostgresChangeLog.Entry]
+    var now: Int64
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 28)
+        bindings.append(writes.carts.sorted())
+        bindings.append(writes.expected.map(\.id))
+        bindings.append(writes.expected.map(\.updatedAt))
+        bindings.append(writes.keyClaims.map(\.key))
+        bindings.append(writes.keyClaims.map(\.sessionID))
+        bindings.append(writes.keyReservations.map(\.key))
+        bindings.append(writes.keyReservations.map(\.sessionID))
+        let rows = writes.rows
+        bindings.append(rows.map(\.operation.rawValue))
+        bindings.append(rows.map(\.session.id))
+        bindings.append(rows.map(\.session.cartID))
+        bindings.append(rows.map(\.session.providerID))
+        bindings.append(rows.map(\.session.isSelected))
+        bindings.append(rows.map(\.session.status.rawValue))
+        bindings.append(rows.map(\.dataText))
+        bindings.append(rows.map { $0.session.idempotencyKey ?? "" })
+        bindings.append(rows.map { PostgresSessionRow.amount($0.session) ?? -1 })
+        bindings.append(rows.map { $0.session.currencyCode ?? "" })
+        bindings.append(rows.map(\.session.isInitiated))
+        bindings.append(rows.map { $0.session.money.authorizedAt ?? .min })
+        bindings.append(rows.map(\.session.createdMicroseconds))
+        bindings.append(rows.map(\.session.updatedMicroseconds))
+        bindings.append(changes.map(\.sessionID))
+        bindings.append(changes.map(\.cartID))
+        bindings.append(changes.map(\.kind.rawValue))
+        bindings.append(changes.map { $0.before?.rawValue ?? "" })
+        bindings.append(changes.map { $0.after?.rawValue ?? "" })
+        bindings.append(changes.map { $0.sessionJSON ?? "" })
+        bindings.append(now)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { 0 }
+}

@@ -17,6 +17,9 @@ struct PostgresTransaction {
     let changes = PostgresChangeLog()
     /// The carts the transaction locked, kept across the operation's attempts.
     let cartLocks: PostgresCartLocks
+    /// Set when the operation runs optimistically: reads take no locks and note the rows
+    /// they return, writes are recorded here, and one statement applies them at the end.
+    var writeSet: PostgresWriteSet? = nil
 
     // MARK: Cart locks
 
@@ -24,6 +27,7 @@ struct PostgresTransaction {
     /// transaction ends. Every write locks its session's cart first; see
     /// ``PostgresCartLocks`` for why before the transaction's first write.
     func lockCarts(_ carts: some Sequence<String>) async throws {
+        if let writeSet { return writeSet.lock(carts) }
         let needed = cartLocks.notHeld(carts)
         guard !needed.isEmpty else { return }
         let hadTransactionID = cartLocks.hasTransactionID
@@ -37,6 +41,7 @@ struct PostgresTransaction {
     /// before the row lock) and then its row.
     func session(id: String, lock: Bool = false) async throws -> PaymentSession? {
         guard lock else { return try await all(SessionStatement<SessionQueries.ByID>(values: [id])).first }
+        if let writeSet { return try await all(SessionStatement<SessionQueries.ByID>(values: [id])).first.map(writeSet.noting) }
         let hadTransactionID = cartLocks.hasTransactionID
         guard let session = try await all(SessionStatement<SessionQueries.ByIDLocked>(values: [id])).first else {
             return nil
@@ -52,6 +57,10 @@ struct PostgresTransaction {
 
     func session(cartID: String, providerID: String, lock: Bool = false) async throws -> PaymentSession? {
         guard lock else { return try await all(SessionStatement<SessionQueries.ByPair>(values: [cartID, providerID])).first }
+        if let writeSet {
+            writeSet.lock([cartID])
+            return try await all(SessionStatement<SessionQueries.ByPair>(values: [cartID, providerID])).first.map(writeSet.noting)
+        }
         try await lockCarts([cartID])
         cartLocks.didWrite()
         return try await all(SessionStatement<SessionQueries.ByPairLocked>(values: [cartID, providerID])).first
@@ -60,6 +69,10 @@ struct PostgresTransaction {
     /// The cart's selected session, locked when `lock` (the row a selection change rewrites).
     func selectedSession(cartID: String, lock: Bool = false) async throws -> PaymentSession? {
         guard lock else { return try await all(SessionStatement<SessionQueries.Selected>(values: [cartID])).first }
+        if let writeSet {
+            writeSet.lock([cartID])
+            return try await all(SessionStatement<SessionQueries.Selected>(values: [cartID])).first.map(writeSet.noting)
+        }
         try await lockCarts([cartID])
         cartLocks.didWrite()
         return try await all(SessionStatement<SessionQueries.SelectedLocked>(values: [cartID])).first
@@ -69,6 +82,8 @@ struct PostgresTransaction {
     /// every locker, so two of them never deadlock on one cart).
     func sessions(cartID: String, lock: Bool = false) async throws -> [PaymentSession] {
         guard lock else { return try await all(SessionStatement<SessionQueries.ByCart>(values: [cartID])) }
+        // Deleting a cart's sessions rests on there being no others, which no constraint checks.
+        if writeSet != nil { throw NeedsTransaction() }
         try await lockCarts([cartID])
         cartLocks.didWrite()
         return try await all(SessionStatement<SessionQueries.ByCartLocked>(values: [cartID]))
@@ -97,6 +112,7 @@ struct PostgresTransaction {
                 WHERE updated_at < \(PostgresTimestamp(cutoff)) ORDER BY id
                 """)
         }
+        if writeSet != nil { throw NeedsTransaction() }
         try await lockCarts(try await sessions(updatedBefore: cutoff, lock: false).map(\.cartID))
         cartLocks.didWrite()
         return try await all(
@@ -137,6 +153,13 @@ struct PostgresTransaction {
     /// Inserts a new row; `false` when a unique constraint refused it (nothing written).
     /// The feed gets a `kind` change.
     func insert(_ session: PaymentSession, dataJSON: [UInt8]?, kind: PaymentSessionChange.Kind) async throws -> Bool {
+        if let writeSet {
+            // Optimistic: a refusal by a constraint surfaces when the writes are applied.
+            writeSet.lock([session.cartID])
+            writeSet.write(.insert, session, dataText: PostgresSessionRow.dataText(session, dataJSON))
+            changes.record(kind, before: nil, after: session, sessionID: session.id, cartID: session.cartID)
+            return true
+        }
         try await lockCarts([session.cartID])
         cartLocks.didWrite()
         let rows = try await connection.query(
@@ -159,6 +182,12 @@ struct PostgresTransaction {
     /// holds its lock), and records the change for the feed (unless `previous` is `nil`:
     /// then the caller records it, with ``recordChange(replacing:with:)``).
     func update(_ session: PaymentSession, dataJSON: [UInt8]?, replacing previous: PaymentSession?) async throws {
+        if let writeSet {
+            writeSet.lock([session.cartID])
+            writeSet.write(.update, session, dataText: PostgresSessionRow.dataText(session, dataJSON))
+            if let previous { recordChange(replacing: previous, with: session) }
+            return
+        }
         try await lockCarts([session.cartID])
         cartLocks.didWrite()
         try await connection.query(
@@ -189,6 +218,13 @@ struct PostgresTransaction {
     /// Deletes a session's row, leaving its idempotency key reserved; the feed gets a
     /// `kind` change.
     func remove(_ session: PaymentSession, kind: PaymentSessionChange.Kind) async throws {
+        if let writeSet {
+            writeSet.lock([session.cartID])
+            writeSet.write(.delete, session, dataText: "")
+            if let key = session.idempotencyKey { writeSet.reserve(key: key, of: session.id) }
+            changes.record(kind, before: session, after: nil, sessionID: session.id, cartID: session.cartID)
+            return
+        }
         try await lockCarts([session.cartID])
         cartLocks.didWrite()
         try await connection.query("DELETE FROM payment_sessions WHERE id = \(session.id)", logger: logger)
@@ -218,6 +254,12 @@ struct PostgresTransaction {
     /// reservation (a deleted session restored by an import). The key's row stays locked
     /// until the transaction ends, so a concurrent create or delete with the key waits.
     func claim(key: String, for sessionID: String) async throws -> KeyClaim {
+        if let writeSet {
+            // Optimistic: a taken key surfaces when the writes are applied, and the operation
+            // then runs as a transaction, which reads the key's holder.
+            writeSet.claim(key: key, for: sessionID)
+            return .claimed
+        }
         cartLocks.didWrite()
         let inserted = try await connection.query(
             """
@@ -248,6 +290,7 @@ struct PostgresTransaction {
 
     /// Drops reservations past the retention; returns how many.
     func dropExpiredReservations() async throws -> Int {
+        if writeSet != nil { throw NeedsTransaction() }
         cartLocks.didWrite()
         let retention = SessionRules.retentionMicroseconds(options.idempotencyRetention)
         let (cutoff, overflow) = now.subtractingReportingOverflow(retention)

@@ -26,7 +26,7 @@ struct PostgresRoundTripTests {
         return counts
     }
 
-    @Test func aCreateThatNeedsNoDecisionIsOneRoundTripAndSoIsAGet() async throws {
+    @Test func aCreateIsOneOrTwoRoundTripsASelectSwitchThreeAndAGetOne() async throws {
         let server = try PostgresServer.shared()
         try #require(server.countsStatements, "pg_stat_statements is missing from this PostgreSQL")
         let database = "round_trips_\(UInt32.random(in: 0...UInt32.max))"
@@ -62,6 +62,25 @@ struct PostgresRoundTripTests {
                 let counts = try await Self.statements(in: database, on: counter)
                 #expect(counts.values.reduce(0, +) == 4 * rounds, "\(counts)")
                 #expect(counts.filter { $0.key.contains("payment_session_create(") }.values.reduce(0, +) == 2 * rounds)
+
+                // Moving a selection: a create that selects reads the cart's selection and
+                // applies its writes (2); a select switch reads the session and the cart's
+                // selection and applies (3); an update reads and applies (2). Each writes what
+                // it says.
+                try await counter.query("SELECT pg_stat_statements_reset()", logger: Self.quiet)
+                let first = try await store.create(
+                    NewPaymentSession(cartID: "s", providerID: "a", idempotencyKey: "s-a", select: true))
+                #expect(try await Self.statements(in: database, on: counter).values.reduce(0, +) == 2)
+                let second = try await store.create(NewPaymentSession(cartID: "s", providerID: "b", select: true))
+                try await counter.query("SELECT pg_stat_statements_reset()", logger: Self.quiet)
+                let switched = try await store.select(id: first.id)
+                #expect(try await Self.statements(in: database, on: counter).values.reduce(0, +) == 3)
+                try await counter.query("SELECT pg_stat_statements_reset()", logger: Self.quiet)
+                _ = try await store.update(id: second.id, data: ["intent": "pi_2"])
+                #expect(try await Self.statements(in: database, on: counter).values.reduce(0, +) == 2)
+                #expect(try await store.selectedSession(cartID: "s") == switched)
+                #expect(try await store.session(id: second.id)?.isSelected == false)
+                #expect(try await store.session(id: second.id)?.data == ["intent": "pi_2"])
 
                 // A retried create (its key taken) needs the transaction's decision: more
                 // statements, the same session.

@@ -73,7 +73,7 @@ struct PostgresStoreTests {
 
     /// Takes a store's schema back to version 3, rows and all: `data` as text and times as
     /// microseconds since 1970 in `BIGINT` columns named `*_us`, the sequencer writing them,
-    /// and no one-statement create.
+    /// and no one-statement writes.
     static func dropVersionFour(_ schema: String) throws {
         func microseconds(_ column: String) -> String {
             "ALTER COLUMN \(column) TYPE BIGINT USING (extract(epoch FROM \(column)) * 1000000)::BIGINT"
@@ -86,8 +86,7 @@ struct PostgresStoreTests {
             SET search_path TO \(schema);
             ALTER TABLE payment_sessions DROP COLUMN data;
             DROP FUNCTION payment_session_data_jsonb(TEXT);
-            DROP FUNCTION payment_session_create(
-                TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BIGINT, TEXT, BOOLEAN, timestamptz, TEXT);
+            DROP FUNCTION payment_session_create, payment_session_apply, payment_session_time;
             ALTER TABLE payment_sessions RENAME COLUMN data_text TO data;
             ALTER TABLE payment_sessions \(microseconds("payment_authorized_at")), \(microseconds("created_at")),
                 \(microseconds("updated_at"));
