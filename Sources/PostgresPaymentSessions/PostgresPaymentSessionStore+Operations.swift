@@ -144,13 +144,13 @@ extension PostgresPaymentSessionStore {
             case .transaction(let cartLocks):
                 tx = PostgresTransaction(
                     connection: connection, logger: logger, options: options, now: tx.now, cartLocks: cartLocks)
-                try await connection.query("BEGIN", logger: logger)
+                for try await _ in try await connection.execute(BeginStatement(), logger: logger) {}
                 do {
                     try await tx.lockCarts(cartLocks.beginAttempt())
                     let result = try await body(tx)
                     try cartLocks.checkOrder()
                     let wroteChanges = try await tx.changes.flush(on: connection, committedAt: tx.now, logger: logger)
-                    try await connection.query("COMMIT", logger: logger)
+                    for try await _ in try await connection.execute(CommitStatement(), logger: logger) {}
                     if wroteChanges { sequencer.wakeUp() }
                     return result
                 } catch {

@@ -162,16 +162,8 @@ struct PostgresTransaction {
         }
         try await lockCarts([session.cartID])
         cartLocks.didWrite()
-        let rows = try await connection.query(
-            """
-            INSERT INTO payment_sessions (\(unescaped: PostgresSessionRow.columns))
-            VALUES (\(session.id), \(session.cartID), \(session.providerID), \(session.isSelected),
-                \(session.status.rawValue), \(PostgresSessionRow.dataText(session, dataJSON)), \(session.idempotencyKey),
-                \(PostgresSessionRow.amount(session)), \(session.currencyCode), \(session.isInitiated),
-                \(PostgresSessionRow.authorizedAt(session)), \(PostgresSessionRow.createdAt(session)),
-                \(PostgresSessionRow.updatedAt(session)))
-            ON CONFLICT DO NOTHING RETURNING id
-            """, logger: logger)
+        let rows = try await connection.execute(
+            InsertSessionStatement(session: session, dataText: PostgresSessionRow.dataText(session, dataJSON)), logger: logger)
         var inserted = false
         for try await _ in rows { inserted = true }
         if inserted { changes.record(kind, before: nil, after: session, sessionID: session.id, cartID: session.cartID) }
@@ -190,15 +182,9 @@ struct PostgresTransaction {
         }
         try await lockCarts([session.cartID])
         cartLocks.didWrite()
-        try await connection.query(
-            """
-            UPDATE payment_sessions SET is_selected = \(session.isSelected), status = \(session.status.rawValue),
-                data_text = \(PostgresSessionRow.dataText(session, dataJSON)), amount = \(PostgresSessionRow.amount(session)),
-                currency_code = \(session.currencyCode), is_initiated = \(session.isInitiated),
-                payment_authorized_at = \(PostgresSessionRow.authorizedAt(session)),
-                updated_at = \(PostgresSessionRow.updatedAt(session))
-            WHERE id = \(session.id)
-            """, logger: logger)
+        for try await _ in try await connection.execute(
+            UpdateSessionStatement(session: session, dataText: PostgresSessionRow.dataText(session, dataJSON)), logger: logger)
+        {}
         if let previous { recordChange(replacing: previous, with: session) }
     }
 
