@@ -118,9 +118,10 @@ extension PostgresPaymentSessionStore {
                 try? await connection.close()
             }
             defer { watchdog.cancel() }
+            let cartLocks: PostgresCartLocks = if case .transaction(let locks) = mode { locks } else { PostgresCartLocks() }
             var tx = PostgresTransaction(
                 connection: connection, logger: logger, options: options, now: options.nowMicroseconds,
-                cartLocks: PostgresCartLocks())
+                cartLocks: cartLocks)
             switch mode {
             case .statements:
                 return try await body(tx)
@@ -130,10 +131,9 @@ extension PostgresPaymentSessionStore {
                 let result: R
                 do {
                     result = try await body(tx)
-                } catch let error as PaymentSessionError where writeSet.hasTentativeClaims {
+                } catch is PaymentSessionError where writeSet.hasTentativeClaims {
                     // A key claimed without reading it may be taken, and a transaction checks the
                     // key before what refused here: it decides which answer is right.
-                    _ = error
                     throw NeedsTransaction()
                 }
                 guard !writeSet.isEmpty else { return result }
@@ -141,9 +141,7 @@ extension PostgresPaymentSessionStore {
                 for try await _ in try await connection.execute(apply, logger: logger) {}
                 sequencer.wakeUp()
                 return result
-            case .transaction(let cartLocks):
-                tx = PostgresTransaction(
-                    connection: connection, logger: logger, options: options, now: tx.now, cartLocks: cartLocks)
+            case .transaction:
                 for try await _ in try await connection.execute(BeginStatement(), logger: logger) {}
                 do {
                     try await tx.lockCarts(cartLocks.beginAttempt())

@@ -16,7 +16,6 @@
 // The server is a throwaway one on loopback with fsync on (PostgresServer, durable).
 import Foundation
 import Logging
-import NIOPosix
 import PaymentSessions
 import PostgresNIO
 import PostgresPaymentSessions
@@ -24,9 +23,6 @@ import Synchronization
 import TestSupport
 
 let latencyOnly = CommandLine.arguments.contains("--latency-only")
-if CommandLine.arguments.contains("--nio-executor") {
-    _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-}
 let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let rounds = arguments.first ?? 3
 let creates = arguments.dropFirst().first ?? 1024
