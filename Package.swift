@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
@@ -50,6 +51,7 @@ let package = Package(
             dependencies: [
                 "PaymentSessionsCore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -66,11 +68,13 @@ let package = Package(
         ),
         // Test helpers: temporary directories, child processes, a throwaway PostgreSQL.
         .target(name: "TestSupport"),
+        // The `.ownThreads` trait, for test suites that block their threads.
+        .target(name: "TestScheduling"),
         // A tiny second process for the LMDB layer's cross-process tests.
         .executableTarget(name: "LMDBProbe", dependencies: ["LMDB", "TestSupport"]),
         .testTarget(
             name: "LMDBTests",
-            dependencies: ["LMDB", "LMDBProbe", "TestSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["LMDB", "LMDBProbe", "TestSupport", "TestScheduling", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "IORecord"),
         // Recordings of a process's writes and flushes, and the states a power cut could
@@ -84,6 +88,7 @@ let package = Package(
                 "PaymentSessions",
                 "StoreTorture",
                 "TestSupport",
+                "TestScheduling",
                 "PowerLoss",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "Logging", package: "swift-log"),
@@ -97,6 +102,7 @@ let package = Package(
                 "PaymentSessions",
                 "PostgresPaymentSessions",
                 "TestSupport",
+                "TestScheduling",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -106,7 +112,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PaymentSessionsCLITests",
-            dependencies: ["PaymentSessions", "PaymentSessionsCLI", "TestSupport"]
+            dependencies: ["PaymentSessions", "PaymentSessionsCLI", "TestSupport", "TestScheduling"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -26,6 +26,7 @@ enum Output {
         case .invalidInput, .invalidTransition: 2
         case .conflict: 3
         case .storage: 4
+        case .outcomeUnknown: 6
         }
     }
 

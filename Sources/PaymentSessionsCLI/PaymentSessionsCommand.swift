@@ -18,7 +18,9 @@ struct PaymentSessionsCommand: AsyncParsableCommand {
             written, stdout stays empty, the last line of stderr is \
             {"error":{"code":"CODE","message":"..."}} and the exit status tells the code: \
             not_found 1, invalid_input 2, invalid_transition 2, conflict 3, storage 4; \
-            verify exits 5 when it finds problems.
+            verify exits 5 when it finds problems. outcome_unknown (exit 6) is the one \
+            failure that may have written: the connection was lost after the commit was \
+            sent; read before retrying, or retry with the same --idempotency-key.
             """,
         subcommands: [
             Create.self, Get.self, List.self, Selected.self, Select.self, Deselect.self, Update.self, Authorize.self, Delete.self,

@@ -66,7 +66,7 @@ struct StoreLocation: ParsableArguments {
         options.operationTimeout = .seconds(10)
         // The pool's own chatter (connection errors are reported as the command's error).
         options.logger = Logger(label: "payment-sessions") { _ in SwiftLogNoOpLogHandler() }
-        return try await PostgresPaymentSessionStore.withStore(url.configuration, options: options) { store in
+        return try await PostgresPaymentSessionStore.withStore(url: url, options: options) { store in
             try await body(store)
         }
     }

@@ -134,7 +134,7 @@ extension PostgresPaymentSessionStore {
     public func waitForChanges(after sequence: Int64, timeout: Duration) async throws {
         try await prepareSchema()
         do {
-            try await client.withConnection { connection in
+            try await servers.client().withConnection { connection in
                 try await connection.listen(on: PostgresChangeLog.channel) { notifications in
                     let batch = try await PostgresFeedSequencer.sequence(on: connection, logger: self.options.logger)
                     if batch.last > sequence { return }

@@ -111,7 +111,7 @@ extension PostgresPaymentSessionStore {
     ) async throws -> R {
         let logger = options.logger
         let timeout = options.operationTimeout
-        return try await client.withConnection { connection in
+        return try await servers.client().withConnection { connection in
             let watchdog = Task {
                 try await Task.sleep(for: timeout)
                 logger.warning("closing a connection whose statement got no answer", metadata: ["timeout": "\(timeout)"])
@@ -138,6 +138,7 @@ extension PostgresPaymentSessionStore {
                 }
                 guard !writeSet.isEmpty else { return result }
                 let apply = PostgresApplyWrites(writes: writeSet.recorded, changes: tx.changes.take(), now: tx.now)
+                CommitProgress.commitSending()
                 for try await _ in try await connection.execute(apply, logger: logger) {}
                 sequencer.wakeUp()
                 return result
@@ -148,6 +149,7 @@ extension PostgresPaymentSessionStore {
                     let result = try await body(tx)
                     try cartLocks.checkOrder()
                     let wroteChanges = try await tx.changes.flush(on: connection, committedAt: tx.now, logger: logger)
+                    CommitProgress.commitSending()
                     for try await _ in try await connection.execute(CommitStatement(), logger: logger) {}
                     if wroteChanges { sequencer.wakeUp() }
                     return result
@@ -178,9 +180,10 @@ extension PostgresPaymentSessionStore {
     ) async throws -> R {
         let timeout = options.operationTimeout * 2
         let race = DeadlineRace<R>()
+        let progress = CommitProgress()
         let worker = Task {
             do {
-                race.finish(with: .success(try await work()))
+                race.finish(with: .success(try await CommitProgress.$current.withValue(progress) { try await work() }))
             } catch {
                 race.finish(with: .failure(error))
             }
@@ -197,7 +200,11 @@ extension PostgresPaymentSessionStore {
         return try await withTaskCancellationHandler {
             let result = await race.value()
             timer.cancel()
-            if case .failure = result { worker.cancel() }
+            if case .failure(let error) = result {
+                worker.cancel()
+                servers.operationFailed(with: error)
+                throw progress.classify(error, operation: operation)
+            }
             return try result.get()
         } onCancel: {
             worker.cancel()
@@ -312,6 +319,7 @@ extension PostgresPaymentSessionStore {
             let outcome = try await withDeadline("create session") {
                 try await self.attempt(.statements) { tx in
                     var outcome = ""
+                    CommitProgress.commitSending()
                     for try await row in try await tx.connection.execute(statement, logger: tx.logger) { outcome = row }
                     return outcome
                 }
@@ -467,7 +475,7 @@ extension PostgresPaymentSessionStore {
     public func exportJSONLines(_ writeLine: (String) throws -> Void) async throws -> Int {
         try await prepareSchema()
         do {
-            return try await client.withConnection { connection in
+            return try await servers.client().withConnection { connection in
                 let logger = options.logger
                 try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
                 do {

@@ -92,8 +92,10 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
         var nowMicroseconds: Int64 { Timestamp.microseconds(clock()) }
     }
 
-    /// The pool the store runs on.
-    public let client: PostgresClient
+    /// The pool the store runs on: the first server's, when its URL names several.
+    public var client: PostgresClient { servers.firstClient }
+    /// Every server the store may use, and the one it uses now.
+    let servers: PostgresServers
     /// The options the store was made with.
     public let options: Options
     /// Where the store is, for messages: `postgres://user@host:port/database`, never a password.
@@ -106,15 +108,27 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     /// (``run()``) and an operation needs a connection; the first operation creates or
     /// migrates the schema.
     public init(configuration: PostgresClient.Configuration, options: Options = Options()) {
-        self.client = PostgresClient(configuration: configuration, backgroundLogger: options.logger)
+        self.servers = PostgresServers(configuration: configuration, logger: options.logger)
         self.options = options
         self.location = Self.location(of: configuration)
+    }
+
+    /// A store at `url`: its hosts tried in order as ``PostgresStoreURL`` describes (the
+    /// one that fits `target_session_attrs`, again after a failover), with its TLS settings.
+    ///
+    /// The first operation connects to each host in turn, outside the pool, to choose one;
+    /// a server that cannot be used (a refused TLS handshake, a failed login) is reported
+    /// then, with its reason, within the URL's `connect_timeout`.
+    public init(url: PostgresStoreURL, options: Options = Options()) {
+        self.servers = PostgresServers(url: url, logger: options.logger)
+        self.options = options
+        self.location = url.location
     }
 
     /// A store at `url`, a `postgres://` URL read by ``PostgresStoreURL`` (the password
     /// from the URL, `PGPASSWORD` or `~/.pgpass`).
     public convenience init(url: String, options: Options = Options()) throws(PaymentSessionError) {
-        self.init(configuration: try PostgresStoreURL(url).configuration, options: options)
+        self.init(url: try PostgresStoreURL(url), options: options)
     }
 
     /// `.postgresql`.
@@ -128,7 +142,7 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
             group.addTask {
                 await self.sequencer.run({ try await self.sequenceChanges() }, logger: self.options.logger)
             }
-            await client.run()
+            await servers.run()
             group.cancelAll()
         }
     }
@@ -139,7 +153,19 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
         _ configuration: PostgresClient.Configuration, options: Options = Options(),
         _ body: (PostgresPaymentSessionStore) async throws -> R
     ) async throws -> R {
-        let store = PostgresPaymentSessionStore(configuration: configuration, options: options)
+        try await PostgresPaymentSessionStore(configuration: configuration, options: options).running(body)
+    }
+
+    /// ``withStore(_:options:_:)`` for the store at `url` (see ``init(url:options:)``).
+    public static func withStore<R: Sendable>(
+        url: PostgresStoreURL, options: Options = Options(),
+        _ body: (PostgresPaymentSessionStore) async throws -> R
+    ) async throws -> R {
+        try await PostgresPaymentSessionStore(url: url, options: options).running(body)
+    }
+
+    private func running<R: Sendable>(_ body: (PostgresPaymentSessionStore) async throws -> R) async throws -> R {
+        let store = self
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await store.run() }
             defer { group.cancelAll() }
@@ -155,8 +181,9 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     public func prepareSchema() async throws {
         try await schemaReady.once {
             do {
+                let client = try await self.servers.client()
                 _ = try await self.withDeadline("prepare schema") {
-                    try await self.client.withConnection { connection in
+                    try await client.withConnection { connection in
                         try await PostgresSchema.prepare(
                             on: connection, create: self.options.createIfMissing, location: self.location,
                             logger: self.options.logger)

@@ -29,6 +29,8 @@ public final class PostgresServer: Sendable {
     /// The directory with `pg_ctl`, `initdb` and `postgres`.
     public let binaries: String
     private let runAs: String?
+    /// The server's certificate and key, when it accepts TLS.
+    public let tls: TLSFiles?
     /// Whether the server flushes its log to disk at commit (off for tests: faster, and a
     /// test server's data is thrown away).
     public let durable: Bool
@@ -67,8 +69,23 @@ public final class PostgresServer: Sendable {
         }.self
     }
 
-    private init(port: Int, directory: String, binaries: String, runAs: String?, durable: Bool) {
+    /// The files a server needs to accept TLS connections (PEM), and the certificate
+    /// authority whose client certificates it accepts, if any.
+    public struct TLSFiles: Sendable {
+        public var certificate: String
+        public var key: String
+        public var clientCA: String?
+
+        public init(certificate: String, key: String, clientCA: String? = nil) {
+            self.certificate = certificate
+            self.key = key
+            self.clientCA = clientCA
+        }
+    }
+
+    private init(port: Int, directory: String, binaries: String, runAs: String?, durable: Bool, tls: TLSFiles? = nil) {
         self.durable = durable
+        self.tls = tls
         self.port = port
         self.directory = directory
         self.binaries = binaries
@@ -94,8 +111,13 @@ public final class PostgresServer: Sendable {
     /// one serves tests running in parallel). Stopped by ``stop()`` or when the process ends.
     /// `durable` keeps PostgreSQL's defaults (`fsync` on: a commit waits for the disk), for
     /// measurements that compare durable commits.
-    public static func startNew(durable: Bool = false) throws(ServerError) -> PostgresServer {
-        try start(durable: durable)
+    /// `tls` makes it accept TLS (`ssl=on`) with that certificate; the files are copied
+    /// into the server's directory. `authenticationRules` go first in `pg_hba.conf` (the
+    /// first rule that matches a connection decides).
+    public static func startNew(
+        durable: Bool = false, tls: TLSFiles? = nil, authenticationRules: [String] = []
+    ) throws(ServerError) -> PostgresServer {
+        try start(durable: durable, tls: tls, authenticationRules: authenticationRules)
     }
 
     /// The server's settings: loopback only, its socket in its own directory, room for many
@@ -103,6 +125,10 @@ public final class PostgresServer: Sendable {
     private var settings: String {
         "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=400" + (durable ? "" : " -c fsync=off")
             + (Self.hasStatementStatistics(binaries) ? " -c shared_preload_libraries=pg_stat_statements" : "")
+            + (tls.map {
+                " -c ssl=on -c ssl_cert_file=\($0.certificate) -c ssl_key_file=\($0.key)"
+                    + ($0.clientCA.map { " -c ssl_ca_file=\($0)" } ?? "")
+            } ?? "")
     }
 
     /// Whether the server can count statements (`pg_stat_statements`, in Debian's
@@ -127,7 +153,9 @@ public final class PostgresServer: Sendable {
             ])
     }
 
-    private static func start(durable: Bool = false) throws(ServerError) -> PostgresServer {
+    private static func start(
+        durable: Bool = false, tls requested: TLSFiles? = nil, authenticationRules: [String] = []
+    ) throws(ServerError) -> PostgresServer {
         let binaries = try availability.get()
         let runAs: String? = geteuid() == 0 ? "postgres" : nil
         let directory = FileManager.default.temporaryDirectory
@@ -144,16 +172,44 @@ public final class PostgresServer: Sendable {
             chown(directory, entry.pointee.pw_uid, entry.pointee.pw_gid)
         }
         let data = directory + "/data"
-        let server = PostgresServer(port: 0, directory: directory, binaries: binaries, runAs: runAs, durable: durable)
+        // The server reads its key only when it owns it and no one else can read it.
+        var tls: TLSFiles?
+        if let requested {
+            tls = TLSFiles(
+                certificate: directory + "/server.crt", key: directory + "/server.key",
+                clientCA: requested.clientCA.map { _ in directory + "/client-ca.crt" })
+            let copies = [(requested.certificate, directory + "/server.crt"), (requested.key, directory + "/server.key")]
+                + (requested.clientCA.map { [($0, directory + "/client-ca.crt")] } ?? [])
+            for (source, destination) in copies {
+                do {
+                    try FileManager.default.copyItem(atPath: source, toPath: destination)
+                } catch {
+                    throw ServerError(description: "cannot copy \(source): \(error)")
+                }
+                chmod(destination, 0o600)
+                if let runAs, let entry = getpwnam(runAs) { chown(destination, entry.pointee.pw_uid, entry.pointee.pw_gid) }
+            }
+        }
+        let server = PostgresServer(port: 0, directory: directory, binaries: binaries, runAs: runAs, durable: durable, tls: tls)
         try server.run(
             binaries + "/initdb",
             ["-D", data, "-U", server.user, "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"])
+        if !authenticationRules.isEmpty {
+            let path = data + "/pg_hba.conf"
+            do {
+                let existing = try String(contentsOfFile: path, encoding: .utf8)
+                try (authenticationRules.joined(separator: "\n") + "\n" + existing).write(toFile: path, atomically: false, encoding: .utf8)
+            } catch {
+                throw ServerError(description: "cannot change \(path): \(error)")
+            }
+        }
         // A free port: bind one, let it go, start on it; another process may take it in
         // between, so try a few.
         var lastError = ServerError(description: "no port")
         for _ in 0..<5 {
             let port = freeLoopbackPort()
-            let started = PostgresServer(port: port, directory: directory, binaries: binaries, runAs: runAs, durable: durable)
+            let started = PostgresServer(
+                port: port, directory: directory, binaries: binaries, runAs: runAs, durable: durable, tls: tls)
             do {
                 try started.run(
                     binaries + "/pg_ctl",

@@ -2,8 +2,9 @@ import Foundation
 import LMDB
 import TestSupport
 import Testing
+import TestScheduling
 
-@Suite("Threads and processes")
+@Suite("Threads and processes", .ownThreads)
 struct ConcurrencyTests {
     @Test func readersOnManyThreadsSeeConsistentSnapshotsWhileOneWrites() throws {
         let f = try Fixture()

@@ -1,7 +1,8 @@
 import LMDB
 import Testing
+import TestScheduling
 
-@Suite("Cursors and range scans")
+@Suite("Cursors and range scans", .ownThreads)
 struct CursorTests {
     /// Keys chosen to sit on every boundary of a prefix scan: the prefix itself, bytes
     /// 0x00 and 0xFF right after it, and neighbours that share all but the last byte.

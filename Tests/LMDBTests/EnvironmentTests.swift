@@ -2,8 +2,9 @@ import Foundation
 import LMDB
 import TestSupport
 import Testing
+import TestScheduling
 
-@Suite("Environment")
+@Suite("Environment", .ownThreads)
 struct EnvironmentTests {
     @Test func openCreatesTheDirectoryAndItsFiles() throws {
         let directory = TemporaryDirectory(prefix: "lmdb-env")

@@ -2,8 +2,9 @@ import Foundation
 import LMDB
 import TestSupport
 import Testing
+import TestScheduling
 
-@Suite("Typed errors, nothing written")
+@Suite("Typed errors, nothing written", .ownThreads)
 struct ErrorTests {
     @Test func oversizedKeyIsATypedErrorAndNothingIsWritten() throws {
         let f = try Fixture()

@@ -2,11 +2,12 @@ import Foundation
 import LMDB
 import TestSupport
 import Testing
+import TestScheduling
 
 /// Long operations (walks, copies, a writer waiting for another process) must not hold
 /// the environment's gate, or a map growth in this process stalls for `growthTimeout`
 /// and then fails with `mapFull`.
-@Suite("Long operations and map growth")
+@Suite("Long operations and map growth", .ownThreads)
 struct LongOperationTests {
     static let value = [UInt8](repeating: 0xC3, count: 16 << 10)
 

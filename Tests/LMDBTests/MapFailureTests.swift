@@ -2,6 +2,7 @@ import Foundation
 import LMDB
 import TestSupport
 import Testing
+import TestScheduling
 
 /// A remap that cannot happen must leave a typed error, never a signal.
 ///
@@ -9,7 +10,7 @@ import Testing
 /// the new `mmap` fails, the process used to die with `SIGSEGV` at its next transaction.
 /// These run the failing process as a child under an address-space limit (`RLIMIT_AS`),
 /// so that a signal fails the test instead of killing the test runner.
-@Suite("Map growth that cannot happen")
+@Suite("Map growth that cannot happen", .ownThreads)
 struct MapFailureTests {
     /// Fresh environments the gate stress grows (six remaps each); `STRESS_ROUNDS` raises it.
     static let stressRounds = Int(ProcessInfo.processInfo.environment["STRESS_ROUNDS"] ?? "") ?? 40

@@ -1,7 +1,8 @@
 import LMDB
 import Testing
+import TestScheduling
 
-@Suite("Map growth")
+@Suite("Map growth", .ownThreads)
 struct MapGrowthTests {
     static let value = [UInt8](repeating: 0xC3, count: 16 << 10)
 

@@ -2,8 +2,9 @@ import Foundation
 import LMDB
 import Synchronization
 import Testing
+import TestScheduling
 
-@Suite("Transactions")
+@Suite("Transactions", .ownThreads)
 struct TransactionTests {
     @Test func commitMakesDataVisibleToLaterReaders() throws {
         let f = try Fixture()
@@ -168,7 +169,7 @@ struct TransactionTests {
     }
 }
 
-@Suite("One-shot reads")
+@Suite("One-shot reads", .ownThreads)
 struct OneShotReadTests {
     @Test func eachCallSeesTheLatestCommitWhileAnOlderSnapshotKeepsItsOwn() throws {
         let f = try Fixture()

@@ -3,9 +3,10 @@ import LMDB
 import TestSupport
 import Synchronization
 import Testing
+import TestScheduling
 
 /// The writer lock and opening databases: what must hold whatever the interleaving.
-@Suite("Writer lock and database handles")
+@Suite("Writer lock and database handles", .ownThreads)
 struct WriterLockTests {
     /// After an operating-system crash, `writer.lock` may still say "locked" by a thread
     /// that no longer exists (its robust-list cleanup never ran). The first process to open

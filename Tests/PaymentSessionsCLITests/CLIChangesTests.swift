@@ -2,10 +2,11 @@ import Foundation
 import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
 /// `payment-sessions changes`: the feed as JSON Lines, consumers that resume, and a follower
 /// that prints each change as it commits, into a pipe.
-@Suite("payment-sessions changes")
+@Suite("payment-sessions changes", .ownThreads)
 struct CLIChangesTests {
     static func sequences(_ output: ChildProcess.Output) -> [Int] {
         output.stdout.split(separator: "\n").compactMap { line in
@@ -44,12 +45,13 @@ struct CLIChangesTests {
         defer { follower.kill() }
         #expect(follower.readLine().flatMap { try? JSONValue(parsing: $0).objectValue?["sequence"] } == 1)
         for round in 2...4 {
-            // Written by another process; the follower's line comes within its poll interval.
+            // Written by another process; the follower's line comes as it commits, not when the
+            // follower happens to look again much later (the bound is loose: a loaded machine).
             try cli.session(["create", "--cart", "c", "--provider", "p\(round)"])
             let started = Date()
             let line = follower.readLine()
             #expect(line.flatMap { try? JSONValue(parsing: $0).objectValue?["sequence"] } == .number(JSONNumber(round)))
-            #expect(Date().timeIntervalSince(started) < 1)
+            #expect(Date().timeIntervalSince(started) < 10)
         }
     }
 
@@ -62,18 +64,23 @@ struct CLIChangesTests {
         let cli = try CLI(postgres: postgres)
         try cli.session(["create", "--cart", "seed", "--provider", "p"])
         let follower = try ChildProcess("payment-sessions", ["changes", "--follow", "--store", cli.store])
-        // A follower that stops printing must not hang the test: it is killed after a minute.
-        DispatchQueue.global().asyncAfter(deadline: .now() + 60) { Foundation.kill(follower.process.processIdentifier, SIGKILL) }
-        let writers = try (0..<3).map { _ in
-            try ChildProcess(
-                "payment-sessions", ["simulate", "--duration", "2", "--workers", "2", "--carts", "15", "--store", cli.store])
+        // A follower that stops printing must not hang the test: it is killed after five minutes.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 300) { Foundation.kill(follower.process.processIdentifier, SIGKILL) }
+        // Rounds of three writers at once until they have made a hundred changes: how many a
+        // round makes depends on how loaded the machine is, not on the store.
+        var total = 0
+        for _ in 0..<20 where total <= 100 {
+            let writers = try (0..<3).map { _ in
+                try ChildProcess(
+                    "payment-sessions", ["simulate", "--duration", "2", "--workers", "2", "--carts", "15", "--store", cli.store])
+            }
+            for writer in writers {
+                let output = try writer.finish()
+                #expect(output.status == 0, "\(output.stderr)")
+            }
+            total = try Self.lastSequence(cli)
         }
-        for writer in writers {
-            let output = try writer.finish()
-            #expect(output.status == 0, "\(output.stderr)")
-        }
-        let total = try Self.lastSequence(cli)
-        #expect(total > 100, "the writers made only \(total) changes")
+        #expect(total > 100, "the writers made only \(total) changes in 20 rounds")
         var followed: [Int] = []
         while followed.last ?? 0 < total, let line = follower.readLine() {
             guard case .number(let number)? = try JSONValue(parsing: line).objectValue?["sequence"], let sequence = Int(number.text)

@@ -2,8 +2,9 @@ import Foundation
 import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
-@Suite("payment-sessions subcommands")
+@Suite("payment-sessions subcommands", .ownThreads)
 struct CLICommandTests {
     @Test func sessionLifecycleThroughEverySubcommand() throws {
         let cli = CLI()

@@ -2,8 +2,9 @@ import Foundation
 import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
-@Suite("payment-sessions processes at once")
+@Suite("payment-sessions processes at once", .ownThreads)
 struct CLIConcurrencyTests {
     /// LMDB always; PostgreSQL where a server can be started (or one is required).
     static let backends = PostgresServer.shouldRun ? ["lmdb", "postgresql"] : ["lmdb"]

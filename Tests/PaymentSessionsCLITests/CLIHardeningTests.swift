@@ -2,10 +2,11 @@ import Foundation
 import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
 /// The command line's faults: numbers that trapped, secrets on the command line and in
 /// errors, files from other systems, modes under any umask, reads behind a writer.
-@Suite("payment-sessions hardening")
+@Suite("payment-sessions hardening", .ownThreads)
 struct CLIHardeningTests {
     /// Every numeric argument out of range (or past 64 bits, or not a number) is
     /// `invalid_input`, exit 2, with the JSON error line, and writes nothing.

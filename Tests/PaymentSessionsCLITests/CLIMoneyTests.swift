@@ -2,9 +2,10 @@ import Foundation
 import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
 /// Amounts and authorization through the command line.
-@Suite("payment-sessions money commands")
+@Suite("payment-sessions money commands", .ownThreads)
 struct CLIMoneyTests {
     @Test func authorizeIsIdempotentAndRefusesAnotherAmount() throws {
         let cli = CLI()

@@ -2,9 +2,10 @@ import Foundation
 import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
 /// The command-line tool on a PostgreSQL store, named by a `postgres://` URL.
-@Suite("payment-sessions on PostgreSQL", .enabled(if: PostgresServer.shouldRun, "no PostgreSQL server binaries here: install postgresql, or set PG_BIN"))
+@Suite("payment-sessions on PostgreSQL", .enabled(if: PostgresServer.shouldRun, "no PostgreSQL server binaries here: install postgresql, or set PG_BIN"), .ownThreads)
 struct CLIPostgresTests {
     @Test func everySessionCommandWorksOnAPostgresURL() throws {
         let cli = try CLI(postgres: true)

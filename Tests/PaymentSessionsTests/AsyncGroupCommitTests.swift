@@ -3,8 +3,9 @@ import Synchronization
 @_spi(StorageTesting) import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
-@Suite("Async API with group commit")
+@Suite("Async API with group commit", .ownThreads)
 struct AsyncGroupCommitTests {
     struct Boom: Error {}
     final class Counter: Sendable { let value = Atomic(0) }
@@ -193,6 +194,43 @@ struct AsyncGroupCommitTests {
             try await group.waitForAll()
         }
         #expect((try f.store.rawStorage.lastTransactionID()) - before == 20)
+    }
+
+    /// A batch of one write (`maxCount` 1) leads from the head of the queue: an `async` write
+    /// queued behind synchronous writers commits while they keep writing, instead of waiting
+    /// for as long as a synchronous caller is there to take the lead.
+    @Test func anAsyncWriteIsNotStarvedBySynchronousWritersThatKeepLeading() async throws {
+        let f = try StoreFixture(fast: false) { $0.groupCommit.maxCount = 1 }
+        let stop = Atomic<Bool>(false)
+        let writers = DispatchGroup()
+        for thread in 0..<3 {
+            writers.enter()
+            Thread { [store = f.store] in
+                var index = 0
+                while !stop.load(ordering: .acquiring) {
+                    _ = try? store.create(NewPaymentSession(cartID: "sync-\(thread)", providerID: "p\(index)"))
+                    index += 1
+                }
+                writers.leave()
+            }.start()
+        }
+        defer {
+            stop.store(true, ordering: .releasing)
+            writers.wait()
+        }
+        // Let the synchronous writers take turns leading before the async write queues.
+        try await Task.sleep(for: .milliseconds(100))
+        let committed = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { (try? await f.store.create(NewPaymentSession(cartID: "async", providerID: "p"))) != nil }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(30))
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        #expect(committed, "the async write did not commit within 30 s while synchronous writers kept leading")
     }
 
     /// Writes queued while a batch is being applied join it and share its commit, failures

@@ -2,11 +2,12 @@ import Foundation
 @_spi(StorageTesting) import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
 /// Money and authorization in what only the LMDB store has: its JSON output of the new
 /// fields, writes that do not happen (transaction ids), its reservations and format
 /// upgrade. The rules themselves are in the conformance suite, on both backends.
-@Suite("Money and authorization: LMDB")
+@Suite("Money and authorization: LMDB", .ownThreads)
 struct AuthorizationTests {
     /// A cart with a stripe session (selected) and a manual one, both for 4200 usd.
     func cart(_ f: StoreFixture) throws -> (stripe: PaymentSession, manual: PaymentSession) {

@@ -2,8 +2,9 @@ import Foundation
 @_spi(StorageTesting) import PaymentSessions
 import Testing
 import TestSupport
+import TestScheduling
 
-@Suite("Corrupt records and broken indexes")
+@Suite("Corrupt records and broken indexes", .ownThreads)
 struct CorruptionTests {
     /// Writes raw bytes under `key` in one of the store's databases, through the storage
     /// core's testing hook.

@@ -2,11 +2,12 @@ import Foundation
 import PaymentSessions
 import Testing
 import TestSupport
+import TestScheduling
 
 /// `data` given as JSON text (`NewPaymentSession(dataJSON:)`): checked when the input is
 /// made, as strictly as a stored record and by the same depth rule as a dictionary,
 /// stored compact, and read back as the same object.
-@Suite("Data given as JSON text")
+@Suite("Data given as JSON text", .ownThreads)
 struct DataTextTests {
     static let richText = Array(JSONValue.object(StoredDataTests.richData).jsonText.utf8)
 

@@ -1,8 +1,9 @@
 import Foundation
 import PaymentSessions
 import Testing
+import TestScheduling
 
-@Suite("Input checks in the LMDB store's transactions and the JSON form")
+@Suite("Input checks in the LMDB store's transactions and the JSON form", .ownThreads)
 struct InputValidationTests {
     // Bad creates, the limits on a store, the longest inputs and malformed lookups are in
     // the conformance suite (both backends); here are the depth cases the data text tests

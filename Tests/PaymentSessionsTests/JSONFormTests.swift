@@ -1,6 +1,7 @@
 import Foundation
 import PaymentSessions
 import Testing
+import TestScheduling
 
 /// The facts of `docs/payment-session.schema.yaml` (a copy of Medusa's schema), read
 /// from the file itself so that the test follows the schema, not our memory of it.
@@ -40,7 +41,7 @@ struct SchemaFacts {
     }
 }
 
-@Suite("JSON form against the schema")
+@Suite("JSON form against the schema", .ownThreads)
 struct JSONFormTests {
     func check(_ json: [String: JSONValue], against schema: SchemaFacts) {
         for field in schema.required { #expect(json[field] != nil, "missing required \(field)") }

@@ -2,6 +2,7 @@ import Foundation
 import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
 /// README.md's "Using the library" example, verbatim but for the store path and the
 /// `print` it calls: if this stops compiling or passing, the README is wrong.
@@ -9,7 +10,7 @@ import Testing
 /// The test reads README.md itself: every line of the example must stand in this file, and
 /// what each `print` writes must match the `// ...` comment the README gives it (`...`
 /// standing for any text, such as a generated id).
-@Suite("README example")
+@Suite("README example", .ownThreads)
 struct ReadmeExampleTests {
     @Test func theReadmeExampleCompilesAndRuns() throws {
         var printed: [String] = []

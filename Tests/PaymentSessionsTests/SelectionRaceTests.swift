@@ -1,8 +1,9 @@
 import Foundation
 import PaymentSessions
 import Testing
+import TestScheduling
 
-@Suite("Selection under concurrency")
+@Suite("Selection under concurrency", .ownThreads)
 struct SelectionRaceTests {
     @Test func manyThreadsSelectingInTheSameCartsLeaveOneSelectionEach() throws {
         let f = try StoreFixture()

@@ -3,8 +3,9 @@ import LMDB
 @_spi(StorageTesting) import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
-@Suite("Store basics: the LMDB store's own API and files (the rules are in the conformance suite)")
+@Suite("Store basics: the LMDB store's own API and files (the rules are in the conformance suite)", .ownThreads)
 struct StoreBasicsTests {
     /// Every byte value in every digit position: only Crockford base32 digits pass.
     @Test func sessionIDsAcceptExactlyCrockfordDigits() {

@@ -2,12 +2,13 @@ import Foundation
 @_spi(StorageTesting) import PaymentSessions
 import Testing
 import TestSupport
+import TestScheduling
 
 /// A session read from the store keeps `data` as the record's JSON bytes, checked when
 /// the record is decoded and parsed when `data` is read. These tests pin that this is
 /// invisible: the same values, the same JSON, the same equality, and that the check at
 /// decode accepts exactly what the full parser accepts.
-@Suite("Stored data: kept as bytes, read as objects")
+@Suite("Stored data: kept as bytes, read as objects", .ownThreads)
 struct StoredDataTests {
     static let richData: [String: JSONValue] = [
         "amount": .number(JSONNumber(text: "1.50")!), "big": .number(JSONNumber(text: "12345678901234567890")!),

@@ -4,11 +4,12 @@ import Synchronization
 @_spi(StorageTesting) import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
 /// Synchronous writes made by several threads at once share commits, with the semantics of
 /// a write of their own: durable on return, all or nothing, a failure rolls back only its
 /// own changes.
-@Suite("Sync API with shared commits")
+@Suite("Sync API with shared commits", .ownThreads)
 struct SyncGroupCommitTests {
     struct Boom: Error, Equatable { let index: Int }
 

@@ -1,7 +1,8 @@
 import PaymentSessions
 import Testing
+import TestScheduling
 
-@Suite("Status transitions")
+@Suite("Status transitions", .ownThreads)
 struct TransitionTests {
     typealias Status = PaymentSessionStatus
 

@@ -1,11 +1,12 @@
 import Foundation
 import PaymentSessions
 import Testing
+import TestScheduling
 
 /// Money and authorization on each backend, on a cart as a checkout has it: amounts follow
 /// the cart while nothing is held, every path to `authorized` obeys the rules, a hold is
 /// never orphaned, and keys outlive their sessions.
-@Suite("Conformance: authorization paths")
+@Suite("Conformance: authorization paths", .ownThreads)
 struct AuthorizationConformanceTests {
     /// A cart with a stripe session (selected, keyed) and a manual one, both for 4200 usd.
     static func cart(

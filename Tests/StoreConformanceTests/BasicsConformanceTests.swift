@@ -1,8 +1,9 @@
 import Foundation
 import PaymentSessions
 import Testing
+import TestScheduling
 
-@Suite("Conformance: reads, creates and bad input") struct BasicsConformanceTests {
+@Suite("Conformance: reads, creates and bad input", .ownThreads) struct BasicsConformanceTests {
     @Test(arguments: Backend.available)
     func aCreatedSessionReadsBackByEveryKey(backend: Backend) async throws {
         try await withStore(backend) { store in

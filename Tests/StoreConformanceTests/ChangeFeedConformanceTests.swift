@@ -2,10 +2,11 @@ import Foundation
 import PaymentSessions
 import Synchronization
 import Testing
+import TestScheduling
 
 /// The change feed on each backend: one change per session a write changed, in commit
 /// order, gap-free; consumers' positions; trimming; followers.
-@Suite("Conformance: the change feed")
+@Suite("Conformance: the change feed", .ownThreads)
 struct ChangeFeedConformanceTests {
     /// Every change, from the start.
     static func feed(_ store: any PaymentSessionStoring) async throws -> [PaymentSessionChange] {

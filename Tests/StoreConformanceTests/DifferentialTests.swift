@@ -2,6 +2,7 @@ import Foundation
 import PaymentSessions
 import Testing
 import TestSupport
+import TestScheduling
 
 /// The backends side by side: the same random operations, with the same ids and the same
 /// clock, must give the same results (sessions or errors) and leave the same sessions.
@@ -9,7 +10,7 @@ import TestSupport
 ///
 /// `CONFORMANCE_SEQUENCES` sets how many sequences run (default 20 of 60 operations;
 /// thousands when run by hand).
-@Suite("Conformance: both backends side by side") struct DifferentialTests {
+@Suite("Conformance: both backends side by side", .ownThreads) struct DifferentialTests {
     static let sequences = Int(ProcessInfo.processInfo.environment["CONFORMANCE_SEQUENCES"] ?? "") ?? 20
 
     @Test(.enabled(if: Backend.available.count > 1, "needs both backends"))

@@ -1,10 +1,11 @@
 import Foundation
 import PaymentSessions
 import Testing
+import TestScheduling
 
 /// Export and import on each backend: edge cases of the JSON Lines text, failures that
 /// import nothing and name the line, timestamps kept to the microsecond.
-@Suite("Conformance: export and import")
+@Suite("Conformance: export and import", .ownThreads)
 struct ImportExportConformanceTests {
     /// Six carts of up to three sessions: keys, selections, authorized and canceled ones.
     static func populate(_ store: any PaymentSessionStoring, clock: ManualClock) async throws {

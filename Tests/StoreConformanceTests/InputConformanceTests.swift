@@ -1,10 +1,11 @@
 import Foundation
 import PaymentSessions
 import Testing
+import TestScheduling
 
 /// Bad input on each backend: a typed `invalidInput` naming the field, and nothing written;
 /// the longest allowed input accepted and found by every lookup.
-@Suite("Conformance: input checks")
+@Suite("Conformance: input checks", .ownThreads)
 struct InputConformanceTests {
     static let long256 = String(repeating: "x", count: 256)
 

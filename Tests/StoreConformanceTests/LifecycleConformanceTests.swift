@@ -1,10 +1,11 @@
 import Foundation
 import PaymentSessions
 import Testing
+import TestScheduling
 
 /// A session's life on each backend: ids in creation order, a cart's sessions in creation
 /// order, conflicts that write nothing, deletes that free the pair and keep the key.
-@Suite("Conformance: creating and deleting")
+@Suite("Conformance: creating and deleting", .ownThreads)
 struct LifecycleConformanceTests {
     @Test(arguments: Backend.available)
     func idsAreUniqueAndInCreationOrderWithinOneMillisecond(backend: Backend) async throws {

@@ -3,6 +3,7 @@ import PaymentSessions
 import PropertyBased
 import Testing
 import TestSupport
+import TestScheduling
 
 /// A deliberately simple in-memory reference: the rules of the store written out again,
 /// as plainly as possible, without indexes.
@@ -324,7 +325,7 @@ enum Operation: CustomStringConvertible {
     }
 }
 
-@Suite("Model-based: random operation sequences against a reference model, on each backend")
+@Suite("Model-based: random operation sequences against a reference model, on each backend", .ownThreads)
 struct ModelBasedConformanceTests {
     /// Runs × steps per run; `MODEL_RUNS` raises it for a long local run.
     static let runs = Int(ProcessInfo.processInfo.environment["MODEL_RUNS"] ?? "") ?? 30

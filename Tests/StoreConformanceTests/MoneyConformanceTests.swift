@@ -1,8 +1,9 @@
 import Foundation
 import PaymentSessions
 import Testing
+import TestScheduling
 
-@Suite("Conformance: money and authorization") struct MoneyConformanceTests {
+@Suite("Conformance: money and authorization", .ownThreads) struct MoneyConformanceTests {
     @Test(arguments: Backend.available)
     func onlyTheSelectedSessionIsAuthorizedForItsAmountAndARetryIsANoOp(backend: Backend) async throws {
         let clock = ManualClock()

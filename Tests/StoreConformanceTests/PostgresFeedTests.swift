@@ -6,11 +6,12 @@ import PostgresPaymentSessions
 import Synchronization
 import Testing
 import TestSupport
+import TestScheduling
 
 /// The PostgreSQL feed's own order: writers of different carts share nothing, a store write
 /// left open holds the feed back without losing or reordering a change, and concurrent
 /// writers keep each session's changes in commit order.
-@Suite("PostgreSQL feed", .enabled(if: PostgresServer.shouldRun, "no PostgreSQL server binaries here: install postgresql, or set PG_BIN"))
+@Suite("PostgreSQL feed", .enabled(if: PostgresServer.shouldRun, "no PostgreSQL server binaries here: install postgresql, or set PG_BIN"), .ownThreads)
 struct PostgresFeedTests {
     static let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 

@@ -4,11 +4,12 @@ import PostgresNIO
 import PostgresPaymentSessions
 import Testing
 import TestSupport
+import TestScheduling
 
 /// How many statements (round trips: postgres-nio sends one at a time) each operation
 /// costs, counted by the server itself (`pg_stat_statements`), in a database of the test's
 /// own so that no other test's statements count.
-@Suite("PostgreSQL round trips", .enabled(if: PostgresServer.shouldRun, "no PostgreSQL server binaries here: install postgresql, or set PG_BIN"))
+@Suite("PostgreSQL round trips", .enabled(if: PostgresServer.shouldRun, "no PostgreSQL server binaries here: install postgresql, or set PG_BIN"), .ownThreads)
 struct PostgresRoundTripTests {
     static let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 

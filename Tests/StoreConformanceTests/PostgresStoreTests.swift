@@ -7,10 +7,11 @@ import PostgresPaymentSessions
 import Synchronization
 import Testing
 import TestSupport
+import TestScheduling
 
 /// What only the PostgreSQL backend has: its schema, the rules the database enforces by
 /// itself, and the faults of a server on a network.
-@Suite("PostgreSQL store", .enabled(if: PostgresServer.shouldRun, "no PostgreSQL server binaries here: install postgresql, or set PG_BIN"))
+@Suite("PostgreSQL store", .enabled(if: PostgresServer.shouldRun, "no PostgreSQL server binaries here: install postgresql, or set PG_BIN"), .ownThreads)
 struct PostgresStoreTests {
     static let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 

@@ -7,10 +7,11 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 import TestSupport
+import TestScheduling
 
 /// The README's "Two backends" examples, as written there (the PostgreSQL address is the
 /// test server's), so that they keep compiling and working.
-@Suite("README: two backends") struct ReadmeBackendExampleTests {
+@Suite("README: two backends", .ownThreads) struct ReadmeBackendExampleTests {
     func startPayment(cart: String, provider: String, in store: some PaymentSessionStoring) async throws -> PaymentSession {
         let (session, _) = try await store.createOrUpdate(cartID: cart, providerID: provider, data: nil)
         return try await store.select(id: session.id)

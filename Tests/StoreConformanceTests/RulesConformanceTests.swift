@@ -1,8 +1,9 @@
 import Foundation
 import PaymentSessions
 import Testing
+import TestScheduling
 
-@Suite("Conformance: transitions, idempotency, optimistic concurrency") struct RulesConformanceTests {
+@Suite("Conformance: transitions, idempotency, optimistic concurrency", .ownThreads) struct RulesConformanceTests {
     /// A session of a fresh cart brought to `status` by allowed moves (selected, with an
     /// amount, so that `authorized` is reachable).
     static func session(

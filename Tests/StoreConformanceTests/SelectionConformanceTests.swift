@@ -2,8 +2,9 @@ import Foundation
 import PaymentSessions
 import Testing
 import TestSupport
+import TestScheduling
 
-@Suite("Conformance: selection") struct SelectionConformanceTests {
+@Suite("Conformance: selection", .ownThreads) struct SelectionConformanceTests {
     @Test(arguments: Backend.available)
     func selectingASessionDeselectsTheCartsPreviousOne(backend: Backend) async throws {
         let clock = ManualClock()

@@ -1,8 +1,9 @@
 import Foundation
 import PaymentSessions
 import Testing
+import TestScheduling
 
-@Suite("Conformance: units of writes, deletes, purge, import and export") struct UnitsAndPurgeConformanceTests {
+@Suite("Conformance: units of writes, deletes, purge, import and export", .ownThreads) struct UnitsAndPurgeConformanceTests {
     @Test(arguments: Backend.available)
     func aUnitTakesEffectWhole(backend: Backend) async throws {
         try await withStore(backend) { store in

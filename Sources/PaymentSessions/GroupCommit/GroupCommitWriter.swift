@@ -126,12 +126,16 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
-    /// Hands the lead to a queued synchronous caller (it is woken anyway, so this costs no
-    /// extra wake-up), or else to the writer thread. Lock held; `hasLeader` is `true`.
+    /// Hands the lead to whoever waited longest: the oldest queued request, if it is a
+    /// synchronous caller's (it is woken anyway, so this costs no extra wake-up), or else
+    /// the writer thread, which takes the oldest first. Lock held; `hasLeader` is `true`.
+    ///
+    /// Passing the lead to any queued synchronous caller instead would starve an `async`
+    /// write for as long as synchronous writers keep arriving, when a batch holds only its
+    /// leader's write (`maxCount` 1).
     private func handLeadLocked() {
-        for (index, request) in pending.enumerated() {
-            guard let next = request as? SyncWriteRequestBase else { continue }
-            pending.remove(at: index)
+        if let next = pending.first as? SyncWriteRequestBase {
+            pending.removeFirst()
             next.handLead()
             return
         }

@@ -75,6 +75,10 @@ public enum PaymentSessionError: Error, Sendable, Equatable, CustomStringConvert
         case conflict
         /// The disk, the storage engine or the stored bytes failed.
         case storage
+        /// The write may or may not have been applied: the connection to the server was lost
+        /// after its commit was sent (see ``StorageFailure/Kind/outcomeUnknown``). Unlike
+        /// every other code, it does not mean "nothing was written".
+        case outcomeUnknown = "outcome_unknown"
     }
 
     /// The kind of failure.
@@ -86,6 +90,7 @@ public enum PaymentSessionError: Error, Sendable, Equatable, CustomStringConvert
         case .duplicateSession, .duplicateID, .idempotencyConflict, .staleUpdate, .amountMismatch, .notSelected,
             .authorizedSessionSelected, .sessionAuthorized:
             .conflict
+        case .storage(let failure) where failure.kind == .outcomeUnknown: .outcomeUnknown
         case .corruptRecord, .unsupportedFormat, .storage: .storage
         case .importFailed(_, let error): error.code
         }

@@ -34,6 +34,11 @@ public struct StorageFailure: Error, Sendable, Equatable, CustomStringConvertibl
         case unavailable
         /// A statement, lock or growth timeout.
         case timeout
+        /// The connection was lost, or the deadline passed, after the write's commit was
+        /// sent and before its answer came: the write may or may not have been applied. Read
+        /// before acting on it, or retry with the same idempotency key, which makes the
+        /// retry return the session the first attempt created, if it did.
+        case outcomeUnknown
         /// The engine found damaged data, or the files are not a store it can read.
         case corrupted
         /// The store was used against its rules (a write on a read-only store, a nested

@@ -2,6 +2,7 @@ import Foundation
 import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
 /// A child writes at random (on one thread, or on four whose writes share commits) and
 /// acknowledges each commit on stdout; the parent kills it
@@ -10,7 +11,7 @@ import Testing
 /// and `verify()` is clean.
 // One durability at a time: each case keeps a core busy checking the store after every
 // kill, and three at once starved the other suites' tasks (PostgreSQL's, which have deadlines).
-@Suite("Crash consistency (SIGKILL)", .serialized)
+@Suite("Crash consistency (SIGKILL)", .serialized, .ownThreads)
 struct CrashConsistencyTests {
     /// Kills per durability mode; `CRASH_ITERATIONS` raises it for a long local run.
     static let iterations = Int(ProcessInfo.processInfo.environment["CRASH_ITERATIONS"] ?? "") ?? 60

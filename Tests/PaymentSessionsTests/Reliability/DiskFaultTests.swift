@@ -3,6 +3,7 @@ import LMDB
 import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
 /// Whether this machine lets the tests mount a small tmpfs (root in a container usually can).
 let canMountTmpfs: Bool = {
@@ -24,7 +25,7 @@ func run(_ tool: String, _ arguments: [String]) -> Int32 {
     return process.terminationStatus
 }
 
-@Suite("Disk faults: typed errors, no crash, data still readable", .serialized)
+@Suite("Disk faults: typed errors, no crash, data still readable", .serialized, .ownThreads)
 struct DiskFaultTests {
     /// Fills a store on a 2 MiB tmpfs until the disk is full, then checks what survived.
     @Test(.enabled(if: canMountTmpfs, "needs permission to mount tmpfs"))

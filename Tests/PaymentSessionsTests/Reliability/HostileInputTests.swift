@@ -2,11 +2,12 @@ import Foundation
 @_spi(StorageTesting) import PaymentSessions
 import Testing
 import TestSupport
+import TestScheduling
 
 /// Seeded random inputs against the two parsers of untrusted bytes: the stored record
 /// decoder (reached through LMDB and `session(id:)`) and the JSON import. Every input
 /// must give a session or a typed error: never a crash, never a write.
-@Suite("Hostile input")
+@Suite("Hostile input", .ownThreads)
 struct HostileInputTests {
     /// Inputs per parser; `FUZZ_INPUTS` raises it for a long local run.
     static let inputs = Int(ProcessInfo.processInfo.environment["FUZZ_INPUTS"] ?? "") ?? 100_000

@@ -4,9 +4,10 @@ import Logging
 @_spi(StorageTesting) import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
 /// What an operator should hear of reaches the logger given in the options.
-@Suite("Logging")
+@Suite("Logging", .ownThreads)
 struct LoggingTests {
     func store(_ handler: InMemoryLogHandler, _ configure: (inout PaymentSessionStore.Options) -> Void = { _ in }) throws
         -> (TemporaryDirectory, PaymentSessionStore)

@@ -2,8 +2,9 @@ import Foundation
 @_spi(StorageTesting) import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
-@Suite("Long readers and format versions")
+@Suite("Long readers and format versions", .ownThreads)
 struct LongReaderAndFormatTests {
     static let writes = Int(ProcessInfo.processInfo.environment["LONG_READER_WRITES"] ?? "") ?? 100_000
 

@@ -2,8 +2,9 @@ import Foundation
 import PaymentSessions
 import TestSupport
 import Testing
+import TestScheduling
 
-@Suite("Several processes on one store")
+@Suite("Several processes on one store", .ownThreads)
 struct MultiProcessTests {
     static let operations = Int(ProcessInfo.processInfo.environment["RACE_OPERATIONS"] ?? "") ?? 150
 

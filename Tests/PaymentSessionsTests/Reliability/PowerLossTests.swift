@@ -3,6 +3,7 @@ import PaymentSessions
 import PowerLoss
 import TestSupport
 import Testing
+import TestScheduling
 
 /// A power cut loses what was written but not flushed, in any subset, with sectors torn.
 /// The suite records a workload's writes and flushes to `data.mdb` under `iorecord` (an
@@ -13,7 +14,7 @@ import Testing
 ///
 /// `POWER_LOSS_STATES` sets the states checked per durability mode (400 by default; the long
 /// run by hand uses 34,000, over 100,000 in all).
-@Suite("Power loss (recorded writes, simulated cuts)", .serialized)
+@Suite("Power loss (recorded writes, simulated cuts)", .serialized, .ownThreads)
 struct PowerLossTests {
     static let statesPerMode = Int(ProcessInfo.processInfo.environment["POWER_LOSS_STATES"] ?? "") ?? 400
     /// States per checker process: each state is a separate store directory, opened once.

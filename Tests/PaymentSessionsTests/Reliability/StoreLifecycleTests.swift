@@ -4,10 +4,11 @@ import LMDB
 import Synchronization
 import TestSupport
 import Testing
+import TestScheduling
 
 /// Opening, closing, file modes and long operations of a whole store: the faults that
 /// used to stall a process, leak an environment or expose the data.
-@Suite("Store lifecycle")
+@Suite("Store lifecycle", .ownThreads)
 struct StoreLifecycleTests {
     /// The store's last reference is dropped on its own writer thread (a write closure
     /// captured it): its deinit must not wait for that thread, which would be waiting for

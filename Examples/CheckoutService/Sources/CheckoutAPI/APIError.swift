@@ -5,7 +5,8 @@ import PaymentSessions
 
 /// An error answered as JSON, `{"error":{"code":"...","message":"..."}}`, with the HTTP
 /// status a client expects: 400 invalid input, 404 not found, 409 conflict or invalid
-/// transition, 500 storage (the same codes as the `payment-sessions` CLI).
+/// transition, 500 storage, and 503 with `Retry-After` when the outcome is unknown (the
+/// same codes as the `payment-sessions` CLI).
 public struct APIError: HTTPResponseError, Sendable {
     public var status: HTTPResponse.Status
     /// The machine-readable code: `invalid_input`, `not_found`, `conflict`, ...
@@ -34,6 +35,7 @@ public struct APIError: HTTPResponseError, Sendable {
             case .notFound: .notFound
             case .invalidTransition, .conflict: .conflict
             case .storage: .internalServerError
+            case .outcomeUnknown: .serviceUnavailable
             }
         self.init(status: status, code: error.code.rawValue, message: Self.clientMessage(for: error))
     }
@@ -43,6 +45,8 @@ public struct APIError: HTTPResponseError, Sendable {
         switch error {
         case .idempotencyConflict(let key, _, _, _):
             "idempotency key \(JSONValue.string(key).jsonText) was already used for another cart or provider"
+        case .storage(let failure) where failure.kind == .outcomeUnknown:
+            "the connection to the payment session store was lost while the request was being applied: it may or may not have been applied; retry it with the same Idempotency-Key"
         case .corruptRecord, .unsupportedFormat, .storage, .storeNotFound:
             "the payment session store failed; the request was not applied"
         case .importFailed(_, let inner):
@@ -60,7 +64,10 @@ public struct APIError: HTTPResponseError, Sendable {
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let body: JSONValue = ["error": ["code": .string(code), "message": .string(message)]]
-        return Response.json(body.jsonText, status: status)
+        var response = Response.json(body.jsonText, status: status)
+        // The store reconnects by itself: a retry a moment later usually finds it.
+        if status == .serviceUnavailable { response.headers[.retryAfter] = "1" }
+        return response
     }
 }
 
