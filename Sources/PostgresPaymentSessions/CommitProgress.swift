@@ -24,8 +24,11 @@ final class CommitProgress: Sendable {
     /// is not the server's own answer.
     func classify(_ error: any Error, operation: String) -> any Error {
         guard sent.load(ordering: .acquiring) else { return error }
-        if let error = error as? PSQLError, error.code == .server {
-            // The server answered: the transaction did not commit.
+        if let error = error as? PSQLError, error.code == .server,
+            !["FATAL", "PANIC"].contains(error.serverInfo?[.severity] ?? "")
+        {
+            // The server answered with an error: the transaction did not commit. (A backend
+            // that ends with FATAL, terminated mid-commit, proves nothing.)
             return error
         }
         if let error = error as? PaymentSessionError, case .storage(let failure) = error, failure.kind != .timeout {

@@ -16,8 +16,14 @@ extension PostgresPaymentSessionStore {
     /// visible to one statement never have a hole that a later commit fills: a hole is a trim.
     public func changes(after sequence: Int64, limit: Int) async throws -> [PaymentSessionChange] {
         guard limit >= 0 else { throw PaymentSessionError.invalidInput(field: "limit", value: String(limit), reason: "must be 0 or more") }
-        return try await read("read changes") { tx in
-            let last = try await self.catchUp(tx).last
+        return try await readChanges(after: sequence, limit: limit, numberingFirst: true)
+    }
+
+    /// ``changes(after:limit:)``; without `numberingFirst`, only what is numbered already
+    /// (the listener's reads, right after a sequencer's notification).
+    func readChanges(after sequence: Int64, limit: Int, numberingFirst: Bool) async throws -> [PaymentSessionChange] {
+        try await read("read changes") { tx in
+            let last = numberingFirst ? try await self.catchUp(tx).last : try await Self.lastNumber(tx)
             try SessionRules.checkFeedPosition(sequence, last: last, field: "after")
             let rows = try await tx.connection.query(
                 """
@@ -62,6 +68,18 @@ extension PostgresPaymentSessionStore {
     public func position(consumer: String) async throws -> Int64? {
         try SessionValidation.validateIdentifier(consumer, field: "consumer")
         return try await read("read a consumer's position") { tx in try await Self.consumers(tx)[consumer] }
+    }
+
+    /// The feed's last number as it stands: one read, no numbering.
+    func lastNumberedChange() async throws -> Int64 {
+        try await read("read the feed's last number") { tx in try await Self.lastNumber(tx) }
+    }
+
+    private static func lastNumber(_ tx: PostgresTransaction) async throws -> Int64 {
+        let rows = try await tx.connection.query("SELECT last FROM payment_session_change_counter", logger: tx.logger)
+        var last: Int64 = 0
+        for try await value in rows.decode(Int64.self) { last = value }
+        return last
     }
 
     /// Numbers the changes committed so far that no open transaction holds back (one batch
@@ -128,33 +146,40 @@ extension PostgresPaymentSessionStore {
             return count
     }
 
-    /// Returns once a change after `sequence` may exist, or after `timeout`: it listens for
-    /// the notification the sequencer sends once per batch, on a connection of the pool,
-    /// then runs a batch itself (a batch between the two is in one or the other).
+    /// Returns once a change after `sequence` may exist, or after `timeout`. The store's one
+    /// listening connection (see ``PostgresChangeListener``) knows the feed's last number as
+    /// of the latest notification: when it is past `sequence` this returns at once, else it
+    /// sleeps until the listener reads new changes. While the listener is reconnecting, it
+    /// sleeps a quarter second at most.
     public func waitForChanges(after sequence: Int64, timeout: Duration) async throws {
         try await prepareSchema()
-        do {
-            try await servers.client().withConnection { connection in
-                try await connection.listen(on: PostgresChangeLog.channel) { notifications in
-                    let batch = try await PostgresFeedSequencer.sequence(on: connection, logger: self.options.logger)
-                    if batch.last > sequence { return }
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask {
-                            for try await _ in notifications { return }
-                        }
-                        group.addTask { try await Task.sleep(for: timeout) }
-                        defer { group.cancelAll() }
-                        try await group.next()
+        let (generation, listening, last) = listener.snapshot(feed)
+        if let last, last > sequence { return }
+        await listener.wait(
+            beyond: generation, timeout: listening ? timeout : min(timeout, PostgresChangeListener.pollWhileDisconnected))
+        try Task.checkCancellation()
+    }
+
+    /// The changes after `sequence` from what the listener read for this process's
+    /// followers, when it holds them all; else ``changes(after:limit:)``.
+    public func changesForFollower(after sequence: Int64, limit: Int) async throws -> [PaymentSessionChange] {
+        if limit > 0, let page = listener.changes(after: sequence, limit: limit) { return page }
+        return try await changes(after: sequence, limit: limit)
+    }
+
+    /// How the listener reaches the feed.
+    private var feed: PostgresChangeListener.Feed {
+        PostgresChangeListener.Feed(
+            listen: { heard in
+                try await self.servers.client().withConnection { connection in
+                    try await connection.listen(on: PostgresChangeLog.channel) { notifications in
+                        await heard()
+                        for try await _ in notifications { await heard() }
                     }
                 }
-            }
-        } catch let error as CancellationError {
-            throw error
-        } catch let error as PaymentSessionError {
-            throw error
-        } catch {
-            throw PostgresFailure.storeError(error, operation: "wait for changes")
-        }
+            },
+            lastSequence: { try await self.lastNumberedChange() },
+            changes: { after, limit in try await self.readChanges(after: after, limit: limit, numberingFirst: false) })
     }
 
     private static func consumers(_ tx: PostgresTransaction) async throws -> [String: Int64] {

@@ -96,6 +96,8 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     public var client: PostgresClient { servers.firstClient }
     /// Every server the store may use, and the one it uses now.
     let servers: PostgresServers
+    /// The one connection listening for the feed's notifications, shared by every follower.
+    let listener: PostgresChangeListener
     /// The options the store was made with.
     public let options: Options
     /// Where the store is, for messages: `postgres://user@host:port/database`, never a password.
@@ -109,6 +111,7 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     /// migrates the schema.
     public init(configuration: PostgresClient.Configuration, options: Options = Options()) {
         self.servers = PostgresServers(configuration: configuration, logger: options.logger)
+        self.listener = PostgresChangeListener(logger: options.logger)
         self.options = options
         self.location = Self.location(of: configuration)
     }
@@ -121,6 +124,7 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     /// then, with its reason, within the URL's `connect_timeout`.
     public init(url: PostgresStoreURL, options: Options = Options()) {
         self.servers = PostgresServers(url: url, logger: options.logger)
+        self.listener = PostgresChangeListener(logger: options.logger)
         self.options = options
         self.location = url.location
     }
@@ -143,6 +147,7 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
                 await self.sequencer.run({ try await self.sequenceChanges() }, logger: self.options.logger)
             }
             await servers.run()
+            listener.stop()
             group.cancelAll()
         }
     }

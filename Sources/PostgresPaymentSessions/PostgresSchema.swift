@@ -27,7 +27,7 @@ import PostgresNIO
 /// generated from it, for an operator's queries and indexes (`data->>'client_secret'`).
 enum PostgresSchema {
     /// The version this library writes.
-    static let currentVersion: Int32 = 4
+    static let currentVersion: Int32 = 5
     /// The partial unique index that keeps one selected session per cart.
     static let oneSelectedIndex = "payment_sessions_one_selected_per_cart"
 
@@ -310,6 +310,49 @@ enum PostgresSchema {
                     payment_session_time(written_at), NULLIF(c.session, '')
                 FROM unnest(change_ids, change_carts, change_kinds, change_before, change_after, change_sessions)
                     WITH ORDINALITY AS c (session_id, cart_id, kind, status_before, status_after, session, position);
+            END
+            $$
+            """,
+        ],
+        // 5: the one-statement writes commit inside the statement. Run as a statement of
+        // its own, a function's transaction commits after the server has said the statement
+        // completed (at the protocol's Sync), and postgres-nio reports the statement's
+        // success then: a commit that failed (a deferred check) or never happened (the
+        // connection lost first) looked applied. A procedure that commits before it returns
+        // reports either as the statement's own failure. (No `SET search_path` here: a
+        // procedure with one cannot commit; the caller's path finds the functions, as it
+        // found the procedure.)
+        [
+            """
+            CREATE PROCEDURE payment_session_create_committed(
+                new_id TEXT, new_cart_id TEXT, new_provider_id TEXT, new_status TEXT, new_data_text TEXT, new_key TEXT,
+                new_amount BIGINT, new_currency_code TEXT, new_is_initiated BOOLEAN, new_created_at timestamptz,
+                new_session TEXT, INOUT outcome TEXT DEFAULT NULL
+            ) LANGUAGE plpgsql AS $$
+            BEGIN
+                outcome := payment_session_create(new_id, new_cart_id, new_provider_id, new_status, new_data_text, new_key,
+                    new_amount, new_currency_code, new_is_initiated, new_created_at, new_session);
+                COMMIT;
+            END
+            $$
+            """,
+            """
+            CREATE PROCEDURE payment_session_apply_committed(
+                lock_carts TEXT[], expected_ids TEXT[], expected_updated_at BIGINT[],
+                key_claims TEXT[], key_claim_ids TEXT[], key_reservations TEXT[], key_reservation_ids TEXT[],
+                row_ops TEXT[], row_ids TEXT[], row_cart_ids TEXT[], row_provider_ids TEXT[], row_selected BOOLEAN[], row_statuses TEXT[],
+                row_data_texts TEXT[], row_keys TEXT[], row_amounts BIGINT[], row_currency_codes TEXT[], row_initiated BOOLEAN[],
+                row_authorized_at BIGINT[], row_created_at BIGINT[], row_updated_at BIGINT[],
+                change_ids TEXT[], change_carts TEXT[], change_kinds TEXT[], change_before TEXT[], change_after TEXT[],
+                change_sessions TEXT[], written_at BIGINT
+            ) LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM payment_session_apply(lock_carts, expected_ids, expected_updated_at, key_claims, key_claim_ids,
+                    key_reservations, key_reservation_ids, row_ops, row_ids, row_cart_ids, row_provider_ids, row_selected,
+                    row_statuses, row_data_texts, row_keys, row_amounts, row_currency_codes, row_initiated, row_authorized_at,
+                    row_created_at, row_updated_at, change_ids, change_carts, change_kinds, change_before, change_after,
+                    change_sessions, written_at);
+                COMMIT;
             END
             $$
             """,

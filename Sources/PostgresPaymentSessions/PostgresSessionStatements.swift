@@ -95,12 +95,13 @@ struct LockCarts: PostgresPreparedStatement {
 }
 
 /// A create that needs no decision, in one round trip: `payment_session_create` locks the
-/// cart, claims the key, inserts the session and its pending change, as its own transaction.
+/// cart, claims the key, inserts the session and its pending change, and the procedure
+/// around it commits before the statement completes (schema 5 says why).
 /// Its row is `created`, or `key` when the idempotency key is taken (nothing written); a row
 /// a unique constraint refuses raises ``refusedState`` (nothing written).
 struct PostgresCreateSession: PostgresPreparedStatement {
-    static let name = "payment_session_create"
-    static let sql = "SELECT payment_session_create($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    static let name = "payment_session_create_committed"
+    static let sql = "CALL payment_session_create_committed($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL)"
     /// The SQLSTATE the function raises when a unique constraint refuses the row: the id,
     /// the (cart, provider) pair, or a key taken between its claim and the insert.
     static let refusedState = "YP001"
@@ -128,16 +129,16 @@ struct PostgresCreateSession: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
 
-/// A ``PostgresWriteSet`` and its changes applied in one statement (`payment_session_apply`),
-/// as its own transaction: carts locked in sorted order, the rows read checked, the writes
+/// A ``PostgresWriteSet`` and its changes applied in one statement (`payment_session_apply`,
+/// in a procedure that commits before the statement completes): carts locked in sorted order, the rows read checked, the writes
 /// made, the changes left pending. It raises ``staleState`` when a row read has changed
 /// (nothing written: the operation runs again) and ``PostgresCreateSession/refusedState``
 /// when a unique constraint refuses a row or key (nothing written: it runs as a transaction).
 struct PostgresApplyWrites: PostgresPreparedStatement {
-    static let name = "payment_session_apply"
+    static let name = "payment_session_apply_committed"
     static let sql = """
-        SELECT payment_session_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-            $20, $21, $22, $23, $24, $25, $26, $27, $28)
+        CALL payment_session_apply_committed($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+            $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)
         """
     /// The SQLSTATE the function raises when a row the operation read has changed since.
     static let staleState = "YP002"

@@ -62,7 +62,7 @@ struct PostgresRoundTripTests {
                 for session in created { #expect(try await store.session(id: session.id) == session) }
                 let counts = try await Self.statements(in: database, on: counter)
                 #expect(counts.values.reduce(0, +) == 4 * rounds, "\(counts)")
-                #expect(counts.filter { $0.key.contains("payment_session_create(") }.values.reduce(0, +) == 2 * rounds)
+                #expect(counts.filter { $0.key.contains("payment_session_create_committed(") }.values.reduce(0, +) == 2 * rounds)
 
                 // Moving a selection: a create that selects reads the cart's selection and
                 // applies its writes (2); a select switch reads the session and the cart's

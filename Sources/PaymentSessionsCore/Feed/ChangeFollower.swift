@@ -12,10 +12,15 @@ import Foundation
 /// }
 /// ```
 ///
-/// A follower reads pages of ``PaymentSessionStoring/changes(after:limit:)`` and, between
-/// them, waits in ``PaymentSessionStoring/waitForChanges(after:timeout:)``. It throws what
-/// those throw: ``PaymentSessionError/changesTrimmed(after:oldestAvailable:)`` when it fell
-/// behind the feed's retention.
+/// A follower reads pages of ``PaymentSessionStoring/changesForFollower(after:limit:)`` and, between
+/// them, waits in ``PaymentSessionStoring/waitForChanges(after:timeout:)``.
+///
+/// It outlives its server: when a read fails because the store cannot be reached (a
+/// ``StorageFailure/Kind/unavailable`` or ``StorageFailure/Kind/timeout`` storage error: a
+/// restart, a failover, a dropped connection), it waits (0.1 s, doubling up to 5 s) and
+/// reads again from the last change it returned, so that no change is missed or repeated.
+/// It throws anything else: ``PaymentSessionError/changesTrimmed(after:oldestAvailable:)``
+/// when it fell behind the feed's retention, a corrupt record, a misused store.
 public struct ChangeFollower: AsyncSequence, Sendable {
     public typealias Element = PaymentSessionChange
 
@@ -34,6 +39,15 @@ public struct ChangeFollower: AsyncSequence, Sendable {
         let pageSize: Int
         var buffer: [PaymentSessionChange] = []
         var index = 0
+        /// The pause before the next read after the store could not be reached.
+        var pause: Duration?
+
+        /// Whether `error` says the store could not be reached for now, rather than that it
+        /// refused the read.
+        static func isTransient(_ error: any Error) -> Bool {
+            guard case .storage(let failure)? = error as? PaymentSessionError else { return false }
+            return failure.kind == .unavailable || failure.kind == .timeout
+        }
 
         public mutating func next() async throws -> PaymentSessionChange? {
             while true {
@@ -45,13 +59,21 @@ public struct ChangeFollower: AsyncSequence, Sendable {
                 }
                 if Task.isCancelled { return nil }
                 do {
-                    buffer = try await store.changes(after: position, limit: pageSize)
+                    buffer = try await store.changesForFollower(after: position, limit: pageSize)
                     index = 0
+                    pause = nil
                     if buffer.isEmpty { try await store.waitForChanges(after: position, timeout: .seconds(1)) }
                 } catch {
                     // Cancelled while waiting or reading: the end, not a failure.
                     if error is CancellationError || Task.isCancelled { return nil }
-                    throw error
+                    guard Self.isTransient(error) else { throw error }
+                    let wait = pause ?? .milliseconds(100)
+                    pause = Swift.min(wait * 2, .seconds(5))
+                    do {
+                        try await Task.sleep(for: wait)
+                    } catch {
+                        return nil
+                    }
                 }
             }
         }

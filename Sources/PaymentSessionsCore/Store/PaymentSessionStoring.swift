@@ -125,4 +125,15 @@ public protocol PaymentSessionStoring: Sendable {
     /// Returns once a change after `sequence` may exist, or after `timeout`: how followers
     /// wait without polling the feed itself.
     func waitForChanges(after sequence: Int64, timeout: Duration) async throws
+    /// ``changes(after:limit:)`` for a follower that has just waited: a store may answer
+    /// from what it already read for other followers in this process (the PostgreSQL store
+    /// does, so that a thousand followers cost one read per batch of changes, not a thousand).
+    func changesForFollower(after sequence: Int64, limit: Int) async throws -> [PaymentSessionChange]
+}
+
+extension PaymentSessionStoring {
+    /// ``changes(after:limit:)``.
+    public func changesForFollower(after sequence: Int64, limit: Int) async throws -> [PaymentSessionChange] {
+        try await changes(after: sequence, limit: limit)
+    }
 }

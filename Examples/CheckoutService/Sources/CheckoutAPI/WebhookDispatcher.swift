@@ -34,24 +34,53 @@ public struct WebhookDispatcher: Service {
         self.logger = logger
     }
 
+    /// Delivers changes until the service shuts down. The store going away (a restart, a
+    /// failover) does not end it: each step that needs the store waits and tries again, and
+    /// the follower resumes after the last change delivered.
     public func run() async throws {
-        // A consumer new to the store starts with the changes after it was configured.
-        let start: Int64
-        if let position = try await store.position(consumer: consumer) {
-            start = position
-        } else {
-            start = try await store.changeFeedState().last
-            try await store.acknowledge(consumer: consumer, upTo: start)
-        }
-        logger.info("delivering changes", metadata: ["webhook.url": .string(url), "webhook.after": "\(start)"])
         do {
+            // A consumer new to the store starts with the changes after it was configured.
+            let start: Int64 = try await untilReachable("read the webhook's position") {
+                if let position = try await store.position(consumer: consumer) { return position }
+                let last = try await store.changeFeedState().last
+                try await store.acknowledge(consumer: consumer, upTo: last)
+                return last
+            }
+            logger.info("delivering changes", metadata: ["webhook.url": .string(Self.withoutCredentials(url)), "webhook.after": "\(start)"])
             for try await change in store.followChanges(after: start).cancelOnGracefulShutdown() {
                 try await deliver(change)
-                try await store.acknowledge(consumer: consumer, upTo: change.sequence)
+                try await untilReachable("acknowledge a delivered change") {
+                    try await store.acknowledge(consumer: consumer, upTo: change.sequence)
+                }
             }
         } catch is CancellationError {
             // Shutting down: the position stays at the last change delivered.
         }
+    }
+
+    /// Runs `step` until it succeeds or fails for a reason other than the store being
+    /// unreachable, pausing longer after each failure.
+    func untilReachable<R: Sendable>(_ step: String, _ body: () async throws -> R) async throws -> R {
+        var backoff = initialBackoff
+        while true {
+            do {
+                return try await body()
+            } catch let error as PaymentSessionError {
+                guard case .storage(let failure) = error, [.unavailable, .timeout].contains(failure.kind) else { throw error }
+                logger.warning("store unreachable; trying again", metadata: ["step": "\(step)", "error": "\(error)"])
+            }
+            try await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, maxBackoff)
+        }
+    }
+
+    /// `url` without a user name or password, for logs.
+    static func withoutCredentials(_ url: String) -> String {
+        guard let scheme = url.range(of: "://") else { return url }
+        let rest = url[scheme.upperBound...]
+        let authorityEnd = rest.firstIndex(where: { "/?#".contains($0) }) ?? rest.endIndex
+        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return url }
+        return String(url[..<scheme.upperBound]) + String(rest[rest.index(after: at)...])
     }
 
     /// Posts `change` until the receiver answers 2xx, waiting longer after each failure.
