@@ -29,6 +29,8 @@ final class PostgresChangeListener: Sendable {
         let lastSequence: @Sendable () async throws -> Int64
         /// Numbered changes after a sequence, up to a limit, without numbering any.
         let changes: @Sendable (_ after: Int64, _ limit: Int) async throws -> [PaymentSessionChange]
+        /// Runs one batch of the sequencer (which notifies when it numbers anything).
+        let numberPending: @Sendable () async throws -> Void
     }
 
     private struct Waiter {
@@ -46,6 +48,7 @@ final class PostgresChangeListener: Sendable {
         var waiters: [UInt64: Waiter] = [:]
         var nextWaiter: UInt64 = 0
         var task: Task<Void, Never>?
+        var feed: Feed?
         /// Ends the waits whose timeout passed; runs while anyone waits. One timer for every
         /// waiter: a task and a timer per wait cost more than the wait, with hundreds of them.
         var ticker: Task<Void, Never>?
@@ -71,6 +74,7 @@ final class PostgresChangeListener: Sendable {
         state.withLock { state in
             if state.task == nil && !state.stopped {
                 let feed = feed()
+                state.feed = feed
                 state.task = Task { await self.loop(feed) }
             }
             return (state.generation, state.listening, state.listening ? state.last : nil)
@@ -113,9 +117,18 @@ final class PostgresChangeListener: Sendable {
         }
     }
 
+    /// Every tenth of a second, ends the waits whose time is up; every second, runs a batch
+    /// of the sequencer. A change left pending by a process that ended before numbering it
+    /// (a command-line run, a killed writer) is numbered only by a later batch: this is that
+    /// batch while followers wait here, one per process, where each follower ran its own.
     private func tick() async {
+        var ticks = 0
         while true {
             try? await Task.sleep(for: .milliseconds(100))
+            ticks += 1
+            if ticks.isMultiple(of: 10), let feed = state.withLock({ $0.feed }) {
+                try? await feed.numberPending()
+            }
             let now = ContinuousClock.now
             let (due, done) = state.withLock { state -> ([Waiter], Bool) in
                 let due = state.waiters.filter { $0.value.deadline <= now }
@@ -166,6 +179,7 @@ final class PostgresChangeListener: Sendable {
     private func readNew(_ feed: Feed, connecting: Bool) async {
         do {
             if connecting || state.withLock({ $0.coveredFrom == nil }) {
+                try await feed.numberPending()
                 let last = try await feed.lastSequence()
                 update { state in
                     state.coveredFrom = last

@@ -179,7 +179,8 @@ extension PostgresPaymentSessionStore {
                 }
             },
             lastSequence: { try await self.lastNumberedChange() },
-            changes: { after, limit in try await self.readChanges(after: after, limit: limit, numberingFirst: false) })
+            changes: { after, limit in try await self.readChanges(after: after, limit: limit, numberingFirst: false) },
+            numberPending: { _ = try await self.sequenceChanges() })
     }
 
     private static func consumers(_ tx: PostgresTransaction) async throws -> [String: Int64] {

@@ -247,13 +247,7 @@ enum PostgresSchema {
             """,
             """
             CREATE FUNCTION payment_session_apply(
-                lock_carts TEXT[], expected_ids TEXT[], expected_updated_at BIGINT[],
-                key_claims TEXT[], key_claim_ids TEXT[], key_reservations TEXT[], key_reservation_ids TEXT[],
-                row_ops TEXT[], row_ids TEXT[], row_cart_ids TEXT[], row_provider_ids TEXT[], row_selected BOOLEAN[], row_statuses TEXT[],
-                row_data_texts TEXT[], row_keys TEXT[], row_amounts BIGINT[], row_currency_codes TEXT[], row_initiated BOOLEAN[],
-                row_authorized_at BIGINT[], row_created_at BIGINT[], row_updated_at BIGINT[],
-                change_ids TEXT[], change_carts TEXT[], change_kinds TEXT[], change_before TEXT[], change_after TEXT[],
-                change_sessions TEXT[], written_at BIGINT
+                \(unescaped: applyParameters)
             ) RETURNS VOID LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
             DECLARE
                 lock_cart TEXT;
@@ -338,13 +332,7 @@ enum PostgresSchema {
             """,
             """
             CREATE PROCEDURE payment_session_apply_committed(
-                lock_carts TEXT[], expected_ids TEXT[], expected_updated_at BIGINT[],
-                key_claims TEXT[], key_claim_ids TEXT[], key_reservations TEXT[], key_reservation_ids TEXT[],
-                row_ops TEXT[], row_ids TEXT[], row_cart_ids TEXT[], row_provider_ids TEXT[], row_selected BOOLEAN[], row_statuses TEXT[],
-                row_data_texts TEXT[], row_keys TEXT[], row_amounts BIGINT[], row_currency_codes TEXT[], row_initiated BOOLEAN[],
-                row_authorized_at BIGINT[], row_created_at BIGINT[], row_updated_at BIGINT[],
-                change_ids TEXT[], change_carts TEXT[], change_kinds TEXT[], change_before TEXT[], change_after TEXT[],
-                change_sessions TEXT[], written_at BIGINT
+                \(unescaped: applyParameters)
             ) LANGUAGE plpgsql AS $$
             BEGIN
                 PERFORM payment_session_apply(lock_carts, expected_ids, expected_updated_at, key_claims, key_claim_ids,
@@ -358,6 +346,17 @@ enum PostgresSchema {
             """,
         ],
     ]
+
+    /// The parameters of `payment_session_apply` and of the procedure that calls it.
+    static let applyParameters = """
+        lock_carts TEXT[], expected_ids TEXT[], expected_updated_at BIGINT[],
+            key_claims TEXT[], key_claim_ids TEXT[], key_reservations TEXT[], key_reservation_ids TEXT[],
+            row_ops TEXT[], row_ids TEXT[], row_cart_ids TEXT[], row_provider_ids TEXT[], row_selected BOOLEAN[], row_statuses TEXT[],
+            row_data_texts TEXT[], row_keys TEXT[], row_amounts BIGINT[], row_currency_codes TEXT[], row_initiated BOOLEAN[],
+            row_authorized_at BIGINT[], row_created_at BIGINT[], row_updated_at BIGINT[],
+            change_ids TEXT[], change_carts TEXT[], change_kinds TEXT[], change_before TEXT[], change_after TEXT[],
+            change_sessions TEXT[], written_at BIGINT
+        """
 
     /// The sequencer, `payment_session_sequence_changes`: see ``PostgresFeedSequencer``.
     /// Version 3 made it; version 4 remade it when the feed's time became `committed_at`.

@@ -146,10 +146,13 @@ public struct PostgresStoreURL: Sendable, CustomStringConvertible {
             : PostgresClient.Configuration(
                 host: host.name, port: host.port, username: user, password: password, database: database, tls: tls.clientTLS)
         configuration.options.connectTimeout = connectTimeout
-        var parameters = serverSettings
-        if let applicationName { parameters.append(("application_name", applicationName)) }
-        configuration.options.additionalStartupParameters = parameters.map { ($0.name, $0.value) }
+        configuration.options.additionalStartupParameters = startupParameters
         return configuration
+    }
+
+    /// The server settings and the application name, sent when a connection starts.
+    private var startupParameters: [(String, String)] {
+        serverSettings.map { ($0.name, $0.value) } + (applicationName.map { [("application_name", $0)] } ?? [])
     }
 
     /// A single connection's configuration for one of the URL's hosts (the store connects
@@ -162,9 +165,7 @@ public struct PostgresStoreURL: Sendable, CustomStringConvertible {
             : PostgresConnection.Configuration(
                 host: host.name, port: host.port, username: user, password: password, database: database, tls: tls.connectionTLS)
         configuration.options.connectTimeout = .nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000)
-        var parameters = serverSettings
-        if let applicationName { parameters.append(("application_name", applicationName)) }
-        configuration.options.additionalStartupParameters = parameters.map { ($0.name, $0.value) }
+        configuration.options.additionalStartupParameters = startupParameters
         return configuration
     }
 

@@ -3,8 +3,10 @@ import Foundation
 /// A child process started from an executable this package builds, for multi-process
 /// tests, with pipes on its stdin, stdout and stderr.
 ///
-/// Children are spawned with `Foundation.Process` (posix_spawn), never `fork`: an LMDB
-/// environment must not be used in a forked child.
+/// Spawned with `posix_spawn`, never `fork` (an LMDB environment must not be used in a
+/// forked child), and reaped with `waitpid` by whoever waits first. Not `Foundation.Process`:
+/// its `waitUntilExit` relies on a monitoring thread and the waiting thread's run loop, and
+/// was seen to wait for ever for a child already killed, from a test on a thread of its own.
 public final class ChildProcess: @unchecked Sendable {
     /// The directory that holds this package's built products (next to the test bundle).
     public static var productsDirectory: URL {
@@ -27,24 +29,52 @@ public final class ChildProcess: @unchecked Sendable {
         public var stderr: String
     }
 
-    /// The running process.
-    public let process: Process
-    private let input = Pipe()
-    private let output = Pipe()
-    private let errors = Pipe()
+    /// The child's process id.
+    public let pid: pid_t
+    private let input: FileHandle
+    private let output: FileHandle
+    private let errors: FileHandle
+    private let exit = NSCondition()
+    /// The `waitpid` status, once reaped.
+    private var status: Int32?
+    private var reaping = false
 
     /// Starts `executable` (a product of this package) with `arguments`.
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
-        process = Process()
-        process.executableURL = ChildProcess.productsDirectory.appendingPathComponent(executable)
-        process.arguments = arguments
+        let path = ChildProcess.productsDirectory.appendingPathComponent(executable).path
         var merged = ProcessInfo.processInfo.environment
         for (key, value) in environment { merged[key] = value }
-        process.environment = merged
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
+        var pipes: [[Int32]] = []
+        for _ in 0..<3 {
+            // Close-on-exec: a child spawned meanwhile by another thread must not inherit
+            // these ends, or this child's reader waits for that one to exit before EOF.
+            var fds: [Int32] = [0, 0]
+            guard closeOnExecPipe(&fds, O_CLOEXEC) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            pipes.append(fds)
+        }
+        // The child reads end 0 of the first pipe and writes end 1 of the others.
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, pipes[0][0], 0)
+        posix_spawn_file_actions_adddup2(&actions, pipes[1][1], 1)
+        posix_spawn_file_actions_adddup2(&actions, pipes[2][1], 2)
+        var argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        var envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for pointer in argv + envp { free(pointer) } }
+        var child: pid_t = 0
+        let spawned = posix_spawn(&child, path, &actions, nil, &argv, &envp)
+        close(pipes[0][0])
+        close(pipes[1][1])
+        close(pipes[2][1])
+        guard spawned == 0 else {
+            for fd in [pipes[0][1], pipes[1][0], pipes[2][0]] { close(fd) }
+            throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EIO, userInfo: [NSFilePathErrorKey: path])
+        }
+        pid = child
+        input = FileHandle(fileDescriptor: pipes[0][1], closeOnDealloc: true)
+        output = FileHandle(fileDescriptor: pipes[1][0], closeOnDealloc: true)
+        errors = FileHandle(fileDescriptor: pipes[2][0], closeOnDealloc: true)
     }
 
     /// Runs `executable` to completion, feeding it `stdin`.
@@ -56,17 +86,18 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Writes `stdin` (if any), closes it, reads both output pipes to the end and waits.
     public func finish(stdin: String? = nil) throws -> Output {
-        if let stdin { try input.fileHandleForWriting.write(contentsOf: Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
+        if let stdin { try input.write(contentsOf: Data(stdin.utf8)) }
+        try? input.close()
         // Drain stderr on another thread so that a chatty child cannot block on either pipe.
         let stderrData = Handoff()
-        let reader = Thread { [errors] in stderrData.put(errors.fileHandleForReading.readDataToEndOfFile()) }
+        let reader = Thread { [errors] in stderrData.put(errors.readDataToEndOfFile()) }
         reader.start()
-        let stdoutData = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let stdoutData = output.readDataToEndOfFile()
+        let status = waitForExit()
+        let signaled = status & 0x7f != 0 && status & 0x7f != 0x7f
         return Output(
-            status: process.terminationStatus,
-            killedBySignal: process.terminationReason == .uncaughtSignal,
+            status: signaled ? status & 0x7f : (status >> 8) & 0xff,
+            killedBySignal: signaled,
             stdout: String(decoding: stdoutData, as: UTF8.self),
             stderr: String(decoding: stderrData.take(), as: UTF8.self))
     }
@@ -75,7 +106,7 @@ public final class ChildProcess: @unchecked Sendable {
     public func readLine() -> String? {
         var bytes: [UInt8] = []
         while true {
-            guard let byte = output.fileHandleForReading.readData(ofLength: 1).first else {
+            guard let byte = output.readData(ofLength: 1).first else {
                 return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
             }
             if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
@@ -85,8 +116,30 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Sends SIGKILL and waits until the child is gone.
     public func kill() {
-        Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        // Once reaped, the id may belong to another process.
+        if exit.withLock({ status == nil }) { Foundation.kill(pid, SIGKILL) }
+        _ = waitForExit()
+    }
+
+    /// Blocks until the child has exited; its raw `waitpid` status.
+    @discardableResult
+    public func waitForExit() -> Int32 {
+        exit.lock()
+        while status == nil && reaping { exit.wait() }
+        if let status {
+            exit.unlock()
+            return status
+        }
+        reaping = true
+        exit.unlock()
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, 0) == -1 && errno == EINTR {}
+        exit.lock()
+        status = raw
+        reaping = false
+        exit.broadcast()
+        exit.unlock()
+        return raw
     }
 }
 
@@ -111,3 +164,9 @@ private final class Handoff: @unchecked Sendable {
         }
     }
 }
+
+/// `pipe2`, which Glibc's Swift module leaves out (it is declared for `_GNU_SOURCE` only):
+/// a pipe whose ends are close-on-exec from the start, with no moment in which another
+/// thread's spawn could inherit them.
+@_silgen_name("pipe2")
+private func closeOnExecPipe(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32

@@ -268,6 +268,55 @@ public final class PostgresServer: Sendable {
             asServerUser: false)
     }
 
+    /// A streaming standby of this server: `pg_basebackup` of its data into a directory of
+    /// its own (with `-R`: the standby's connection to this server names itself `name`,
+    /// which `synchronous_standby_names` can list), started on a port of its own.
+    public func makeStandby(name: String) throws(ServerError) -> PostgresServer {
+        let standbyDirectory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("payment-sessions-pg-standby-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        do {
+            try FileManager.default.createDirectory(atPath: standbyDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw ServerError(description: "cannot create \(standbyDirectory): \(error)")
+        }
+        if let runAs, let entry = getpwnam(runAs) { chown(standbyDirectory, entry.pointee.pw_uid, entry.pointee.pw_gid) }
+        try run(
+            binaries + "/pg_basebackup",
+            [
+                "-D", standbyDirectory + "/data", "-R", "-X", "stream", "-c", "fast",
+                "-d", "host=127.0.0.1 port=\(port) user=\(user) application_name=\(name)",
+            ])
+        var lastError = ServerError(description: "no port")
+        for _ in 0..<5 {
+            let standby = PostgresServer(
+                port: Self.freeLoopbackPort(), directory: standbyDirectory, binaries: binaries, runAs: runAs, durable: durable,
+                tls: tls)
+            do {
+                try standby.startAgain()
+                standby.watch()
+                return standby
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
+    }
+
+    /// Promotes a standby to a primary (`pg_ctl promote`, waiting until it accepts writes).
+    public func promote() throws(ServerError) {
+        try run(binaries + "/pg_ctl", ["-D", directory + "/data", "-w", "-t", "60", "promote"])
+    }
+
+    /// Runs SQL with `psql` and returns its output: unaligned, tuples only.
+    public func psqlOutput(database: String? = nil, _ sql: String) throws(ServerError) -> String {
+        let psql = FileManager.default.isExecutableFile(atPath: binaries + "/psql") ? binaries + "/psql" : "/usr/bin/psql"
+        return try run(
+            psql,
+            ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", user, "-d",
+             database ?? self.database, "-c", sql],
+            asServerUser: false)
+    }
+
     /// Restarts the server: `fast` shuts down cleanly, `immediate` as a crash would
     /// (the server recovers from its log at start).
     public func restart(mode: String = "fast") throws(ServerError) {
@@ -279,7 +328,8 @@ public final class PostgresServer: Sendable {
         return [executable] + arguments
     }
 
-    private func run(_ executable: String, _ arguments: [String], asServerUser: Bool = true) throws(ServerError) {
+    @discardableResult
+    private func run(_ executable: String, _ arguments: [String], asServerUser: Bool = true) throws(ServerError) -> String {
         let full = asServerUser ? command(executable, arguments) : [executable] + arguments
         // Output goes to a file, not a pipe: the server that `pg_ctl start` leaves running
         // would hold a pipe open. Spawned and reaped with posix_spawn and waitpid, so that
@@ -299,10 +349,11 @@ public final class PostgresServer: Sendable {
         guard spawned == 0 else { throw ServerError(description: "\(full[0]): \(String(cString: strerror(spawned)))") }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let output = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         guard status == 0 else {
-            let output = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
             throw ServerError(description: "\(full.joined(separator: " ")) exited with status \(status): \(output)")
         }
+        return output
     }
 
     private static func freeLoopbackPort() -> Int {

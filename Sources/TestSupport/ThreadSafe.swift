@@ -32,3 +32,18 @@ public final class SharedList<Element: Sendable>: @unchecked Sendable {
     public func append(_ item: Element) { lock.withLock { items.append(item) } }
     public var values: [Element] { lock.withLock { items } }
 }
+
+/// A value that tasks and threads share, read and changed under a lock.
+public final class Locked<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    public init(_ value: Value) { self.value = value }
+
+    /// Runs `body` on the value under the lock.
+    public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}

@@ -65,7 +65,7 @@ struct CLIChangesTests {
         try cli.session(["create", "--cart", "seed", "--provider", "p"])
         let follower = try ChildProcess("payment-sessions", ["changes", "--follow", "--store", cli.store])
         // A follower that stops printing must not hang the test: it is killed after five minutes.
-        DispatchQueue.global().asyncAfter(deadline: .now() + 300) { Foundation.kill(follower.process.processIdentifier, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 300) { Foundation.kill(follower.pid, SIGKILL) }
         // Rounds of three writers at once until they have made a hundred changes: how many a
         // round makes depends on how loaded the machine is, not on the store.
         var total = 0

@@ -141,7 +141,7 @@ struct CLIHardeningTests {
             let child = try ChildProcess("payment-sessions", arguments + ["--store", cli.store])
             let finished = DispatchSemaphore(value: 0)
             Thread {
-                child.process.waitUntilExit()
+                child.waitForExit()
                 finished.signal()
             }.start()
             let answered = finished.wait(timeout: .now() + 10) == .success

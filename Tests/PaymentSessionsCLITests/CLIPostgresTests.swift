@@ -37,6 +37,36 @@ struct CLIPostgresTests {
         #expect(backup.status == 2 && errorCode(backup) == "invalid_input", "\(backup.stderr)")
     }
 
+    /// A create whose connection is terminated while its commit runs exits 6 with
+    /// `outcome_unknown`: unlike every other failure, it may have written.
+    @Test func aCreateWhoseConnectionIsLostDuringTheCommitExitsSixOutcomeUnknown() throws {
+        let cli = try CLI(postgres: true)
+        try cli.session(["create", "--cart", "seed", "--provider", "p"])
+        let server = try PostgresServer.shared()
+        let database = String(cli.store.split(separator: "/").last ?? "")
+        // The commit of each new session waits five seconds (a deferred trigger), time to
+        // terminate the connection under it.
+        try server.psql(
+            database: database,
+            """
+            CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(5); RETURN NULL; END $$;
+            CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON payment_sessions
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();
+            """)
+        let create = try ChildProcess("payment-sessions", ["create", "--cart", "c", "--provider", "p", "--idempotency-key", "k", "--store", cli.store])
+        let sleeping = "FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'"
+        let deadline = Date().addingTimeInterval(30)
+        while try server.psqlOutput(database: database, "SELECT count(*) \(sleeping)").trimmingCharacters(in: .whitespacesAndNewlines)
+            == "0", Date() < deadline
+        {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        _ = try server.psqlOutput(database: database, "SELECT pg_terminate_backend(pid) \(sleeping)")
+        let output = try create.finish()
+        #expect(output.status == 6 && errorCode(output) == "outcome_unknown", "\(output.status): \(output.stderr)")
+        #expect(output.stdout.isEmpty)
+    }
+
     @Test func simulateRunsTheSameWorkloadAndChecksTheRulesAfterwards() throws {
         let cli = try CLI(postgres: true)
         let output = try cli.run(["simulate", "--duration", "1", "--workers", "4", "--carts", "10", "--json"])

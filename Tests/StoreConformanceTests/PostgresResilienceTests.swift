@@ -91,7 +91,7 @@ struct PostgresResilienceTests {
             let follower = try ChildProcess("payment-sessions", ["changes", "--follow", "--store", server.url()])
             defer { follower.kill() }
             #expect(follower.readLine().flatMap(Self.sequence) == 1)
-            let received = Mutex<[Int64]>([])
+            let received = Locked<[Int64]>([])
             let following = Task {
                 for try await change in store.followChanges(after: 0) {
                     received.withLock { $0.append(change.sequence) }
@@ -128,6 +128,94 @@ struct PostgresResilienceTests {
         }
     }
 
+    /// A primary with a synchronous standby (`pg_basebackup`, `synchronous_standby_names`),
+    /// a store given both in one URL with `target_session_attrs=read-write`, writers running;
+    /// the primary is killed (`immediate`) and the standby promoted. The store writes to the
+    /// new primary within 10 s, every write it acknowledged is there, and the rules hold.
+    @Test func afterAFailoverTheStoreFindsTheNewPrimaryAndNoAcknowledgedWriteIsLost() async throws {
+        let primary = try PostgresServer.startNew()
+        defer { try? primary.stop(mode: "immediate") }
+        // The schema first, with the default deadline: a loaded machine may take longer than
+        // the short one the writers use to notice the primary gone.
+        try await PostgresPaymentSessionStore.withStore(
+            url: try PostgresStoreURL(primary.url(), environment: [:]), options: Self.options
+        ) { _ = try await $0.count() }
+        let standby = try primary.makeStandby(name: "standby1")
+        defer { try? standby.stop(mode: "immediate") }
+        try primary.psql("ALTER SYSTEM SET synchronous_standby_names = 'standby1'")
+        try primary.psql("SELECT pg_reload_conf()")
+        let replicating = ContinuousClock.now + .seconds(30)
+        while try primary.psqlOutput("SELECT sync_state FROM pg_stat_replication").trimmingCharacters(in: .whitespacesAndNewlines)
+            != "sync", ContinuousClock.now < replicating
+        {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try primary.psqlOutput("SELECT sync_state FROM pg_stat_replication").contains("sync"))
+        let url = try PostgresStoreURL(
+            "postgres://\(primary.user)@127.0.0.1:\(primary.port),127.0.0.1:\(standby.port)/\(primary.database)"
+                + "?target_session_attrs=read-write&connect_timeout=2",
+            environment: [:])
+        var options = Self.options
+        options.operationTimeout = .seconds(2)
+        let acknowledged = Locked<[String: PaymentSession]>([:])
+        let failures = Locked<[String]>([])
+        let killedAt = Locked<ContinuousClock.Instant?>(nil)
+        let firstAfterKill = Locked<ContinuousClock.Instant?>(nil)
+        try await PostgresPaymentSessionStore.withStore(url: url, options: options) { store in
+            let stop = Flag()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<4 {
+                    group.addTask {
+                        var index = 0
+                        while !stop.value {
+                            index += 1
+                            let key = "w\(writer)-\(index)"
+                            do {
+                                let began = ContinuousClock.now
+                                let session = try await store.create(
+                                    NewPaymentSession(
+                                        cartID: "cart-\(writer)-\(index % 5)", providerID: "p\(index)", idempotencyKey: key,
+                                        select: index.isMultiple(of: 3)))
+                                acknowledged.withLock { $0[session.id] = session }
+                                // A write begun once the primary was gone went to the new one.
+                                if let killed = killedAt.withLock({ $0 }), began >= killed {
+                                    firstAfterKill.withLock { $0 = $0 ?? ContinuousClock.now }
+                                }
+                            } catch let error as PaymentSessionError {
+                                guard case .storage(let failure) = error else { throw error }
+                                failures.withLock { $0.append("\(failure.kind)") }
+                                // Applied or not, the same key again is safe.
+                                if failure.kind == .outcomeUnknown { index -= 1 }
+                                try await Task.sleep(for: .milliseconds(50))
+                            }
+                        }
+                    }
+                }
+                func waitForWrites(atLeast count: Int) async throws {
+                    for _ in 0..<600 where acknowledged.withLock({ $0.count }) < count {
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+                try await waitForWrites(atLeast: 40)
+                try primary.stop(mode: "immediate")
+                killedAt.withLock { $0 = ContinuousClock.now }
+                try standby.promote()
+                try await waitForWrites(atLeast: acknowledged.withLock { $0.count } + 40)
+                stop.set()
+                try await group.waitForAll()
+            }
+            let recovered = firstAfterKill.withLock { $0 }.flatMap { end in killedAt.withLock { $0 }.map { end - $0 } }
+            #expect(recovered.map { $0 < .seconds(10) } == true, "the first write after the kill took \(String(describing: recovered))")
+            for (id, session) in acknowledged.withLock({ $0 }) {
+                let found = try await store.session(id: id)
+                #expect(found?.id == session.id && found?.cartID == session.cartID, "acknowledged \(id) lost")
+            }
+            let report = try await store.checkRules()
+            #expect(report.isClean, "\(report)")
+            #expect(failures.withLock { $0 }.allSatisfy { ["unavailable", "timeout", "outcomeUnknown"].contains($0) })
+        }
+    }
+
     static func sequence(_ line: String) -> Int64? {
         guard case .number(let number)? = try? JSONValue(parsing: line).objectValue?["sequence"] else { return nil }
         return Int64(number.text)
@@ -159,16 +247,23 @@ struct PostgresResilienceTests {
         let (configuration, schema) = try postgresConfiguration()
         try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options) { store in
             _ = try await store.count()
-            try Self.slowCommits(schema: schema, seconds: 5)
+            try Self.slowCommits(schema: schema, seconds: 10)
+            // The backend committing this schema's sessions (and no other test's), once it is
+            // in the commit's sleep.
             let killer = Task {
-                try await Task.sleep(for: .milliseconds(700))
-                // The backend writing this schema's sessions, and no other test's.
-                try PostgresServer.shared().psql(
-                    """
-                    SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-                        JOIN pg_namespace n ON n.oid = c.relnamespace
-                    WHERE n.nspname = '\(schema)' AND c.relname = 'payment_sessions' AND l.mode = 'RowExclusiveLock'
-                    """)
+                let deadline = ContinuousClock.now + .seconds(30)
+                while ContinuousClock.now < deadline {
+                    let killed = try PostgresServer.shared().psqlOutput(
+                        """
+                        SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a
+                            JOIN pg_locks l ON l.pid = a.pid JOIN pg_class c ON c.oid = l.relation
+                            JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE n.nspname = '\(schema)' AND c.relname = 'payment_sessions' AND l.mode = 'RowExclusiveLock'
+                            AND a.wait_event = 'PgSleep'
+                        """)
+                    if killed.trimmingCharacters(in: .whitespacesAndNewlines) != "0" { return }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
             }
             let error = await expectStoreError {
                 _ = try await store.create(

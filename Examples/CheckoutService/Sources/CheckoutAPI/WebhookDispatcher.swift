@@ -75,7 +75,7 @@ public struct WebhookDispatcher: Service {
     }
 
     /// `url` without a user name or password, for logs.
-    static func withoutCredentials(_ url: String) -> String {
+    public static func withoutCredentials(_ url: String) -> String {
         guard let scheme = url.range(of: "://") else { return url }
         let rest = url[scheme.upperBound...]
         let authorityEnd = rest.firstIndex(where: { "/?#".contains($0) }) ?? rest.endIndex

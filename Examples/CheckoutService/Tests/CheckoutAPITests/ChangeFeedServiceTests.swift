@@ -5,7 +5,9 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import PaymentSessions
+import PostgresPaymentSessions
 import Synchronization
+import TestSupport
 import Testing
 
 /// The service's use of the change feed: a cart's events as server-sent events, and the
@@ -105,5 +107,66 @@ struct ChangeFeedServiceTests {
         #expect(firstArrivals == Array(1...12))
         #expect(refusedOnce.withLock { $0 } == [3, 6, 9, 12])
         #expect(try store.position(consumer: "webhook") ?? 0 >= 11)
+    }
+
+    /// The dispatcher on a PostgreSQL store keeps running while the server restarts: the
+    /// change made after the restart is delivered, after every change before it, once each.
+    @Test(.enabled(if: PostgresServer.shouldRun)) func theWebhookDispatcherOutlivesAPostgreSQLRestart() async throws {
+        var logger = Logger(label: "webhook-restart-test")
+        logger.logLevel = .critical
+        let server = try PostgresServer.startNew()
+        defer { try? server.stop(mode: "immediate") }
+        var options = PostgresPaymentSessionStore.Options()
+        options.logger = logger
+        options.operationTimeout = .seconds(2)
+        let store = try PostgresPaymentSessionStore(url: server.url(), options: options)
+        let received = Mutex<[Int]>([])
+        let router = Router()
+        router.post("hook") { request, _ -> HTTPResponse.Status in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            guard case .number(let number)? = try JSONValue(parsing: String(buffer: body)).objectValue?["sequence"],
+                let sequence = Int(number.text)
+            else { return .badRequest }
+            received.withLock { $0.append(sequence) }
+            return .ok
+        }
+        let listening = AsyncStream<Int>.makeStream()
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { listening.continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
+        let receiver = Task { try await app.runService(gracefulShutdownSignals: []) }
+        defer { receiver.cancel() }
+        var ports = listening.stream.makeAsyncIterator()
+        let port = await ports.next() ?? 0
+        let running = Task { try await store.run() }
+        defer { running.cancel() }
+        try await store.prepareSchema()
+        var dispatcher = WebhookDispatcher(store: store, url: "http://user:hook-secret@127.0.0.1:\(port)/hook", logger: logger)
+        dispatcher.initialBackoff = .milliseconds(20)
+        dispatcher.maxBackoff = .milliseconds(500)
+        let dispatching = Task { [dispatcher] in try await dispatcher.run() }
+        defer { dispatching.cancel() }
+        for _ in 0..<500 where try await store.position(consumer: "webhook") == nil { try await Task.sleep(for: .milliseconds(10)) }
+        func waitForDeliveries(_ count: Int) async throws {
+            for _ in 0..<1500 where received.withLock({ Set($0).count }) < count { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        _ = try await store.create(NewPaymentSession(cartID: "c", providerID: "before"))
+        try await waitForDeliveries(1)
+        try server.restart(mode: "fast")
+        // The first write after the restart may find the store still reconnecting.
+        var created = false
+        for _ in 0..<100 where !created {
+            do {
+                _ = try await store.create(NewPaymentSession(cartID: "c", providerID: "after"))
+                created = true
+            } catch let error as PaymentSessionError where error.code == .storage {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        #expect(created)
+        try await waitForDeliveries(2)
+        #expect(received.withLock { $0 } == [1, 2])
+        #expect(WebhookDispatcher.withoutCredentials("http://user:hook-secret@127.0.0.1:\(port)/hook") == "http://127.0.0.1:\(port)/hook")
+        #expect(!dispatching.isCancelled)
     }
 }

@@ -282,4 +282,19 @@ struct CheckoutAPITests {
             #expect(try await store.sessions(cartID: "cart_e").map(\.status) == [.authorized])
         }
     }
+
+    /// A write whose outcome the store cannot know is a 503 that tells the client to retry
+    /// with the same key, never the 500 that says it was not applied.
+    @Test func anUnknownOutcomeIsA503AskingForARetryWithTheSameKey() async throws {
+        let unknown = PaymentSessionError.storage(
+            StorageFailure(
+                backend: .postgresql, kind: .outcomeUnknown, operation: "create session", code: "outcome_unknown",
+                message: "the connection was lost after the commit was sent"))
+        let error = APIError(unknown)
+        #expect(error.status == .serviceUnavailable && error.code == "outcome_unknown")
+        #expect(error.message.contains("Idempotency-Key") && !error.message.contains("not applied"))
+        let refused = APIError(
+            .storage(StorageFailure(backend: .postgresql, kind: .unavailable, operation: "create session", code: "", message: "gone")))
+        #expect(refused.status == .internalServerError && refused.message.contains("not applied"))
+    }
 }
