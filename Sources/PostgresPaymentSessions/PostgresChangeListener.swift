@@ -29,8 +29,9 @@ final class PostgresChangeListener: Sendable {
         let lastSequence: @Sendable () async throws -> Int64
         /// Numbered changes after a sequence, up to a limit, without numbering any.
         let changes: @Sendable (_ after: Int64, _ limit: Int) async throws -> [PaymentSessionChange]
-        /// Runs one batch of the sequencer (which notifies when it numbers anything).
-        let numberPending: @Sendable () async throws -> Void
+        /// Runs one batch of the sequencer (which notifies when it numbers anything); the
+        /// feed's last number after it.
+        let numberPending: @Sendable () async throws -> Int64
     }
 
     private struct Waiter {
@@ -121,13 +122,29 @@ final class PostgresChangeListener: Sendable {
     /// of the sequencer. A change left pending by a process that ended before numbering it
     /// (a command-line run, a killed writer) is numbered only by a later batch: this is that
     /// batch while followers wait here, one per process, where each follower ran its own.
+    ///
+    /// The batch also checks the listener: a feed found ahead of what it heard two seconds
+    /// running, or a batch that finds the server gone, means its connection is dead without
+    /// knowing it (a partition, a failover to another host), and it connects again.
     private func tick() async {
         var ticks = 0
+        var behind = false
         while true {
             try? await Task.sleep(for: .milliseconds(100))
             ticks += 1
             if ticks.isMultiple(of: 10), let feed = state.withLock({ $0.feed }) {
-                try? await feed.numberPending()
+                do {
+                    let last = try await feed.numberPending()
+                    let heard = state.withLock { $0.listening ? $0.last : nil }
+                    if let heard, last > heard {
+                        if behind { reconnect() }
+                        behind.toggle()
+                    } else {
+                        behind = false
+                    }
+                } catch where PostgresServers.meansServerGone(error) {
+                    reconnect()
+                } catch {}
             }
             let now = ContinuousClock.now
             let (due, done) = state.withLock { state -> ([Waiter], Bool) in
@@ -179,7 +196,7 @@ final class PostgresChangeListener: Sendable {
     private func readNew(_ feed: Feed, connecting: Bool) async {
         do {
             if connecting || state.withLock({ $0.coveredFrom == nil }) {
-                try await feed.numberPending()
+                _ = try await feed.numberPending()
                 let last = try await feed.lastSequence()
                 update { state in
                     state.coveredFrom = last

@@ -180,7 +180,7 @@ extension PostgresPaymentSessionStore {
             },
             lastSequence: { try await self.lastNumberedChange() },
             changes: { after, limit in try await self.readChanges(after: after, limit: limit, numberingFirst: false) },
-            numberPending: { _ = try await self.sequenceChanges() })
+            numberPending: { try await self.sequenceChanges().last })
     }
 
     private static func consumers(_ tx: PostgresTransaction) async throws -> [String: Int64] {
