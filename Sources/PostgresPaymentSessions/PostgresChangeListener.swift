@@ -123,28 +123,30 @@ final class PostgresChangeListener: Sendable {
     /// (a command-line run, a killed writer) is numbered only by a later batch: this is that
     /// batch while followers wait here, one per process, where each follower ran its own.
     ///
-    /// The batch also checks the listener: a feed found ahead of what it heard two seconds
-    /// running, or a batch that finds the server gone, means its connection is dead without
-    /// knowing it (a partition, a failover to another host), and it connects again.
+    /// The batch also checks the listener: one that has not heard, a second later, of what
+    /// the previous batch found numbered (its notification long delivered), or a batch that
+    /// finds the server gone, means its connection is dead without knowing it (a partition,
+    /// a failover to another host), and it connects again. (Comparing with the same batch
+    /// would find it behind whenever writes are steady: their notifications are in flight.)
     private func tick() async {
         var ticks = 0
-        var behind = false
+        var numberedBefore: Int64?
         while true {
             try? await Task.sleep(for: .milliseconds(100))
             ticks += 1
             if ticks.isMultiple(of: 10), let feed = state.withLock({ $0.feed }) {
                 do {
-                    let last = try await feed.numberPending()
                     let heard = state.withLock { $0.listening ? $0.last : nil }
-                    if let heard, last > heard {
-                        if behind { reconnect() }
-                        behind.toggle()
-                    } else {
-                        behind = false
+                    if let heard, let numberedBefore, heard < numberedBefore {
+                        reconnect()
                     }
+                    numberedBefore = try await feed.numberPending()
                 } catch where PostgresServers.meansServerGone(error) {
                     reconnect()
-                } catch {}
+                    numberedBefore = nil
+                } catch {
+                    numberedBefore = nil
+                }
             }
             let now = ContinuousClock.now
             let (due, done) = state.withLock { state -> ([Waiter], Bool) in
