@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.1.0"),
     ],
     targets: [
         .systemLibrary(
@@ -33,16 +35,30 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"]), .brew(["lmdb"])]
         ),
-        .target(name: "LMDB", dependencies: ["CLMDB", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "LMDB",
+            dependencies: [
+                "CLMDB", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         // The strict JSON reader and writer of `data` and of the session's JSON form.
         .target(name: "StrictJSON"),
         // The backend-neutral core: the model, its rules, errors, JSON form and the store
         // protocol. Knows no storage engine.
-        .target(name: "PaymentSessionsCore", dependencies: ["StrictJSON"]),
+        .target(
+            name: "PaymentSessionsCore",
+            dependencies: [
+                "StrictJSON", .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ]
+        ),
         // The embedded store on LMDB (re-exports the core).
         .target(
             name: "PaymentSessions",
-            dependencies: ["PaymentSessionsCore", "LMDB", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "PaymentSessionsCore", "LMDB", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
         ),
         // The PostgreSQL store: its own target and product, so that building the embedded
         // store never builds postgres-nio.

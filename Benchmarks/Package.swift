@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // SQLite's C API, for the peer at its best (Debian: libsqlite3-dev).
@@ -52,7 +54,10 @@ let package = Package(
         // A fixed workload to profile with callgrind (see Sources/Profile/main.swift).
         .executableTarget(
             name: "Profile",
-            dependencies: ["BenchmarkSupport", .product(name: "PaymentSessions", package: root)]
+            dependencies: [
+                "BenchmarkSupport", .product(name: "PaymentSessions", package: root),
+                .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
         ),
         // Durable creates on PostgreSQL at 8, 32 and 128 callers beside pgbench (see
         // Sources/PostgresScaling/main.swift).

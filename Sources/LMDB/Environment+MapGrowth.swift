@@ -1,5 +1,6 @@
 import CLMDB
 import Logging
+import Metrics
 
 #if canImport(Glibc)
 import Glibc
@@ -32,6 +33,8 @@ extension Environment {
             try remap(to: grown, refusal: .mapFull, operation: operation)
             logger.notice(
                 "grew the map", metadata: ["lmdb.from": .stringConvertible(current), "lmdb.to": .stringConvertible(grown)])
+            // Rare enough to make the counter each time (a no-op without a metrics backend).
+            Counter(label: "lmdb_map_growths_total").increment()
         }
     }
 

@@ -22,6 +22,7 @@ struct PaymentSessionsCommand: AsyncParsableCommand {
             failure that may have written: the connection was lost after the commit was \
             sent; read before retrying, or retry with the same --idempotency-key.
             """,
+        version: PaymentSessionsVersion.current,
         subcommands: [
             Create.self, Get.self, List.self, Selected.self, Select.self, Deselect.self, Update.self, Authorize.self, Delete.self,
             Export.self, Import.self, Copy.self, Changes.self, Verify.self, Stats.self, Backup.self, Purge.self, Simulate.self,

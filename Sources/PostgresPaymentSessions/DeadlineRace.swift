@@ -32,3 +32,38 @@ final class DeadlineRace<R: Sendable>: Sendable {
         }
     }
 }
+
+extension DeadlineRace {
+    /// `work`'s result, or `expired()`'s error once `limit` has passed, whichever comes
+    /// first.
+    ///
+    /// The work runs in a task of its own so that the caller resumes at the deadline even
+    /// when the work does not end when cancelled (postgres-nio was seen to leave a request
+    /// pending for ever after a server crash). A work that lost the race, or whose caller
+    /// was cancelled, is cancelled and left to end in its own time.
+    static func first(
+        within limit: Duration, expired: @escaping @Sendable () -> any Error,
+        _ work: @escaping @Sendable () async throws -> R
+    ) async -> Result<R, any Error> {
+        let race = DeadlineRace<R>()
+        let worker = Task {
+            do {
+                race.finish(with: .success(try await work()))
+            } catch {
+                race.finish(with: .failure(error))
+            }
+        }
+        let timer = Task {
+            try await Task.sleep(for: limit)
+            race.finish(with: .failure(expired()))
+        }
+        return await withTaskCancellationHandler {
+            let result = await race.value()
+            timer.cancel()
+            if case .failure = result { worker.cancel() }
+            return result
+        } onCancel: {
+            worker.cancel()
+        }
+    }
+}

@@ -11,6 +11,13 @@ extension PostgresPaymentSessionStore {
     /// ``PaymentSessionError``. Each attempt, the wait for a connection included, has
     /// ``Options/operationTimeout``.
     func transaction<R: Sendable>(
+        _ operation: String, as function: String = #function,
+        _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
+    ) async throws -> R {
+        try await measured(as: function) { try await self.unmeasuredTransaction(operation, body) }
+    }
+
+    private func unmeasuredTransaction<R: Sendable>(
         _ operation: String, _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
         try await prepareSchema()
@@ -52,6 +59,13 @@ extension PostgresPaymentSessionStore {
     /// reads and decides: the key's session, a duplicate), when the operation needs locks
     /// no constraint stands for, or when it kept meeting concurrent writes.
     func write<R: Sendable>(
+        _ operation: String, as function: String = #function,
+        _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
+    ) async throws -> R {
+        try await measured(as: function) { try await self.unmeasuredWrite(operation, body) }
+    }
+
+    private func unmeasuredWrite<R: Sendable>(
         _ operation: String, _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
         try await prepareSchema()
@@ -80,6 +94,13 @@ extension PostgresPaymentSessionStore {
 
     /// Runs one read statement (its own snapshot) on a leased connection.
     func read<R: Sendable>(
+        _ operation: String, as function: String = #function,
+        _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
+    ) async throws -> R {
+        try await measured(as: function) { try await self.unmeasuredRead(operation, body) }
+    }
+
+    private func unmeasuredRead<R: Sendable>(
         _ operation: String, _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
         try await prepareSchema()
@@ -165,50 +186,41 @@ extension PostgresPaymentSessionStore {
         }
     }
 
+    /// Runs `body` as `operation` (the public method's name) with the store's instruments,
+    /// unless there are none or an enclosing operation is measured already.
+    func measured<R>(as operation: String = #function, _ body: () async throws -> R) async throws -> R {
+        guard let instruments, !StoreInstruments.isMeasuring else { return try await body() }
+        return try await instruments.measure(operation, body)
+    }
+
     /// Runs `work`, giving up after twice ``Options/operationTimeout`` with a
     /// ``StorageFailure/Kind/timeout`` storage error: a pool that cannot open a connection
     /// (the server down or out of connection slots) would otherwise keep the caller
     /// waiting for ever. A statement already sent is ended first by
     /// ``attempt(_:_:)``'s watchdog.
-    ///
-    /// The work runs in a task of its own, and the caller resumes at the deadline even when
-    /// the work does not end when cancelled: after a server crash, postgres-nio 1.33 was
-    /// seen to leave a request pending for ever, closed connection or not. Such a request
-    /// stays behind, cancelled, holding its lease.
+    /// A work that does not end when cancelled stays behind, holding its lease (see
+    /// `DeadlineRace.first(within:expired:_:)`).
     func withDeadline<R: Sendable>(
         _ operation: String, _ work: @escaping @Sendable () async throws -> R
     ) async throws -> R {
         let timeout = options.operationTimeout * 2
-        let race = DeadlineRace<R>()
         let progress = CommitProgress()
-        let worker = Task {
-            do {
-                race.finish(with: .success(try await CommitProgress.$current.withValue(progress) { try await work() }))
-            } catch {
-                race.finish(with: .failure(error))
+        let result = await DeadlineRace<R>.first(
+            within: timeout,
+            expired: {
+                PaymentSessionError.storage(
+                    StorageFailure(
+                        backend: .postgresql, kind: .timeout, operation: operation, code: "deadline",
+                        message: "no answer from the server within \(timeout)"))
             }
+        ) {
+            try await CommitProgress.$current.withValue(progress) { try await work() }
         }
-        let timer = Task {
-            try await Task.sleep(for: timeout)
-            race.finish(
-                with: .failure(
-                    PaymentSessionError.storage(
-                        StorageFailure(
-                            backend: .postgresql, kind: .timeout, operation: operation, code: "deadline",
-                            message: "no answer from the server within \(timeout)"))))
+        if case .failure(let error) = result {
+            servers.operationFailed(with: error)
+            throw progress.classify(error, operation: operation)
         }
-        return try await withTaskCancellationHandler {
-            let result = await race.value()
-            timer.cancel()
-            if case .failure(let error) = result {
-                worker.cancel()
-                servers.operationFailed(with: error)
-                throw progress.classify(error, operation: operation)
-            }
-            return try result.get()
-        } onCancel: {
-            worker.cancel()
-        }
+        return try result.get()
     }
 
     // MARK: Reads
@@ -298,6 +310,10 @@ extension PostgresPaymentSessionStore {
     /// Creates a session; see ``PaymentSessionStoring/create(_:)``.
     @discardableResult
     public func create(_ new: NewPaymentSession) async throws -> PaymentSession {
+        try await measured { try await self.unmeasuredCreate(new) }
+    }
+
+    private func unmeasuredCreate(_ new: NewPaymentSession) async throws -> PaymentSession {
         let prepared = try PreparedSession(
             new, maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator)
         if prepared.select {

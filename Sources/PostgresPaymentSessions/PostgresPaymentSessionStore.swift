@@ -100,6 +100,8 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     let listener: PostgresChangeListener
     /// The options the store was made with.
     public let options: Options
+    /// Metrics and spans, when the process bootstrapped them before making the store.
+    let instruments = StoreInstruments.make(backend: "postgresql")
     /// Where the store is, for messages: `postgres://user@host:port/database`, never a password.
     public let location: String
     let generator = PaymentSessionIDGenerator()

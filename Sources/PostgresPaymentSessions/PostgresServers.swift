@@ -156,22 +156,10 @@ final class PostgresServers: Sendable {
     private static func fitsInTime(
         _ configuration: PostgresConnection.Configuration, target: PostgresStoreURL.TargetSessionAttributes, logger: Logger
     ) async throws -> Bool {
-        let race = DeadlineRace<Bool>()
-        let worker = Task {
-            do {
-                race.finish(with: .success(try await fits(configuration, target: target, logger: logger)))
-            } catch {
-                race.finish(with: .failure(error))
-            }
-        }
         let limit = Duration.nanoseconds(configuration.options.connectTimeout.nanoseconds) * 2
-        let timer = Task {
-            try await Task.sleep(for: limit)
-            race.finish(with: .failure(ConnectTimedOut(limit: limit)))
+        let result = await DeadlineRace<Bool>.first(within: limit, expired: { ConnectTimedOut(limit: limit) }) {
+            try await fits(configuration, target: target, logger: logger)
         }
-        let result = await race.value()
-        timer.cancel()
-        worker.cancel()
         return try result.get()
     }
 

@@ -164,7 +164,8 @@ public struct PostgresStoreURL: Sendable, CustomStringConvertible {
                 unixSocketPath: "\(host.name)/.s.PGSQL.\(host.port)", username: user, password: password, database: database)
             : PostgresConnection.Configuration(
                 host: host.name, port: host.port, username: user, password: password, database: database, tls: tls.connectionTLS)
-        configuration.options.connectTimeout = .nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000)
+        let (seconds, attoseconds) = connectTimeout.components
+        configuration.options.connectTimeout = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
         configuration.options.additionalStartupParameters = startupParameters
         return configuration
     }

@@ -40,8 +40,13 @@ public final class ChildProcess: @unchecked Sendable {
     private var reaping = false
 
     /// Starts `executable` (a product of this package) with `arguments`.
-    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
-        let path = ChildProcess.productsDirectory.appendingPathComponent(executable).path
+    public convenience init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        try self.init(
+            path: ChildProcess.productsDirectory.appendingPathComponent(executable).path, arguments, environment: environment)
+    }
+
+    /// Starts the executable at `path` with `arguments`.
+    public init(path: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         var merged = ProcessInfo.processInfo.environment
         for (key, value) in environment { merged[key] = value }
         var pipes: [[Int32]] = []

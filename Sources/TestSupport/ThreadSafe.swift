@@ -36,14 +36,17 @@ public final class SharedList<Element: Sendable>: @unchecked Sendable {
 /// A value that tasks and threads share, read and changed under a lock.
 public final class Locked<Value: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
-    private var value: Value
+    private var shared: Value
 
-    public init(_ value: Value) { self.value = value }
+    public init(_ value: Value) { shared = value }
 
     /// Runs `body` on the value under the lock.
     public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         lock.lock()
         defer { lock.unlock() }
-        return try body(&value)
+        return try body(&shared)
     }
+
+    /// A copy of the value.
+    public var value: Value { withLock { $0 } }
 }

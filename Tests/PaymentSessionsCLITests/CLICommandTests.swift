@@ -45,6 +45,12 @@ struct CLICommandTests {
         #expect(try cli.json(["verify"]) == ["sessions": 1, "problems": [], "legacy_authorized": [], "reservations": 0])
     }
 
+    @Test func versionPrintsTheLibrarysVersion() throws {
+        let output = try ChildProcess.run("payment-sessions", ["--version"])
+        #expect(output.status == 0)
+        #expect(output.stdout == PaymentSessionsVersion.current + "\n")
+    }
+
     @Test func idempotentCreateRepeatsAndConflicts() throws {
         let cli = CLI()
         let first = try cli.session(["create", "--cart", "c", "--provider", "p", "--idempotency-key", "k"])

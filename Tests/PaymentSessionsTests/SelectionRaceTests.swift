@@ -1,6 +1,7 @@
 import Foundation
 import PaymentSessions
 import Testing
+import TestSupport
 import TestScheduling
 
 @Suite("Selection under concurrency", .ownThreads)
@@ -17,7 +18,7 @@ struct SelectionRaceTests {
         let ids = created
         let threads = 8
         let rounds = 150
-        let failures = LockedCounter()
+        let failures = Counter()
         let group = DispatchGroup()
         for t in 0..<threads {
             group.enter()
@@ -59,11 +60,4 @@ struct SelectionRaceTests {
         #expect(report.isClean, "\(report.problems)")
         #expect(report.sessions == 20)
     }
-}
-
-final class LockedCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func add() { lock.withLock { count += 1 } }
-    var value: Int { lock.withLock { count } }
 }

@@ -13,14 +13,6 @@ import TestScheduling
 struct SyncGroupCommitTests {
     struct Boom: Error, Equatable { let index: Int }
 
-    /// A value that threads share.
-    final class Locked<Value: Sendable>: Sendable {
-        private let mutex: Mutex<Value>
-        init(_ value: Value) { mutex = Mutex(value) }
-        func withLock<R: Sendable>(_ body: (inout sending Value) -> sending R) -> R { mutex.withLock(body) }
-        var value: Value { mutex.withLock { $0 } }
-    }
-
     /// Runs `body(i)` on `count` threads at once; returns when all have returned.
     func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         let group = DispatchGroup()

@@ -6,7 +6,9 @@
 //   valgrind --tool=callgrind Benchmarks/.build/release/Profile create 5000
 import BenchmarkSupport
 import Foundation
+import Metrics
 @_spi(StorageTesting) import PaymentSessions
+import Prometheus
 
 let arguments = CommandLine.arguments
 let mode = arguments.count > 1 ? arguments[1] : "get"
@@ -279,6 +281,22 @@ case "solo-ab":
         checksum &+= try shared.create(inputs[index]).id.utf8.count
     } _: { index in
         checksum &+= try plain.create(plainInputs[index]).id.utf8.count
+    }
+case "metrics-ab":
+    // What the store's instruments cost once a metrics backend is bootstrapped: `store`
+    // was opened before (no instruments), the second store after, with Prometheus; get by
+    // id and a cart's sessions on each, in batches of 1,000.
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()))
+    let measured = try preloadedStore("profile-metrics", options: options)
+    try alternate("get by id, with metrics / without", rounds: count, per: 1000, unit: "ns per get") { batch in
+        for i in 0..<1000 { checksum &+= try measured.session(id: ids[(batch &* 1000 &+ i &* 7919) % preload]) == nil ? 0 : 1 }
+    } _: { batch in
+        for i in 0..<1000 { checksum &+= try store.session(id: ids[(batch &* 1000 &+ i &* 7919) % preload]) == nil ? 0 : 1 }
+    }
+    try alternate("a cart's sessions, with metrics / without", rounds: count, per: 1000, unit: "ns per call") { batch in
+        for i in 0..<1000 { checksum &+= try measured.sessions(cartID: carts[(batch &* 1000 &+ i &* 7919) % preload]).count }
+    } _: { batch in
+        for i in 0..<1000 { checksum &+= try store.sessions(cartID: carts[(batch &* 1000 &+ i &* 7919) % preload]).count }
     }
 case "sqlite-get-ab":
     // The store's get by id against SQLite at its best (prepared statement, decoded the

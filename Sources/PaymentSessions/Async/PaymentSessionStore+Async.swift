@@ -32,6 +32,19 @@ extension PaymentSessionStore {
     /// - Throws: `body`'s error (its changes rolled back, the batch unaffected),
     ///   `CancellationError`, or ``PaymentSessionError/storage(_:)`` when the commit fails.
     public func write<R: Sendable>(_ body: @escaping @Sendable (WriteTransaction) throws -> R) async throws -> R {
+        try await performAsyncWrite(body)
+    }
+
+    /// The one implementation of the `async` write, measured as `operation` (the public
+    /// method's name) when the store has instruments.
+    func performAsyncWrite<R: Sendable>(
+        as operation: String = #function, _ body: @escaping @Sendable (WriteTransaction) throws -> R
+    ) async throws -> R {
+        guard let instruments else { return try await groupCommitted(body) }
+        return try await instruments.measure(operation) { try await groupCommitted(body) }
+    }
+
+    private func groupCommitted<R: Sendable>(_ body: @escaping @Sendable (WriteTransaction) throws -> R) async throws -> R {
         try Task.checkCancellation()
         let request = AsyncWriteRequest(body)
         return try await withTaskCancellationHandler {
@@ -57,27 +70,27 @@ extension PaymentSessionStore {
 
     /// The session created with `idempotencyKey`, or `nil`.
     public func session(idempotencyKey: String) async throws -> PaymentSession? {
-        try await read { try $0.session(idempotencyKey: idempotencyKey) }
+        try performRead { try $0.session(idempotencyKey: idempotencyKey) }
     }
 
     /// The sessions of `cartID` in creation order.
     public func sessions(cartID: String) async throws -> [PaymentSession] {
-        try await read { try $0.sessions(cartID: cartID) }
+        try performRead { try $0.sessions(cartID: cartID) }
     }
 
     /// The selected session of `cartID`, or `nil`.
     public func selectedSession(cartID: String) async throws -> PaymentSession? {
-        try await read { try $0.selectedSession(cartID: cartID) }
+        try performRead { try $0.selectedSession(cartID: cartID) }
     }
 
     /// A page of sessions in id order.
     public func sessions(after id: String? = nil, limit: Int = 100) async throws -> [PaymentSession] {
-        try await read { try $0.sessions(after: id, limit: limit) }
+        try performRead { try $0.sessions(after: id, limit: limit) }
     }
 
     /// The number of sessions.
     public func count() async throws -> Int {
-        try await read { try $0.count() }
+        try performRead { try $0.count() }
     }
 
     // MARK: Writes (each joins the next group commit)
@@ -88,7 +101,7 @@ extension PaymentSessionStore {
         // Checked and encoded here, on the caller's task: the writer thread, which serves
         // every caller in turn, is left only the puts.
         let prepared = try PreparedSession(new, maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator)
-        return try await write { try $0.create(prepared) }
+        return try await performAsyncWrite { try $0.create(prepared) }
     }
 
     /// Creates or refreshes a cart's session for a provider.
@@ -96,7 +109,7 @@ extension PaymentSessionStore {
     public func createOrUpdate(
         cartID: String, providerID: String, data: [String: JSONValue]? = nil
     ) async throws -> (session: PaymentSession, created: Bool) {
-        let result = try await write { tx in
+        let result = try await performAsyncWrite { tx in
             let (session, created) = try tx.createOrUpdate(cartID: cartID, providerID: providerID, data: data)
             return CreateOrUpdateResult(session: session, created: created)
         }
@@ -108,19 +121,19 @@ extension PaymentSessionStore {
     public func update(
         id: String, status: PaymentSessionStatus? = nil, data: [String: JSONValue]? = nil, expectedUpdatedAt: Date? = nil
     ) async throws -> PaymentSession {
-        try await write { try $0.update(id: id, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt) }
+        try await performAsyncWrite { try $0.update(id: id, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt) }
     }
 
     /// Selects a session, deselecting the cart's previous one.
     @discardableResult
     public func select(id: String) async throws -> PaymentSession {
-        try await write { try $0.select(id: id) }
+        try await performAsyncWrite { try $0.select(id: id) }
     }
 
     /// Clears a cart's selection.
     @discardableResult
     public func deselect(cartID: String) async throws -> PaymentSession? {
-        try await write { try $0.deselect(cartID: cartID) }
+        try await performAsyncWrite { try $0.deselect(cartID: cartID) }
     }
 
     /// Authorizes the cart's selected session for `amount`; idempotent.
@@ -129,7 +142,7 @@ extension PaymentSessionStore {
         id: String, amount: Int, currencyCode: String? = nil, data: [String: JSONValue]? = nil,
         expectedUpdatedAt: Date? = nil
     ) async throws -> PaymentSession {
-        try await write {
+        try await performAsyncWrite {
             try $0.authorize(id: id, amount: amount, currencyCode: currencyCode, data: data, expectedUpdatedAt: expectedUpdatedAt)
         }
     }
@@ -139,24 +152,24 @@ extension PaymentSessionStore {
     public func update(
         id: String, amount: Int, currencyCode: String? = nil, expectedUpdatedAt: Date? = nil
     ) async throws -> PaymentSession {
-        try await write { try $0.update(id: id, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt) }
+        try await performAsyncWrite { try $0.update(id: id, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt) }
     }
 
     /// A cart's payment state in one read.
     public func cartPayment(cartID: String) async throws -> CartPayment {
-        try await read { try $0.cartPayment(cartID: cartID) }
+        try performRead { try $0.cartPayment(cartID: cartID) }
     }
 
     /// Deletes a session (an authorized one only with `force`).
     @discardableResult
     public func delete(id: String, force: Bool = false) async throws -> PaymentSession {
-        try await write { try $0.delete(id: id, force: force) }
+        try await performAsyncWrite { try $0.delete(id: id, force: force) }
     }
 
     /// Deletes all of a cart's sessions (none if one is authorized, unless `force`).
     @discardableResult
     public func deleteSessions(cartID: String, force: Bool = false) async throws -> Int {
-        try await write { try $0.deleteSessions(cartID: cartID, force: force) }
+        try await performAsyncWrite { try $0.deleteSessions(cartID: cartID, force: force) }
     }
 
     /// Deletes sessions not updated since `date`, keeping authorized ones unless told.
@@ -164,7 +177,7 @@ extension PaymentSessionStore {
     public func purge(
         notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>? = nil, includeAuthorized: Bool = false
     ) async throws -> PurgeReport {
-        try await write { try $0.purge(notUpdatedSince: date, statuses: statuses, includeAuthorized: includeAuthorized) }
+        try await performAsyncWrite { try $0.purge(notUpdatedSince: date, statuses: statuses, includeAuthorized: includeAuthorized) }
     }
 }
 

@@ -8,7 +8,7 @@ extension PaymentSessionStore: PaymentSessionStoring {
 
     /// The cart's session for `providerID`, or `nil`.
     public func session(cartID: String, providerID: String) async throws -> PaymentSession? {
-        try await read { try $0.session(cartID: cartID, providerID: providerID) }
+        try performRead { try $0.session(cartID: cartID, providerID: providerID) }
     }
 
     /// Counts of sessions, carts, selections and statuses; ``statistics()`` adds sizes.
@@ -36,7 +36,8 @@ extension PaymentSessionStore: PaymentSessionStoring {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while true {
-            if try typedRead({ tx throws(PaymentSessionError) in try tx.lastChangeSequence() }) > sequence { return }
+            // Not measured: a poll, not an operation of the caller's.
+            if try storageMapped({ try unmeasuredRead { tx in try tx.lastChangeSequence() } }) > sequence { return }
             let left = deadline - clock.now
             if left <= .zero { return }
             try await Task.sleep(for: min(left, Self.changePollInterval))
@@ -50,7 +51,7 @@ extension PaymentSessionStore: PaymentSessionStoring {
     /// the unit's earlier writes, and the others in the batch commit without it.
     @discardableResult
     public func perform(_ writes: [PaymentSessionWrite]) async throws -> [PaymentSessionWriteResult] {
-        try await write { tx in
+        try await performAsyncWrite { tx in
             var results: [PaymentSessionWriteResult] = []
             results.reserveCapacity(writes.count)
             for write in writes { results.append(try tx.apply(write)) }

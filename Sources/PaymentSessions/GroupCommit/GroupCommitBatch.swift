@@ -1,5 +1,6 @@
 import Foundation
 import LMDB
+import Metrics
 
 /// One write waiting for a shared commit: an `async` caller's or a synchronous caller's.
 protocol GroupCommitRequest: AnyObject, Sendable {
@@ -51,6 +52,8 @@ struct BatchContext: Sendable {
     let layout: StoreLayout
     let options: PaymentSessionStore.Options
     let generator: PaymentSessionIDGenerator
+    /// `payment_sessions_group_commit_batch_size`, when the process records metrics.
+    let batchSizes: Recorder?
 }
 
 extension BatchContext {
@@ -175,6 +178,7 @@ extension BatchContext {
             for request in requests { request.finish(error: commitError) }
             return .ended
         }
+        batchSizes?.record(outcomes.count)
         for (request, error) in outcomes {
             request.finish(error: error)
         }

@@ -23,7 +23,7 @@ extension PaymentSessionStore {
     }
 
     func exportLines(_ writeLine: (String) throws -> Void) throws -> Int {
-        try read { tx in
+        try performRead(as: "exportJSONLines(_:)") { tx in
             var count = 0
             var failure: (any Error)?
             try tx.forEachRecord { session throws(PaymentSessionError) in

@@ -1,6 +1,7 @@
 import Foundation
 import LMDB
 import Logging
+import Metrics
 
 /// An embedded, transactional store of payment sessions on LMDB.
 ///
@@ -40,6 +41,8 @@ public final class PaymentSessionStore: Sendable {
     let generator = PaymentSessionIDGenerator()
     /// The thread behind the `async` writes; started on first use.
     private let groupCommitWriter: GroupCommitWriter
+    /// Metrics and spans, when the process bootstrapped them before opening the store.
+    let instruments = StoreInstruments.make(backend: "lmdb")
 
     /// Opens the store in directory `path`, creating it when ``Options/createIfMissing``
     /// allows.
@@ -71,7 +74,11 @@ public final class PaymentSessionStore: Sendable {
         let generator = self.generator
         // The writer must not retain the store (its deinit stops the writer), so the
         // batch runs against a store-less copy of what it needs.
-        let batchStore = BatchContext(environment: environment, layout: layout, options: options, generator: generator)
+        let batchSizes =
+            StoreInstruments.isMetricsBootstrapped
+            ? Recorder(label: "payment_sessions_group_commit_batch_size", dimensions: [("backend", "lmdb")]) : nil
+        let batchStore = BatchContext(
+            environment: environment, layout: layout, options: options, generator: generator, batchSizes: batchSizes)
         groupCommitWriter = GroupCommitWriter(limits: options.groupCommit) { batchStore.performBatch($0, lease: $1) }
         try checkFormat()
     }
@@ -137,8 +144,14 @@ public final class PaymentSessionStore: Sendable {
         try performRead(body)
     }
 
-    /// The one implementation of `read`, sync and async.
-    func performRead<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
+    /// The one implementation of `read`, sync and async, measured as `operation` (the
+    /// public method's name) when the store has instruments.
+    func performRead<R>(as operation: String = #function, _ body: (ReadTransaction) throws -> R) throws -> R {
+        guard let instruments else { return try unmeasuredRead(body) }
+        return try instruments.measure(operation) { () throws -> R in try unmeasuredRead(body) }
+    }
+
+    func unmeasuredRead<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
         do {
             return try lmdbMapped {
                 try environment.read { txn in
@@ -181,6 +194,17 @@ public final class PaymentSessionStore: Sendable {
     /// ``LMDB/LMDBError/Code/nestedWriteTransaction``). Errors from `body` are rethrown as they
     /// were thrown; LMDB failures become ``PaymentSessionError/storage(_:)``.
     public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
+        try performWrite(body)
+    }
+
+    /// The one implementation of the synchronous `write`, measured as `operation` (the
+    /// public method's name) when the store has instruments.
+    func performWrite<R>(as operation: String = #function, _ body: (WriteTransaction) throws -> R) throws -> R {
+        guard let instruments else { return try unmeasuredWrite(body) }
+        return try instruments.measure(operation) { () throws -> R in try unmeasuredWrite(body) }
+    }
+
+    private func unmeasuredWrite<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
         do {
             return try lmdbMapped {
                 guard options.groupCommit.sharesSynchronousCommits else {
@@ -201,13 +225,17 @@ public final class PaymentSessionStore: Sendable {
     }
 
     /// `read` for bodies that throw only ``PaymentSessionError``.
-    func typedRead<R>(_ body: (ReadTransaction) throws(PaymentSessionError) -> R) throws(PaymentSessionError) -> R {
-        try storageMapped { try read { tx in try body(tx) } }
+    func typedRead<R>(
+        as operation: String = #function, _ body: (ReadTransaction) throws(PaymentSessionError) -> R
+    ) throws(PaymentSessionError) -> R {
+        try storageMapped { try performRead(as: operation) { tx in try body(tx) } }
     }
 
     /// `write` for bodies that throw only ``PaymentSessionError``.
-    func typedWrite<R>(_ body: (WriteTransaction) throws(PaymentSessionError) -> R) throws(PaymentSessionError) -> R {
-        try storageMapped { try write { tx in try body(tx) } }
+    func typedWrite<R>(
+        as operation: String = #function, _ body: (WriteTransaction) throws(PaymentSessionError) -> R
+    ) throws(PaymentSessionError) -> R {
+        try storageMapped { try performWrite(as: operation) { tx in try body(tx) } }
     }
 
     // MARK: - Reads
@@ -221,7 +249,12 @@ public final class PaymentSessionStore: Sendable {
     ///
     /// The id's form is checked only when no record answers (see
     /// ``SessionValidation/validateIDUnlessFound(_:_:)``).
-    func sessionByID(_ id: String) throws(PaymentSessionError) -> PaymentSession? {
+    func sessionByID(_ id: String, as operation: String = #function) throws(PaymentSessionError) -> PaymentSession? {
+        guard let instruments else { return try unmeasuredSessionByID(id) }
+        return try instruments.measure(operation) { () throws(PaymentSessionError) in try unmeasuredSessionByID(id) }
+    }
+
+    private func unmeasuredSessionByID(_ id: String) throws(PaymentSessionError) -> PaymentSession? {
         do {
             return try SessionValidation.validateIDUnlessFound(id) { () throws(PaymentSessionError) in
                 try storageMapped {

@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 
 /// The store's changes after a position, as they commit: every change exactly once and in
 /// order, waiting for new ones (also those other processes commit) until the consuming task
@@ -15,6 +16,9 @@ import Foundation
 /// A follower reads pages of ``PaymentSessionStoring/changesForFollower(after:limit:)`` and, between
 /// them, waits in ``PaymentSessionStoring/waitForChanges(after:timeout:)``.
 ///
+/// With a metrics backend bootstrapped, each follower sets the gauge
+/// `payment_sessions_feed_lag_seconds` to the age of the change it just returned.
+///
 /// It outlives its server: when a read fails because the store cannot be reached (a
 /// ``StorageFailure/Kind/unavailable`` or ``StorageFailure/Kind/timeout`` storage error: a
 /// restart, a failover, a dropped connection), it waits (0.1 s, doubling up to 5 s) and
@@ -29,7 +33,9 @@ public struct ChangeFollower: AsyncSequence, Sendable {
     let pageSize: Int
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(store: store, position: start, pageSize: pageSize)
+        Iterator(
+            store: store, position: start, pageSize: pageSize,
+            lag: StoreInstruments.isMetricsBootstrapped ? Gauge(label: "payment_sessions_feed_lag_seconds") : nil)
     }
 
     public struct Iterator: AsyncIteratorProtocol {
@@ -37,6 +43,8 @@ public struct ChangeFollower: AsyncSequence, Sendable {
         /// The last change returned.
         var position: Int64
         let pageSize: Int
+        /// How long ago the change just returned committed, when the process records metrics.
+        let lag: Gauge?
         var buffer: [PaymentSessionChange] = []
         var index = 0
         /// The pause before the next read after the store could not be reached.
@@ -55,6 +63,7 @@ public struct ChangeFollower: AsyncSequence, Sendable {
                     let change = buffer[index]
                     index += 1
                     position = change.sequence
+                    lag?.record(Date().timeIntervalSince(change.committedAt))
                     return change
                 }
                 if Task.isCancelled { return nil }

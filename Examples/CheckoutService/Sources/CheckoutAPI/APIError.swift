@@ -1,12 +1,14 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import OpenAPIRuntime
 import PaymentSessions
 
 /// An error answered as JSON, `{"error":{"code":"...","message":"..."}}`, with the HTTP
-/// status a client expects: 400 invalid input, 404 not found, 409 conflict or invalid
-/// transition, 500 storage, and 503 with `Retry-After` when the outcome is unknown (the
-/// same codes as the `payment-sessions` CLI).
+/// status a client expects: 400 invalid input, 401 without the API token, 404 not found,
+/// 409 conflict or invalid transition, 500 storage, and 503 with `Retry-After` when the
+/// outcome is unknown or the service is at its limit (the same codes as the
+/// `payment-sessions` CLI).
 public struct APIError: HTTPResponseError, Sendable {
     public var status: HTTPResponse.Status
     /// The machine-readable code: `invalid_input`, `not_found`, `conflict`, ...
@@ -58,34 +60,63 @@ public struct APIError: HTTPResponseError, Sendable {
         }
     }
 
+    /// An error from the generated layer or a middleware: the store's, ours, or the
+    /// runtime's refusal of a request that does not fit the document (a 400, or a 415 for
+    /// another content type), which names the part that does not fit.
+    init(_ error: any Error) {
+        switch error {
+        case let error as APIError:
+            self = error
+        case let error as PaymentSessionError:
+            self.init(error)
+        case let error as ServerError:
+            if error.underlyingError is APIError || error.underlyingError is PaymentSessionError {
+                self.init(error.underlyingError)
+            } else if error.httpStatus.kind == .clientError {
+                self.init(
+                    status: error.httpStatus, code: "invalid_input",
+                    message: "invalid request: \(error.causeDescription) \(Self.describe(error.underlyingError))")
+            } else {
+                self.init(status: .internalServerError, code: "storage", message: "the request failed; it was not applied")
+            }
+        default:
+            self.init(status: .internalServerError, code: "storage", message: "the request failed; it was not applied")
+        }
+    }
+
+    /// A decoding error's path and reason, without the runtime's dump of the request.
+    static func describe(_ error: any Error) -> String {
+        guard let decoding = error as? DecodingError else { return "" }
+        switch decoding {
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .keyNotFound(_, let context),
+            .dataCorrupted(let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return (path.isEmpty ? "" : "at \(path): ") + context.debugDescription
+        @unknown default:
+            return "\(decoding)"
+        }
+    }
+
     static func invalidBody(_ reason: String) -> APIError {
         APIError(status: .badRequest, code: "invalid_input", message: "invalid request body: \(reason)")
     }
 
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
+    /// The JSON body, `{"error":{"code":"...","message":"..."}}`.
+    var jsonText: String {
         let body: JSONValue = ["error": ["code": .string(code), "message": .string(message)]]
-        var response = Response.json(body.jsonText, status: status)
-        // The store reconnects by itself: a retry a moment later usually finds it.
-        if status == .serviceUnavailable { response.headers[.retryAfter] = "1" }
-        return response
+        return body.jsonText
     }
-}
 
-extension Response {
-    /// A JSON response from text that is already JSON.
-    static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json; charset=utf-8"
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    /// The headers sent with the error: a 503's `Retry-After`, since the store reconnects by
+    /// itself and a retry a moment later usually finds it.
+    var headerFields: HTTPFields {
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        if status == .serviceUnavailable { headers[.retryAfter] = "1" }
+        return headers
     }
-}
 
-/// Runs a handler, turning the store's errors into ``APIError``s (anything else stays a
-/// 500 that Hummingbird logs).
-func answering(_ body: () async throws -> Response) async throws -> Response {
-    do {
-        return try await body()
-    } catch let error as PaymentSessionError {
-        throw APIError(error)
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        Response(
+            status: status, headers: headerFields, body: ResponseBody(byteBuffer: ByteBuffer(string: jsonText)))
     }
 }

@@ -1,53 +1,93 @@
 import Foundation
-import HTTPTypes
-import Hummingbird
+import OpenAPIRuntime
 import PaymentSessions
+import Synchronization
 
-/// `GET /store/carts/{cart_id}/events`: the cart's changes as server-sent events, one event
-/// per change as it commits (from any instance of the service), until the client leaves.
+/// A cart's changes as server-sent events, one event per change as it commits (from any
+/// instance of the service), until the client leaves, the stream has sent its `limit`, or
+/// it has been idle for ``idleTimeout``.
 ///
-/// Each event is `id: SEQUENCE`, `event: KIND` and `data: CHANGE` (the change's JSON line).
-/// A client that reconnects with `Last-Event-ID` resumes after it, as browsers do; without
-/// one, `?after=N` starts after change N, and by default the stream starts with the next
-/// change to commit. `?limit=N` ends the stream after N events (a long poll).
-struct CartEvents: Sendable {
+/// Each event is `id: SEQUENCE`, `event: KIND` and `data: CHANGE` (the change's JSON line),
+/// so a browser that reconnects sends `Last-Event-ID` and resumes where it was. Each open
+/// stream is a follower of the store, so their number is capped: beyond ``maxStreams`` a
+/// request is a 503 that asks the client to come back later, and an idle stream ends
+/// rather than holding its place for ever.
+final class CartEvents: Sendable {
     let store: any PaymentSessionStoring
+    /// The most streams open at once.
+    let maxStreams: Int
+    /// How long a stream may go without an event before it ends.
+    let idleTimeout: Duration
+    private let open = Mutex(0)
 
-    static let lastEventID = HTTPField.Name("Last-Event-ID")!
+    init(store: any PaymentSessionStoring, maxStreams: Int, idleTimeout: Duration) {
+        self.store = store
+        self.maxStreams = maxStreams
+        self.idleTimeout = idleTimeout
+    }
 
-    func response(cartID: String, request: Request) async throws -> Response {
-        try CheckoutRoutes.checkIdentifier(cartID, field: "cart_id")
-        let start: Int64
-        if let text = request.headers[Self.lastEventID] ?? request.uri.queryParameters.get("after") {
-            guard let after = Int64(text), after >= 0 else {
-                throw APIError.invalidBody("Last-Event-ID or after must be a change's sequence number, got \(text)")
-            }
-            start = after
-        } else {
-            start = try await store.changeFeedState().last
-        }
+    /// How many streams are open.
+    var openStreams: Int { open.withLock { $0 } }
+
+    /// The stream of `cartID`'s changes after `after` (by default, from the next change).
+    func stream(cartID: String, after: Int64?, limit: Int?) async throws -> HTTPBody {
+        var start = after ?? 0
+        if after == nil { start = try await store.changeFeedState().last }
         // Read once before answering, so that a position no longer kept is a 404 and not a
         // stream that ends at once.
         _ = try await store.changes(after: start, limit: 1)
-        var limit = Int.max
-        if let text = request.uri.queryParameters.get("limit") {
-            guard let value = Int(text), value > 0 else { throw APIError.invalidBody("limit must be a positive whole number, got \(text)") }
-            limit = value
+        guard take() else {
+            throw APIError(
+                status: .serviceUnavailable, code: "too_many_streams",
+                message: "\(maxStreams) event streams are open, the most this service keeps; retry later")
         }
-        let (store, eventLimit) = (store, limit)
-        var headers = HTTPFields()
-        headers[.contentType] = "text/event-stream"
-        headers[.cacheControl] = "no-cache"
-        return Response(
-            status: .ok, headers: headers,
-            body: ResponseBody { writer in
+        let (events, continuation) = AsyncThrowingStream<ArraySlice<UInt8>, any Error>.makeStream()
+        let lastEvent = LastEvent()
+        let (store, idleTimeout, eventLimit) = (store, idleTimeout, limit ?? .max)
+        let follower = Task {
+            do {
                 var sent = 0
                 for try await change in store.followChanges(after: start) where change.cartID == cartID {
-                    try await writer.write(ByteBuffer(string: "id: \(change.sequence)\nevent: \(change.kind.rawValue)\ndata: \(change.jsonText())\n\n"))
+                    lastEvent.instant.withLock { $0 = .now }
+                    continuation.yield(ArraySlice("id: \(change.sequence)\nevent: \(change.kind.rawValue)\ndata: \(change.jsonText())\n\n".utf8))
                     sent += 1
                     if sent == eventLimit { break }
                 }
-                try await writer.finish(nil)
-            })
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        let watchdog = Task {
+            while !Task.isCancelled {
+                let deadline = lastEvent.instant.withLock { $0 } + idleTimeout
+                if ContinuousClock.now >= deadline {
+                    continuation.finish()
+                    return
+                }
+                try? await Task.sleep(until: deadline)
+            }
+        }
+        continuation.onTermination = { [self] _ in
+            follower.cancel()
+            watchdog.cancel()
+            release()
+        }
+        return HTTPBody(events, length: .unknown, iterationBehavior: .single)
     }
+
+    private func take() -> Bool {
+        open.withLock { count in
+            guard count < maxStreams else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    private func release() { open.withLock { $0 -= 1 } }
+}
+
+/// When a stream last sent an event, shared by its follower and its idle watchdog.
+private final class LastEvent: Sendable {
+    let instant = Mutex(ContinuousClock.now)
 }

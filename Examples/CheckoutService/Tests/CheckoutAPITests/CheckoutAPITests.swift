@@ -11,7 +11,7 @@ import TestSupport
 
 /// The service through Hummingbird's test client, on each backend: a real LMDB store in a
 /// temporary directory, and a real PostgreSQL store in a database of its own.
-@Suite("Checkout service")
+@Suite("Checkout service", .timeLimit(.minutes(2)))
 struct CheckoutAPITests {
     enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case lmdb, postgresql
@@ -21,7 +21,8 @@ struct CheckoutAPITests {
     }
 
     func withService(
-        _ backend: Backend, _ body: @Sendable (any TestClientProtocol, any PaymentSessionStoring) async throws -> Void
+        _ backend: Backend, configuration: ServiceConfiguration = ServiceConfiguration(),
+        _ body: @Sendable (any TestClientProtocol, any PaymentSessionStoring) async throws -> Void
     ) async throws {
         var logger = Logger(label: "checkout-test")
         logger.logLevel = .warning
@@ -32,15 +33,18 @@ struct CheckoutAPITests {
             options.environment.durability = .noSync
             options.environment.mapSize = 16 << 20
             let store = try PaymentSessionStore(path: directory.appending("store"), options: options)
-            try await buildApplication(store: store, logger: logger).test(.router) { client in try await body(client, store) }
+            try await buildApplication(store: store, configuration: configuration, logger: logger).test(.router) { client in
+                try await body(client, store)
+            }
             // The embedded store's own consistency check, after every test.
         case .postgresql:
             let url = try PostgresServer.shared().makeDatabase(prefix: "checkout")
             var options = PostgresPaymentSessionStore.Options()
             options.logger = logger
             let store = try PostgresPaymentSessionStore(url: url, options: options)
-            let app = buildApplication(
-                store: store, logger: logger, services: [store], beforeServerStarts: { try await store.prepareSchema() })
+            let app = try buildApplication(
+                store: store, configuration: configuration, logger: logger, services: [store],
+                beforeServerStarts: { try await store.prepareSchema() })
             try await app.test(.router) { client in try await body(client, store) }
         }
     }

@@ -11,7 +11,7 @@ import TestSupport
 /// writes the other reads, and selects racing through both keep one selection per cart.
 @Suite(
     "Two instances on one PostgreSQL",
-    .enabled(if: PostgresServer.shouldRun, Comment(rawValue: PostgresServer.skipReason)))
+    .enabled(if: PostgresServer.shouldRun, Comment(rawValue: PostgresServer.skipReason)), .timeLimit(.minutes(2)))
 struct TwoInstancesTests {
     /// One running `checkout-service` process.
     final class Instance: Sendable {
