@@ -4,11 +4,13 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import InMemoryTracing
 import Metrics
 import PaymentSessions
 import Prometheus
 import Testing
 import TestSupport
+import Tracing
 
 /// What an operator relies on: the published contract, the API token, bounded event
 /// streams, metrics, signatures a receiver in another language can check, and `--version`.
@@ -118,6 +120,32 @@ struct ServiceOperationsTests {
             }
         }
     }
+
+    /// Each store operation is a span named for the method, with the backend and the
+    /// operation as attributes, and a failed one carries its error.
+    @Test func storeOperationsAreTraced() async throws {
+        let tracer = Self.tracer
+        let directory = TemporaryDirectory(prefix: "traced")
+        let store = try PaymentSessionStore(path: directory.appending("store"))
+        let session = try await store.create(NewPaymentSession(cartID: "traced", providerID: "p"))
+        _ = try await store.session(id: session.id)
+        await #expect(throws: PaymentSessionError.self) { try await store.select(id: "ps_01M97MV5RWBTEBHAWJDCCJDWFR") }
+        let spans = tracer.finishedSpans.filter { $0.attributes.get("db.system") == .string("lmdb") }
+        let names = Set(spans.map(\.operationName))
+        #expect(names.isSuperset(of: ["payment_sessions.create(_:)", "payment_sessions.session(id:)"]), "\(names)")
+        let create = spans.first { $0.operationName == "payment_sessions.create(_:)" }
+        #expect(create?.attributes.get("db.operation") == .string("create(_:)"))
+        #expect(create?.kind == .client)
+        let failed = spans.filter { $0.operationName == "payment_sessions.select(id:)" && !$0.errors.isEmpty }
+        #expect(!failed.isEmpty)
+    }
+
+    /// The process's tracer, bootstrapped once for this test process.
+    static let tracer: InMemoryTracer = {
+        let tracer = InMemoryTracer()
+        InstrumentationSystem.bootstrap(tracer)
+        return tracer
+    }()
 
     /// The process's metrics factory, bootstrapped once for this test process.
     static let registry: PrometheusCollectorRegistry = {
