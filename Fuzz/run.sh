@@ -14,11 +14,21 @@ mkdir -p "$out/corpus"
 flags=(-swift-version 6 -O -g -sanitize=fuzzer,address -parse-as-library -package-name payment_sessions
     -I Sources/CLMDB -I "$out")
 
-# swift-log, which both modules log through, from the package's own checkout.
+# The dependencies the modules import (swift-log, swift-metrics, swift-distributed-tracing),
+# from the package's own checkouts, uninstrumented: the fuzzer explores our code, not theirs.
 swift package resolve >/dev/null
-logging=$(find .build/checkouts/swift-log/Sources/Logging -name '*.swift')
-swiftc -swift-version 6 -O -parse-as-library -package-name swift_log -module-name Logging -emit-module -emit-module-path "$out/Logging.swiftmodule" \
-    -emit-library -static -o "$out/libLogging.a" $logging
+checkouts=.build/checkouts
+dependency() { # module-name package-name source-directory
+    swiftc -swift-version 6 -O -parse-as-library -package-name "$2" -module-name "$1" -I "$out" \
+        -emit-module -emit-module-path "$out/$1.swiftmodule" -emit-library -static -o "$out/lib$1.a" \
+        $(find "$3" -name '*.swift')
+}
+dependency Logging swift_log $checkouts/swift-log/Sources/Logging
+dependency CoreMetrics swift_metrics $checkouts/swift-metrics/Sources/CoreMetrics
+dependency Metrics swift_metrics $checkouts/swift-metrics/Sources/Metrics
+dependency Instrumentation swift_distributed_tracing $checkouts/swift-distributed-tracing/Sources/Instrumentation
+dependency ServiceContextModule swift_distributed_tracing $checkouts/swift-distributed-tracing/Sources/ServiceContextModule
+dependency Tracing swift_distributed_tracing $checkouts/swift-distributed-tracing/Sources/Tracing
 swiftc "${flags[@]}" -module-name LMDB -emit-module -emit-module-path "$out/LMDB.swiftmodule" \
     -emit-library -static -o "$out/libLMDB.a" Sources/LMDB/*.swift
 swiftc "${flags[@]}" -module-name StrictJSON -emit-module -emit-module-path "$out/StrictJSON.swiftmodule" \
@@ -27,7 +37,7 @@ swiftc "${flags[@]}" -module-name PaymentSessionsCore -emit-module -emit-module-
     -emit-library -static -o "$out/libPaymentSessionsCore.a" $(find Sources/PaymentSessionsCore -name '*.swift')
 swiftc "${flags[@]}" -module-name PaymentSessions -emit-module -emit-module-path "$out/PaymentSessions.swiftmodule" \
     -emit-library -static -o "$out/libPaymentSessions.a" $(find Sources/PaymentSessions -name '*.swift')
-swiftc "${flags[@]}" -module-name FuzzTarget -L "$out" -lPaymentSessions -lPaymentSessionsCore -lStrictJSON -lLMDB -lLogging -llmdb \
+swiftc "${flags[@]}" -module-name FuzzTarget -L "$out" -lPaymentSessions -lPaymentSessionsCore -lStrictJSON -lLMDB -lTracing -lServiceContextModule -lInstrumentation -lMetrics -lCoreMetrics -lLogging -llmdb \
     -o "$out/fuzz-target" Fuzz/FuzzTarget.swift
 
 # Seeds: a valid export line and a valid record, so mutations start from real inputs.
