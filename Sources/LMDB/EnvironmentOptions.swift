@@ -64,9 +64,10 @@ extension Environment {
         ///
         /// `false` opens with `MDB_NORDAHEAD` (`madvise(MADV_RANDOM)` on the map): a read
         /// of a page that is not in memory then reads that page alone instead of the pages
-        /// around it. For a store larger than the memory the system can give its cache, whose
-        /// reads are random gets, that is fewer bytes from the disk per get; for a store that
-        /// fits in memory, read-ahead warms it faster after a restart.
+        /// around it. For a store of many gigabytes read at random while its pages are not
+        /// cached (after a restart), most of what read-ahead brings in is never used, and
+        /// turning it off makes those reads many times faster; for smaller stores the pages
+        /// around a fault are the ones the next reads want, and read-ahead warms them faster.
         public var readAhead: Bool = true
 
         /// Default options: 256 MiB initial map growing up to 1 TiB, 16 named databases,

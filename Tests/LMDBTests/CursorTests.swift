@@ -124,4 +124,57 @@ struct CursorTests {
         }
         #expect(seen == 3)
     }
+
+    /// An index walk visits the index entries under the prefix (and no neighbour), in key
+    /// order, with what the values database holds under each entry's value: `nil` for a
+    /// dangling one. In a write transaction it sees the transaction's own changes.
+    @Test func anIndexWalkJoinsEachEntryUnderThePrefixToItsValue() throws {
+        let f = try Fixture()
+        let index = try f.env.database(named: "index")
+        try f.env.write { txn throws in
+            for key in Self.keys { try txn.put(key + [0x7A], forKey: key, in: index) }
+            for key in Self.keys where key != [0x61, 0x01] { try txn.put(key + [0x7A, 0x76], forKey: key + [0x7A], in: f.db) }
+        }
+        func walk(_ prefix: [UInt8], in txn: Transaction? = nil) throws -> [[UInt8]?] {
+            var seen: [[UInt8]?] = []
+            let body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer?) throws -> Void = { _, value in
+                seen.append(value.map { Array($0) })
+            }
+            if let txn {
+                try txn.forEachIndexedValue(prefix: prefix, in: index, values: f.db, body)
+            } else {
+                try f.env.forEachIndexedValue(prefix: prefix, in: index, values: f.db, body)
+            }
+            return seen
+        }
+        let underA = expected { $0.first == 0x61 }.map { $0 == [0x61, 0x01] ? nil : $0 + [0x7A, 0x76] }
+        #expect(try walk([0x61]) == underA)
+        #expect(try f.env.read { try walk([0x61], in: $0) } == underA)
+        #expect(try walk([0x61, 0x00]) == [[0x61, 0x00, 0x7A, 0x76], [0x61, 0x00, 0xFF, 0x7A, 0x76]])
+        #expect(try walk([0xFF, 0xFF, 0xFF]).isEmpty)
+        #expect(try walk([0x63]).isEmpty)
+        // Seen inside the write, gone with its abort.
+        #expect(throws: CancellationError.self) {
+            try f.env.write { txn throws in
+                try txn.put([0x61, 0x01, 0x7A, 0x76], forKey: [0x61, 0x01, 0x7A], in: f.db)
+                #expect(try walk([0x61, 0x01], in: txn) == [[0x61, 0x01, 0x7A, 0x76]])
+                throw CancellationError()
+            }
+        }
+        #expect(try walk([0x61, 0x01]) == [nil])
+    }
+
+    @Test func anIndexWalkRefusesAnEmptyPrefixAndPassesOnTheBodysError() throws {
+        let f = try Fixture()
+        #expect(throwsLMDB({ if case .invalidKeySize = $0 { true } else { false } }) {
+            try f.env.forEachIndexedValue(prefix: [UInt8](), in: f.db, values: f.db) { _, _ in }
+        })
+        try f.env.write { try $0.put("v", forKey: "k", in: f.db) }
+        struct Stop: Error {}
+        #expect(throws: Stop.self) {
+            try f.env.forEachIndexedValue(prefix: "k", in: f.db, values: f.db) { _, _ in throw Stop() }
+        }
+        // The pooled transaction went back: the next read works.
+        #expect(try f.env.read { try $0.get("k", in: f.db) } == bytes("v"))
+    }
 }

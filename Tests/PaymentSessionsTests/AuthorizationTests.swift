@@ -53,7 +53,7 @@ struct AuthorizationTests {
 
     /// A format 2 store (records without the money fields) opens and reads as it is, the
     /// new fields unset; an authorized session of it is legacy, listed apart by verify; the
-    /// store is marked format 3 when opened for writing.
+    /// store is marked with the current format when opened for writing.
     @Test func aFormatTwoStoreUpgradesInPlaceAndKeepsLegacyAuthorizations() throws {
         let directory = TemporaryDirectory(prefix: "format2")
         let id = "ps_01JD0000000000000000000002"

@@ -140,4 +140,54 @@ struct CorruptionTests {
         // Reads through a dangling index are typed errors too.
         #expect(storeError { _ = try f.store.session(idempotencyKey: "ghost") }?.code == .storage)
     }
+
+    /// A cart's sessions are read through its `cart_provider` entries: an entry pointing to
+    /// no record, one holding no session id, and a corrupt record among them are each a
+    /// typed error naming what broke, from the store and from a read transaction alike.
+    @Test func aBrokenCartIndexEntryOrRecordIsATypedErrorOnTheCartRead() throws {
+        let f = try StoreFixture()
+        let a = try f.store.create(NewPaymentSession(cartID: "c", providerID: "a"))
+        let b = try f.store.create(NewPaymentSession(cartID: "c", providerID: "b"))
+        _ = try f.store.create(NewPaymentSession(cartID: "c2", providerID: "a"))
+        #expect(try f.store.sessions(cartID: "c") == [a, b])
+        #expect(try f.store.read { try $0.sessions(cartID: "c") } == [a, b])
+
+        func cartReadError() throws -> [PaymentSessionError?] {
+            [
+                storeError { _ = try f.store.sessions(cartID: "c") },
+                storeError { _ = try f.store.read { try $0.sessions(cartID: "c") } },
+            ]
+        }
+        let pair = RawStorage.cartProviderKey(cartID: "c", providerID: "z")
+        let ghost = "ps_01G901XNSRM2YS3ASN9H5KG3FZ"
+        try f.store.rawStorage.put(Array(ghost.utf8), forKey: pair, in: .cartProvider)
+        for error in try cartReadError() {
+            guard case .corruptRecord(let key, let reason)? = error else {
+                Issue.record("a dangling cart entry gave \(String(describing: error))")
+                continue
+            }
+            #expect(key == "c" && reason.contains(ghost))
+        }
+        try f.store.rawStorage.put(Array("not-an-id".utf8), forKey: pair, in: .cartProvider)
+        for error in try cartReadError() {
+            guard case .corruptRecord(let key, let reason)? = error else {
+                Issue.record("a cart entry that is no id gave \(String(describing: error))")
+                continue
+            }
+            #expect(key == "c" && reason.contains("not-an-id"))
+        }
+        try f.store.rawStorage.delete(forKey: "c\u{0}z", in: .cartProvider)
+        #expect(try f.store.sessions(cartID: "c") == [a, b])
+
+        var bytes = try rawRecord(f, b.id)
+        bytes[bytes.count / 2] ^= 0x40
+        try poke(f, .sessions, b.id, bytes)
+        for error in try cartReadError() {
+            guard case .corruptRecord(let key, _)? = error else {
+                Issue.record("a corrupt record in a cart gave \(String(describing: error))")
+                continue
+            }
+            #expect(key == b.id)
+        }
+    }
 }

@@ -20,6 +20,13 @@ struct StoredDataTests {
         "k3": "0123456\\89abcdefgh\u{1}", "k4": "smörgåsbord smörgåsbord 😀😀 plain tail text",
     ]
 
+    /// A session is returned through several layers on every read; past 128 bytes each
+    /// copy became a call to `memcpy` (the compiler copies smaller values inline). A layout
+    /// guard, not a timing: a new stored field must keep the session this small.
+    @Test func aSessionIsSmallEnoughToBeCopiedInline() {
+        #expect(MemoryLayout<PaymentSession>.size <= 128, "PaymentSession is \(MemoryLayout<PaymentSession>.size) bytes")
+    }
+
     @Test func aStoredSessionEqualsHashesAndPrintsLikeTheOneCreated() throws {
         let f = try StoreFixture()
         let created = try f.store.create(NewPaymentSession(cartID: "cart", providerID: "stripe", data: Self.richData))

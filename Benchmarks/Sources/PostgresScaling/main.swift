@@ -53,7 +53,8 @@ struct Run {
     var p99: Double
     var median: Double = .nan
     var feedLagP99: Double?
-    var lockWaits: Int?
+    /// Samples with a writer waiting, by the lock it waited for (`locktype mode`).
+    var lockWaits: [String: Int] = [:]
 }
 
 func milliseconds(_ duration: Duration) -> Double {
@@ -86,20 +87,21 @@ func runStore(_ store: PostgresPaymentSessionStore, callers: Int, round: Int, sa
         }
     }
     let sampling = Task {
-        var waits = 0
+        var waits: [String: Int] = [:]
         while !Task.isCancelled {
             guard let rows = try? await sampler.query(
-                // Writers waiting for a lock: every create is on a cart of its own, so any such
-                // wait is between different carts. (Readers of the feed queue on the
-                // sequencer's lock by design; they are not writers.)
+                // Writers waiting for a lock, by the lock: every create is on a cart of its
+                // own, so any such wait is between different carts. (Readers of the feed
+                // queue on the sequencer's lock by design; they are not writers.)
                 """
-                SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                SELECT l.locktype || ' ' || l.mode, count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                 WHERE NOT l.granted AND a.query NOT LIKE '%payment_session_sequence_changes%'
+                GROUP BY 1
                 """,
                 logger: quiet)
             else { break }
             do {
-                for try await (count) in rows.decode(Int64.self) { waits += Int(count) }
+                for try await (lock, count) in rows.decode((String, Int64).self) { waits[lock, default: 0] += Int(count) }
             } catch {
                 break  // cancelled: the run is over
             }
@@ -309,8 +311,9 @@ for round in 0..<rounds {
     for callers in callerCounts {
         let run = try await runStore(store, callers: callers, round: round, sampler: sampler)
         results["store \(callers)", default: []].append(run)
-        print(String(format: "round %d, %3d callers, store: %7.0f creates/s, p99 %7.1f ms, feed lag p99 %@ ms, writer lock waits sampled %d",
-            round, callers, run.perSecond, run.p99, run.feedLagP99.map { String(format: "%.1f", $0) } ?? "-", run.lockWaits ?? 0))
+        let waits = run.lockWaits.isEmpty ? "none" : run.lockWaits.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+        print(String(format: "round %d, %3d callers, store: %7.0f creates/s, p99 %7.1f ms, feed lag p99 %@ ms, writer lock waits sampled: %@",
+            round, callers, run.perSecond, run.p99, run.feedLagP99.map { String(format: "%.1f", $0) } ?? "-", waits))
         for (script, schema) in floorSchemas.sorted(by: { $0.key < $1.key }) {
             let floor = try runPgbench(script, schema: schema, callers: callers)
             results["\(script) \(callers)", default: []].append(floor)

@@ -39,6 +39,8 @@ public struct RawStorage: Sendable {
     public static let formatVersionKey = StoreLayout.formatVersionKey
     /// The format this version writes.
     public static let formatVersion = StoreLayout.formatVersion
+    /// The record version this version writes (the first byte of a `sessions` value).
+    public static let recordVersion = RecordCodec.version
 
     /// The LMDB environment, for tests of what the store does when LMDB itself misbehaves
     /// (its writer lock held, its map full).

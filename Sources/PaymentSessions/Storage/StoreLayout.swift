@@ -14,14 +14,15 @@ import LMDB
 struct StoreLayout: Sendable {
     /// The store format this version writes and the newest it reads.
     ///
-    /// 4: every write appends to the change feed (`changes`, `consumers`, and the last
+    /// 5: records are written as ``RecordCodec`` version 4 (the four-chain checksum). 4:
+    /// every write appends to the change feed (`changes`, `consumers`, and the last
     /// sequence in `meta`); a store of format 3 or older has no feed, which starts empty
-    /// when it is opened for writing. 3: records are written as ``RecordCodec`` version 3 (with the money fields), and an
-    /// `idempotency` entry may be a reservation (see ``IdempotencyEntry``). 2: records of
-    /// version 2 (with a checksum). A store of format 1 to 3 is read as it is and marked
-    /// format 4 when opened for writing, so that older binaries, which cannot read what
-    /// this one writes, refuse it.
-    static let formatVersion: UInt32 = 4
+    /// when it is opened for writing. 3: records are written as ``RecordCodec`` version 3
+    /// (with the money fields), and an `idempotency` entry may be a reservation (see
+    /// ``IdempotencyEntry``). 2: records of version 2 (with a checksum). A store of format
+    /// 1 to 4 is read as it is and marked format 5 when opened for writing, so that older
+    /// binaries, which cannot read what this one writes, refuse it.
+    static let formatVersion: UInt32 = 5
     static let formatVersionKey = "format_version"
     static let createdAtKey = "created_at"
     static let changeSequenceKey = "change_sequence"
@@ -65,18 +66,18 @@ struct StoreLayout: Sendable {
     /// Why: a create puts this key once; building it as an array (appending the
     /// `String.UTF8View`s) costs an allocation on every create.
     static func withCartProviderKey<R>(
-        cartID: String, providerID: String, _ body: (UnsafeRawBufferPointer) -> R
-    ) -> R {
+        cartID: String, providerID: String, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) rethrows -> R {
         var cartID = cartID
         var providerID = providerID
         let cartCount = cartID.utf8.count
         let count = cartCount + 1 + providerID.utf8.count
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { buffer in
+        return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { buffer in
             let base = buffer.baseAddress!  // capacity is at least 1
             cartID.withUTF8 { if let source = $0.baseAddress { base.initialize(from: source, count: $0.count) } }
             base[cartCount] = 0
             providerID.withUTF8 { if let source = $0.baseAddress { (base + cartCount + 1).initialize(from: source, count: $0.count) } }
-            return body(UnsafeRawBufferPointer(buffer))
+            return try body(UnsafeRawBufferPointer(buffer))
         }
     }
 }

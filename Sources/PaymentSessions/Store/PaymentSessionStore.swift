@@ -92,7 +92,7 @@ public final class PaymentSessionStore: Sendable {
         groupCommitWriter.submit(request)
     }
 
-    /// Records the format version in a new store, marks an older store (format 1 to 3)
+    /// Records the format version in a new store, marks an older store (format 1 to 4)
     /// with the current format when it is opened for writing, and refuses a store of a newer
     /// format. Opening a store of the current format writes nothing.
     private func checkFormat() throws(PaymentSessionError) {
@@ -273,8 +273,23 @@ public final class PaymentSessionStore: Sendable {
     }
 
     /// The sessions of `cartID` in creation order.
+    ///
+    /// Like ``session(id:)``, one pooled read with no transaction object (see
+    /// ``CartSessions``).
     public func sessions(cartID: String) throws(PaymentSessionError) -> [PaymentSession] {
-        try typedRead { tx throws(PaymentSessionError) in try tx.sessions(cartID: cartID) }
+        guard let instruments else { return try unmeasuredSessions(cartID: cartID) }
+        return try instruments.measure(#function) { () throws(PaymentSessionError) in try unmeasuredSessions(cartID: cartID) }
+    }
+
+    private func unmeasuredSessions(cartID: String) throws(PaymentSessionError) -> [PaymentSession] {
+        do {
+            return try CartSessions.read(cartID: cartID) { prefix, body in
+                try environment.forEachIndexedValue(prefix: prefix, in: layout.cartProvider, values: layout.sessions, body)
+            }
+        } catch {
+            logIfCorrupt(error)
+            throw error
+        }
     }
 
     /// The selected session of `cartID`, or `nil`.

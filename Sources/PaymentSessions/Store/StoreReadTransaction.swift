@@ -72,21 +72,9 @@ extension PaymentSessionStore {
 
         /// The sessions of `cartID` in creation (id) order.
         public func sessions(cartID: String) throws(PaymentSessionError) -> [PaymentSession] {
-            try SessionValidation.validateIdentifier(cartID, field: "cart_id")
-            var ids: [String] = []
-            try storageMapped {
-                try transaction.forEach(in: layout.cartProvider, range: .prefix(StoreLayout.cartPrefix(cartID))) { _, value in
-                    ids.append(String(decoding: value, as: UTF8.self))
-                    return true
-                }
+            try CartSessions.read(cartID: cartID) { prefix, body in
+                try transaction.forEachIndexedValue(prefix: prefix, in: layout.cartProvider, values: layout.sessions, body)
             }
-            ids.sort()
-            var sessions: [PaymentSession] = []
-            sessions.reserveCapacity(ids.count)
-            for id in ids {
-                sessions.append(try indexedRecord(id: id, index: "cart_provider", key: cartID))
-            }
-            return sessions
         }
 
         /// The selected session of `cartID`, or `nil`.

@@ -97,7 +97,7 @@ public struct PaymentSession: Sendable {
     ) {
         self.init(
             id: id, isSelected: isSelected, status: status,
-            text: .values(
+            text: .given(
                 SessionText.Values(cartID: cartID, providerID: providerID, idempotencyKey: idempotencyKey, data: dataStorage)),
             createdMicroseconds: createdMicroseconds, updatedMicroseconds: updatedMicroseconds, money: money)
     }
@@ -121,7 +121,7 @@ public struct PaymentSession: Sendable {
     private mutating func changeText(_ change: (inout SessionText.Values) -> Void) {
         var values = text.values
         change(&values)
-        text = .values(values)
+        text = .given(values)
     }
 }
 

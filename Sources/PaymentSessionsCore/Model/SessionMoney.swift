@@ -5,14 +5,15 @@ import Foundation
 ///
 /// Kept as fixed-size integers, as the dates are: a session is copied on every read, and
 /// a `String` or `Date` field would make every copy go through value witnesses. The
-/// currency's three ASCII letters are packed into the low bytes of a `UInt32`.
+/// currency's three ASCII letters are packed into the low bytes of a `UInt32`. The 4-byte
+/// and 1-byte fields come last, so that no padding sits between the fields.
 @usableFromInline package struct SessionMoney: Sendable, Hashable {
     /// The amount in the currency's minor unit, or `-1` when not known yet.
     package var amount: Int64 = -1
-    /// Three lowercase ASCII letters, first in the lowest byte; `0` when absent.
-    package var currency: UInt32 = 0
     /// When the session was authorized, in microseconds since 1970; `Int64.min` when never.
     package var authorizedMicroseconds: Int64 = .min
+    /// Three lowercase ASCII letters, first in the lowest byte; `0` when absent.
+    package var currency: UInt32 = 0
     /// Whether the provider holds state for the session.
     package var isInitiated = false
 

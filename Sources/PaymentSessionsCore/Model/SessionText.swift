@@ -11,7 +11,11 @@ import StrictJSON
 /// allocation, and no work for a field nobody reads.
 @usableFromInline package enum SessionText: Sendable {
     /// Fields as values (a session a caller built, or one changed after it was read).
-    case values(Values)
+    ///
+    /// Boxed: unboxed, these four fields made `PaymentSession` 149 bytes, copied through
+    /// `memcpy` calls at every layer a read returns through; boxed, the session is small
+    /// enough to be copied inline, at one allocation when a session is built or changed.
+    case values(ValuesBox)
     /// Fields as a record holds them.
     case record(RecordText)
 
@@ -22,38 +26,48 @@ import StrictJSON
         package var data: SessionData
     }
 
+    /// ``Values`` behind one reference (see ``values(_:)``).
+    @usableFromInline package final class ValuesBox: Sendable {
+        package let values: Values
+
+        package init(_ values: Values) { self.values = values }
+    }
+
+    /// Fields given as values.
+    package static func given(_ values: Values) -> SessionText { .values(ValuesBox(values)) }
+
     /// The fields as values (decoding them when they are still bytes).
     package var values: Values {
         switch self {
-        case .values(let values): values
+        case .values(let box): box.values
         case .record(let record): record.values
         }
     }
 
     package var cartID: String {
         switch self {
-        case .values(let values): values.cartID
+        case .values(let box): box.values.cartID
         case .record(let record): record.string(record.cartID)
         }
     }
 
     package var providerID: String {
         switch self {
-        case .values(let values): values.providerID
+        case .values(let box): box.values.providerID
         case .record(let record): record.string(record.providerID)
         }
     }
 
     package var idempotencyKey: String? {
         switch self {
-        case .values(let values): values.idempotencyKey
+        case .values(let box): box.values.idempotencyKey
         case .record(let record): record.idempotencyKey.map(record.string)
         }
     }
 
     package var hasIdempotencyKey: Bool {
         switch self {
-        case .values(let values): values.idempotencyKey != nil
+        case .values(let box): box.values.idempotencyKey != nil
         case .record(let record): record.idempotencyKey != nil
         }
     }
@@ -66,7 +80,8 @@ import StrictJSON
     /// straight from its bytes, without building a `String`.
     package func write(_ field: StringField, to writer: inout JSONWriter) {
         switch self {
-        case .values(let values):
+        case .values(let box):
+            let values = box.values
             let string: String? =
                 switch field {
                 case .cartID: values.cartID
@@ -87,7 +102,7 @@ import StrictJSON
 
     package var data: SessionData {
         switch self {
-        case .values(let values): values.data
+        case .values(let box): box.values.data
         case .record(let record): .encoded(record.data)
         }
     }

@@ -50,7 +50,8 @@ struct LongReaderAndFormatTests {
     }
 
     /// A format 1 store holds version 1 records (no checksum): they are read as they are,
-    /// and opening the store for writing marks it format 3. Opened read-only, it stays 1.
+    /// and opening the store for writing marks it with the current format. Opened read-only, it
+    /// stays 1.
     @Test func aFormatOneStoreIsReadAndMarkedCurrent() throws {
         let directory = TemporaryDirectory(prefix: "format1")
         let id = "ps_01JD0000000000000000000001"
@@ -73,6 +74,45 @@ struct LongReaderAndFormatTests {
         #expect(try store.rawStorage.value(forKey: RawStorage.formatVersionKey, in: .meta) == [UInt8(RawStorage.formatVersion), 0, 0, 0])
         #expect(try store.session(id: id)?.data == ["a": [1, true]])
         let updated = try store.update(id: id, data: ["b": "c"])
+        #expect(try store.session(id: id) == updated)
+        #expect(try store.verify().isClean)
+    }
+
+    /// A format 4 store holds version 3 records (the single-chain checksum, the money
+    /// fields): they are read as they are, the cart's sessions too, a corrupt one is still
+    /// caught, and a change rewrites the record as the current version.
+    @Test func aFormatFourStoreReadsItsRecordsAndRewritesThemWhenTheyChange() throws {
+        let directory = TemporaryDirectory(prefix: "format4")
+        let id = "ps_01JD0000000000000000000004"
+        let record = oldRecord(version: 3, selected: true, status: 0, strings: ["cart", "stripe", #"{"n":1}"#])
+        do {
+            let store = try PaymentSessionStore(path: directory.path)
+            let raw = store.rawStorage
+            try raw.put(record, forKey: id, in: .sessions)
+            try raw.put(Array(id.utf8), forKey: RawStorage.cartProviderKey(cartID: "cart", providerID: "stripe"), in: .cartProvider)
+            try raw.put(Array(id.utf8), forKey: "cart", in: .selected)
+            try raw.put([4, 0, 0, 0] as [UInt8], forKey: RawStorage.formatVersionKey, in: .meta)
+        }
+        let store = try PaymentSessionStore(path: directory.path)
+        #expect(try store.rawStorage.value(forKey: RawStorage.formatVersionKey, in: .meta) == [UInt8(RawStorage.formatVersion), 0, 0, 0])
+        let session = try #require(try store.session(id: id))
+        #expect(session.cartID == "cart" && session.providerID == "stripe" && session.isSelected && session.amount == nil)
+        #expect(try store.sessions(cartID: "cart") == [session])
+        #expect(try store.verify().isClean)
+
+        var flipped = record
+        flipped[flipped.count - 8] ^= 1
+        try store.rawStorage.put(flipped, forKey: id, in: .sessions)
+        guard case .corruptRecord(let key, let reason)? = storeError({ _ = try store.session(id: id) }) else {
+            Issue.record("a version 3 record with a flipped bit was accepted")
+            return
+        }
+        #expect(key == id && reason.contains("checksum"))
+        try store.rawStorage.put(record, forKey: id, in: .sessions)
+
+        let updated = try store.update(id: id, data: ["n": 2])
+        let rewritten = try #require(try store.rawStorage.value(forKey: id, in: .sessions))
+        #expect(rewritten.first == RawStorage.recordVersion)
         #expect(try store.session(id: id) == updated)
         #expect(try store.verify().isClean)
     }
