@@ -75,7 +75,7 @@ extension PaymentSessionStore {
 
     /// The sessions of `cartID` in creation order.
     public func sessions(cartID: String) async throws -> [PaymentSession] {
-        try performRead { try $0.sessions(cartID: cartID) }
+        try sessionsOfCart(cartID)
     }
 
     /// The selected session of `cartID`, or `nil`.

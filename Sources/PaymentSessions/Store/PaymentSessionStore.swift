@@ -277,8 +277,14 @@ public final class PaymentSessionStore: Sendable {
     /// Like ``session(id:)``, one pooled read with no transaction object (see
     /// ``CartSessions``).
     public func sessions(cartID: String) throws(PaymentSessionError) -> [PaymentSession] {
+        try sessionsOfCart(cartID)
+    }
+
+    /// ``sessions(cartID:)`` for the sync and async methods alike (a name of its own: in an
+    /// async method, `sessions(cartID:)` would call the async one).
+    func sessionsOfCart(_ cartID: String, as operation: String = #function) throws(PaymentSessionError) -> [PaymentSession] {
         guard let instruments else { return try unmeasuredSessions(cartID: cartID) }
-        return try instruments.measure(#function) { () throws(PaymentSessionError) in try unmeasuredSessions(cartID: cartID) }
+        return try instruments.measure(operation) { () throws(PaymentSessionError) in try unmeasuredSessions(cartID: cartID) }
     }
 
     private func unmeasuredSessions(cartID: String) throws(PaymentSessionError) -> [PaymentSession] {
