@@ -65,11 +65,11 @@ struct ReadmeExampleTests {
         #expect(paypal.jsonText().contains(#""data":{"id":"pi_456","client_secret":"pi_456_secret","amount":4200}"#))
         #expect(try store.verify().isClean)
 
-        try Self.checkAgainstReadme(section: "## Using the library", printed: printed)
+        try Self.checkAgainstDocument("README.md", section: "## Using the library", printed: printed)
     }
 
-    /// README.md's "Money and authorization" example, verbatim but for the store.
-    @Test func theReadmeMoneyExampleCompilesAndRuns() throws {
+    /// The "Money and authorization" article's example (PaymentSessions.docc), verbatim but for the store.
+    @Test func theMoneyArticleExampleCompilesAndRuns() throws {
         var printed: [String] = []
         func print(_ items: Any...) { printed.append(items.map { "\($0)" }.joined(separator: " ")) }
         let directory = TemporaryDirectory(prefix: "readme-money")
@@ -94,15 +94,17 @@ struct ReadmeExampleTests {
         print(payment.isAuthorized(for: 5100, currencyCode: "usd"), held.paymentAuthorizedAt != nil)  // false true
 
         #expect(try store.session(id: stripe.id)?.paymentAuthorizedAt == held.paymentAuthorizedAt)
-        try Self.checkAgainstReadme(section: "### Money and authorization", printed: printed)
+        try Self.checkAgainstDocument(
+            "Sources/PaymentSessions/PaymentSessions.docc/MoneyAndAuthorization.md", section: "## Overview", printed: printed)
     }
 
-    /// The README's example in `section`, line for line in this file, and its `// output`
-    /// comments matched against what the prints wrote, in order.
-    static func checkAgainstReadme(section heading: String, printed: [String]) throws {
+    /// The example in `section` of the document at `path` (from the package's root), line
+    /// for line in this file, and its `// output` comments matched against what the prints
+    /// wrote, in order.
+    static func checkAgainstDocument(_ path: String, section heading: String, printed: [String]) throws {
         let here = URL(fileURLWithPath: #filePath)
         let root = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let readme = try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)
         let source = try String(contentsOf: here, encoding: .utf8)
         let section = try #require(readme.range(of: heading))
         let afterHeading = readme[section.upperBound...]
@@ -115,16 +117,16 @@ struct ReadmeExampleTests {
         for line in example where !line.isEmpty && !line.hasPrefix("import ") && !line.hasPrefix("// Package.swift")
             && !line.contains("PaymentSessionStore(path:")
         {
-            #expect(sourceLines.contains(line), "README line not in the test: \(line)")
+            #expect(sourceLines.contains(line), "\(path) line not in the test: \(line)")
         }
         let expectations = example.filter { $0.hasPrefix("print(") }.map { line -> String? in
             guard let comment = line.range(of: "  // ") else { return nil }
             return String(line[comment.upperBound...])
         }
-        #expect(expectations.count == printed.count, "README prints \(expectations.count) times, the example \(printed.count)")
+        #expect(expectations.count == printed.count, "\(path) prints \(expectations.count) times, the example \(printed.count)")
         for (expected, actual) in zip(expectations, printed) {
             guard let expected else { continue }
-            #expect(Self.matches(actual, pattern: expected), "printed \(actual), README says \(expected)")
+            #expect(Self.matches(actual, pattern: expected), "printed \(actual), \(path) says \(expected)")
         }
     }
 

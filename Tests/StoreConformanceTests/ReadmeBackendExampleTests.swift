@@ -9,7 +9,8 @@ import Testing
 import TestSupport
 import TestScheduling
 
-/// The README's "Two backends" examples, as written there (the PostgreSQL address is the
+/// The examples of README's "Two backends", of the `PostgresPaymentSessions` page, of "The
+/// change feed" and of "The rules" (DocC), as written there (the PostgreSQL address is the
 /// test server's), so that they keep compiling and working.
 @Suite("README: two backends", .ownThreads) struct ReadmeBackendExampleTests {
     func startPayment(cart: String, provider: String, in store: some PaymentSessionStoring) async throws -> PaymentSession {
@@ -59,7 +60,7 @@ import TestScheduling
         }
     }
 
-    /// The README's consumer loop delivers every change once, and a second loop (a restart)
+    /// "The change feed"'s consumer loop delivers every change once, and a second loop (a restart)
     /// resumes after what the first acknowledged.
     @Test(arguments: Backend.available)
     func theConsumerLoopResumesWhereItLeftOff(backend: Backend) async throws {
@@ -84,7 +85,7 @@ import TestScheduling
     }
 
     @Test(arguments: Backend.available)
-    func aUnitOfWritesAsTheReadmeShowsIt(backend: Backend) async throws {
+    func aUnitOfWritesAsTheRulesArticleShowsIt(backend: Backend) async throws {
         try await withStore(backend) { store in
             let id = PaymentSessionID.generate()
             try await store.perform([

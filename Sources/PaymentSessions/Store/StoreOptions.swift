@@ -4,7 +4,7 @@ import Logging
 
 extension PaymentSessionStore {
     /// What a commit promises about a crash that follows it (LMDB's durability modes):
-    /// `.full` (the default), `.noMetaSync`, `.noSync`. See README's operational notes.
+    /// `.full` (the default), `.noMetaSync`, `.noSync`. See <doc:OperatingAStore>.
     public typealias Durability = Environment.Durability
 
     /// How to open a store.
