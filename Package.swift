@@ -90,6 +90,8 @@ let package = Package(
         .target(name: "TestScheduling"),
         // A tiny second process for the LMDB layer's cross-process tests.
         .executableTarget(name: "LMDBProbe", dependencies: ["LMDB", "TestSupport"]),
+        // The core's rules over values: no store, no disk.
+        .testTarget(name: "PaymentSessionsCoreTests", dependencies: ["PaymentSessionsCore"]),
         .testTarget(
             name: "LMDBTests",
             dependencies: ["LMDB", "LMDBProbe", "TestSupport", "TestScheduling", .product(name: "Logging", package: "swift-log")]
