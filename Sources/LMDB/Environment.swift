@@ -154,6 +154,14 @@ public final class Environment: @unchecked Sendable {
             }
             pageSize = try checkFileIsComplete(envHandle, path: path)
             try check(mdb_env_get_fd(envHandle, &descriptor), "mdb_env_get_fd(\(path))")
+            // liblmdb opens lock.mdb close-on-exec but not data.mdb: a child process this
+            // one starts would hold the store's data file open, read-write, for its whole
+            // life (keeping a deleted store's space, and its file system from being
+            // remounted read-only).
+            let descriptorFlags = fcntl(descriptor, F_GETFD)
+            if descriptorFlags < 0 || fcntl(descriptor, F_SETFD, descriptorFlags | FD_CLOEXEC) != 0 {
+                throw LMDBError(.system(errno: errno), operation: "fcntl(\(path)/data.mdb, F_SETFD, FD_CLOEXEC)")
+            }
             // In an existing store the writer lock takes data.mdb's mode, so that every user
             // who may write the store (a group, say) may take it. A read-only environment never
             // writes: it needs no writer lock, and may lack the right to create one.

@@ -15,6 +15,19 @@ struct EnvironmentTests {
         #expect(env.path == URL(fileURLWithPath: path).resolvingSymlinksInPath().path)
     }
 
+    /// A child process started while an environment is open (with `posix_spawn`, which
+    /// keeps every descriptor not marked close-on-exec) holds none of its files: liblmdb
+    /// marks only lock.mdb so, and a child holding data.mdb kept a test's file system from
+    /// being remounted read-only.
+    @Test func aChildProcessInheritsNoneOfTheEnvironmentsFiles() throws {
+        let f = try Fixture()
+        try f.env.write { try $0.put("v", forKey: "k", in: f.db) }
+        let output = try ChildProcess(path: "/bin/sh", ["-c", "for fd in /proc/$$/fd/*; do readlink \"$fd\"; done"]).finish()
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(!output.stdout.isEmpty)
+        #expect(!output.stdout.contains(f.directory.path), "\(output.stdout)")
+    }
+
     @Test func samePathReturnsTheSameEnvironment() throws {
         let f = try Fixture()
         let again = try Environment.open(path: f.directory.path + "/./", options: f.env.options)
