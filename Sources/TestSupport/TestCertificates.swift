@@ -59,18 +59,10 @@ public final class TestCertificateAuthority: Sendable {
     }
 
     private static func openssl(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let output = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw PostgresServer.ServerError(
-                description: "openssl \(arguments.joined(separator: " ")): \(String(decoding: output, as: UTF8.self))")
+        // ChildProcess, not Foundation.Process, whose waitUntilExit may miss a child's exit.
+        let output = try ChildProcess(path: "/usr/bin/openssl", arguments).finish()
+        guard output.status == 0 && !output.killedBySignal else {
+            throw PostgresServer.ServerError(description: "openssl \(arguments.joined(separator: " ")): \(output.stderr)")
         }
     }
 }

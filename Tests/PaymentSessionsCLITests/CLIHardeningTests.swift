@@ -112,12 +112,8 @@ struct CLIHardeningTests {
             umask 000
             "$0" create --cart c --provider p --store "$1" >/dev/null && "$0" backup "$2" --store "$1" >/dev/null
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script, tool, store, backup]
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let output = try ChildProcess(path: "/bin/sh", ["-c", script, tool, store, backup]).finish()
+        #expect(output.status == 0 && !output.killedBySignal, "\(output.stderr)")
         for (path, mode) in [
             (store, 0o700), (store + "/data.mdb", 0o600), (store + "/lock.mdb", 0o600), (backup, 0o700),
             (backup + "/data.mdb", 0o600), (cli.directory.appending("open"), 0o700),

@@ -13,16 +13,13 @@ let canMountTmpfs: Bool = {
     return true
 }()
 
+/// Runs `tool` to its end: its exit status, or -1 when it could not start. Through
+/// `ChildProcess`, which reaps with `waitpid`: `Foundation.Process.waitUntilExit` once
+/// waited for ever here on a `mount` that had exited (left a zombie, never noticed).
 @discardableResult
 func run(_ tool: String, _ arguments: [String]) -> Int32 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: tool)
-    process.arguments = arguments
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    do { try process.run() } catch { return -1 }
-    process.waitUntilExit()
-    return process.terminationStatus
+    guard let output = try? ChildProcess(path: tool, arguments).finish() else { return -1 }
+    return output.killedBySignal ? -1 : output.status
 }
 
 @Suite("Disk faults: typed errors, no crash, data still readable", .serialized, .ownThreads)
@@ -81,17 +78,11 @@ struct DiskFaultTests {
         let path = directory.appending("store")
         let torture = ChildProcess.productsDirectory.appendingPathComponent("StoreTorture").path
         // SIGXFSZ ignored, so that a write past the limit fails with EFBIG instead of killing.
-        let shell = Process()
-        shell.executableURL = URL(fileURLWithPath: "/bin/bash")
-        shell.arguments = ["-c", "trap '' XFSZ; ulimit -f 3072; exec \"$0\" fill \"$1\"", torture, path]
-        let pipe = Pipe()
-        shell.standardOutput = pipe
-        shell.standardError = FileHandle.nullDevice
-        try shell.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        shell.waitUntilExit()
-        #expect(shell.terminationReason == .exit)
-        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
+        let shell = try ChildProcess(
+            path: "/bin/bash", ["-c", "trap '' XFSZ; ulimit -f 3072; exec \"$0\" fill \"$1\"", torture, path]
+        ).finish()
+        #expect(!shell.killedBySignal)
+        let lines = shell.stdout.split(separator: "\n")
         #expect(lines.last?.hasPrefix("E storage") == true, "\(lines.suffix(2))")
         let acknowledged = lines.filter { $0.hasPrefix("C ") }.map { String($0.dropFirst(2)) }
         #expect(acknowledged.count > 10)
