@@ -18,6 +18,10 @@ struct WriterLockTests {
             let db = try env.database(named: "test")
             try env.write { try $0.put("v", forKey: "k", in: db) }
         }
+        // "After a crash" means nobody has the file open. A child that another test's thread
+        // is spawning right now may still share this process's descriptor of it until its
+        // exec closes it, and would make the next opener believe it is not the first.
+        try waitUntilNobodyHolds(directory.path + "/writer.lock")
         // The mutex's lock word (its first four bytes, at offset 64) as a crash leaves it:
         // owned by a thread id no process has.
         let handle = try #require(FileHandle(forUpdatingAtPath: directory.path + "/writer.lock"))
@@ -38,6 +42,20 @@ struct WriterLockTests {
         }.start()
         #expect(done.wait(timeout: .now() + 10) == .success, "the write waited for a lock nobody holds")
         #expect(failure.withLock { $0 } == nil)
+    }
+
+    /// Waits until an exclusive `flock` of `path` succeeds: no open file description of it
+    /// is left in any process.
+    private func waitUntilNobodyHolds(_ path: String) throws {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        try #require(descriptor >= 0, "open(\(path)): errno \(errno)")
+        defer { close(descriptor) }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            try #require(ContinuousClock.now < deadline, "\(path) is still held by another open file 30 s after the store closed")
+            usleep(1_000)
+        }
+        flock(descriptor, LOCK_UN)
     }
 
     /// Threads opening different new databases at once get different handles (liblmdb
