@@ -35,31 +35,52 @@ final class DeadlineRace<R: Sendable>: Sendable {
 
 extension DeadlineRace {
     /// `work`'s result, or `expired()`'s error once `limit` has passed, whichever comes
-    /// first.
-    ///
-    /// The work runs in a task of its own so that the caller resumes at the deadline even
-    /// when the work does not end when cancelled (postgres-nio was seen to leave a request
-    /// pending for ever after a server crash). A work that lost the race, or whose caller
-    /// was cancelled, is cancelled and left to end in its own time.
+    /// first, timed by a timer of its own (for what runs outside a store's watch).
     static func first(
         within limit: Duration, expired: @escaping @Sendable () -> any Error,
         _ work: @escaping @Sendable () async throws -> R
     ) async -> Result<R, any Error> {
         let race = DeadlineRace<R>()
-        let worker = Task {
-            do {
-                race.finish(with: .success(try await work()))
-            } catch {
-                race.finish(with: .failure(error))
-            }
-        }
         let timer = Task {
             try await Task.sleep(for: limit)
             race.finish(with: .failure(expired()))
         }
+        defer { timer.cancel() }
+        return await race.run(work)
+    }
+
+    /// `work`'s result, or `expired(why)`'s error once `watch` expires it (see
+    /// ``OperationWatch``), whichever comes first; `work` runs with the operation's ticket
+    /// as ``OperationWatch/Ticket/current``. Timed by a timer of its own when the watch is
+    /// not running.
+    static func first(
+        watchedBy watch: OperationWatch, expired: @escaping @Sendable (OperationWatch.Expiry) -> any Error,
+        _ work: @escaping @Sendable () async throws -> R
+    ) async -> Result<R, any Error> {
+        let race = DeadlineRace<R>()
+        guard let ticket = watch.begin(expire: { race.finish(with: .failure(expired($0))) }) else {
+            return await first(within: watch.deadline, expired: { expired(.deadline) }, work)
+        }
+        defer { watch.end(ticket) }
+        return await race.run { try await OperationWatch.Ticket.$current.withValue(ticket) { try await work() } }
+    }
+
+    /// Runs `work` in a task of its own and returns the first result, its own or another
+    /// delivered meanwhile (a deadline's). The task is its own so that the caller resumes
+    /// at the deadline even when the work does not end when cancelled (postgres-nio was
+    /// seen to leave a request pending for ever after a server crash). A work that lost
+    /// the race, or whose caller was cancelled, is cancelled and left to end in its own
+    /// time.
+    private func run(_ work: @escaping @Sendable () async throws -> R) async -> Result<R, any Error> {
+        let worker = Task {
+            do {
+                self.finish(with: .success(try await work()))
+            } catch {
+                self.finish(with: .failure(error))
+            }
+        }
         return await withTaskCancellationHandler {
-            let result = await race.value()
-            timer.cancel()
+            let result = await self.value()
             if case .failure = result { worker.cancel() }
             return result
         } onCancel: {

@@ -123,9 +123,9 @@ extension PostgresPaymentSessionStore {
         case optimistic
     }
 
-    /// One attempt on a leased connection, run as `mode` says. A watchdog closes the
-    /// connection when the attempt outlives ``Options/operationTimeout``: a statement whose
-    /// server crashed without a word would otherwise never finish (seen with a server
+    /// One attempt on a leased connection, run as `mode` says. The store's watch closes
+    /// the connection when the attempt outlives ``Options/operationTimeout``: a statement
+    /// whose server crashed without a word would otherwise never finish (seen with a server
     /// stopped in `immediate` mode), and closing fails it.
     func attempt<R: Sendable>(
         _ mode: AttemptMode, _ body: @Sendable (PostgresTransaction) async throws -> R
@@ -133,12 +133,22 @@ extension PostgresPaymentSessionStore {
         let logger = options.logger
         let timeout = options.operationTimeout
         return try await servers.client().withConnection { connection in
-            let watchdog = Task {
-                try await Task.sleep(for: timeout)
-                logger.warning("closing a connection whose statement got no answer", metadata: ["timeout": "\(timeout)"])
-                try? await connection.close()
+            let watchdog: Task<Void, any Error>?
+            if let ticket = OperationWatch.Ticket.current {
+                ticket.watch.statementsStarted(ticket, on: connection)
+                watchdog = nil
+            } else {
+                // Outside the watch (the store not running): a timer of its own.
+                watchdog = Task {
+                    try await Task.sleep(for: timeout)
+                    logger.warning("closing a connection whose statement got no answer", metadata: ["timeout": "\(timeout)"])
+                    try? await connection.close()
+                }
             }
-            defer { watchdog.cancel() }
+            defer {
+                watchdog?.cancel()
+                if let ticket = OperationWatch.Ticket.current { ticket.watch.statementsEnded(ticket) }
+            }
             let cartLocks: PostgresCartLocks = if case .transaction(let locks) = mode { locks } else { PostgresCartLocks() }
             var tx = PostgresTransaction(
                 connection: connection, logger: logger, options: options, now: options.nowMicroseconds,
@@ -196,22 +206,31 @@ extension PostgresPaymentSessionStore {
     /// Runs `work`, giving up after twice ``Options/operationTimeout`` with a
     /// ``StorageFailure/Kind/timeout`` storage error: a pool that cannot open a connection
     /// (the server down or out of connection slots) would otherwise keep the caller
-    /// waiting for ever. A statement already sent is ended first by
-    /// ``attempt(_:_:)``'s watchdog.
+    /// waiting for ever. A statement already sent is ended first by the store's watch
+    /// closing its connection (see ``OperationWatch``); an operation still running when
+    /// the store stops fails as ``StorageFailure/Kind/unavailable``.
     /// A work that does not end when cancelled stays behind, holding its lease (see
-    /// `DeadlineRace.first(within:expired:_:)`).
+    /// `DeadlineRace.first(watchedBy:expired:_:)`).
     func withDeadline<R: Sendable>(
         _ operation: String, _ work: @escaping @Sendable () async throws -> R
     ) async throws -> R {
-        let timeout = options.operationTimeout * 2
         let progress = CommitProgress()
+        let deadline = watch.deadline
         let result = await DeadlineRace<R>.first(
-            within: timeout,
-            expired: {
-                PaymentSessionError.storage(
-                    StorageFailure(
-                        backend: .postgresql, kind: .timeout, operation: operation, code: "deadline",
-                        message: "no answer from the server within \(timeout)"))
+            watchedBy: watch,
+            expired: { why in
+                switch why {
+                case .deadline:
+                    PaymentSessionError.storage(
+                        StorageFailure(
+                            backend: .postgresql, kind: .timeout, operation: operation, code: "deadline",
+                            message: "no answer from the server within \(deadline)"))
+                case .stopped:
+                    PaymentSessionError.storage(
+                        StorageFailure(
+                            backend: .postgresql, kind: .unavailable, operation: operation, code: "stopped",
+                            message: "the store stopped running (its run() ended) before the operation finished"))
+                }
             }
         ) {
             try await CommitProgress.$current.withValue(progress) { try await work() }

@@ -106,6 +106,8 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     public let location: String
     let generator = PaymentSessionIDGenerator()
     let sequencer = PostgresFeedSequencer()
+    /// The deadlines of every operation, kept by one task in ``run()``.
+    let watch: OperationWatch
     private let schemaReady = SchemaGate()
 
     /// A store on the server `configuration` names. Nothing connects until the store runs
@@ -115,6 +117,7 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
         self.servers = PostgresServers(configuration: configuration, logger: options.logger)
         self.listener = PostgresChangeListener(logger: options.logger)
         self.options = options
+        self.watch = OperationWatch(statementTimeout: options.operationTimeout)
         self.location = Self.location(of: configuration)
     }
 
@@ -128,6 +131,7 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
         self.servers = PostgresServers(url: url, logger: options.logger)
         self.listener = PostgresChangeListener(logger: options.logger)
         self.options = options
+        self.watch = OperationWatch(statementTimeout: options.operationTimeout)
         self.location = url.location
     }
 
@@ -140,14 +144,15 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     /// `.postgresql`.
     public var backend: StorageFailure.Backend { .postgresql }
 
-    /// Runs the connection pool, and the loop that numbers this process's changes into the
-    /// feed, until the task is cancelled or the service group shuts down; every operation
-    /// needs it running.
+    /// Runs the connection pool, the loop that numbers this process's changes into the
+    /// feed, and the watch that keeps every operation's deadline, until the task is
+    /// cancelled or the service group shuts down; every operation needs it running.
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await self.sequencer.run({ try await self.sequenceChanges() }, logger: self.options.logger)
             }
+            group.addTask { await self.watch.run(logger: self.options.logger) }
             await servers.run()
             listener.stop()
             group.cancelAll()
