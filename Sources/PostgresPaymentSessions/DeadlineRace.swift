@@ -50,7 +50,8 @@ extension DeadlineRace {
     }
 
     /// `work`'s result, or `expired(why)`'s error once `watch` expires it (see
-    /// ``OperationWatch``), whichever comes first; `work` runs with the operation's ticket
+    /// ``OperationWatch``), whichever comes first (and `expired(.statementTimeout)`'s in
+    /// place of a failure that followed the watch closing the connection); `work` runs with the operation's ticket
     /// as ``OperationWatch/Ticket/current``. Timed by a timer of its own when the watch is
     /// not running.
     static func first(
@@ -62,7 +63,12 @@ extension DeadlineRace {
             return await first(within: watch.deadline, expired: { expired(.deadline) }, work)
         }
         defer { watch.end(ticket) }
-        return await race.run { try await OperationWatch.Ticket.$current.withValue(ticket) { try await work() } }
+        let result = await race.run { try await OperationWatch.Ticket.$current.withValue(ticket) { try await work() } }
+        if case .failure(let error) = result, ticket.closedConnection, !(error is CancellationError) {
+            // The lost connection this failure speaks of is the watch's doing.
+            return .failure(expired(.statementTimeout))
+        }
+        return result
     }
 
     /// Runs `work` in a task of its own and returns the first result, its own or another

@@ -16,9 +16,21 @@ import Synchronization
 /// included) is told to give up, whatever its statements are doing.
 final class OperationWatch: Sendable {
     /// One registered operation, carried as a task-local value to the statements it runs.
-    struct Ticket: Sendable {
+    final class Ticket: Sendable {
         let watch: OperationWatch
         let id: Int
+        private let closed = Atomic<Bool>(false)
+
+        init(watch: OperationWatch, id: Int) {
+            self.watch = watch
+            self.id = id
+        }
+
+        /// Whether the watch closed the operation's connection under a statement past its
+        /// timeout (the failure that follows is that timeout).
+        var closedConnection: Bool { closed.load(ordering: .acquiring) }
+
+        fileprivate func markClosed() { closed.store(true, ordering: .releasing) }
 
         /// The ticket of the operation the current task runs, if it is watched.
         @TaskLocal static var current: Ticket?
@@ -28,12 +40,15 @@ final class OperationWatch: Sendable {
     enum Expiry: Sendable {
         /// It outlived its deadline.
         case deadline
+        /// A statement went unanswered past the timeout, and the watch closed its connection.
+        case statementTimeout
         /// The store stopped running (its `run()` ended) before it finished.
         case stopped
     }
 
     /// What the watch knows of one operation.
     struct Watched {
+        let ticket: Ticket
         let started: ContinuousClock.Instant
         let expire: @Sendable (Expiry) -> Void
         var connection: PostgresConnection?
@@ -44,7 +59,7 @@ final class OperationWatch: Sendable {
 
     /// What a sweep does.
     enum Action {
-        case close(PostgresConnection)
+        case close(PostgresConnection, Ticket)
         case expire(@Sendable (Expiry) -> Void, Expiry)
     }
 
@@ -69,13 +84,13 @@ final class OperationWatch: Sendable {
     /// then keeps time itself).
     func begin(expire: @escaping @Sendable (Expiry) -> Void) -> Ticket? {
         let now = ContinuousClock.now
-        let id = state.withLock { state -> Int? in
+        return state.withLock { state -> Ticket? in
             guard state.running else { return nil }
             state.nextID &+= 1
-            state.watched[state.nextID] = Watched(started: now, expire: expire)
-            return state.nextID
+            let ticket = Ticket(watch: self, id: state.nextID)
+            state.watched[state.nextID] = Watched(ticket: ticket, started: now, expire: expire)
+            return ticket
         }
-        return id.map { Ticket(watch: self, id: $0) }
     }
 
     /// The operation's statements now run on `connection`, leased for them.
@@ -130,7 +145,7 @@ final class OperationWatch: Sendable {
                 let due = Self.due(watched, at: now, statementTimeout: statementTimeout, deadline: deadline)
                 if due.close, let connection = watched.connection {
                     state.watched[id]?.connectionClosed = true
-                    actions.append(.close(connection))
+                    actions.append(.close(connection, watched.ticket))
                 }
                 if due.expire {
                     state.watched[id]?.expired = true
@@ -155,7 +170,8 @@ final class OperationWatch: Sendable {
     private func perform(_ actions: [Action], logger: Logger) {
         for action in actions {
             switch action {
-            case .close(let connection):
+            case .close(let connection, let ticket):
+                ticket.markClosed()
                 logger.warning(
                     "closing a connection whose statement got no answer", metadata: ["timeout": "\(statementTimeout)"])
                 // Not waited for: the sweep must not stall on a server that says nothing.

@@ -225,6 +225,11 @@ extension PostgresPaymentSessionStore {
                         StorageFailure(
                             backend: .postgresql, kind: .timeout, operation: operation, code: "deadline",
                             message: "no answer from the server within \(deadline)"))
+                case .statementTimeout:
+                    PaymentSessionError.storage(
+                        StorageFailure(
+                            backend: .postgresql, kind: .timeout, operation: operation, code: "operation_timeout",
+                            message: "no answer from the server within \(self.options.operationTimeout): its connection was closed"))
                 case .stopped:
                     PaymentSessionError.storage(
                         StorageFailure(

@@ -76,8 +76,12 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
         public var maxAttempts = 16
         /// How long one attempt of an operation may wait for the server once it holds a
         /// connection. Past it the connection is closed and the operation throws a
-        /// ``StorageFailure/Kind/timeout`` storage error. For a limit enforced by the
-        /// server, set `statement_timeout` in the connection's startup parameters.
+        /// ``StorageFailure/Kind/timeout`` storage error (code `operation_timeout`); past
+        /// twice it, the wait for a connection included, it throws one whatever it waits
+        /// for (code `deadline`). The
+        /// store's watch looks a tenth of it apart (at most every quarter second), so either
+        /// may come that much late. For a limit enforced by the server, set
+        /// `statement_timeout` in the connection's startup parameters.
         public var operationTimeout: Duration = .seconds(10)
         /// The clock for `created_at`, `updated_at` and reservations (tests set it).
         public var clock: @Sendable () -> Date = { Date() }

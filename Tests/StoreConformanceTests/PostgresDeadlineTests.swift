@@ -40,8 +40,8 @@ struct PostgresDeadlineTests {
     }
 
     /// The watch closes the connection of a statement left unanswered past the timeout: the
-    /// read fails as the lost connection it is, before its deadline (twice the timeout)
-    /// would have ended it, and the store goes on with the next read.
+    /// read fails as that timeout, before its deadline (twice the timeout) would have ended
+    /// it, and the store goes on with the next read.
     @Test func aStatementUnansweredPastTheTimeoutHasItsConnectionClosedBeforeTheDeadline() async throws {
         let (configuration, _) = try postgresConfiguration()
         var options = PostgresPaymentSessionStore.Options()
@@ -57,15 +57,16 @@ struct PostgresDeadlineTests {
                     Issue.record("expected a storage error, got \(String(describing: error))")
                     return
                 }
-                #expect(failure.kind == .unavailable, "\(failure)")
-                #expect(failure.code != "deadline", "\(failure)")
+                #expect(failure.kind == .timeout && failure.code == "operation_timeout", "\(failure)")
             }
             #expect(try await store.session(id: session.id) == session)
         }
     }
 
     /// An operation still waiting when the store stops running fails at once, as an
-    /// unavailable store, instead of waiting out its deadline; nothing was written.
+    /// unavailable store (its connection closed by the pool, or, should that not end it,
+    /// expired by the watch with code `stopped`), instead of waiting out its deadline;
+    /// nothing was written.
     @Test func anOperationRunningWhenTheStoreStopsFailsAsUnavailable() async throws {
         let (configuration, schema) = try postgresConfiguration()
         var options = PostgresPaymentSessionStore.Options()
@@ -92,7 +93,8 @@ struct PostgresDeadlineTests {
                 Issue.record("expected a storage error, got \(String(describing: error))")
                 return
             }
-            #expect(failure.kind == .unavailable && failure.code == "stopped", "\(failure)")
+            // The pool closing its connections may fail it first; otherwise the watch does.
+            #expect(failure.kind == .unavailable, "\(failure)")
         }
         _ = try? await running.value
         try await PostgresPaymentSessionStore.withStore(configuration, options: options) { store in
