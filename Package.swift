@@ -1,23 +1,17 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+let testSupport = Target.Dependency.product(name: "TestSupport", package: "Tools")
+
 let package = Package(
     name: "payment-sessions",
     platforms: [.macOS(.v15)],
     products: [
-        // CLMDB is a product so that Benchmarks/ can measure raw liblmdb calls (the floor).
-        .library(name: "CLMDB", targets: ["CLMDB"]),
         .library(name: "LMDB", targets: ["LMDB"]),
         .library(name: "PaymentSessionsCore", targets: ["PaymentSessionsCore"]),
         .library(name: "PaymentSessions", targets: ["PaymentSessions"]),
         .library(name: "PostgresPaymentSessions", targets: ["PostgresPaymentSessions"]),
         .executable(name: "payment-sessions", targets: ["PaymentSessionsCLI"]),
-        // Temporary directories, child processes and a throwaway PostgreSQL server, for the
-        // tests of this package and of the example service.
-        .library(name: "TestSupport", targets: ["TestSupport"]),
-        // The power-loss suite's recorder: an LD_PRELOAD shim logging a process's writes and
-        // flushes to the store's file (see Sources/IORecord/iorecord.c).
-        .library(name: "IORecord", type: .dynamic, targets: ["IORecord"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,6 +24,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.1.0"),
         // The DocC reference and articles: `swift package generate-documentation`.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
+        // The tests' tools (TestSupport, the IORecord recorder), a package of their own so
+        // that this one's products are only what users link.
+        .package(path: "Tools"),
     ],
     targets: [
         .systemLibrary(
@@ -84,22 +81,19 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // Test helpers: temporary directories, child processes, a throwaway PostgreSQL.
-        .target(name: "TestSupport"),
         // The `.ownThreads` trait, for test suites that block their threads.
         .target(name: "TestScheduling"),
         // A tiny second process for the LMDB layer's cross-process tests.
-        .executableTarget(name: "LMDBProbe", dependencies: ["LMDB", "TestSupport"]),
+        .executableTarget(name: "LMDBProbe", dependencies: ["LMDB", testSupport]),
         // The core's rules over values: no store, no disk.
         .testTarget(name: "PaymentSessionsCoreTests", dependencies: ["PaymentSessionsCore"]),
         .testTarget(
             name: "LMDBTests",
-            dependencies: ["LMDB", "LMDBProbe", "TestSupport", "TestScheduling", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["LMDB", "LMDBProbe", testSupport, "TestScheduling", .product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "IORecord"),
         // Recordings of a process's writes and flushes, and the states a power cut could
         // leave them in (the power-loss suite).
-        .target(name: "PowerLoss", dependencies: ["TestSupport"]),
+        .target(name: "PowerLoss", dependencies: [testSupport]),
         // A child process for the reliability suites: crash, race and disk-fault writers.
         .executableTarget(name: "StoreTorture", dependencies: ["PaymentSessions"]),
         .testTarget(
@@ -107,7 +101,7 @@ let package = Package(
             dependencies: [
                 "PaymentSessions",
                 "StoreTorture",
-                "TestSupport",
+                testSupport,
                 "TestScheduling",
                 "PowerLoss",
                 .product(name: "PropertyBased", package: "swift-property-based"),
@@ -121,7 +115,7 @@ let package = Package(
             dependencies: [
                 "PaymentSessions",
                 "PostgresPaymentSessions",
-                "TestSupport",
+                testSupport,
                 "TestScheduling",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -132,7 +126,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PaymentSessionsCLITests",
-            dependencies: ["PaymentSessions", "PaymentSessionsCLI", "TestSupport", "TestScheduling"]
+            dependencies: ["PaymentSessions", "PaymentSessionsCLI", testSupport, "TestScheduling"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -16,6 +16,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [
         .package(path: ".."),
+        .package(path: "../Tools"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -25,6 +26,8 @@ let package = Package(
     ],
     targets: [
         // SQLite's C API, for the peer at its best (Debian: libsqlite3-dev).
+        // liblmdb's C API, for the raw floor.
+        .systemLibrary(name: "CLMDBFloor", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"]), .brew(["lmdb"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
         // The implementations of one workload: the store on LMDB and on PostgreSQL, raw
         // liblmdb, SQLite through its C API and through GRDB.
@@ -33,8 +36,8 @@ let package = Package(
             dependencies: [
                 .product(name: "PaymentSessions", package: root),
                 .product(name: "PostgresPaymentSessions", package: root),
-                .product(name: "TestSupport", package: root),
-                .product(name: "CLMDB", package: root),
+                .product(name: "TestSupport", package: "Tools"),
+                "CLMDBFloor",
                 "CSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -66,7 +69,7 @@ let package = Package(
             dependencies: [
                 .product(name: "PaymentSessions", package: root),
                 .product(name: "PostgresPaymentSessions", package: root),
-                .product(name: "TestSupport", package: root),
+                .product(name: "TestSupport", package: "Tools"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

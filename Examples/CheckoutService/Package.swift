@@ -18,6 +18,7 @@ let package = Package(
     ],
     dependencies: [
         .package(path: "../.."),
+        .package(path: "../../Tools"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -76,7 +77,7 @@ let package = Package(
                 // Built so that the tests can run two instances of the service.
                 "CheckoutService",
                 "CheckoutWebhooks",
-                .product(name: "TestSupport", package: root),
+                .product(name: "TestSupport", package: "Tools"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),

@@ -1,7 +1,7 @@
 import Foundation
 
 /// What a process did to one file, in the order the calls completed, as `iorecord` (the
-/// `LD_PRELOAD` shim in `Sources/IORecord`) logged it: writes, flushes, truncations, and the
+/// `LD_PRELOAD` shim in `Tools/Sources/IORecord`) logged it: writes, flushes, truncations, and the
 /// points where the process saw a write acknowledged.
 public struct IORecording: Sendable {
     /// One recorded call.

@@ -1,4 +1,4 @@
-import CLMDB
+import CLMDBFloor
 import Foundation
 
 /// The floor: the same puts and gets the store's layout needs, made directly with

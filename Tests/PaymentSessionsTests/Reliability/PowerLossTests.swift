@@ -27,15 +27,13 @@ struct PowerLossTests {
         let built = ChildProcess.productsDirectory.appendingPathComponent("libIORecord.so").path
         if FileManager.default.fileExists(atPath: built) { return built }
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Sources/IORecord/iorecord.c").path
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Tools/Sources/IORecord/iorecord.c").path
         let compiled = FileManager.default.temporaryDirectory.appendingPathComponent("libIORecord-\(getpid()).so").path
         for compiler in ["/usr/bin/cc", "/usr/bin/clang", "/usr/bin/gcc"] where FileManager.default.isExecutableFile(atPath: compiler) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: compiler)
-            process.arguments = ["-O2", "-shared", "-fPIC", "-o", compiled, source, "-ldl"]
-            if (try? process.run()) != nil {
-                process.waitUntilExit()
-                if process.terminationStatus == 0 { return compiled }
+            if let output = try? ChildProcess(path: compiler, ["-O2", "-shared", "-fPIC", "-o", compiled, source, "-ldl"]).finish(),
+                output.status == 0
+            {
+                return compiled
             }
         }
         return built
