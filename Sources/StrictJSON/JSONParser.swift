@@ -14,16 +14,16 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
 /// It refuses invalid UTF-8, lone surrogate escapes, control characters in strings,
 /// duplicate object keys, trailing content, nesting deeper than ``Limits/maxDepth``
 /// and texts longer than ``Limits/maxBytes``, each with a ``JSONParseError``.
-public struct JSONParser {
+package struct JSONParser {
     /// Bounds that keep hostile input from exhausting the stack or memory.
-    public struct Limits: Sendable, Hashable {
+    package struct Limits: Sendable, Hashable {
         /// Deepest nesting of arrays and objects.
-        public var maxDepth = 64
+        package var maxDepth = 64
         /// Longest text in bytes.
-        public var maxBytes = 1 << 20
+        package var maxBytes = 1 << 20
 
         /// The defaults: depth 64, 1 MiB.
-        public init() {}
+        package init() {}
 
         /// For `data` the store has written: its size was bounded by the store's
         /// `maxDataBytes` (which may exceed 1 MiB) when it was written.
@@ -59,7 +59,7 @@ public struct JSONParser {
     }
 
     /// Parses exactly one JSON value from `bytes` (surrounding whitespace allowed).
-    public static func parse(_ bytes: [UInt8], limits: Limits = Limits()) throws(JSONParseError) -> JSONValue {
+    package static func parse(_ bytes: [UInt8], limits: Limits = Limits()) throws(JSONParseError) -> JSONValue {
         let result: Result<JSONValue, JSONParseError> = bytes.withUnsafeBufferPointer { buffer in
             Result { () throws(JSONParseError) in try parse(buffer, limits: limits) }
         }
@@ -67,7 +67,7 @@ public struct JSONParser {
     }
 
     /// Parses exactly one JSON value from `buffer` (surrounding whitespace allowed).
-    public static func parse(_ buffer: UnsafeBufferPointer<UInt8>, limits: Limits = Limits()) throws(JSONParseError)
+    package static func parse(_ buffer: UnsafeBufferPointer<UInt8>, limits: Limits = Limits()) throws(JSONParseError)
         -> JSONValue
     {
         if buffer.count > limits.maxBytes {

@@ -24,7 +24,7 @@ public enum JSONValue: Sendable, Hashable {
     /// An object. Keys are unique; their order is not kept (output sorts them).
     case object([String: JSONValue])
 
-    /// Parses one JSON text (RFC 8259), with the default ``JSONParser/Limits``.
+    /// Parses one JSON text (RFC 8259), nested at most 64 deep and at most 1 MiB long.
     ///
     /// - Throws: ``JSONParseError`` with the byte offset and reason.
     public init(parsing text: String) throws(JSONParseError) {

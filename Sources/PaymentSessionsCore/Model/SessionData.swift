@@ -13,13 +13,13 @@ package enum SessionData: Sendable {
     /// An object a caller built.
     case object([String: JSONValue])
     /// Compact JSON text of an object: written by ``JSONWriter`` (keys sorted) and checked
-    /// by ``JSONParser/validateObject(_:limits:)`` when read back, or given by a caller as
+    /// by the strict parser when read back, or given by a caller as
     /// text, checked and compacted (keys in the caller's order).
     case encoded(ArraySlice<UInt8>)
 
     /// The object, parsing the stored bytes when needed.
     ///
-    /// The bytes were validated as exactly what ``JSONParser`` accepts when they were given
+    /// The bytes were validated as exactly what the strict parser accepts when they were given
     /// or when the record was decoded (or the record's checksum vouches for them), so
     /// parsing cannot fail here; the empty object is only a defensive answer.
     package var object: [String: JSONValue] {

@@ -71,7 +71,7 @@ public enum SessionValidation {
     }
 
     /// Checks `data` given as JSON text and returns it compact (what the record stores):
-    /// one JSON object that ``JSONParser`` accepts, nested no deeper than a dictionary may be
+    /// one JSON object that the strict parser accepts, nested no deeper than a dictionary may be
     /// (``maxDataDepth``). The size bound is the store's, checked when it is written.
     package static func checkDataJSON(_ text: UnsafeBufferPointer<UInt8>) throws(PaymentSessionError) -> [UInt8] {
         let isCompact: Bool
