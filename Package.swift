@@ -95,7 +95,7 @@ let package = Package(
         // leave them in (the power-loss suite).
         .target(name: "PowerLoss", dependencies: [testSupport]),
         // A child process for the reliability suites: crash, race and disk-fault writers.
-        .executableTarget(name: "StoreTorture", dependencies: ["PaymentSessions"]),
+        .executableTarget(name: "StoreTorture", dependencies: ["PaymentSessions", "LMDB"]),
         .testTarget(
             name: "PaymentSessionsTests",
             dependencies: [
@@ -131,3 +131,14 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Hummingbird's settings: every existential spelled `any`, imports internal unless marked
+// `public import`, and members visible only from modules a file imports itself.
+for target in package.targets where target.type != .system {
+    target.swiftSettings =
+        (target.swiftSettings ?? []) + [
+            .enableUpcomingFeature("ExistentialAny"),
+            .enableUpcomingFeature("InternalImportsByDefault"),
+            .enableUpcomingFeature("MemberImportVisibility"),
+        ]
+}

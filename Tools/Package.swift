@@ -21,3 +21,4 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+

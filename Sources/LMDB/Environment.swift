@@ -1,6 +1,6 @@
 import CLMDB
 import Foundation
-import Logging
+public import Logging
 import Synchronization
 
 /// An open LMDB environment: one directory holding `data.mdb` and `lock.mdb`, with any

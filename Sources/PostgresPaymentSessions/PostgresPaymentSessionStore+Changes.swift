@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import PaymentSessionsCore
+public import PaymentSessionsCore
 import PostgresNIO
 
 extension PostgresPaymentSessionStore {

@@ -1,8 +1,8 @@
-import Foundation
-import Logging
-import PaymentSessionsCore
-import PostgresNIO
-import ServiceLifecycle
+public import Foundation
+public import Logging
+public import PaymentSessionsCore
+public import PostgresNIO
+public import ServiceLifecycle
 import Synchronization
 
 /// The payment session store on a PostgreSQL server, for checkouts that outgrow one

@@ -1,6 +1,6 @@
-import Foundation
-import PaymentSessionsCore
-import PostgresNIO
+public import Foundation
+public import PaymentSessionsCore
+public import PostgresNIO
 
 /// A `postgres://` or `postgresql://` store address, read as libpq reads a connection URI,
 /// so that a service, the command-line tool and `psql` name a PostgreSQL store the same way.

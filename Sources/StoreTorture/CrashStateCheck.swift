@@ -1,4 +1,5 @@
 import Foundation
+import LMDB
 import PaymentSessions
 
 /// What the crash workload acknowledged, read from its ack lines.

@@ -20,6 +20,7 @@
 //   StoreTorture fill STORE                   create sessions with 4 KiB data until a write
 //                                             fails; acks C <id>; prints the error code last
 import Foundation
+import LMDB
 import PaymentSessions
 import Synchronization
 

@@ -1,5 +1,5 @@
 import Foundation
-import Testing
+public import Testing
 
 /// Runs each of a test's jobs on a thread of its own instead of Swift's cooperative pool.
 ///

@@ -3,6 +3,7 @@ import PaymentSessions
 import Testing
 import TestSupport
 import TestScheduling
+import LMDB
 
 /// `data` given as JSON text (`NewPaymentSession(dataJSON:)`): checked when the input is
 /// made, as strictly as a stored record and by the same depth rule as a dictionary,

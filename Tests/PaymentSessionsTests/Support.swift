@@ -3,6 +3,7 @@ import Logging
 @_spi(StorageTesting) import PaymentSessions
 import Synchronization
 import TestSupport
+import LMDB
 
 /// A clock the test moves by hand, so that timestamps are predictable.
 final class ManualClock: Sendable {

@@ -6,6 +6,7 @@ import PostgresPaymentSessions
 import Synchronization
 import Testing
 import TestSupport
+import LMDB
 
 /// The backends every conformance test runs against.
 enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {

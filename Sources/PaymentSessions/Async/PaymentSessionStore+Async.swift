@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The `async` API: the same operations as the synchronous one, for Swift concurrency.
 ///

@@ -1,4 +1,4 @@
-import LMDB
+public import LMDB
 
 /// The storage core's bytes, for this package's tests, fuzz target and profiling tools:
 /// forge a record, break an index entry, rewrite the format version, count commits.

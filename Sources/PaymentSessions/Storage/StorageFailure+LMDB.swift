@@ -1,9 +1,9 @@
-import LMDB
+public import LMDB
 
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
-import Darwin
+public import Darwin
 #endif
 
 extension StorageFailure {

@@ -1,6 +1,6 @@
-import Foundation
-import LMDB
-import Logging
+public import Foundation
+public import LMDB
+public import Logging
 
 extension PaymentSessionStore {
     /// What a commit promises about a crash that follows it (LMDB's durability modes):

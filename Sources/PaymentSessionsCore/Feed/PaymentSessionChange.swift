@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// One committed change to one session, as the store's change feed records it: written in
 /// the same transaction as the change itself, so that a committed change always has its

@@ -1,5 +1,5 @@
-import StrictJSON
-import Foundation
+public import StrictJSON
+public import Foundation
 
 /// A payment session: one payment provider's attempt to pay for one cart, as Medusa's
 /// `PaymentSession` resource describes it.

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Synchronization
 
 /// Payment session ids: `ps_` followed by a ULID (26 Crockford base32 characters: a

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The money fields of a session, beyond the seed schema (Medusa's entity carries them):
 /// `amount`, `currency_code`, `is_initiated` and `payment_authorized_at`.

@@ -1,5 +1,5 @@
 import StrictJSON
-import Foundation
+public import Foundation
 
 /// Conversions between `Date`, the stored form (whole microseconds since 1970 UTC) and
 /// RFC 3339 text with microseconds and a `Z` zone (`2026-11-24T23:43:53.123456Z`).

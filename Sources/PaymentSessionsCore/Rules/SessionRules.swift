@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 
 /// What a rule decided for one session: the session as it is to be stored, or as it is
 /// when nothing is to be written (a repeat).

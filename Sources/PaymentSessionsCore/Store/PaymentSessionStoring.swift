@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The payment session store a checkout codes against, whatever keeps the sessions.
 ///

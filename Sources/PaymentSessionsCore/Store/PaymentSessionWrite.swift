@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// One write of a unit run by ``PaymentSessionStoring/perform(_:)``: each case is the
 /// store method of the same name and arguments.

@@ -3,6 +3,7 @@ import PaymentSessions
 import TestSupport
 import Testing
 import TestScheduling
+import LMDB
 
 /// A child writes at random (on one thread, or on four whose writes share commits) and
 /// acknowledges each commit on stdout; the parent kills it

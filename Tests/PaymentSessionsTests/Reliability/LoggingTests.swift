@@ -5,6 +5,7 @@ import Logging
 import TestSupport
 import Testing
 import TestScheduling
+import LMDB
 
 /// What an operator should hear of reaches the logger given in the options.
 @Suite("Logging", .ownThreads)

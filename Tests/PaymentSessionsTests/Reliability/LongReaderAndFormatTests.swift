@@ -3,6 +3,7 @@ import Foundation
 import TestSupport
 import Testing
 import TestScheduling
+import LMDB
 
 @Suite("Long readers and format versions", .ownThreads)
 struct LongReaderAndFormatTests {

@@ -4,6 +4,7 @@ import PowerLoss
 import TestSupport
 import Testing
 import TestScheduling
+import LMDB
 
 /// A power cut loses what was written but not flushed, in any subset, with sectors torn.
 /// The suite records a workload's writes and flushes to `data.mdb` under `iorecord` (an
