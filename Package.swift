@@ -85,6 +85,8 @@ let package = Package(
         .target(name: "TestScheduling"),
         // A tiny second process for the LMDB layer's cross-process tests.
         .executableTarget(name: "LMDBProbe", dependencies: ["LMDB", testSupport]),
+        // The strict JSON reader and writer on their own.
+        .testTarget(name: "StrictJSONTests", dependencies: ["StrictJSON", testSupport]),
         // The core's rules over values: no store, no disk.
         .testTarget(name: "PaymentSessionsCoreTests", dependencies: ["PaymentSessionsCore"]),
         .testTarget(
@@ -96,10 +98,32 @@ let package = Package(
         .target(name: "PowerLoss", dependencies: [testSupport]),
         // A child process for the reliability suites: crash, race and disk-fault writers.
         .executableTarget(name: "StoreTorture", dependencies: ["PaymentSessions", "LMDB"]),
+        // What the store's test targets share: fixtures and forged records.
+        .target(
+            name: "StoreTestFixtures",
+            dependencies: ["PaymentSessions", "LMDB", testSupport, .product(name: "Logging", package: "swift-log")],
+            path: "Tests/StoreTestFixtures"
+        ),
         .testTarget(
             name: "PaymentSessionsTests",
             dependencies: [
                 "PaymentSessions",
+                "LMDB",
+                "StoreTestFixtures",
+                testSupport,
+                "TestScheduling",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ]
+        ),
+        // The slow suites: crashes, power cuts, disk faults, hostile input, many processes.
+        .testTarget(
+            name: "ReliabilityTests",
+            dependencies: [
+                "PaymentSessions",
+                "LMDB",
+                "StoreTestFixtures",
                 "StoreTorture",
                 testSupport,
                 "TestScheduling",

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 @_spi(StorageTesting) import PaymentSessions
 import TestSupport
+import StoreTestFixtures
 import Testing
 import TestScheduling
 

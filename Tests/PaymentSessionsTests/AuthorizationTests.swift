@@ -1,6 +1,7 @@
 import Foundation
 @_spi(StorageTesting) import PaymentSessions
 import TestSupport
+import StoreTestFixtures
 import Testing
 import TestScheduling
 

@@ -1,5 +1,6 @@
 import Foundation
 @_spi(StorageTesting) import PaymentSessions
+import StoreTestFixtures
 import Testing
 import TestSupport
 import TestScheduling
@@ -39,7 +40,7 @@ struct CorruptionTests {
         let f = try StoreFixture()
         let s = try f.store.create(NewPaymentSession(cartID: "cart", providerID: "prov", data: ["k": [1, "two"]], idempotencyKey: "i"))
         let bytes = try rawRecord(f, s.id)
-        var rng = HostileInputTests.SeededGenerator(seed: 0xF11B)
+        var rng = SplitMix(seed: 0xF11B)
         for round in 0..<300 {
             var mutated = bytes
             for _ in 0..<Int.random(in: 1...3, using: &rng) {

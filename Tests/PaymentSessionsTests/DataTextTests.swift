@@ -1,5 +1,6 @@
 import Foundation
 import PaymentSessions
+import StoreTestFixtures
 import Testing
 import TestSupport
 import TestScheduling
@@ -218,10 +219,10 @@ struct DataTextTests {
     @Test func textIsAcceptedExactlyWhenItsObjectWouldBe() throws {
         let f = try StoreFixture()
         let spaced = Array(String(decoding: Self.richText, as: UTF8.self).replacingOccurrences(of: ",\"", with: " ,\n \"").utf8)
-        var rng = HostileInputTests.SeededGenerator(seed: 0xDA7A)
+        var rng = SplitMix(seed: 0xDA7A)
         var accepted = 0
-        for round in 0..<max(1, HostileInputTests.inputs / 10) {
-            let text = HostileInputTests.mutate(round % 2 == 0 ? Self.richText : spaced, &rng)
+        for round in 0..<max(1, Mutation.inputs / 10) {
+            let text = Mutation.mutate(round % 2 == 0 ? Self.richText : spaced, &rng)
             var expected: [String: JSONValue]?
             if case .object(let members)? = try? JSONParser.parse(text),
                 (try? SessionValidation.encodeData(members, maxBytes: .max)) != nil

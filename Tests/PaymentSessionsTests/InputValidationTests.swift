@@ -1,5 +1,6 @@
 import Foundation
 import PaymentSessions
+import StoreTestFixtures
 import Testing
 import TestScheduling
 

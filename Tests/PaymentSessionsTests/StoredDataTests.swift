@@ -1,5 +1,6 @@
 import Foundation
 @_spi(StorageTesting) import PaymentSessions
+import StoreTestFixtures
 import Testing
 import TestSupport
 import TestScheduling
@@ -75,10 +76,10 @@ struct StoredDataTests {
     @Test func decodingAgreesWithTheFullParserOnMutatedData() throws {
         let f = try StoreFixture()
         let seed = Array(JSONValue.object(Self.richData).jsonText.utf8)
-        var rng = HostileInputTests.SeededGenerator(seed: 0x5EED)
+        var rng = SplitMix(seed: 0x5EED)
         var accepted = 0
-        for round in 0..<max(1, HostileInputTests.inputs / 10) {
-            let data = HostileInputTests.mutate(seed, &rng)
+        for round in 0..<max(1, Mutation.inputs / 10) {
+            let data = Mutation.mutate(seed, &rng)
             let id = try Self.storeRecord(f, data: data, index: round)
             let expected: [String: JSONValue]?
             if case .object(let members)? = try? JSONParser.parse(data) { expected = members } else { expected = nil }

@@ -3,6 +3,7 @@ import LMDB
 import Synchronization
 @_spi(StorageTesting) import PaymentSessions
 import TestSupport
+import StoreTestFixtures
 import Testing
 import TestScheduling
 

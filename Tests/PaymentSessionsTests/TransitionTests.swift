@@ -1,4 +1,5 @@
 import PaymentSessions
+import StoreTestFixtures
 import Testing
 import TestScheduling
 

@@ -3,6 +3,7 @@ import LMDB
 @_spi(StorageTesting) import PaymentSessions
 import Synchronization
 import TestSupport
+import StoreTestFixtures
 import Testing
 import TestScheduling
 

@@ -2,6 +2,7 @@ import Foundation
 import LMDB
 import PaymentSessions
 import TestSupport
+import StoreTestFixtures
 import Testing
 import TestScheduling
 

@@ -1,28 +1,32 @@
-import Foundation
+package import Foundation
 import Logging
-@_spi(StorageTesting) import PaymentSessions
+@_spi(StorageTesting) package import PaymentSessions
 import Synchronization
-import TestSupport
+package import TestSupport
 import LMDB
 
+// What the store's test targets share: a store in a temporary directory on a clock moved
+// by hand, and forged records.
+
 /// A clock the test moves by hand, so that timestamps are predictable.
-final class ManualClock: Sendable {
+package final class ManualClock: Sendable {
+    package init() {}
     private let micros = Mutex<Int64>(1_780_000_000_000_000)
 
-    var now: Date { Timestamp.date(microseconds: micros.withLock { $0 }) }
-    var microseconds: Int64 { micros.withLock { $0 } }
+    package var now: Date { Timestamp.date(microseconds: micros.withLock { $0 }) }
+    package var microseconds: Int64 { micros.withLock { $0 } }
 
-    func advance(milliseconds: Int64 = 1) { micros.withLock { $0 += milliseconds * 1000 } }
+    package func advance(milliseconds: Int64 = 1) { micros.withLock { $0 += milliseconds * 1000 } }
 }
 
 /// A store in a fresh temporary directory.
-struct StoreFixture {
-    let directory = TemporaryDirectory(prefix: "sessions")
-    let clock = ManualClock()
-    let store: PaymentSessionStore
+package struct StoreFixture {
+    package let directory = TemporaryDirectory(prefix: "sessions")
+    package let clock = ManualClock()
+    package let store: PaymentSessionStore
 
     /// `fast` uses `noSync`: same semantics, no fsync, for tests that make thousands of commits.
-    init(fast: Bool = true, _ configure: (inout PaymentSessionStore.Options) -> Void = { _ in }) throws {
+    package init(fast: Bool = true, _ configure: (inout PaymentSessionStore.Options) -> Void = { _ in }) throws {
         var options = PaymentSessionStore.Options()
         let clock = self.clock
         options.clock = { clock.now }
@@ -37,7 +41,7 @@ struct StoreFixture {
 }
 
 /// The error `body` throws, if it is a `PaymentSessionError`.
-func storeError(_ body: () throws -> Void) -> PaymentSessionError? {
+package func storeError(_ body: () throws -> Void) -> PaymentSessionError? {
     do {
         try body()
         return nil
@@ -51,7 +55,7 @@ func storeError(_ body: () throws -> Void) -> PaymentSessionError? {
 /// A record's checksum, written out here from its documented definition (multiply-xorshift
 /// steps over little-endian 64-bit words, the last zero-padded: one chain for versions 2
 /// and 3, word `i` in chain `i % 4` for version 4), to forge records in tests.
-func recordChecksum(_ bytes: [UInt8], version: UInt8 = RawStorage.recordVersion) -> UInt32 {
+package func recordChecksum(_ bytes: [UInt8], version: UInt8 = RawStorage.recordVersion) -> UInt32 {
     func step(_ state: inout UInt64, _ word: UInt64) {
         state = (state ^ word) &* 0x9E37_79B9_7F4A_7C15
         state ^= state >> 32
@@ -80,7 +84,7 @@ func recordChecksum(_ bytes: [UInt8], version: UInt8 = RawStorage.recordVersion)
 /// status code, both dates 0, from version 3 the money fields (all absent), the
 /// length-prefixed strings (each under 128 bytes: cart, provider, data), and from version 2
 /// the checksum.
-func oldRecord(version: UInt8, selected: Bool, status: UInt8, strings: [String]) -> [UInt8] {
+package func oldRecord(version: UInt8, selected: Bool, status: UInt8, strings: [String]) -> [UInt8] {
     var record: [UInt8] = [version, selected ? 1 : 0, status] + [UInt8](repeating: 0, count: 16)
     if version >= 3 {
         withUnsafeBytes(of: Int64(-1).littleEndian) { record += $0 }
@@ -90,4 +94,31 @@ func oldRecord(version: UInt8, selected: Bool, status: UInt8, strings: [String])
     for text in strings { record += [UInt8(text.utf8.count)] + Array(text.utf8) }
     if version >= 2 { withUnsafeBytes(of: recordChecksum(record, version: version).littleEndian) { record += $0 } }
     return record
+}
+
+/// Seeded random mutations of valid inputs, for the suites that feed untrusted bytes to
+/// the store (a failure replays from its seed).
+package enum Mutation {
+    /// Inputs per parser; `FUZZ_INPUTS` raises it for a long local run.
+    package static let inputs = Int(ProcessInfo.processInfo.environment["FUZZ_INPUTS"] ?? "") ?? 100_000
+
+    /// Mutations of a valid input: flipped, inserted, deleted and duplicated bytes.
+    package static func mutate(_ input: [UInt8], _ rng: inout SplitMix) -> [UInt8] {
+        var bytes = input
+        for _ in 0..<Int.random(in: 1...4, using: &rng) {
+            switch Int.random(in: 0..<5, using: &rng) {
+            case 0 where !bytes.isEmpty: bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            case 1: bytes.insert(UInt8.random(in: 0...255, using: &rng), at: Int.random(in: 0...bytes.count, using: &rng))
+            case 2 where !bytes.isEmpty: bytes.remove(at: Int.random(in: 0..<bytes.count, using: &rng))
+            case 3 where !bytes.isEmpty:
+                let cut = Int.random(in: 0..<bytes.count, using: &rng)
+                bytes = Array(bytes[..<cut])
+            default:
+                let start = Int.random(in: 0...bytes.count, using: &rng)
+                let piece = bytes[start...].prefix(Int.random(in: 0...16, using: &rng))
+                bytes.insert(contentsOf: piece, at: Int.random(in: 0...bytes.count, using: &rng))
+            }
+        }
+        return bytes
+    }
 }
