@@ -57,7 +57,7 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     /// What the store needs besides the server's address.
     public struct Options: Sendable {
         /// Create the tables when the database has none (the default). `false` makes a
-        /// database without them throw ``PaymentSessionError/storeNotFound(path:)``.
+        /// database without them throw ``PaymentSessionError/storeNotFound(location:)``.
         public var createIfMissing = true
         /// Largest `data`, in bytes of compact JSON.
         public var maxDataBytes = 64 << 10
@@ -191,7 +191,7 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     }
 
     /// Creates or migrates the schema now, instead of at the first operation; throws
-    /// ``PaymentSessionError/storeNotFound(path:)`` when the database has no store and
+    /// ``PaymentSessionError/storeNotFound(location:)`` when the database has no store and
     /// ``Options/createIfMissing`` is off, and
     /// ``PaymentSessionError/unsupportedFormat(found:supported:)`` for a newer schema.
     public func prepareSchema() async throws {

@@ -437,7 +437,7 @@ enum PostgresSchema {
     /// version found before (0 for a new database).
     ///
     /// With `create` false, a database without the store's tables throws
-    /// ``PaymentSessionError/storeNotFound(path:)`` naming `location`.
+    /// ``PaymentSessionError/storeNotFound(location:)`` naming `location`.
     static func prepare(
         on connection: PostgresConnection, create: Bool, location: String, logger: Logger
     ) async throws -> Int32 {
@@ -449,7 +449,7 @@ enum PostgresSchema {
         }
         // An existing store of an older version is migrated also when not creating, as
         // opening it for writing would: a reader of this version needs what the migrations add.
-        if !create, (existing ?? 0) == 0 { throw PaymentSessionError.storeNotFound(path: location) }
+        if !create, (existing ?? 0) == 0 { throw PaymentSessionError.storeNotFound(location: location) }
         // Two processes opening a new database at once: both may try to create the version
         // table; the loser's CREATE fails on the catalog (a duplicate key, table or type),
         // and it goes on.

@@ -131,7 +131,7 @@ struct StoreBasicsTests {
         var options = PaymentSessionStore.Options()
         options.createIfMissing = false
         #expect(storeError { _ = try PaymentSessionStore(path: directory.appending("none"), options: options) }
-            == .storeNotFound(path: directory.appending("none")))
+            == .storeNotFound(location: directory.appending("none")))
         #expect(!FileManager.default.fileExists(atPath: directory.appending("none")))
     }
 

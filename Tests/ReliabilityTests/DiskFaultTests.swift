@@ -121,7 +121,7 @@ struct DiskFaultTests {
         try FileManager.default.removeItem(atPath: path + "/data.mdb")
         var readOnly = PaymentSessionStore.Options()
         readOnly.createIfMissing = false
-        #expect(storeError { _ = try PaymentSessionStore(path: path, options: readOnly) } == .storeNotFound(path: path))
+        #expect(storeError { _ = try PaymentSessionStore(path: path, options: readOnly) } == .storeNotFound(location: path))
         #expect(try PaymentSessionStore(path: path).count() == 0)
     }
 

@@ -47,14 +47,14 @@ public final class PaymentSessionStore: Sendable {
     /// Opens the store in directory `path`, creating it when ``Options/createIfMissing``
     /// allows.
     ///
-    /// - Throws: ``PaymentSessionError/storeNotFound(path:)`` when there is no store and
+    /// - Throws: ``PaymentSessionError/storeNotFound(location:)`` when there is no store and
     ///   it may not be created; ``PaymentSessionError/unsupportedFormat(found:supported:)``
     ///   for a store written by a newer version; ``PaymentSessionError/storage(_:)``.
     public init(path: String, options: Options = Options()) throws(PaymentSessionError) {
         var options = options
         options.groupCommit.maxCount = max(1, options.groupCommit.maxCount)
         if !options.createIfMissing && !FileManager.default.fileExists(atPath: path + "/data.mdb") {
-            throw .storeNotFound(path: path)
+            throw .storeNotFound(location: path)
         }
         self.options = options
         let environment: Environment = try storageMapped {

@@ -21,7 +21,7 @@ extension PaymentSessionStore {
         /// up to 1 TiB, 16 named databases (the store uses 5).
         public var environment = Environment.Options()
         /// Create the directory and an empty store when there is none. When `false`,
-        /// opening a missing store throws ``PaymentSessionError/storeNotFound(path:)``.
+        /// opening a missing store throws ``PaymentSessionError/storeNotFound(location:)``.
         public var createIfMissing = true
         /// The largest `data` object, in bytes of compact JSON.
         public var maxDataBytes = 64 << 10

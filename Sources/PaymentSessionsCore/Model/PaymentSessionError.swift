@@ -12,8 +12,10 @@ public enum PaymentSessionError: Error, Sendable, Equatable, CustomStringConvert
     case idempotencyKeyNotFound(key: String)
     /// The cart has no selected session.
     case noSelection(cartID: String)
-    /// The store directory holds no store, and opening was not allowed to create one.
-    case storeNotFound(path: String)
+    /// The store's location (an LMDB directory, a PostgreSQL database as
+    /// `postgres://user@host:port/database`) holds no store, and opening was not allowed to
+    /// create one.
+    case storeNotFound(location: String)
     /// A field is missing, malformed or out of bounds. `value` is the offending input
     /// (shortened when long), when there is one to show.
     case invalidInput(field: String, value: String?, reason: String)
@@ -102,7 +104,7 @@ public enum PaymentSessionError: Error, Sendable, Equatable, CustomStringConvert
         case .sessionNotFound(let id): "no payment session with id \(id)"
         case .idempotencyKeyNotFound(let key): "no payment session with idempotency key \(key)"
         case .noSelection(let cart): "cart \(cart) has no selected payment session"
-        case .storeNotFound(let path): "no payment session store at \(path)"
+        case .storeNotFound(let location): "no payment session store at \(location)"
         case .invalidInput(let field, let value?, let reason): "invalid \(field) \(Self.quoted(value)): \(reason)"
         case .invalidInput(let field, nil, let reason): "invalid \(field): \(reason)"
         case .invalidTransition(let id, let from, let to):

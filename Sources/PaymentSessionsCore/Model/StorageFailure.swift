@@ -16,12 +16,21 @@
 /// The engine's own error, when there is one, is kept in ``underlying`` (the LMDB store's
 /// `lmdbError` reads it back as an `LMDBError`); it takes no part in equality.
 public struct StorageFailure: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The engine that failed.
-    public enum Backend: String, Sendable, Hashable, CaseIterable {
+    /// The engine that failed, by name. Open, as a store on another engine names its own
+    /// (`StorageFailure.Backend(rawValue: "sqlite")`); compare with `==`.
+    public struct Backend: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        /// The engine's name, as messages and metrics print it.
+        public let rawValue: String
+
+        /// The backend named `rawValue`.
+        public init(rawValue: String) { self.rawValue = rawValue }
+
         /// The embedded LMDB store.
-        case lmdb
+        public static let lmdb = Backend(rawValue: "lmdb")
         /// A PostgreSQL server.
-        case postgresql
+        public static let postgresql = Backend(rawValue: "postgresql")
+
+        public var description: String { rawValue }
     }
 
     /// What kind of failure this is, the same on every backend.
