@@ -3,6 +3,18 @@ import PackageDescription
 
 let testSupport = Target.Dependency.product(name: "TestSupport", package: "Tools")
 
+/// What the embedded store's test targets use.
+let storeTestDependencies: [Target.Dependency] = [
+    "PaymentSessions",
+    "LMDB",
+    "StoreTestFixtures",
+    testSupport,
+    "TestScheduling",
+    .product(name: "PropertyBased", package: "swift-property-based"),
+    .product(name: "Logging", package: "swift-log"),
+    .product(name: "InMemoryLogging", package: "swift-log"),
+]
+
 let package = Package(
     name: "payment-sessions",
     platforms: [.macOS(.v15)],
@@ -104,34 +116,11 @@ let package = Package(
             dependencies: ["PaymentSessions", "LMDB", testSupport, .product(name: "Logging", package: "swift-log")],
             path: "Tests/StoreTestFixtures"
         ),
-        .testTarget(
-            name: "PaymentSessionsTests",
-            dependencies: [
-                "PaymentSessions",
-                "LMDB",
-                "StoreTestFixtures",
-                testSupport,
-                "TestScheduling",
-                .product(name: "PropertyBased", package: "swift-property-based"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "InMemoryLogging", package: "swift-log"),
-            ]
-        ),
+        .testTarget(name: "PaymentSessionsTests", dependencies: storeTestDependencies),
         // The slow suites: crashes, power cuts, disk faults, hostile input, many processes.
         .testTarget(
             name: "ReliabilityTests",
-            dependencies: [
-                "PaymentSessions",
-                "LMDB",
-                "StoreTestFixtures",
-                "StoreTorture",
-                testSupport,
-                "TestScheduling",
-                "PowerLoss",
-                .product(name: "PropertyBased", package: "swift-property-based"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "InMemoryLogging", package: "swift-log"),
-            ]
+            dependencies: storeTestDependencies + ["StoreTorture", "PowerLoss"]
         ),
         // One behavioural suite, run against every backend.
         .testTarget(
