@@ -10,6 +10,7 @@
 import Foundation
 import Logging
 @_spi(StorageTesting) import PaymentSessions
+import LMDB
 
 /// One store for the whole run, in a temporary directory, without fsync.
 let fuzzStore: PaymentSessionStore? = {

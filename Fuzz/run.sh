@@ -11,8 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.build/fuzz
 mkdir -p "$out/corpus"
+# The library's settings (Package.swift): its imports are written for them.
 flags=(-swift-version 6 -O -g -sanitize=fuzzer,address -parse-as-library -package-name payment_sessions
-    -I Sources/CLMDB -I "$out")
+    -enable-upcoming-feature ExistentialAny -enable-upcoming-feature InternalImportsByDefault
+    -enable-upcoming-feature MemberImportVisibility -I Sources/CLMDB -I "$out")
 
 # The dependencies the modules import (swift-log, swift-metrics, swift-distributed-tracing),
 # from the package's own checkouts, uninstrumented: the fuzzer explores our code, not theirs.
@@ -37,8 +39,10 @@ swiftc "${flags[@]}" -module-name PaymentSessionsCore -emit-module -emit-module-
     -emit-library -static -o "$out/libPaymentSessionsCore.a" $(find Sources/PaymentSessionsCore -name '*.swift')
 swiftc "${flags[@]}" -module-name PaymentSessions -emit-module -emit-module-path "$out/PaymentSessions.swiftmodule" \
     -emit-library -static -o "$out/libPaymentSessions.a" $(find Sources/PaymentSessions -name '*.swift')
+# Synchronization by name: the libraries import it internally, so the target's own objects do
+# not ask for it.
 swiftc "${flags[@]}" -module-name FuzzTarget -L "$out" -lPaymentSessions -lPaymentSessionsCore -lStrictJSON -lLMDB -lTracing -lServiceContextModule -lInstrumentation -lMetrics -lCoreMetrics -lLogging -llmdb \
-    -o "$out/fuzz-target" Fuzz/FuzzTarget.swift
+    -lswiftSynchronization -o "$out/fuzz-target" Fuzz/FuzzTarget.swift
 
 # Seeds: a valid export line and a valid record, so mutations start from real inputs.
 cp Fuzz/seeds/* "$out/corpus/" 2>/dev/null || true
