@@ -93,6 +93,31 @@ func postgresConfiguration(schema: String? = nil) throws -> (PostgresClient.Conf
     return (configuration, schema)
 }
 
+/// Runs `body` while another client, in a transaction of its own, holds the lock that
+/// `lockStatement` takes (a row's `FOR UPDATE`, a `LOCK TABLE`), and rolls that
+/// transaction back afterwards.
+func withLockHeldByAnotherClient(
+    _ configuration: PostgresClient.Configuration, _ lockStatement: PostgresQuery, _ body: () async throws -> Void
+) async throws {
+    let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+    let holder = PostgresClient(configuration: configuration)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { await holder.run() }
+        defer { group.cancelAll() }
+        try await holder.withConnection { connection in
+            try await connection.query("BEGIN", logger: quiet)
+            try await connection.query(lockStatement, logger: quiet)
+            do {
+                try await body()
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: quiet)
+                throw error
+            }
+            try await connection.query("ROLLBACK", logger: quiet)
+        }
+    }
+}
+
 /// The `PaymentSessionError` that `body` throws; records an issue when it throws none.
 func expectStoreError(
     _ body: () async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation

@@ -18,25 +18,8 @@ struct PostgresDeadlineTests {
 
     /// Runs `body` while another client holds the store's sessions table locked against
     /// every statement, reads included.
-    static func withTableLocked(
-        _ configuration: PostgresClient.Configuration, _ body: () async throws -> Void
-    ) async throws {
-        let holder = PostgresClient(configuration: configuration)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await holder.run() }
-            defer { group.cancelAll() }
-            try await holder.withConnection { connection in
-                try await connection.query("BEGIN", logger: Self.quiet)
-                try await connection.query("LOCK TABLE payment_sessions IN ACCESS EXCLUSIVE MODE", logger: Self.quiet)
-                do {
-                    try await body()
-                } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: Self.quiet)
-                    throw error
-                }
-                try await connection.query("ROLLBACK", logger: Self.quiet)
-            }
-        }
+    static func withTableLocked(_ configuration: PostgresClient.Configuration, _ body: () async throws -> Void) async throws {
+        try await withLockHeldByAnotherClient(configuration, "LOCK TABLE payment_sessions IN ACCESS EXCLUSIVE MODE", body)
     }
 
     /// The watch closes the connection of a statement left unanswered past the timeout: the

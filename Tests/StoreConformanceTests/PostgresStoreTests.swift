@@ -385,21 +385,13 @@ struct PostgresStoreTests {
         }
         try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
             // Another client holds the session's row lock past the timeout.
-            let holder = PostgresClient(configuration: plain)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await holder.run() }
-                defer { group.cancelAll() }
-                try await holder.withConnection { connection in
-                    try await connection.query("BEGIN", logger: Self.quiet)
-                    try await connection.query("SELECT id FROM payment_sessions WHERE id = \(session.id) FOR UPDATE", logger: Self.quiet)
-                    let error = await expectStoreError { _ = try await store.select(id: session.id) }
-                    guard case .storage(let failure)? = error else {
-                        Issue.record("expected a storage error, got \(String(describing: error))")
-                        return
-                    }
-                    #expect(failure.kind == .timeout && failure.code == "57014")
-                    try await connection.query("ROLLBACK", logger: Self.quiet)
+            try await withLockHeldByAnotherClient(plain, "SELECT id FROM payment_sessions WHERE id = \(session.id) FOR UPDATE") {
+                let error = await expectStoreError { _ = try await store.select(id: session.id) }
+                guard case .storage(let failure)? = error else {
+                    Issue.record("expected a storage error, got \(String(describing: error))")
+                    return
                 }
+                #expect(failure.kind == .timeout && failure.code == "57014")
             }
             #expect(try await store.session(id: session.id) == session)
         }
