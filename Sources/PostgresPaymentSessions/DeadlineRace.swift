@@ -50,10 +50,10 @@ extension DeadlineRace {
     }
 
     /// `work`'s result, or `expired(why)`'s error once `watch` expires it (see
-    /// ``OperationWatch``), whichever comes first (and `expired(.statementTimeout)`'s in
-    /// place of a failure that followed the watch closing the connection); `work` runs with the operation's ticket
-    /// as ``OperationWatch/Ticket/current``. Timed by a timer of its own when the watch is
-    /// not running.
+    /// ``OperationWatch``), whichever comes first; `expired(.statementTimeout)`'s in place
+    /// of a failure that followed the watch closing the connection. `work` runs with the
+    /// operation's ticket as ``OperationWatch/Ticket/current``. Timed by a timer of its own
+    /// when the watch is not running.
     static func first(
         watchedBy watch: OperationWatch, expired: @escaping @Sendable (OperationWatch.Expiry) -> any Error,
         _ work: @escaping @Sendable () async throws -> R
