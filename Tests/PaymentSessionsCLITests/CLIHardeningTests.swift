@@ -59,6 +59,16 @@ struct CLIHardeningTests {
         #expect(errorCode(missing) == "invalid_input")
     }
 
+    /// A command that reads no input runs as usual when it is given a megabyte of it, more
+    /// than a pipe holds: it exits without reading it, and its caller sees its answer.
+    @Test func aCommandThatReadsNoInputAnswersWhateverInputItIsGiven() throws {
+        let cli = CLI()
+        let session = try cli.session(["create", "--cart", "c", "--provider", "p"])
+        let output = try cli.run(["get", session.id], stdin: String(repeating: "x", count: 1 << 20))
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(try PaymentSession(jsonText: output.stdout.trimmingCharacters(in: .newlines)) == session, "\(output.stdout)")
+    }
+
     /// A malformed `data` is refused without echoing any of it: it may hold a secret.
     @Test(arguments: [
         #"{"client_secret":"pi_SECRET_123" "#, #"["pi_SECRET_123"]"#, #"{"a":"pi_SECRET_123","a":1}"#, #""pi_SECRET_123""#,

@@ -45,8 +45,14 @@ public final class ChildProcess: @unchecked Sendable {
             path: ChildProcess.productsDirectory.appendingPathComponent(executable).path, arguments, environment: environment)
     }
 
+    /// Writing to a child that exited without reading its input must be an `EPIPE` error
+    /// for ``finish(stdin:)`` to pass over, not a `SIGPIPE` that kills the whole test
+    /// process (which the default action does). Set once, before the first child starts.
+    private static let brokenPipesAreErrors: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+
     /// Starts the executable at `path` with `arguments`.
     public init(path: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        Self.brokenPipesAreErrors
         var merged = ProcessInfo.processInfo.environment
         for (key, value) in environment { merged[key] = value }
         var pipes: [[Int32]] = []
@@ -90,8 +96,10 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Writes `stdin` (if any), closes it, reads both output pipes to the end and waits.
+    /// A child may exit without reading its input (a command refused before it reads):
+    /// what it did not read is dropped.
     public func finish(stdin: String? = nil) throws -> Output {
-        if let stdin { try input.write(contentsOf: Data(stdin.utf8)) }
+        if let stdin { try feed(stdin) }
         try? input.close()
         // Drain stderr on another thread so that a chatty child cannot block on either pipe.
         let stderrData = Handoff()
@@ -105,6 +113,23 @@ public final class ChildProcess: @unchecked Sendable {
             killedBySignal: signaled,
             stdout: String(decoding: stdoutData, as: UTF8.self),
             stderr: String(decoding: stderrData.take(), as: UTF8.self))
+    }
+
+    /// Writes all of `text` to the child's stdin, or as much as it takes before it closes
+    /// its end.
+    private func feed(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        var written = 0
+        while written < bytes.count {
+            let count = bytes[written...].withUnsafeBytes { write(input.fileDescriptor, $0.baseAddress, $0.count) }
+            if count >= 0 {
+                written += count
+            } else if errno == EPIPE {
+                return
+            } else if errno != EINTR {
+                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+            }
+        }
     }
 
     /// Reads one line of stdout (blocking), without its newline; `nil` at end of file.
