@@ -69,6 +69,14 @@ struct CLIHardeningTests {
         #expect(try PaymentSession(jsonText: output.stdout.trimmingCharacters(in: .newlines)) == session, "\(output.stdout)")
     }
 
+    /// The tests' children meet a closed pipe as they would outside the tests: killed by
+    /// `SIGPIPE` (the tests ignore it themselves). `yes` that met an ignored `SIGPIPE` would
+    /// report a write error instead.
+    @Test func childrenMeetAClosedPipeWithTheDefaultAction() throws {
+        let output = try ChildProcess(path: "/bin/sh", ["-c", "yes | head -c 1 > /dev/null"]).finish()
+        #expect(output.status == 0 && output.stderr.isEmpty, "\(output.stderr)")
+    }
+
     /// A malformed `data` is refused without echoing any of it: it may hold a secret.
     @Test(arguments: [
         #"{"client_secret":"pi_SECRET_123" "#, #"["pi_SECRET_123"]"#, #"{"a":"pi_SECRET_123","a":1}"#, #""pi_SECRET_123""#,

@@ -47,7 +47,8 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Writing to a child that exited without reading its input must be an `EPIPE` error
     /// for ``finish(stdin:)`` to pass over, not a `SIGPIPE` that kills the whole test
-    /// process (which the default action does). Set once, before the first child starts.
+    /// process (which the default action does). Set once, before the first child starts;
+    /// children get the default back.
     private static let brokenPipesAreErrors: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
     /// Starts the executable at `path` with `arguments`.
@@ -74,7 +75,17 @@ public final class ChildProcess: @unchecked Sendable {
         var envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for pointer in argv + envp { free(pointer) } }
         var child: pid_t = 0
-        let spawned = posix_spawn(&child, path, &actions, nil, &argv, &envp)
+        // The child gets SIGPIPE's default action back (an ignored signal stays ignored
+        // across exec): it must meet a closed pipe as it would outside the tests.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGPIPE)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
+        let spawned = posix_spawn(&child, path, &actions, &attributes, &argv, &envp)
         close(pipes[0][0])
         close(pipes[1][1])
         close(pipes[2][1])
