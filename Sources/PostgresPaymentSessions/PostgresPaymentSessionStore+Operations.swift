@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Logging
 public import PaymentSessionsCore
 import PostgresNIO
@@ -88,20 +88,38 @@ extension PostgresPaymentSessionStore {
 
     // MARK: Writes
 
-    /// Creates a session; see ``PaymentSessionStoring/create(_:)``.
+    /// Applies one write as its own unit; the write methods
+    /// (``PaymentSessionStoring/create(_:)`` and the others) land here.
+    ///
+    /// A create that selects nothing tries one statement first; most other writes run
+    /// optimistically (their reads, then their rows in one statement that checks nothing
+    /// changed), falling back to a transaction; `deleteSessions`, `purge` and `insert`
+    /// run as transactions.
     @discardableResult
-    public func create(_ new: NewPaymentSession) async throws -> PaymentSession {
-        try await measured { try await self.unmeasuredCreate(new) }
+    public func apply(_ write: PaymentSessionWrite) async throws -> PaymentSessionWriteResult {
+        let operation = write.failureOperation
+        switch write {
+        case .create(let new):
+            return try await measured(as: write.operationName) { .session(try await self.unmeasuredCreate(new)) }
+        case .deleteSessions, .purge, .insert:
+            return try await transaction(operation, as: write.operationName) { tx in
+                try await self.apply(write, prepared: nil, in: tx)
+            }
+        case .createOrUpdate, .update, .select, .deselect, .authorize, .updateAmount, .setInitiated, .delete:
+            return try await self.write(operation, as: write.operationName) { tx in
+                try await self.apply(write, prepared: nil, in: tx)
+            }
+        }
     }
 
     private func unmeasuredCreate(_ new: NewPaymentSession) async throws -> PaymentSession {
         let prepared = try PreparedSession(
             new, maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator)
         if prepared.select {
-            return try await write("create session") { try await self.create(prepared, in: $0) }
+            return try await write("create session") { try await self.insertNew(prepared, in: $0) }
         }
         if try await createInOneStatement(prepared) { return prepared.session }
-        return try await transaction("create session") { try await self.create(prepared, in: $0) }
+        return try await transaction("create session") { try await self.insertNew(prepared, in: $0) }
     }
 
     /// The usual create, a new session on a new key (or none) that selects nothing, in one
@@ -133,111 +151,6 @@ extension PostgresPaymentSessionStore {
         } catch {
             throw PostgresFailure.storeError(error, operation: "create session")
         }
-    }
-
-    /// Creates or refreshes a cart's session for a provider.
-    @discardableResult
-    public func createOrUpdate(
-        cartID: String, providerID: String, data: [String: JSONValue]? = nil
-    ) async throws -> (session: PaymentSession, created: Bool) {
-        let result = try await write("create or update session") { tx in
-            try await self.createOrUpdate(cartID: cartID, providerID: providerID, data: data, in: tx)
-        }
-        return (result.session, result.created)
-    }
-
-    /// Changes status and/or data.
-    @discardableResult
-    public func update(
-        id: String, status: PaymentSessionStatus? = nil, data: [String: JSONValue]? = nil, expectedUpdatedAt: Date? = nil
-    ) async throws -> PaymentSession {
-        try await write("update session") { tx in
-            try await self.update(id: id, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt, in: tx)
-        }
-    }
-
-    /// Selects a session, deselecting the cart's previous one.
-    @discardableResult
-    public func select(id: String) async throws -> PaymentSession {
-        try await write("select session") { try await self.select(id: id, in: $0) }
-    }
-
-    /// Clears a cart's selection.
-    @discardableResult
-    public func deselect(cartID: String) async throws -> PaymentSession? {
-        try await write("deselect cart") { try await self.deselect(cartID: cartID, in: $0) }
-    }
-
-    /// Authorizes the cart's selected session for `amount`; idempotent.
-    @discardableResult
-    public func authorize(
-        id: String, amount: Int, currencyCode: String? = nil, data: [String: JSONValue]? = nil,
-        expectedUpdatedAt: Date? = nil
-    ) async throws -> PaymentSession {
-        try await write("authorize session") { tx in
-            try await self.authorize(
-                id: id, amount: amount, currencyCode: currencyCode, data: data, expectedUpdatedAt: expectedUpdatedAt, in: tx)
-        }
-    }
-
-    /// Sets a session's amount while nothing is held.
-    @discardableResult
-    public func update(
-        id: String, amount: Int, currencyCode: String? = nil, expectedUpdatedAt: Date? = nil
-    ) async throws -> PaymentSession {
-        try await write("update amount") { tx in
-            try await self.updateAmount(id: id, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt, in: tx)
-        }
-    }
-
-    /// Marks whether the provider holds state for the session.
-    @discardableResult
-    public func update(id: String, isInitiated: Bool) async throws -> PaymentSession {
-        try await write("update is_initiated") { try await self.setInitiated(id: id, isInitiated: isInitiated, in: $0) }
-    }
-
-    /// Deletes a session (an authorized one only with `force`).
-    @discardableResult
-    public func delete(id: String, force: Bool = false) async throws -> PaymentSession {
-        try await write("delete session") { try await self.delete(id: id, force: force, in: $0) }
-    }
-
-    /// Deletes all of a cart's sessions, all or none.
-    @discardableResult
-    public func deleteSessions(cartID: String, force: Bool = false) async throws -> Int {
-        try await transaction("delete cart sessions") { try await self.deleteSessions(cartID: cartID, force: force, in: $0) }
-    }
-
-    /// Deletes sessions not updated since `date`, keeping authorized ones unless told, and
-    /// drops expired idempotency reservations, in one transaction.
-    @discardableResult
-    public func purge(
-        notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>? = nil, includeAuthorized: Bool = false
-    ) async throws -> PurgeReport {
-        let cutoff = Timestamp.microseconds(date)
-        return try await transaction("purge sessions") { tx in
-            var purged = 0
-            var kept = 0
-            for session in try await tx.sessions(updatedBefore: cutoff, lock: true) {
-                switch SessionRules.purgeVerdict(
-                    session, cutoff: cutoff, statuses: statuses, includeAuthorized: includeAuthorized)
-                {
-                case .stays: break
-                case .keptAuthorized: kept += 1
-                case .purged:
-                    try await tx.remove(session, kind: .purged)
-                    purged += 1
-                }
-            }
-            let dropped = try await tx.dropExpiredReservations()
-            let trimmed = try await Self.trimChanges(in: tx, retention: self.options.changeRetention)
-            return PurgeReport(purged: purged, keptAuthorized: kept, reservationsDropped: dropped, changesTrimmed: trimmed)
-        }
-    }
-
-    /// Stores a whole session as given (imports, migrations between backends).
-    public func insert(_ session: PaymentSession) async throws {
-        try await transaction("insert session") { try await self.insert(session, in: $0) }
     }
 
     /// Runs `writes` as one transaction: all take effect, or none.
@@ -309,7 +222,7 @@ extension PostgresPaymentSessionStore {
             try await tx.lockCarts(sessions.map(\.1.cartID))
             for (line, session) in sessions {
                 do {
-                    try await self.insert(session, in: tx)
+                    try await self.insertWhole(session, in: tx)
                 } catch let error as PaymentSessionError {
                     throw PaymentSessionError.importFailed(line: line, error: error)
                 }

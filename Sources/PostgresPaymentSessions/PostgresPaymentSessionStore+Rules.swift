@@ -8,38 +8,62 @@ extension PostgresPaymentSessionStore {
     func apply(
         _ write: PaymentSessionWrite, prepared: PreparedSession?, in tx: PostgresTransaction
     ) async throws -> PaymentSessionWriteResult {
+        let now = tx.now
+        let maxDataBytes = options.maxDataBytes
         switch write {
         case .create(let new):
             let prepared =
-                try prepared
-                ?? PreparedSession(new, maxDataBytes: options.maxDataBytes, now: tx.now, generator: generator)
-            return .session(try await create(prepared, in: tx))
+                try prepared ?? PreparedSession(new, maxDataBytes: maxDataBytes, now: now, generator: generator)
+            return .session(try await insertNew(prepared, in: tx))
         case .createOrUpdate(let cartID, let providerID, let data):
-            let (session, created) = try await createOrUpdate(cartID: cartID, providerID: providerID, data: data, in: tx)
+            let (session, created) = try await createOrRefresh(cartID: cartID, providerID: providerID, data: data, in: tx)
             return .createdOrUpdated(session, created: created)
         case .update(let id, let status, let data, let expectedUpdatedAt):
-            return .session(try await update(id: id, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt, in: tx))
-        case .select(let id):
-            return .session(try await select(id: id, in: tx))
-        case .deselect(let cartID):
-            return .deselected(try await deselect(cartID: cartID, in: tx))
-        case .authorize(let id, let amount, let currencyCode, let data, let expectedUpdatedAt):
             return .session(
-                try await authorize(
-                    id: id, amount: amount, currencyCode: currencyCode, data: data, expectedUpdatedAt: expectedUpdatedAt,
-                    in: tx))
+                try await rewrite(id, in: tx) { session in
+                    try SessionRules.update(
+                        session, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt,
+                        maxDataBytes: maxDataBytes, now: now)
+                })
+        case .select(let id):
+            return .session(try await makeSelected(id: id, in: tx))
+        case .deselect(let cartID):
+            return .deselected(try await clearSelection(cartID: cartID, in: tx))
+        case .authorize(let id, let amount, let currencyCode, let data, let expectedUpdatedAt):
+            try SessionRules.validateAuthorization(amount: amount, currencyCode: currencyCode)
+            return .session(
+                try await rewrite(id, in: tx) { session in
+                    try SessionRules.authorize(
+                        session, amount: amount, currencyCode: currencyCode, data: data,
+                        expectedUpdatedAt: expectedUpdatedAt, maxDataBytes: maxDataBytes, now: now)
+                })
         case .updateAmount(let id, let amount, let currencyCode, let expectedUpdatedAt):
             return .session(
-                try await updateAmount(
-                    id: id, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt, in: tx))
+                try await rewrite(id, in: tx) { session in
+                    try SessionRules.updateAmount(
+                        session, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt, now: now)
+                })
         case .setInitiated(let id, let isInitiated):
-            return .session(try await setInitiated(id: id, isInitiated: isInitiated, in: tx))
+            return .session(
+                try await rewrite(id, in: tx) { session in
+                    try SessionRules.updateInitiated(session, isInitiated: isInitiated, now: now)
+                })
         case .delete(let id, let force):
-            return .session(try await delete(id: id, force: force, in: tx))
+            let session = try await lockedSession(id, in: tx)
+            try SessionRules.checkDeletable(session, force: force)
+            try await tx.remove(session, kind: .deleted)
+            return .session(session)
         case .deleteSessions(let cartID, let force):
-            return .count(try await deleteSessions(cartID: cartID, force: force, in: tx))
+            try SessionValidation.validateIdentifier(cartID, field: "cart_id")
+            let sessions = try await tx.sessions(cartID: cartID, lock: true)
+            try SessionRules.checkDeletable(sessions, force: force)
+            for session in sessions { try await tx.remove(session, kind: .deleted) }
+            return .count(sessions.count)
+        case .purge(let date, let statuses, let includeAuthorized):
+            return .purged(
+                try await purgeSessions(notUpdatedSince: date, statuses: statuses, includeAuthorized: includeAuthorized, in: tx))
         case .insert(let session):
-            try await insert(session, in: tx)
+            try await insertWhole(session, in: tx)
             return .inserted
         }
     }
@@ -51,7 +75,7 @@ extension PostgresPaymentSessionStore {
     /// - Parameter retryOnPair: Run the transaction again when the (cart, provider) pair
     ///   was taken concurrently, instead of reporting a duplicate: `createOrUpdate` then
     ///   finds the pair's session and updates it.
-    func create(
+    func insertNew(
         _ prepared: PreparedSession, retryOnPair: Bool = false, in tx: PostgresTransaction
     ) async throws -> PaymentSession {
         let session = prepared.session
@@ -61,16 +85,11 @@ extension PostgresPaymentSessionStore {
             case .claimed:
                 break
             case .live(let existingID):
-                guard let existing = try await tx.session(id: existingID) else {
+                guard let holder = try await tx.session(id: existingID) else {
                     throw PaymentSessionError.corruptRecord(
                         key: "idempotency/\(key)", reason: "names session \(existingID), which does not exist")
                 }
-                guard existing.cartID == session.cartID, existing.providerID == session.providerID else {
-                    throw PaymentSessionError.idempotencyConflict(
-                        key: key, existingID: existing.id, existingCartID: existing.cartID,
-                        existingProviderID: existing.providerID)
-                }
-                return existing
+                return try SessionRules.retriedCreate(session, keyHeldBy: holder)
             case .reserved(let goneID):
                 throw PaymentSessionError.sessionGone(key: key, id: goneID)
             }
@@ -103,7 +122,9 @@ extension PostgresPaymentSessionStore {
         return RetryTransaction(reason: "selection taken concurrently")
     }
 
-    func createOrUpdate(
+    /// `createOrUpdate`: the pair's session refreshed, or a new one (in place of a
+    /// canceled one, which is final).
+    private func createOrRefresh(
         cartID: String, providerID: String, data: [String: JSONValue]?, in tx: PostgresTransaction
     ) async throws -> (session: PaymentSession, created: Bool) {
         try SessionValidation.validateIdentifier(cartID, field: "cart_id")
@@ -113,18 +134,18 @@ extension PostgresPaymentSessionStore {
                 NewPaymentSession(cartID: cartID, providerID: providerID, data: data ?? [:]),
                 maxDataBytes: self.options.maxDataBytes, now: tx.now, generator: self.generator)
         }
-        guard let existing = try await tx.session(cartID: cartID, providerID: providerID, lock: true) else {
-            return (try await create(try replacement(), retryOnPair: true, in: tx), true)
+        let existing = try await tx.session(cartID: cartID, providerID: providerID, lock: true)
+        switch try SessionRules.createOrUpdate(existing: existing, data: data, maxDataBytes: options.maxDataBytes, now: tx.now) {
+        case .create:
+            return (try await insertNew(try replacement(), retryOnPair: true, in: tx), true)
+        case .refresh(let change, let previous):
+            return (try await tx.store(change, replacing: previous), false)
+        case .replace(let canceled):
+            // Checked before the canceled session goes, so that refused input changes nothing.
+            let prepared = try replacement()
+            try await tx.remove(canceled, kind: .deleted)
+            return (try await insertNew(prepared, in: tx), true)
         }
-        if existing.status != .canceled {
-            let change = try SessionRules.update(
-                existing, status: nil, data: data, expectedUpdatedAt: nil, maxDataBytes: options.maxDataBytes, now: tx.now)
-            return (try await tx.store(change, replacing: existing), false)
-        }
-        // Checked before the canceled session goes, so that refused input changes nothing.
-        let prepared = try replacement()
-        try await tx.remove(existing, kind: .deleted)
-        return (try await create(prepared, in: tx), true)
     }
 
     // MARK: Update
@@ -135,61 +156,30 @@ extension PostgresPaymentSessionStore {
         return session
     }
 
-    func update(
-        id: String, status: PaymentSessionStatus?, data: [String: JSONValue]?, expectedUpdatedAt: Date?,
-        in tx: PostgresTransaction
+    /// Writes what `rule` decides about session `id`, locked.
+    private func rewrite(
+        _ id: String, in tx: PostgresTransaction, _ rule: (PaymentSession) throws -> SessionChange
     ) async throws -> PaymentSession {
         let session = try await lockedSession(id, in: tx)
-        return try await tx.store(
-            SessionRules.update(
-                session, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt,
-                maxDataBytes: options.maxDataBytes, now: tx.now),
-            replacing: session)
-    }
-
-    func authorize(
-        id: String, amount: Int, currencyCode: String?, data: [String: JSONValue]?, expectedUpdatedAt: Date?,
-        in tx: PostgresTransaction
-    ) async throws -> PaymentSession {
-        try SessionRules.validateAuthorization(amount: amount, currencyCode: currencyCode)
-        let session = try await lockedSession(id, in: tx)
-        return try await tx.store(
-            SessionRules.authorize(
-                session, amount: amount, currencyCode: currencyCode, data: data, expectedUpdatedAt: expectedUpdatedAt,
-                maxDataBytes: options.maxDataBytes, now: tx.now),
-            replacing: session)
-    }
-
-    func updateAmount(
-        id: String, amount: Int, currencyCode: String?, expectedUpdatedAt: Date?, in tx: PostgresTransaction
-    ) async throws -> PaymentSession {
-        let session = try await lockedSession(id, in: tx)
-        return try await tx.store(
-            SessionRules.updateAmount(
-                session, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt, now: tx.now),
-            replacing: session)
-    }
-
-    func setInitiated(id: String, isInitiated: Bool, in tx: PostgresTransaction) async throws -> PaymentSession {
-        let session = try await lockedSession(id, in: tx)
-        return try await tx.store(
-            SessionRules.updateInitiated(session, isInitiated: isInitiated, now: tx.now), replacing: session)
+        return try await tx.store(rule(session), replacing: session)
     }
 
     // MARK: Selection
 
-    func select(id: String, in tx: PostgresTransaction) async throws -> PaymentSession {
+    /// `select`: the previous selection released first, in the same transaction.
+    private func makeSelected(id: String, in tx: PostgresTransaction) async throws -> PaymentSession {
         let session = try await lockedSession(id, in: tx)
         guard try SessionRules.needsSelecting(session) else { return session }
-        if let current = try await tx.selectedSession(cartID: session.cartID, lock: true), current.id != id {
-            try await tx.update(try SessionRules.release(current, now: tx.now), dataJSON: nil, replacing: current)
-        }
-        let selected = SessionRules.selected(session, now: tx.now)
-        try await tx.update(selected, dataJSON: nil, replacing: session)
-        return selected
+        let current = try await tx.selectedSession(cartID: session.cartID, lock: true)
+        let step = try SessionRules.switchSelection(to: session, from: current, now: tx.now)
+        // The previous selection goes first: the partial unique index sees each statement.
+        if let released = step.released { try await tx.update(released.after, dataJSON: nil, replacing: released.before) }
+        try await tx.update(step.selected, dataJSON: nil, replacing: session)
+        return step.selected
     }
 
-    func deselect(cartID: String, in tx: PostgresTransaction) async throws -> PaymentSession? {
+    /// `deselect`: the cart's selected session released, or `nil`.
+    private func clearSelection(cartID: String, in tx: PostgresTransaction) async throws -> PaymentSession? {
         try SessionValidation.validateIdentifier(cartID, field: "cart_id")
         guard let current = try await tx.selectedSession(cartID: cartID, lock: true) else { return nil }
         let released = try SessionRules.release(current, now: tx.now)
@@ -197,26 +187,35 @@ extension PostgresPaymentSessionStore {
         return released
     }
 
-    // MARK: Delete
+    // MARK: Purge
 
-    func delete(id: String, force: Bool, in tx: PostgresTransaction) async throws -> PaymentSession {
-        let session = try await lockedSession(id, in: tx)
-        try SessionRules.checkDeletable(session, force: force)
-        try await tx.remove(session, kind: .deleted)
-        return session
-    }
-
-    func deleteSessions(cartID: String, force: Bool, in tx: PostgresTransaction) async throws -> Int {
-        try SessionValidation.validateIdentifier(cartID, field: "cart_id")
-        let sessions = try await tx.sessions(cartID: cartID, lock: true)
-        try SessionRules.checkDeletable(sessions, force: force)
-        for session in sessions { try await tx.remove(session, kind: .deleted) }
-        return sessions.count
+    /// `purge`: the verdicts over the sessions not updated since `date`, locked, then the
+    /// expired reservations and the feed's trim.
+    private func purgeSessions(
+        notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>?, includeAuthorized: Bool,
+        in tx: PostgresTransaction
+    ) async throws -> PurgeReport {
+        let cutoff = Timestamp.microseconds(date)
+        var purged = 0
+        var kept = 0
+        for session in try await tx.sessions(updatedBefore: cutoff, lock: true) {
+            switch SessionRules.purgeVerdict(session, cutoff: cutoff, statuses: statuses, includeAuthorized: includeAuthorized) {
+            case .stays: break
+            case .keptAuthorized: kept += 1
+            case .purged:
+                try await tx.remove(session, kind: .purged)
+                purged += 1
+            }
+        }
+        let dropped = try await tx.dropExpiredReservations()
+        let trimmed = try await Self.trimChanges(in: tx, retention: options.changeRetention)
+        return PurgeReport(purged: purged, keptAuthorized: kept, reservationsDropped: dropped, changesTrimmed: trimmed)
     }
 
     // MARK: Import
 
-    func insert(_ session: PaymentSession, in tx: PostgresTransaction) async throws {
+    /// `insert`: a whole session as given, selected when it says so.
+    func insertWhole(_ session: PaymentSession, in tx: PostgresTransaction) async throws {
         let dataJSON = try SessionRules.validateInsert(session, maxDataBytes: options.maxDataBytes)
         try await tx.lockCarts([session.cartID])
         if session.isSelected, let current = try await tx.selectedSession(cartID: session.cartID) {
@@ -237,5 +236,25 @@ extension PostgresPaymentSessionStore {
         }
         if try await tx.insert(session, dataJSON: dataJSON, kind: .imported) { return }
         throw try await refusal(of: session, retryOnPair: false, in: tx)
+    }
+}
+
+extension PaymentSessionWrite {
+    /// The operation a storage failure of this write names.
+    var failureOperation: String {
+        switch self {
+        case .create: "create session"
+        case .createOrUpdate: "create or update session"
+        case .update: "update session"
+        case .select: "select session"
+        case .deselect: "deselect cart"
+        case .authorize: "authorize session"
+        case .updateAmount: "update amount"
+        case .setInitiated: "update is_initiated"
+        case .delete: "delete session"
+        case .deleteSessions: "delete cart sessions"
+        case .purge: "purge sessions"
+        case .insert: "insert session"
+        }
     }
 }

@@ -15,17 +15,28 @@ struct EnvironmentTests {
         #expect(env.path == URL(fileURLWithPath: path).resolvingSymlinksInPath().path)
     }
 
-    /// A child process started while an environment is open (with `posix_spawn`, which
-    /// keeps every descriptor not marked close-on-exec) holds none of its files: liblmdb
-    /// marks only lock.mdb so, and a child holding data.mdb kept a test's file system from
-    /// being remounted read-only.
-    @Test func aChildProcessInheritsNoneOfTheEnvironmentsFiles() throws {
+    /// Every descriptor of an open environment's files is close-on-exec, so that a child
+    /// process started meanwhile (a `posix_spawn` or `fork` and `exec` keeps every other
+    /// one) holds none of them: liblmdb marks only lock.mdb so, and a child holding
+    /// data.mdb kept a test's file system from being remounted read-only. Checked on the
+    /// descriptors themselves: the tests' own children close all but their standard
+    /// streams.
+    @Test func everyDescriptorOfTheEnvironmentsFilesIsCloseOnExec() throws {
         let f = try Fixture()
         try f.env.write { try $0.put("v", forKey: "k", in: f.db) }
-        let output = try ChildProcess(path: "/bin/sh", ["-c", "for fd in /proc/$$/fd/*; do readlink \"$fd\"; done"]).finish()
-        #expect(output.status == 0, "\(output.stderr)")
-        #expect(!output.stdout.isEmpty)
-        #expect(!output.stdout.contains(f.directory.path), "\(output.stdout)")
+        let directory = URL(fileURLWithPath: f.directory.path).resolvingSymlinksInPath().path
+        var found: [String] = []
+        for name in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
+            guard let descriptor = Int32(name),
+                let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)"),
+                target.hasPrefix(directory + "/")
+            else { continue }
+            let flags = fcntl(descriptor, F_GETFD)
+            #expect(flags >= 0 && flags & FD_CLOEXEC != 0, "\(target) (descriptor \(descriptor)) is inherited by children")
+            found.append(target)
+        }
+        #expect(found.contains { $0.hasSuffix("/data.mdb") }, "\(found)")
+        #expect(found.contains { $0.hasSuffix("/lock.mdb") }, "\(found)")
     }
 
     @Test func samePathReturnsTheSameEnvironment() throws {

@@ -77,6 +77,22 @@ struct CLIHardeningTests {
         #expect(output.status == 0 && output.stderr.isEmpty, "\(output.stderr)")
     }
 
+    /// A child gets its three standard streams and nothing else the tests hold open, even
+    /// a descriptor without close-on-exec (liblmdb's data.mdb, for the moment between its
+    /// open and the store marking it): one would keep a store's file open for the child's
+    /// whole life.
+    @Test func childrenInheritOnlyTheirStandardStreams() throws {
+        let leaky = open("/dev/null", O_RDONLY)
+        #expect(leaky > 2)
+        defer { close(leaky) }
+        let output = try ChildProcess(path: "/bin/sh", ["-c", "ls /proc/$$/fd"]).finish()
+        #expect(output.status == 0, "\(output.stderr)")
+        let inherited = Set(output.stdout.split(separator: "\n").compactMap { Int32($0) })
+        // The shell's own descriptors for its `ls`: at most one more than the three.
+        #expect(!inherited.contains(leaky), "inherited: \(inherited.sorted())")
+        #expect(inherited.isSuperset(of: [0, 1, 2]))
+    }
+
     /// A malformed `data` is refused without echoing any of it: it may hold a secret.
     @Test(arguments: [
         #"{"client_secret":"pi_SECRET_123" "#, #"["pi_SECRET_123"]"#, #"{"a":"pi_SECRET_123","a":1}"#, #""pi_SECRET_123""#,

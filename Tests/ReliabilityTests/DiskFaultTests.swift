@@ -63,7 +63,8 @@ struct DiskFaultTests {
             let store = try PaymentSessionStore(path: path)
             id = try store.create(NewPaymentSession(cartID: "c", providerID: "p")).id
         }
-        #expect(run("/bin/mount", ["-o", "remount,ro", mountPoint.path]) == 0)
+        let readOnly = try ChildProcess(path: "/bin/mount", ["-o", "remount,ro", mountPoint.path]).finish()
+        #expect(readOnly.status == 0, "\(readOnly.stderr)")
         // Opening for writing on a read-only file system: a typed storage error.
         let error = storeError { _ = try PaymentSessionStore(path: path) }
         #expect(error?.code == .storage, "\(String(describing: error))")

@@ -82,7 +82,7 @@ import TestScheduling
                     case .createdOrUpdated(let session, let created):
                         .createdOrUpdated(DifferentialTests.renamed(session, renames), created: created)
                     case .deselected(let session): .deselected(session.map { DifferentialTests.renamed($0, renames) })
-                    case .count, .inserted: result
+                    case .count, .purged, .inserted: result
                     }
                 })
         }

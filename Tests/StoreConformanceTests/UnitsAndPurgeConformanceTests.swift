@@ -43,6 +43,44 @@ import TestScheduling
         }
     }
 
+    /// Every write method is a ``PaymentSessionWrite`` applied: purge and insert too, so a
+    /// unit may hold them, and a unit that fails after them leaves them undone.
+    @Test(arguments: Backend.available)
+    func purgeAndInsertAreWritesOfAUnitLikeTheOthers(backend: Backend) async throws {
+        let clock = ManualClock()
+        try await withStore(backend, clock: clock) { store in
+            let old = try await store.create(NewPaymentSession(cartID: "a", providerID: "p"))
+            clock.advance(seconds: 100)
+            let cutoff = clock.now
+            let copy = PaymentSession(
+                id: PaymentSessionID.generate(), cartID: "b", providerID: "p", status: .requiresMore, data: ["k": "v"],
+                createdAt: cutoff, updatedAt: cutoff)
+            let failing = await expectStoreError {
+                _ = try await store.perform([
+                    .purge(notUpdatedSince: cutoff, statuses: nil, includeAuthorized: false),
+                    .insert(copy),
+                    .select(id: old.id),
+                ])
+            }
+            #expect(failing == .sessionNotFound(id: old.id))
+            #expect(try await contents(of: store) == [old])
+
+            let results = try await store.perform([
+                .purge(notUpdatedSince: cutoff, statuses: nil, includeAuthorized: false),
+                .insert(copy),
+            ])
+            #expect(results.count == 2 && results[1] == .inserted)
+            guard case .purged(let report) = results[0] else { Issue.record("\(results[0])"); return }
+            #expect(report.purged == 1)
+            #expect(try await contents(of: store) == [copy])
+            // The method and the applied write are one path.
+            try await store.insert(PaymentSession(
+                id: PaymentSessionID.generate(), cartID: "c", providerID: "p", createdAt: cutoff, updatedAt: cutoff))
+            #expect(try await store.apply(.deleteSessions(cartID: "c", force: false)) == .count(1))
+            try await expectInvariants(store)
+        }
+    }
+
     @Test(arguments: Backend.available)
     func purgeDeletesWhatWasNotUpdatedSinceTheCutoff(backend: Backend) async throws {
         let clock = ManualClock()

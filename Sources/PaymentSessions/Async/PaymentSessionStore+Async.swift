@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The `async` API: the same operations as the synchronous one, for Swift concurrency.
 ///
@@ -93,96 +93,24 @@ extension PaymentSessionStore {
         try performRead { try $0.count() }
     }
 
-    // MARK: Writes (each joins the next group commit)
-
-    /// Creates a session; see ``WriteTransaction/create(_:)``.
-    @discardableResult
-    public func create(_ new: NewPaymentSession) async throws -> PaymentSession {
-        // Checked and encoded here, on the caller's task: the writer thread, which serves
-        // every caller in turn, is left only the puts.
-        let prepared = try PreparedSession(new, maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator)
-        return try await performAsyncWrite { try $0.create(prepared) }
-    }
-
-    /// Creates or refreshes a cart's session for a provider.
-    @discardableResult
-    public func createOrUpdate(
-        cartID: String, providerID: String, data: [String: JSONValue]? = nil
-    ) async throws -> (session: PaymentSession, created: Bool) {
-        let result = try await performAsyncWrite { tx in
-            let (session, created) = try tx.createOrUpdate(cartID: cartID, providerID: providerID, data: data)
-            return CreateOrUpdateResult(session: session, created: created)
-        }
-        return (result.session, result.created)
-    }
-
-    /// Changes status and/or data.
-    @discardableResult
-    public func update(
-        id: String, status: PaymentSessionStatus? = nil, data: [String: JSONValue]? = nil, expectedUpdatedAt: Date? = nil
-    ) async throws -> PaymentSession {
-        try await performAsyncWrite { try $0.update(id: id, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt) }
-    }
-
-    /// Selects a session, deselecting the cart's previous one.
-    @discardableResult
-    public func select(id: String) async throws -> PaymentSession {
-        try await performAsyncWrite { try $0.select(id: id) }
-    }
-
-    /// Clears a cart's selection.
-    @discardableResult
-    public func deselect(cartID: String) async throws -> PaymentSession? {
-        try await performAsyncWrite { try $0.deselect(cartID: cartID) }
-    }
-
-    /// Authorizes the cart's selected session for `amount`; idempotent.
-    @discardableResult
-    public func authorize(
-        id: String, amount: Int, currencyCode: String? = nil, data: [String: JSONValue]? = nil,
-        expectedUpdatedAt: Date? = nil
-    ) async throws -> PaymentSession {
-        try await performAsyncWrite {
-            try $0.authorize(id: id, amount: amount, currencyCode: currencyCode, data: data, expectedUpdatedAt: expectedUpdatedAt)
-        }
-    }
-
-    /// Sets a session's amount while nothing is held.
-    @discardableResult
-    public func update(
-        id: String, amount: Int, currencyCode: String? = nil, expectedUpdatedAt: Date? = nil
-    ) async throws -> PaymentSession {
-        try await performAsyncWrite { try $0.update(id: id, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt) }
-    }
-
     /// A cart's payment state in one read.
     public func cartPayment(cartID: String) async throws -> CartPayment {
         try performRead { try $0.cartPayment(cartID: cartID) }
     }
 
-    /// Deletes a session (an authorized one only with `force`).
-    @discardableResult
-    public func delete(id: String, force: Bool = false) async throws -> PaymentSession {
-        try await performAsyncWrite { try $0.delete(id: id, force: force) }
-    }
+    // MARK: Writes (each joins the next group commit)
 
-    /// Deletes all of a cart's sessions (none if one is authorized, unless `force`).
+    /// Applies one write in the next group commit; the write methods
+    /// (``PaymentSessionStoring/create(_:)`` and the others) land here.
     @discardableResult
-    public func deleteSessions(cartID: String, force: Bool = false) async throws -> Int {
-        try await performAsyncWrite { try $0.deleteSessions(cartID: cartID, force: force) }
+    public func apply(_ write: PaymentSessionWrite) async throws -> PaymentSessionWriteResult {
+        if case .create(let new) = write {
+            // Checked and encoded here, on the caller's task: the writer thread, which
+            // serves every caller in turn, is left only the puts.
+            let prepared = try PreparedSession(
+                new, maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator)
+            return try await performAsyncWrite(as: write.operationName) { .session(try $0.insertNew(prepared)) }
+        }
+        return try await performAsyncWrite(as: write.operationName) { try $0.apply(write) }
     }
-
-    /// Deletes sessions not updated since `date`, keeping authorized ones unless told.
-    @discardableResult
-    public func purge(
-        notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>? = nil, includeAuthorized: Bool = false
-    ) async throws -> PurgeReport {
-        try await performAsyncWrite { try $0.purge(notUpdatedSince: date, statuses: statuses, includeAuthorized: includeAuthorized) }
-    }
-}
-
-/// `createOrUpdate`'s result as a `Sendable` value for the writer thread.
-private struct CreateOrUpdateResult: Sendable {
-    var session: PaymentSession
-    var created: Bool
 }

@@ -59,39 +59,3 @@ extension PaymentSessionStore: PaymentSessionStoring {
         }
     }
 }
-
-extension PaymentSessionStore.WriteTransaction {
-    /// Applies one write of a unit (see ``PaymentSessionWrite``) in this transaction.
-    @discardableResult
-    public func apply(_ write: PaymentSessionWrite) throws(PaymentSessionError) -> PaymentSessionWriteResult {
-        switch write {
-        case .create(let new):
-            return .session(try create(new))
-        case .createOrUpdate(let cartID, let providerID, let data):
-            let (session, created) = try createOrUpdate(cartID: cartID, providerID: providerID, data: data)
-            return .createdOrUpdated(session, created: created)
-        case .update(let id, let status, let data, let expectedUpdatedAt):
-            return .session(try update(id: id, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt))
-        case .select(let id):
-            return .session(try select(id: id))
-        case .deselect(let cartID):
-            return .deselected(try deselect(cartID: cartID))
-        case .authorize(let id, let amount, let currencyCode, let data, let expectedUpdatedAt):
-            return .session(
-                try authorize(
-                    id: id, amount: amount, currencyCode: currencyCode, data: data, expectedUpdatedAt: expectedUpdatedAt))
-        case .updateAmount(let id, let amount, let currencyCode, let expectedUpdatedAt):
-            return .session(
-                try update(id: id, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt))
-        case .setInitiated(let id, let isInitiated):
-            return .session(try update(id: id, isInitiated: isInitiated))
-        case .delete(let id, let force):
-            return .session(try delete(id: id, force: force))
-        case .deleteSessions(let cartID, let force):
-            return .count(try deleteSessions(cartID: cartID, force: force))
-        case .insert(let session):
-            try insert(session)
-            return .inserted
-        }
-    }
-}

@@ -208,11 +208,11 @@ enum RecordCodec {
             throw .corruptRecord(key: id, reason: "\(reader.remaining) unexpected bytes after the record")
         }
         // One copy of the record; the fields are decoded from it when read (`SessionText`).
-        let text = RecordText(
+        let text = PackedText(
             bytes: Array(buffer.assumingMemoryBound(to: UInt8.self)), cartID: cartID, providerID: providerID,
             idempotencyKey: key, dataSpan: dataSpan)
         return PaymentSession(
-            id: id, isSelected: flags & selectedFlag != 0, status: status, text: .record(text),
+            id: id, isSelected: flags & selectedFlag != 0, status: status, text: .packed(text),
             createdMicroseconds: created, updatedMicroseconds: updated, money: money)
     }
 
@@ -266,16 +266,16 @@ enum RecordCodec {
 
         /// Where the next length-prefixed field lies, checked against the bytes left.
         @inline(__always)
-        mutating func span(_ field: String) throws(PaymentSessionError) -> RecordText.Span {
+        mutating func span(_ field: String) throws(PaymentSessionError) -> PackedText.Span {
             let count = try varint(field)
             guard count <= remaining else { throw truncated(field) }
             defer { offset += count }
-            return RecordText.Span(start: UInt32(truncatingIfNeeded: offset), end: UInt32(truncatingIfNeeded: offset + count))
+            return PackedText.Span(start: UInt32(truncatingIfNeeded: offset), end: UInt32(truncatingIfNeeded: offset + count))
         }
 
         /// The next string field's span, its UTF-8 checked when `checksUTF8` is set.
         @inline(__always)
-        mutating func string(_ field: String) throws(PaymentSessionError) -> RecordText.Span {
+        mutating func string(_ field: String) throws(PaymentSessionError) -> PackedText.Span {
             let span = try span(field)
             guard checksUTF8 else { return span }
             let bytes = UnsafeBufferPointer(rebasing: buffer.assumingMemoryBound(to: UInt8.self)[span.range])

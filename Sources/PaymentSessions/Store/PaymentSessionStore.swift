@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import LMDB
 import Logging
 import Metrics
@@ -29,7 +29,7 @@ import Metrics
 /// The store keeps these invariants in every committed state: at most one selected
 /// session per cart, at most one session per (cart, provider), unique idempotency keys,
 /// status moves along ``PaymentSessionStatus/canMove(to:)``, every record indexed exactly
-/// as it says, and the money rules (see ``WriteTransaction/authorize(id:amount:currencyCode:data:expectedUpdatedAt:)``).
+/// as it says, and the money rules (see `authorize(id:amount:currencyCode:data:expectedUpdatedAt:)`).
 /// ``verify()`` checks them all.
 public final class PaymentSessionStore: Sendable {
     /// The LMDB environment underneath. Not public: an application works with sessions,
@@ -313,109 +313,11 @@ public final class PaymentSessionStore: Sendable {
         try typedRead { tx throws(PaymentSessionError) in try tx.count() }
     }
 
-    // MARK: - Writes (each its own transaction)
-
-    /// Creates a session; see ``WriteTransaction/create(_:)``.
-    ///
-    /// The fields are checked and `data` encoded before the write transaction begins, as
-    /// the `async` create does: LMDB has one writer at a time across threads and
-    /// processes, and encoding is most of a create's CPU time, so it is kept out of the
-    /// writer's turn.
-    @discardableResult
-    public func create(_ new: NewPaymentSession) throws(PaymentSessionError) -> PaymentSession {
-        let prepared = try PreparedSession(new, maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator)
-        return try typedWrite { tx throws(PaymentSessionError) in try tx.create(prepared) }
-    }
-
-    /// Creates or refreshes a cart's session for a provider; see
-    /// ``WriteTransaction/createOrUpdate(cartID:providerID:data:)``.
-    @discardableResult
-    public func createOrUpdate(
-        cartID: String, providerID: String, data: [String: JSONValue]? = nil
-    ) throws(PaymentSessionError) -> (session: PaymentSession, created: Bool) {
-        try typedWrite { tx throws(PaymentSessionError) in
-            try tx.createOrUpdate(cartID: cartID, providerID: providerID, data: data)
-        }
-    }
-
-    /// Changes status and/or data; see ``WriteTransaction/update(id:status:data:expectedUpdatedAt:)``.
-    @discardableResult
-    public func update(
-        id: String, status: PaymentSessionStatus? = nil, data: [String: JSONValue]? = nil, expectedUpdatedAt: Date? = nil
-    ) throws(PaymentSessionError) -> PaymentSession {
-        try typedWrite { tx throws(PaymentSessionError) in
-            try tx.update(id: id, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt)
-        }
-    }
-
-    /// Selects a session, deselecting the cart's previous one; see ``WriteTransaction/select(id:)``.
-    @discardableResult
-    public func select(id: String) throws(PaymentSessionError) -> PaymentSession {
-        try typedWrite { tx throws(PaymentSessionError) in try tx.select(id: id) }
-    }
-
-    /// Clears a cart's selection; see ``WriteTransaction/deselect(cartID:)``.
-    @discardableResult
-    public func deselect(cartID: String) throws(PaymentSessionError) -> PaymentSession? {
-        try typedWrite { tx throws(PaymentSessionError) in try tx.deselect(cartID: cartID) }
-    }
-
-    /// Authorizes the cart's selected session for `amount`; idempotent. See
-    /// ``WriteTransaction/authorize(id:amount:currencyCode:data:expectedUpdatedAt:)``.
-    @discardableResult
-    public func authorize(
-        id: String, amount: Int, currencyCode: String? = nil, data: [String: JSONValue]? = nil,
-        expectedUpdatedAt: Date? = nil
-    ) throws(PaymentSessionError) -> PaymentSession {
-        try typedWrite { tx throws(PaymentSessionError) in
-            try tx.authorize(id: id, amount: amount, currencyCode: currencyCode, data: data, expectedUpdatedAt: expectedUpdatedAt)
-        }
-    }
-
-    /// Sets a session's amount while nothing is held; see
-    /// ``WriteTransaction/update(id:amount:currencyCode:expectedUpdatedAt:)``.
-    @discardableResult
-    public func update(
-        id: String, amount: Int, currencyCode: String? = nil, expectedUpdatedAt: Date? = nil
-    ) throws(PaymentSessionError) -> PaymentSession {
-        try typedWrite { tx throws(PaymentSessionError) in
-            try tx.update(id: id, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt)
-        }
-    }
-
-    /// Marks whether the provider holds state for the session; see ``WriteTransaction/update(id:isInitiated:)``.
-    @discardableResult
-    public func update(id: String, isInitiated: Bool) throws(PaymentSessionError) -> PaymentSession {
-        try typedWrite { tx throws(PaymentSessionError) in try tx.update(id: id, isInitiated: isInitiated) }
-    }
-
     /// A cart's payment state in one read; see ``CartPayment``.
     public func cartPayment(cartID: String) throws(PaymentSessionError) -> CartPayment {
         try typedRead { tx throws(PaymentSessionError) in try tx.cartPayment(cartID: cartID) }
     }
 
-    /// Deletes a session; see ``WriteTransaction/delete(id:force:)``.
-    @discardableResult
-    public func delete(id: String, force: Bool = false) throws(PaymentSessionError) -> PaymentSession {
-        try typedWrite { tx throws(PaymentSessionError) in try tx.delete(id: id, force: force) }
-    }
-
-    /// Deletes all of a cart's sessions; see ``WriteTransaction/deleteSessions(cartID:force:)``.
-    @discardableResult
-    public func deleteSessions(cartID: String, force: Bool = false) throws(PaymentSessionError) -> Int {
-        try typedWrite { tx throws(PaymentSessionError) in try tx.deleteSessions(cartID: cartID, force: force) }
-    }
-
-    /// Deletes sessions not updated since `date`, keeping authorized ones unless told;
-    /// see ``WriteTransaction/purge(notUpdatedSince:statuses:includeAuthorized:)``.
-    @discardableResult
-    public func purge(
-        notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>? = nil, includeAuthorized: Bool = false
-    ) throws(PaymentSessionError) -> PurgeReport {
-        try typedWrite { tx throws(PaymentSessionError) in
-            try tx.purge(notUpdatedSince: date, statuses: statuses, includeAuthorized: includeAuthorized)
-        }
-    }
 
     // MARK: - Maintenance
 
@@ -433,5 +335,25 @@ public final class PaymentSessionStore: Sendable {
         try storageMapped {
             try environment.copy(to: destination, compact: compact)
         }
+    }
+}
+
+extension PaymentSessionStore: SynchronousSessionWriting {
+    /// Applies one write in its own durable transaction; the write methods
+    /// (``SynchronousSessionWriting/create(_:)`` and the others) land here.
+    ///
+    /// A create's fields are checked and its `data` encoded before the write transaction
+    /// begins: LMDB has one writer at a time across threads and processes, and encoding is
+    /// most of a create's CPU time, so it is kept out of the writer's turn.
+    @discardableResult
+    public func apply(_ write: PaymentSessionWrite) throws(PaymentSessionError) -> PaymentSessionWriteResult {
+        if case .create(let new) = write {
+            let prepared = try PreparedSession(
+                new, maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator)
+            return try typedWrite(as: write.operationName) { tx throws(PaymentSessionError) in
+                .session(try tx.insertNew(prepared))
+            }
+        }
+        return try typedWrite(as: write.operationName) { tx throws(PaymentSessionError) in try tx.apply(write) }
     }
 }

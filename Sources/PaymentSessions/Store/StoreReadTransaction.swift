@@ -195,3 +195,17 @@ func lmdbMapped<R>(_ body: () throws -> R) throws -> R {
         throw PaymentSessionError.lmdb(error)
     }
 }
+
+extension PaymentSessionStore {
+    /// What a purge did; see ``PaymentSessionsCore/PurgeReport``.
+    public typealias PurgeReport = PaymentSessionsCore.PurgeReport
+    /// A cart's payment state; see ``PaymentSessionsCore/CartPayment``.
+    public typealias CartPayment = PaymentSessionsCore.CartPayment
+}
+
+extension PaymentSessionStore.ReadTransaction {
+    /// The cart's payment state; see ``PaymentSessionStore/CartPayment``.
+    public func cartPayment(cartID: String) throws(PaymentSessionError) -> PaymentSessionStore.CartPayment {
+        PaymentSessionStore.CartPayment(cartID: cartID, sessions: try sessions(cartID: cartID))
+    }
+}

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import LMDB
 
 extension PaymentSessionStore {
@@ -18,7 +18,7 @@ extension PaymentSessionStore {
     ///     return try tx.update(id: session.id, status: .authorized)
     /// }
     /// ```
-    public final class WriteTransaction: ReadTransaction {
+    public final class WriteTransaction: ReadTransaction, SynchronousSessionWriting {
         var write: LMDB.WriteTransaction {
             // The initialiser only ever receives a write transaction.
             unsafeDowncast(transaction, to: LMDB.WriteTransaction.self)
@@ -32,92 +32,137 @@ extension PaymentSessionStore {
             super.init(transaction: transaction, layout: layout, options: options)
         }
 
-        // MARK: Create
+        // MARK: Apply
 
-        /// Creates a session.
-        ///
-        /// With an ``NewPaymentSession/idempotencyKey`` that exists already, returns that
-        /// session unchanged when its cart and provider match, and throws
-        /// ``PaymentSessionError/idempotencyConflict(key:existingID:existingCartID:existingProviderID:)``
-        /// when they differ.
-        ///
-        /// - Throws: ``PaymentSessionError/duplicateSession(cartID:providerID:existingID:)``
-        ///   when the cart has a session for this provider; ``PaymentSessionError/duplicateID(id:)``;
-        ///   ``PaymentSessionError/invalidInput(field:value:reason:)`` for bad fields or a
-        ///   session asked to be created both `canceled` and selected.
+        /// Applies one write as a step of this transaction: reads what the rules decide
+        /// on, asks the backend-neutral ``SessionRules``, writes the records and indexes.
+        /// The write methods (``create(_:)``, ``select(id:)``, and the others) come from
+        /// ``SynchronousSessionWriting`` and land here.
         @discardableResult
-        public func create(_ new: NewPaymentSession) throws(PaymentSessionError) -> PaymentSession {
-            try create(PreparedSession(new, maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator))
+        public func apply(_ write: PaymentSessionWrite) throws(PaymentSessionError) -> PaymentSessionWriteResult {
+            let now = options.nowMicroseconds
+            switch write {
+            case .create(let new):
+                return .session(
+                    try insertNew(PreparedSession(new, maxDataBytes: options.maxDataBytes, now: now, generator: generator)))
+            case .createOrUpdate(let cartID, let providerID, let data):
+                let (session, created) = try createOrRefresh(cartID: cartID, providerID: providerID, data: data)
+                return .createdOrUpdated(session, created: created)
+            case .update(let id, let status, let data, let expectedUpdatedAt):
+                return .session(
+                    try rewrite(id) { session throws(PaymentSessionError) in
+                        try SessionRules.update(
+                            session, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt,
+                            maxDataBytes: options.maxDataBytes, now: now)
+                    })
+            case .select(let id):
+                return .session(try makeSelected(id: id))
+            case .deselect(let cartID):
+                return .deselected(try clearSelection(cartID: cartID))
+            case .authorize(let id, let amount, let currencyCode, let data, let expectedUpdatedAt):
+                try SessionRules.validateAuthorization(amount: amount, currencyCode: currencyCode)
+                return .session(
+                    try rewrite(id) { session throws(PaymentSessionError) in
+                        try SessionRules.authorize(
+                            session, amount: amount, currencyCode: currencyCode, data: data,
+                            expectedUpdatedAt: expectedUpdatedAt, maxDataBytes: options.maxDataBytes, now: now)
+                    })
+            case .updateAmount(let id, let amount, let currencyCode, let expectedUpdatedAt):
+                return .session(
+                    try rewrite(id) { session throws(PaymentSessionError) in
+                        try SessionRules.updateAmount(
+                            session, amount: amount, currencyCode: currencyCode, expectedUpdatedAt: expectedUpdatedAt,
+                            now: now)
+                    })
+            case .setInitiated(let id, let isInitiated):
+                return .session(
+                    try rewrite(id) { session throws(PaymentSessionError) in
+                        try SessionRules.updateInitiated(session, isInitiated: isInitiated, now: now)
+                    })
+            case .delete(let id, let force):
+                guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
+                try SessionRules.checkDeletable(session, force: force)
+                try remove(session, kind: .deleted)
+                return .session(session)
+            case .deleteSessions(let cartID, let force):
+                let sessions = try sessions(cartID: cartID)
+                try SessionRules.checkDeletable(sessions, force: force)
+                for session in sessions { try remove(session, kind: .deleted) }
+                return .count(sessions.count)
+            case .purge(let date, let statuses, let includeAuthorized):
+                return .purged(try purgeSessions(notUpdatedSince: date, statuses: statuses, includeAuthorized: includeAuthorized))
+            case .insert(let session):
+                try insertWhole(session)
+                return .inserted
+            }
         }
+
+        /// `.lmdb`.
+        public var backend: StorageFailure.Backend { .lmdb }
+
+        // MARK: Create
 
         /// Creates a session whose checks and encoding were done before the transaction.
         ///
         /// `prepared` is consumed, so that the synchronous `create` returns the session it
         /// holds without a copy (the async one passes a copy: its closure may run again).
-        func create(_ prepared: consuming PreparedSession) throws(PaymentSessionError) -> PaymentSession {
+        func insertNew(_ prepared: consuming PreparedSession) throws(PaymentSessionError) -> PaymentSession {
             let session = prepared.session
             // Read the selection to release before writing anything: an operation that
             // throws must leave nothing behind, and that read can fail (a corrupt index).
-            let released = prepared.select ? try selectionToRelease(of: session.cartID, for: session.id) : nil
-            // Checked once the create is known to be new (a retry returns its session even
+            let current = prepared.select ? try selectionToRelease(of: session.cartID, for: session.id) : nil
+            // Decided once the create is known to be new (a retry returns its session even
             // when the cart's authorized selection would refuse a new one).
+            let selects = prepared.select
+            let now = options.nowMicroseconds
+            var selection: SessionRules.SelectionSwitch?
             let check = { () throws(PaymentSessionError) in
-                if let released { try SessionRules.refuseOrphaning(released) }
+                if selects { selection = try SessionRules.switchSelection(to: session, from: current, now: now) }
             }
             switch try insertIndexed(session, dataJSON: prepared.dataJSON, kind: .created, beforeWriting: check) {
             case .written:
                 break
             case .existing(let existingID):
                 let key = session.idempotencyKey ?? ""
-                let existing = try indexedRecord(id: existingID, index: "idempotency", key: key)
-                guard existing.cartID == session.cartID, existing.providerID == session.providerID else {
-                    throw .idempotencyConflict(
-                        key: key, existingID: existing.id, existingCartID: existing.cartID,
-                        existingProviderID: existing.providerID)
-                }
-                return existing
+                return try SessionRules.retriedCreate(
+                    session, keyHeldBy: indexedRecord(id: existingID, index: "idempotency", key: key))
             case .reserved(let goneID):
                 throw .sessionGone(key: session.idempotencyKey ?? "", id: goneID)
             }
-            if prepared.select { try takeSelection(of: session.cartID, for: session.id, releasing: released) }
+            if let selection { try takeSelection(of: session.cartID, for: session.id, releasing: selection.released) }
             return session
         }
 
-        /// Medusa's "initialize payment sessions" step for one provider: creates the
-        /// cart's session for `providerID`, or refreshes the existing one, replacing its
-        /// `data` when `data` is given.
-        ///
-        /// A `canceled` session for the pair is final, so it is deleted and a new
-        /// `pending` one takes its place.
-        ///
-        /// - Returns: The session, and whether it was created.
-        @discardableResult
-        public func createOrUpdate(
-            cartID: String, providerID: String, data: [String: JSONValue]? = nil
+        /// `createOrUpdate`: the pair's session refreshed, or a new one (in place of a
+        /// canceled one, which is final).
+        private func createOrRefresh(
+            cartID: String, providerID: String, data: [String: JSONValue]?
         ) throws(PaymentSessionError) -> (session: PaymentSession, created: Bool) {
-            guard let existing = try session(cartID: cartID, providerID: providerID) else {
-                return (try create(NewPaymentSession(cartID: cartID, providerID: providerID, data: data ?? [:])), true)
+            let now = options.nowMicroseconds
+            let replacement = { () throws(PaymentSessionError) in
+                try PreparedSession(
+                    NewPaymentSession(cartID: cartID, providerID: providerID, data: data ?? [:]),
+                    maxDataBytes: self.options.maxDataBytes, now: now, generator: self.generator)
             }
-            if existing.status != .canceled {
-                return (try update(id: existing.id, data: data), false)  // nil keeps the stored bytes as they are
+            let existing = try session(cartID: cartID, providerID: providerID)
+            switch try SessionRules.createOrUpdate(
+                existing: existing, data: data, maxDataBytes: options.maxDataBytes, now: now)
+            {
+            case .create:
+                return (try insertNew(replacement()), true)
+            case .refresh(let change, let previous):
+                return (try store(change, replacing: previous), false)
+            case .replace(let canceled):
+                // The replacement is checked before the canceled session goes, so that
+                // refused input leaves the store as it was.
+                let prepared = try replacement()
+                try remove(canceled, kind: .deleted)
+                return (try insertNew(prepared), true)
             }
-            // Check and encode the replacement before deleting the canceled session, so
-            // that input refused here leaves the store as it was.
-            let replacement = try PreparedSession(
-                NewPaymentSession(cartID: cartID, providerID: providerID, data: data ?? [:]),
-                maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds, generator: generator)
-            try delete(id: existing.id)
-            return (try create(replacement), true)
         }
 
-        /// Stores a whole session as given, id and timestamps included (imports and
-        /// migrations), indexing it and, when it is selected, making it the cart's selection.
-        ///
-        /// - Throws: ``PaymentSessionError/duplicateID(id:)``,
-        ///   ``PaymentSessionError/duplicateSession(cartID:providerID:existingID:)``,
-        ///   a conflict on its idempotency key or on the cart's selection (another session
-        ///   is selected), ``PaymentSessionError/invalidInput(field:value:reason:)``.
-        public func insert(_ session: PaymentSession) throws(PaymentSessionError) {
+        /// `insert`: a whole session as given, selected when it says so.
+        private func insertWhole(_ session: PaymentSession) throws(PaymentSessionError) {
             let dataJSON = try SessionRules.validateInsert(session, maxDataBytes: options.maxDataBytes)
             if session.isSelected, let current = try indexedID(session.cartID, in: layout.selected) {
                 throw SessionRules.selectionTaken(session, by: current)
@@ -229,47 +274,25 @@ extension PaymentSessionStore {
 
         // MARK: Update
 
-        /// Changes a session's status and/or data.
-        ///
-        /// - Parameters:
-        ///   - status: The new status; the move must be allowed by
-        ///     ``PaymentSessionStatus/canMove(to:)``. Canceling a selected session
-        ///     deselects it. The same status again only touches `updated_at`, except
-        ///     `authorized`: every move to it is an authorization for the session's own
-        ///     amount (see ``authorize(id:amount:currencyCode:data:expectedUpdatedAt:)``), and
-        ///     a repeat writes nothing.
-        ///   - data: The provider's new data (replaces the old object). Refused once the
-        ///     session is `canceled`.
-        ///   - expectedUpdatedAt: Optimistic concurrency: when given and the session's
-        ///     `updated_at` differs, throws ``PaymentSessionError/staleUpdate(id:expected:actual:)``.
-        @discardableResult
-        public func update(
-            id: String, status: PaymentSessionStatus? = nil, data: [String: JSONValue]? = nil,
-            expectedUpdatedAt: Date? = nil
+        /// Writes what `rule` decides about session `id`.
+        private func rewrite(
+            _ id: String, _ rule: (PaymentSession) throws(PaymentSessionError) -> SessionChange
         ) throws(PaymentSessionError) -> PaymentSession {
             guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
-            let change = try SessionRules.update(
-                session, status: status, data: data, expectedUpdatedAt: expectedUpdatedAt,
-                maxDataBytes: options.maxDataBytes, now: options.nowMicroseconds)
-            return try store(change, replacing: session)
+            return try store(rule(session), replacing: session)
         }
 
         // MARK: Selection
 
-        /// Makes `id` its cart's selected session, deselecting the previous one in the
-        /// same transaction. Selecting the selected session changes nothing.
-        ///
-        /// - Throws: ``PaymentSessionError/notSelectable(id:status:)`` for a canceled session.
-        @discardableResult
-        public func select(id: String) throws(PaymentSessionError) -> PaymentSession {
+        /// `select`: the previous selection released first, in the same transaction.
+        private func makeSelected(id: String) throws(PaymentSessionError) -> PaymentSession {
             guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
             guard try SessionRules.needsSelecting(session) else { return session }
-            let released = try selectionToRelease(of: session.cartID, for: id)
-            if let released { try SessionRules.refuseOrphaning(released) }
-            try takeSelection(of: session.cartID, for: id, releasing: released)
-            let selected = SessionRules.selected(session, now: options.nowMicroseconds)
-            try storeRecord(selected, dataJSON: nil, replacing: session)
-            return selected
+            let step = try SessionRules.switchSelection(
+                to: session, from: try selectionToRelease(of: session.cartID, for: id), now: options.nowMicroseconds)
+            try takeSelection(of: session.cartID, for: id, releasing: step.released)
+            try storeRecord(step.selected, dataJSON: nil, replacing: session)
+            return step.selected
         }
 
         /// The cart's selected session other than `id`, which selecting `id` deselects;
@@ -279,20 +302,17 @@ extension PaymentSessionStore {
             return try indexedRecord(id: currentID, index: "selected", key: cartID)
         }
 
-        /// Deselects `released` (from ``selectionToRelease(of:for:)``) and points
-        /// `selected` at `id`; the caller writes `id`'s record with `is_selected` set.
-        private func takeSelection(of cartID: String, for id: String, releasing released: PaymentSession?) throws(PaymentSessionError) {
-            if let released {
-                try storeRecord(try SessionRules.release(released, now: options.nowMicroseconds), dataJSON: nil, replacing: released)
-            }
+        /// Writes the previous selection's release and points `selected` at `id`; the
+        /// caller writes `id`'s record with `is_selected` set.
+        private func takeSelection(
+            of cartID: String, for id: String, releasing released: (before: PaymentSession, after: PaymentSession)?
+        ) throws(PaymentSessionError) {
+            if let released { try storeRecord(released.after, dataJSON: nil, replacing: released.before) }
             try storageMapped { try write.put(id, forKey: cartID, in: layout.selected) }
         }
 
-        /// Clears the selection of `cartID`.
-        ///
-        /// - Returns: The session that was selected, now deselected, or `nil` when none was.
-        @discardableResult
-        public func deselect(cartID: String) throws(PaymentSessionError) -> PaymentSession? {
+        /// `deselect`: the cart's selected session released, or `nil`.
+        private func clearSelection(cartID: String) throws(PaymentSessionError) -> PaymentSession? {
             try SessionValidation.validateIdentifier(cartID, field: "cart_id")
             guard let currentID = try indexedID(cartID, in: layout.selected) else { return nil }
             let current = try indexedRecord(id: currentID, index: "selected", key: cartID)
@@ -303,23 +323,6 @@ extension PaymentSessionStore {
         }
 
         // MARK: Delete
-
-        /// Deletes a session and its index entries (and the cart's selection, if it was
-        /// selected). Its idempotency key stays reserved for
-        /// ``PaymentSessionStore/Options/idempotencyRetention``: a create retried with it gets
-        /// ``PaymentSessionError/sessionGone(key:id:)``.
-        ///
-        /// - Parameter force: Delete an authorized session too. Without it, an authorized
-        ///   session is refused with ``PaymentSessionError/sessionAuthorized(id:)``: its
-        ///   hold must be voided (the session canceled) first, or it is orphaned.
-        /// - Returns: The deleted session.
-        @discardableResult
-        public func delete(id: String, force: Bool = false) throws(PaymentSessionError) -> PaymentSession {
-            guard let session = try session(id: id) else { throw .sessionNotFound(id: id) }
-            try SessionRules.checkDeletable(session, force: force)
-            try remove(session, kind: .deleted)
-            return session
-        }
 
         /// Removes `session` and its index entries, leaving a reservation for its key; the
         /// feed gets a `kind` change.
@@ -339,30 +342,10 @@ extension PaymentSessionStore {
             try appendChange(kind: kind, before: session.status, after: nil, sessionID: id, cartID: cartID, record: nil)
         }
 
-        /// Deletes every session of `cartID`, all or none.
-        ///
-        /// - Parameter force: Delete authorized sessions too; without it, a cart with an
-        ///   authorized session is refused with ``PaymentSessionError/sessionAuthorized(id:)``
-        ///   and nothing is deleted.
-        /// - Returns: How many were deleted.
-        @discardableResult
-        public func deleteSessions(cartID: String, force: Bool = false) throws(PaymentSessionError) -> Int {
-            let sessions = try sessions(cartID: cartID)
-            try SessionRules.checkDeletable(sessions, force: force)
-            for session in sessions { try remove(session, kind: .deleted) }
-            return sessions.count
-        }
-
-        /// Deletes the sessions not updated since `date` (`updated_at < date`), optionally
-        /// only those whose status is in `statuses`, drops idempotency reservations older
-        /// than ``PaymentSessionStore/Options/idempotencyRetention``, and trims the change
-        /// feed (``trimChanges()``).
-        ///
-        /// - Parameter includeAuthorized: Delete authorized sessions too. By default they
-        ///   are kept (their holds would be orphaned) and counted in the report.
-        @discardableResult
-        public func purge(
-            notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>? = nil, includeAuthorized: Bool = false
+        /// `purge`: the verdicts over every record, then the removals, the expired
+        /// reservations and the feed's trim.
+        private func purgeSessions(
+            notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>?, includeAuthorized: Bool
         ) throws(PaymentSessionError) -> PurgeReport {
             let cutoff = Timestamp.microseconds(date)
             var doomed: [PaymentSession] = []

@@ -1,13 +1,13 @@
 import StrictJSON
 /// The variable-length fields of a session (`cart_id`, `provider_id`, `idempotency_key`,
-/// `data`): either values a caller gave, or the bytes of the record they were read from,
-/// turned into values only when read.
+/// `data`): either values a caller gave, or the bytes a backend read them from, packed in
+/// one buffer and turned into values only when read.
 ///
 /// Why: building the `String`s of a session read from the store (UTF-8 checks, one
 /// allocation each past 15 bytes) and copying `data` apart is much of what a get by id
 /// costs over liblmdb's own `mdb_get`, yet most reads touch few fields
 /// (a selection check reads `isSelected`, a listing printed as JSON copies the bytes as
-/// they are). A session read from a record holds one copy of the record instead: one
+/// they are). A session read from storage holds one copy of the bytes instead: one
 /// allocation, and no work for a field nobody reads.
 @usableFromInline package enum SessionText: Sendable {
     /// Fields as values (a session a caller built, or one changed after it was read).
@@ -16,8 +16,8 @@ import StrictJSON
     /// `memcpy` calls at every layer a read returns through; boxed, the session is small
     /// enough to be copied inline, at one allocation when a session is built or changed.
     case values(ValuesBox)
-    /// Fields as a record holds them.
-    case record(RecordText)
+    /// Fields as bytes a backend read (see ``PackedText``).
+    case packed(PackedText)
 
     @usableFromInline package struct Values: Sendable {
         package var cartID: String
@@ -40,35 +40,35 @@ import StrictJSON
     package var values: Values {
         switch self {
         case .values(let box): box.values
-        case .record(let record): record.values
+        case .packed(let packed): packed.values
         }
     }
 
     package var cartID: String {
         switch self {
         case .values(let box): box.values.cartID
-        case .record(let record): record.string(record.cartID)
+        case .packed(let packed): packed.string(packed.cartID)
         }
     }
 
     package var providerID: String {
         switch self {
         case .values(let box): box.values.providerID
-        case .record(let record): record.string(record.providerID)
+        case .packed(let packed): packed.string(packed.providerID)
         }
     }
 
     package var idempotencyKey: String? {
         switch self {
         case .values(let box): box.values.idempotencyKey
-        case .record(let record): record.idempotencyKey.map(record.string)
+        case .packed(let packed): packed.idempotencyKey.map(packed.string)
         }
     }
 
     package var hasIdempotencyKey: Bool {
         switch self {
         case .values(let box): box.values.idempotencyKey != nil
-        case .record(let record): record.idempotencyKey != nil
+        case .packed(let packed): packed.idempotencyKey != nil
         }
     }
 
@@ -76,7 +76,7 @@ import StrictJSON
         case cartID, providerID, idempotencyKey
     }
 
-    /// Writes a string field as a JSON string (nothing when absent); from a record,
+    /// Writes a string field as a JSON string (nothing when absent); from packed bytes,
     /// straight from its bytes, without building a `String`.
     package func write(_ field: StringField, to writer: inout JSONWriter) {
         switch self {
@@ -89,30 +89,38 @@ import StrictJSON
                 case .idempotencyKey: values.idempotencyKey
                 }
             if let string { writer.write(string: string) }
-        case .record(let record):
-            let span: RecordText.Span? =
+        case .packed(let packed):
+            let span: PackedText.Span? =
                 switch field {
-                case .cartID: record.cartID
-                case .providerID: record.providerID
-                case .idempotencyKey: record.idempotencyKey
+                case .cartID: packed.cartID
+                case .providerID: packed.providerID
+                case .idempotencyKey: packed.idempotencyKey
                 }
-            if let span { record.withUTF8(span) { writer.write(utf8: $0) } }
+            if let span { packed.withUTF8(span) { writer.write(utf8: $0) } }
         }
     }
 
     package var data: SessionData {
         switch self {
         case .values(let box): box.values.data
-        case .record(let record): .encoded(record.data)
+        case .packed(let packed): .encoded(packed.data)
         }
     }
 }
 
-/// A copy of a record's bytes and where each variable-length field lies in it.
+/// A buffer of bytes and where each variable-length field lies in it: the fields as a
+/// backend read them, before anyone asks for them as values.
 ///
-/// Built only by ``RecordCodec/decode(id:_:checkingData:)``, which checked every range
-/// against the bytes (and the UTF-8 of the strings, when the record has no checksum).
-@usableFromInline package struct RecordText: Sendable {
+/// Engine-neutral on purpose: bytes and ranges, not a record format. The LMDB store
+/// passes a copy of its record (header, checksum and all) with the ranges its codec found;
+/// another backend could pack the text columns of a row. An enum case rather than a
+/// protocol existential, because an existential of this size is boxed: an allocation on
+/// every read, the path this form exists to make cheap.
+///
+/// Whoever builds one has checked every range against the bytes and that the strings are
+/// UTF-8 (the LMDB codec does, or the record's checksum vouches for them) and that `data`
+/// is compact JSON of one object.
+@usableFromInline package struct PackedText: Sendable {
     /// A byte range of ``bytes``; 32-bit, as records are far smaller than 4 GiB (the
     /// decoder refuses larger ones), which keeps a session small to copy.
     @usableFromInline package struct Span: Sendable {
@@ -141,7 +149,7 @@ import StrictJSON
     @usableFromInline package let idempotencyKey: Span?
     @usableFromInline package let dataSpan: Span
 
-    /// `data`'s compact JSON text, sharing the record's storage.
+    /// `data`'s compact JSON text, sharing the buffer's storage.
     package var data: ArraySlice<UInt8> { bytes[dataSpan.range] }
 
     package func string(_ span: Span) -> String {

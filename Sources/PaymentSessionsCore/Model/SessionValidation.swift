@@ -1,13 +1,18 @@
 import StrictJSON
-/// The input rules, checked before anything reaches LMDB.
+/// The input rules, the same on every backend, checked before anything is written.
 ///
-/// LMDB keys are 1 to 511 bytes, and `cart_id` and `provider_id` share one key in the
-/// `cart_provider` index (with a 0x00 separator), so each is limited to 255 bytes and may
-/// not contain U+0000.
+/// The limits are the product's, not an engine's: a session moves between backends
+/// (export and import, `payment-sessions copy`) unchanged only if every backend accepts
+/// exactly the same sessions. They are generous for what they bound (Medusa's cart ids
+/// and provider ids are a few dozen bytes; an idempotency key is a client's request id)
+/// and small enough that every backend indexes them as they are: a (cart, provider) pair
+/// is one index key, so neither part may contain U+0000, the separator an ordered key
+/// needs. Each backend checks its own engine's limits again where it builds its keys.
 public enum SessionValidation {
-    /// Longest `cart_id` and `provider_id`, in UTF-8 bytes.
+    /// Longest `cart_id` and `provider_id`, in UTF-8 bytes: the two together, with a
+    /// separator, are one index key of at most 511 bytes.
     public static let maxIdentifierBytes = 255
-    /// Longest `idempotency_key`, in UTF-8 bytes (LMDB's key limit).
+    /// Longest `idempotency_key`, in UTF-8 bytes.
     public static let maxIdempotencyKeyBytes = 511
     /// Deepest nesting of arrays and objects inside `data`.
     public static let maxDataDepth = 32
@@ -37,8 +42,8 @@ public enum SessionValidation {
     ///
     /// Why: records are stored only under well-formed ids (every write checks them), so
     /// a record found proves the id, and checking it first is work on every get by id.
-    /// An id of the wrong length is refused before the lookup, which keeps keys LMDB
-    /// would refuse (empty, over 511 bytes) from reaching it.
+    /// An id of the wrong length is refused before the lookup, so that no lookup ever
+    /// sees an empty or oversized key.
     @inlinable package static func validateIDUnlessFound(
         _ id: String, _ lookup: () throws(PaymentSessionError) -> PaymentSession?
     ) throws(PaymentSessionError) -> PaymentSession? {

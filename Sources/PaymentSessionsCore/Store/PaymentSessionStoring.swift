@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The payment session store a checkout codes against, whatever keeps the sessions.
 ///
@@ -53,39 +53,19 @@ public protocol PaymentSessionStoring: Sendable {
 
     // MARK: Writes
 
-    /// Creates a session; with an idempotency key that exists already, returns that
-    /// session (same cart and provider) or throws a conflict.
-    func create(_ new: NewPaymentSession) async throws -> PaymentSession
-    /// Creates the cart's session for the provider, or refreshes the existing one's `data`
-    /// (`nil` keeps it); a canceled one is replaced by a new `pending` one.
-    func createOrUpdate(
-        cartID: String, providerID: String, data: [String: JSONValue]?
-    ) async throws -> (session: PaymentSession, created: Bool)
-    /// Changes status and/or data, optionally only if `updated_at` is `expectedUpdatedAt`.
-    func update(
-        id: String, status: PaymentSessionStatus?, data: [String: JSONValue]?, expectedUpdatedAt: Date?
-    ) async throws -> PaymentSession
-    /// Makes the session its cart's selection, deselecting the previous one.
-    func select(id: String) async throws -> PaymentSession
-    /// Clears the cart's selection; returns the session that was selected.
-    func deselect(cartID: String) async throws -> PaymentSession?
-    /// Authorizes the cart's selected session for `amount`; idempotent.
-    func authorize(
-        id: String, amount: Int, currencyCode: String?, data: [String: JSONValue]?, expectedUpdatedAt: Date?
-    ) async throws -> PaymentSession
-    /// Sets the amount a session will charge while nothing is held.
-    func update(id: String, amount: Int, currencyCode: String?, expectedUpdatedAt: Date?) async throws -> PaymentSession
-    /// Marks whether the provider holds state for the session.
-    func update(id: String, isInitiated: Bool) async throws -> PaymentSession
-    /// Deletes a session (an authorized one only with `force`); its key stays reserved.
-    func delete(id: String, force: Bool) async throws -> PaymentSession
-    /// Deletes all of a cart's sessions, all or none; returns how many.
-    func deleteSessions(cartID: String, force: Bool) async throws -> Int
-    /// Deletes sessions not updated since `date`, keeping authorized ones unless told, and
-    /// drops expired idempotency reservations.
-    func purge(
-        notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>?, includeAuthorized: Bool
-    ) async throws -> PurgeReport
+    /// Applies one write as its own unit: the one path of every write method
+    /// (``create(_:)``, ``select(id:)``, ``authorize(id:amount:currencyCode:data:expectedUpdatedAt:)``
+    /// and the others are defined once, over it, in the protocol's extension).
+    ///
+    /// ```swift
+    /// let result = try await store.apply(.select(id: id))
+    /// ```
+    ///
+    /// A backend answers each write with the result of its shape (see
+    /// ``PaymentSessionWriteResult``); it may take a faster path for some writes, never
+    /// other rules.
+    @discardableResult
+    func apply(_ write: PaymentSessionWrite) async throws -> PaymentSessionWriteResult
     /// Writes every session as one line of the schema's JSON form, in id order, from one
     /// consistent snapshot; returns how many. Every line reads back through
     /// ``importJSONLines(_:)``.

@@ -34,9 +34,33 @@ public enum PaymentSessionWrite: Sendable, Hashable {
     case delete(id: String, force: Bool)
     /// ``PaymentSessionStoring/deleteSessions(cartID:force:)``.
     case deleteSessions(cartID: String, force: Bool)
-    /// A whole session stored as given, id and timestamps included (imports, migrations
-    /// between backends); refused when it clashes with what the store holds.
+    /// ``PaymentSessionStoring/purge(notUpdatedSince:statuses:includeAuthorized:)``.
+    case purge(notUpdatedSince: Date, statuses: Set<PaymentSessionStatus>?, includeAuthorized: Bool)
+    /// ``PaymentSessionStoring/insert(_:)``: a whole session stored as given, id and
+    /// timestamps included (imports, migrations between backends); refused when it clashes
+    /// with what the store holds.
     case insert(PaymentSession)
+}
+
+extension PaymentSessionWrite {
+    /// The store method this write is, as metrics and traces name the operation: the
+    /// same label whether the method was called or the write was applied.
+    package var operationName: String {
+        switch self {
+        case .create: "create(_:)"
+        case .createOrUpdate: "createOrUpdate(cartID:providerID:data:)"
+        case .update: "update(id:status:data:expectedUpdatedAt:)"
+        case .select: "select(id:)"
+        case .deselect: "deselect(cartID:)"
+        case .authorize: "authorize(id:amount:currencyCode:data:expectedUpdatedAt:)"
+        case .updateAmount: "update(id:amount:currencyCode:expectedUpdatedAt:)"
+        case .setInitiated: "update(id:isInitiated:)"
+        case .delete: "delete(id:force:)"
+        case .deleteSessions: "deleteSessions(cartID:force:)"
+        case .purge: "purge(notUpdatedSince:statuses:includeAuthorized:)"
+        case .insert: "insert(_:)"
+        }
+    }
 }
 
 /// What one ``PaymentSessionWrite`` of a unit returned, in the unit's order.
@@ -49,6 +73,8 @@ public enum PaymentSessionWriteResult: Sendable, Hashable {
     case deselected(PaymentSession?)
     /// `deleteSessions`'s count.
     case count(Int)
+    /// `purge`'s report.
+    case purged(PurgeReport)
     /// `insert` stored its session.
     case inserted
 
@@ -57,7 +83,53 @@ public enum PaymentSessionWriteResult: Sendable, Hashable {
         switch self {
         case .session(let session), .createdOrUpdated(let session, _): session
         case .deselected(let session): session
-        case .count, .inserted: nil
+        case .count, .purged, .inserted: nil
         }
+    }
+
+    /// The session a write that always returns one returned; a result of another shape
+    /// (a backend's bug) is a ``StorageFailure/Kind/misuse`` error, never a crash.
+    package func writtenSession(by write: PaymentSessionWrite, of backend: StorageFailure.Backend) throws(PaymentSessionError) -> PaymentSession {
+        if case .session(let session) = self { return session }
+        throw mismatch(write, backend)
+    }
+
+    /// `createOrUpdate`'s session and whether it was created.
+    package func createdOrUpdated(by write: PaymentSessionWrite, of backend: StorageFailure.Backend) throws(PaymentSessionError) -> (
+        session: PaymentSession, created: Bool
+    ) {
+        if case .createdOrUpdated(let session, let created) = self { return (session, created) }
+        throw mismatch(write, backend)
+    }
+
+    /// `deselect`'s previously selected session.
+    package func deselected(by write: PaymentSessionWrite, of backend: StorageFailure.Backend) throws(PaymentSessionError) -> PaymentSession? {
+        if case .deselected(let session) = self { return session }
+        throw mismatch(write, backend)
+    }
+
+    /// `deleteSessions`'s count.
+    package func count(by write: PaymentSessionWrite, of backend: StorageFailure.Backend) throws(PaymentSessionError) -> Int {
+        if case .count(let count) = self { return count }
+        throw mismatch(write, backend)
+    }
+
+    /// `purge`'s report.
+    package func purgeReport(by write: PaymentSessionWrite, of backend: StorageFailure.Backend) throws(PaymentSessionError) -> PurgeReport {
+        if case .purged(let report) = self { return report }
+        throw mismatch(write, backend)
+    }
+
+    /// `insert`'s acknowledgement.
+    package func inserted(by write: PaymentSessionWrite, of backend: StorageFailure.Backend) throws(PaymentSessionError) {
+        if case .inserted = self { return }
+        throw mismatch(write, backend)
+    }
+
+    private func mismatch(_ write: PaymentSessionWrite, _ backend: StorageFailure.Backend) -> PaymentSessionError {
+        .storage(
+            StorageFailure(
+                backend: backend, kind: .misuse, operation: write.operationName,
+                code: "write_result", message: "the backend answered \(write.operationName) with \(self)"))
     }
 }
