@@ -25,6 +25,16 @@ let package = Package(
         .library(name: "PostgresPaymentSessions", targets: ["PostgresPaymentSessions"]),
         .executable(name: "payment-sessions", targets: ["PaymentSessionsCLI"]),
     ],
+    traits: [
+        .trait(
+            name: "PostgreSQL",
+            description: """
+                The PostgreSQL store (PostgresPaymentSessions) and postgres:// stores in the CLI. \
+                Without it nothing of postgres-nio is resolved or built: an embedded-only \
+                checkout depends on this package with `traits: []`.
+                """),
+        .default(enabledTraits: ["PostgreSQL"]),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -72,23 +82,26 @@ let package = Package(
             ]
         ),
         // The PostgreSQL store: its own target and product, so that building the embedded
-        // store never builds postgres-nio.
+        // store never builds postgres-nio, and behind the PostgreSQL trait, so that a
+        // package that turns the trait off never resolves it. Every target's use of
+        // postgres-nio, swift-nio-ssl or swift-service-lifecycle is conditional on the trait
+        // (one unconditional use, in any target but a test, resolves them all).
         .target(
             name: "PostgresPaymentSessions",
             dependencies: [
                 "PaymentSessionsCore",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["PostgreSQL"])),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["PostgreSQL"])),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(
+                    name: "ServiceLifecycle", package: "swift-service-lifecycle", condition: .when(traits: ["PostgreSQL"])),
             ]
         ),
         .executableTarget(
             name: "PaymentSessionsCLI",
             dependencies: [
                 "PaymentSessions",
-                "PostgresPaymentSessions",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .target(name: "PostgresPaymentSessions", condition: .when(traits: ["PostgreSQL"])),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -14,13 +14,15 @@ extension Environment {
     /// The copy's `data.mdb` is created `0600`, whatever the umask, and is flushed to disk
     /// before this returns; a failed copy leaves no `data.mdb` behind.
     ///
-    /// - Parameter compact: `false` (the default) copies the file's pages as of one
-    ///   snapshot, read with `pread` from the file, never through the map: the copy holds
-    ///   back neither writers nor map growth, however long it takes. Free pages are copied
-    ///   too. `true` uses liblmdb's compacting copy (`mdb_env_copyfd2` with
-    ///   `MDB_CP_COMPACT`), which omits free pages and renumbers the rest but reads the map
-    ///   for its whole duration, so a map growth in this process waits for it (and fails
-    ///   with ``LMDBError/Code/mapFull`` after ``Options/growthTimeout``).
+    /// - Parameters:
+    ///   - destination: The copy's directory.
+    ///   - compact: `false` (the default) copies the file's pages as of one snapshot, read
+    ///     with `pread` from the file, never through the map: the copy holds back neither
+    ///     writers nor map growth, however long it takes. Free pages are copied too. `true`
+    ///     uses liblmdb's compacting copy (`mdb_env_copyfd2` with `MDB_CP_COMPACT`), which
+    ///     omits free pages and renumbers the rest but reads the map for its whole
+    ///     duration, so a map growth in this process waits for it (and fails with
+    ///     ``LMDBError/Code/mapFull`` after ``Options/growthTimeout``).
     public func copy(to destination: String, compact: Bool = false) throws {
         let operation = "copy(\(path) -> \(destination))"
         if !compact { try refuseWhileMapIsPinned("a copy", operation: "copy(\(path))") }

@@ -81,10 +81,13 @@ public final class Environment: @unchecked Sendable {
     ///   is not accessible, `.invalidFile` when `data.mdb` is not an LMDB file,
     ///   `.incompatibleOptions` when this process has it open with other options.
     ///
-    /// - Parameter logger: Where the environment reports what an operator should know
-    ///   (`notice` for map growth and reclaimed reader slots, `warning` for a refused growth
-    ///   or a recovered writer lock, `critical` for a lost map). When the path is open
-    ///   already, the logger it was first opened with stays.
+    /// - Parameters:
+    ///   - path: The environment's directory.
+    ///   - options: How to open it; a path open already must be asked with the same ones.
+    ///   - logger: Where the environment reports what an operator should know (`notice`
+    ///     for map growth and reclaimed reader slots, `warning` for a refused growth or a
+    ///     recovered writer lock, `critical` for a lost map). When the path is open
+    ///     already, the logger it was first opened with stays.
     public static func open(
         path: String, options: Options = Options(), logger: Logger = Logger(label: "lmdb")
     ) throws -> Environment {

@@ -250,8 +250,12 @@ public final class WriteTransaction: Transaction {
 
     /// Stores `value` under `key`.
     ///
-    /// - Parameter overwrite: When `false` and `key` exists, throws
-    ///   ``LMDBError/Code/keyExists`` and changes nothing (`MDB_NOOVERWRITE`).
+    /// - Parameters:
+    ///   - value: The bytes to store.
+    ///   - key: The key, 1 to ``Environment/maxKeySize`` bytes.
+    ///   - database: The database to store it in.
+    ///   - overwrite: When `false` and `key` exists, throws ``LMDBError/Code/keyExists``
+    ///     and changes nothing (`MDB_NOOVERWRITE`).
     public func put(
         _ value: some LMDBBytes, forKey key: some LMDBBytes, in database: Database, overwrite: Bool = true
     ) throws {
@@ -324,9 +328,14 @@ public final class WriteTransaction: Transaction {
     /// Stores `count` bytes under `key`, written in place by `body` (`MDB_RESERVE`):
     /// one copy fewer than encoding to an array first.
     ///
-    /// - Parameter appending: `key` sorts after every key of `database` (`MDB_APPEND`):
-    ///   liblmdb puts it at the end without searching, and fills pages instead of
-    ///   splitting them. A key that does not sort last throws ``LMDBError/Code/keyExists``.
+    /// - Parameters:
+    ///   - count: How many bytes to reserve.
+    ///   - key: The key, 1 to ``Environment/maxKeySize`` bytes.
+    ///   - database: The database to store them in.
+    ///   - appending: `key` sorts after every key of `database` (`MDB_APPEND`): liblmdb
+    ///     puts it at the end without searching, and fills pages instead of splitting
+    ///     them. A key that does not sort last throws ``LMDBError/Code/keyExists``.
+    ///   - body: Fills the reserved bytes.
     /// - Important: `body` must fill the whole buffer and not keep it.
     public func put(
         reservingCount count: Int, forKey key: some LMDBBytes, in database: Database, appending: Bool = false,

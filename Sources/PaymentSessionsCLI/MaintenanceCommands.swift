@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import PaymentSessions
+#if PostgreSQL
 import PostgresPaymentSessions
+#endif
 
 struct Export: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -133,9 +135,9 @@ struct Stats: AsyncParsableCommand {
                         "file_bytes": .number(JSONNumber(stats.fileBytes)), "map_bytes": .number(JSONNumber(stats.mapBytes)),
                         "used_bytes": .number(JSONNumber(stats.usedBytes)),
                     ]
-                } else if let store = store as? PostgresPaymentSessionStore {
+                } else if let size = try await Self.tableBytes(of: store) {
                     counts = try await store.sessionCounts()
-                    sizes = ["table_bytes": .number(JSONNumber(try await store.tableBytes()))]
+                    sizes = ["table_bytes": .number(JSONNumber(size))]
                 } else {
                     counts = try await store.sessionCounts()
                 }
@@ -158,6 +160,14 @@ struct Stats: AsyncParsableCommand {
             output.merge(fields.1) { $1 }
             Output.json(.object(output))
         }
+    }
+
+    /// The session table's size on a PostgreSQL store; `nil` on any other.
+    private static func tableBytes(of store: any PaymentSessionStoring) async throws -> Int? {
+        #if PostgreSQL
+        if let store = store as? PostgresPaymentSessionStore { return try await store.tableBytes() }
+        #endif
+        return nil
     }
 }
 

@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import Logging
 import PaymentSessions
+#if PostgreSQL
 import PostgresPaymentSessions
+#endif
 
 /// `--store PATH|URL`, shared by every subcommand.
 struct StoreLocation: ParsableArguments {
@@ -23,13 +25,24 @@ struct StoreLocation: ParsableArguments {
     }
 
     /// Whether the store is on a PostgreSQL server.
-    var isPostgres: Bool { PostgresStoreURL.isPostgres(path) }
+    var isPostgres: Bool { Self.isPostgres(path) }
+
+    /// Whether `path` names a PostgreSQL store (a `postgres://` or `postgresql://` URL),
+    /// known even in a build without the PostgreSQL trait, which refuses it by name.
+    static func isPostgres(_ path: String) -> Bool {
+        path.hasPrefix("postgres://") || path.hasPrefix("postgresql://")
+    }
 
     /// Where the store is, for output: the path, or the URL without its password.
     var displayName: String { Self.displayName(path) }
 
     static func displayName(_ path: String) -> String {
+        #if PostgreSQL
         PostgresStoreURL.isPostgres(path) ? ((try? PostgresStoreURL(path).location) ?? PostgresStoreURL.redacted(path)) : path
+        #else
+        // Without the PostgreSQL module, no URL parser: its scheme alone, never a password.
+        isPostgres(path) ? String(path.prefix { $0 != ":" }) + "://…" : path
+        #endif
     }
 
     /// Opens the LMDB store; read-only commands pass `create: false` so that a missing
@@ -39,7 +52,7 @@ struct StoreLocation: ParsableArguments {
     }
 
     static func open(_ path: String, create: Bool) throws -> PaymentSessionStore {
-        if PostgresStoreURL.isPostgres(path) {
+        if isPostgres(path) {
             throw PaymentSessionError.invalidInput(field: "store", value: displayName(path), reason: "this command works on an LMDB store")
         }
         var options = PaymentSessionStore.Options()
@@ -58,7 +71,8 @@ struct StoreLocation: ParsableArguments {
     static func withStore<R: Sendable>(
         _ path: String, create: Bool, _ body: (any PaymentSessionStoring) async throws -> R
     ) async throws -> R {
-        guard PostgresStoreURL.isPostgres(path) else { return try await body(try open(path, create: create)) }
+        guard isPostgres(path) else { return try await body(try open(path, create: create)) }
+        #if PostgreSQL
         let url = try PostgresStoreURL(path)
         var options = PostgresPaymentSessionStore.Options()
         options.createIfMissing = create
@@ -69,5 +83,10 @@ struct StoreLocation: ParsableArguments {
         return try await PostgresPaymentSessionStore.withStore(url: url, options: options) { store in
             try await body(store)
         }
+        #else
+        throw PaymentSessionError.invalidInput(
+            field: "store", value: displayName(path),
+            reason: "this payment-sessions was built without PostgreSQL (the package's PostgreSQL trait is off)")
+        #endif
     }
 }

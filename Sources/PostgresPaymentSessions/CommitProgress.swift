@@ -1,3 +1,4 @@
+#if PostgreSQL
 import PaymentSessionsCore
 import PostgresNIO
 import Synchronization
@@ -43,3 +44,4 @@ final class CommitProgress: Sendable {
                 underlying: error))
     }
 }
+#endif

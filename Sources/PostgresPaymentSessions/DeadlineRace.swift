@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Synchronization
 
 /// The first of several results, delivered to one waiter: the operation's, or its
@@ -94,3 +95,4 @@ extension DeadlineRace {
         }
     }
 }
+#endif

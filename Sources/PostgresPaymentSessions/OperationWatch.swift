@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Logging
 import PaymentSessionsCore
 import PostgresNIO
@@ -182,3 +183,4 @@ final class OperationWatch: Sendable {
         }
     }
 }
+#endif

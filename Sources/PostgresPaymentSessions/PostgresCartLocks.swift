@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Synchronization
 
 /// Which carts an operation's transaction has locked, and whether it locked each before the
@@ -69,3 +70,4 @@ final class PostgresCartLocks: Sendable {
         }
     }
 }
+#endif

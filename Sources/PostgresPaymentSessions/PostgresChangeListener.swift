@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Logging
 import PaymentSessionsCore
 import PostgresNIO
@@ -260,3 +261,4 @@ final class PostgresChangeListener: Sendable {
         }
     }
 }
+#endif

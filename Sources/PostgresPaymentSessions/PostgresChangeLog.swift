@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Foundation
 import Logging
 import PaymentSessionsCore
@@ -60,3 +61,4 @@ final class PostgresChangeLog: Sendable {
         return true
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if PostgreSQL
 import PaymentSessionsCore
 import PostgresNIO
 
@@ -74,3 +75,4 @@ enum PostgresFailure {
 struct RetryTransaction: Error {
     let reason: String
 }
+#endif

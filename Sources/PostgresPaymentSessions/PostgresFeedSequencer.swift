@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Logging
 import PaymentSessionsCore
 import PostgresNIO
@@ -144,3 +145,4 @@ struct SequenceChanges: PostgresPreparedStatement {
     }
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
+#endif

@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Foundation
 import Logging
 public import PaymentSessionsCore
@@ -147,7 +148,7 @@ extension PostgresPaymentSessionStore {
     }
 
     /// Returns once a change after `sequence` may exist, or after `timeout`. The store's one
-    /// listening connection (see ``PostgresChangeListener``) knows the feed's last number as
+    /// listening connection (see `PostgresChangeListener`) knows the feed's last number as
     /// of the latest notification: when it is past `sequence` this returns at once, else it
     /// sleeps until the listener reads new changes. While the listener is reconnecting, it
     /// sleeps a quarter second at most.
@@ -214,3 +215,4 @@ extension PostgresPaymentSessionStore {
             statusAfter: try status(after), committedAt: Timestamp.date(microseconds: committedAt.microseconds), session: session)
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Foundation
 import Logging
 public import PaymentSessionsCore
@@ -89,7 +90,7 @@ extension PostgresPaymentSessionStore {
     // MARK: Writes
 
     /// Applies one write as its own unit; the write methods
-    /// (``PaymentSessionStoring/create(_:)`` and the others) land here.
+    /// (`PaymentSessionStoring/create(_:)` and the others) land here.
     ///
     /// A create that selects nothing tries one statement first; most other writes run
     /// optimistically (their reads, then their rows in one statement that checks nothing
@@ -246,3 +247,4 @@ extension PostgresPaymentSessionStore {
         }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Foundation
 import PaymentSessionsCore
 
@@ -258,3 +259,4 @@ extension PaymentSessionWrite {
         }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Foundation
 import Logging
 import PaymentSessionsCore
@@ -248,3 +249,4 @@ extension PostgresPaymentSessionStore {
         return try result.get()
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if PostgreSQL
 public import Foundation
 public import Logging
 public import PaymentSessionsCore
@@ -6,7 +7,7 @@ public import ServiceLifecycle
 import Synchronization
 
 /// The payment session store on a PostgreSQL server, for checkouts that outgrow one
-/// machine: the same ``PaymentSessionStoring`` API and guarantees as the embedded LMDB
+/// machine: the same `PaymentSessionStoring` API and guarantees as the embedded LMDB
 /// store, shared by every process and machine that connects.
 ///
 /// The store runs on a `PostgresClient` (postgres-nio's connection pool), which needs a
@@ -50,14 +51,14 @@ import Synchronization
 /// same way, up to ``Options/maxAttempts``.
 ///
 /// A lost connection, a server restart or a statement timeout is a
-/// ``PaymentSessionError/storage(_:)`` whose ``StorageFailure/kind`` says so; the pool
+/// `PaymentSessionError/storage(_:)` whose `StorageFailure/kind` says so; the pool
 /// opens new connections by itself. When the connection drops during `COMMIT`, the
 /// outcome is unknown to the caller: an idempotency key makes the retry of a create safe.
 public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     /// What the store needs besides the server's address.
     public struct Options: Sendable {
         /// Create the tables when the database has none (the default). `false` makes a
-        /// database without them throw ``PaymentSessionError/storeNotFound(location:)``.
+        /// database without them throw `PaymentSessionError/storeNotFound(location:)`.
         public var createIfMissing = true
         /// Largest `data`, in bytes of compact JSON.
         public var maxDataBytes = 64 << 10
@@ -76,7 +77,7 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
         public var maxAttempts = 16
         /// How long one attempt of an operation may wait for the server once it holds a
         /// connection. Past it the connection is closed and the operation throws a
-        /// ``StorageFailure/Kind/timeout`` storage error (code `operation_timeout`); past
+        /// `StorageFailure/Kind/timeout` storage error (code `operation_timeout`); past
         /// twice it, the wait for a connection included, it throws one whatever it waits
         /// for (code `deadline`). The
         /// store's watch looks a tenth of it apart (at most every quarter second), so either
@@ -172,7 +173,7 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
         try await PostgresPaymentSessionStore(configuration: configuration, options: options).running(body)
     }
 
-    /// ``withStore(_:options:_:)`` for the store at `url` (see ``init(url:options:)``).
+    /// ``withStore(_:options:_:)`` for the store at `url` (see `init(url:options:)`).
     public static func withStore<R: Sendable>(
         url: PostgresStoreURL, options: Options = Options(),
         _ body: (PostgresPaymentSessionStore) async throws -> R
@@ -191,9 +192,9 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     }
 
     /// Creates or migrates the schema now, instead of at the first operation; throws
-    /// ``PaymentSessionError/storeNotFound(location:)`` when the database has no store and
+    /// `PaymentSessionError/storeNotFound(location:)` when the database has no store and
     /// ``Options/createIfMissing`` is off, and
-    /// ``PaymentSessionError/unsupportedFormat(found:supported:)`` for a newer schema.
+    /// `PaymentSessionError/unsupportedFormat(found:supported:)` for a newer schema.
     public func prepareSchema() async throws {
         try await schemaReady.once {
             do {
@@ -241,3 +242,4 @@ final class SchemaGate: Sendable {
         }
     }
 }
+#endif

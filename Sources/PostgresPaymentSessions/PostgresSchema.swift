@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Logging
 import PaymentSessionsCore
 import PostgresNIO
@@ -523,3 +524,4 @@ enum PostgresSchema {
         }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Logging
 import NIOSSL
 import PaymentSessionsCore
@@ -227,3 +228,4 @@ enum PostgresConnectFailure {
         return "TLS: the handshake failed (\(text))"
     }
 }
+#endif

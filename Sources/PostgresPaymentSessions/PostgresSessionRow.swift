@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Foundation
 import PaymentSessionsCore
 import PostgresNIO
@@ -66,3 +67,4 @@ enum PostgresSessionRow {
         String(decoding: dataJSON ?? session.dataStorage.compactBytes, as: UTF8.self)
     }
 }
+#endif

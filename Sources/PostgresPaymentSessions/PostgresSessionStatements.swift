@@ -1,3 +1,4 @@
+#if PostgreSQL
 import PaymentSessionsCore
 import PostgresNIO
 
@@ -184,3 +185,4 @@ struct PostgresApplyWrites: PostgresPreparedStatement {
 
     func decodeRow(_ row: PostgresRow) throws -> Row { 0 }
 }
+#endif

@@ -1,3 +1,4 @@
+#if PostgreSQL
 public import Foundation
 public import PaymentSessionsCore
 public import PostgresNIO
@@ -15,7 +16,7 @@ public import PostgresNIO
 /// - Several hosts, separated by commas, are tried in order; with
 ///   `target_session_attrs=read-write` (or `primary`) the store uses the one that accepts
 ///   writes, and looks again when that one stops answering or becomes a standby (failover).
-/// - TLS follows libpq's `sslmode` (see ``SSLMode``), with `sslrootcert`, `sslcert` and
+/// - TLS follows libpq's `sslmode` (see `SSLMode`), with `sslrootcert`, `sslcert` and
 ///   `sslkey` (or `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`; the defaults
 ///   `~/.postgresql/root.crt`, `postgresql.crt` and `postgresql.key` when present).
 /// - Also read: `connect_timeout` (seconds), `application_name` and
@@ -82,7 +83,7 @@ public struct PostgresStoreURL: Sendable, CustomStringConvertible {
         text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
     }
 
-    /// Reads `text`; throws ``PaymentSessionError/invalidInput(field:value:reason:)``, which
+    /// Reads `text`; throws `PaymentSessionError/invalidInput(field:value:reason:)`, which
     /// never carries the password, when it is not a PostgreSQL URL, a part of it is not
     /// valid, or a certificate it names cannot be read.
     public init(_ text: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(PaymentSessionError) {
@@ -248,3 +249,4 @@ public struct PostgresStoreURL: Sendable, CustomStringConvertible {
         return nil
     }
 }
+#endif

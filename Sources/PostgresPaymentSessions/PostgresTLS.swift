@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Foundation
 import NIOSSL
 import PaymentSessionsCore
@@ -20,7 +21,7 @@ import PostgresNIO
 /// first); that encrypts where libpq would not, and connects where libpq would.
 ///
 /// Certificates and keys are read when the URL is, so a missing or unreadable file is an
-/// ``PaymentSessionError/invalidInput(field:value:reason:)`` naming it, not a failed connection.
+/// `PaymentSessionError/invalidInput(field:value:reason:)` naming it, not a failed connection.
 public struct PostgresTLS: Sendable {
     /// libpq's `sslmode` values.
     public enum Mode: String, Sendable, CaseIterable {
@@ -114,3 +115,4 @@ public struct PostgresTLS: Sendable {
         return mode == .allow || mode == .prefer ? .prefer(context) : .require(context)
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if PostgreSQL
 import NIOCore
 import PostgresNIO
 
@@ -54,3 +55,4 @@ struct PostgresTimestamp: PostgresNonThrowingEncodable, PostgresDecodable {
         microseconds = value
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Foundation
 import Logging
 import PaymentSessionsCore
@@ -290,3 +291,4 @@ struct PostgresTransaction {
         return count
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if PostgreSQL
 import PaymentSessionsCore
 import PostgresNIO
 
@@ -87,3 +88,4 @@ struct UpdateSessionStatement: PostgresPreparedStatement {
 
     func decodeRow(_ row: PostgresRow) throws -> Row { 0 }
 }
+#endif

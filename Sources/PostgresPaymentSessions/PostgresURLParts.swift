@@ -1,3 +1,4 @@
+#if PostgreSQL
 import Foundation
 import PaymentSessionsCore
 
@@ -155,3 +156,4 @@ struct PostgresURLParts {
         return result
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if PostgreSQL
 import PaymentSessionsCore
 import Synchronization
 
@@ -84,3 +85,4 @@ final class PostgresWriteSet: Sendable {
 /// An operation that cannot run optimistically (it reads a set of rows whose absence no
 /// constraint checks, say a cart's sessions to delete them all): it runs as a transaction.
 struct NeedsTransaction: Error {}
+#endif

@@ -30,7 +30,7 @@ extension PaymentSessionStore {
     /// may run again if the map must grow: no side effects outside the transaction.
     ///
     /// - Throws: `body`'s error (its changes rolled back, the batch unaffected),
-    ///   `CancellationError`, or ``PaymentSessionError/storage(_:)`` when the commit fails.
+    ///   `CancellationError`, or `PaymentSessionError/storage(_:)` when the commit fails.
     public func write<R: Sendable>(_ body: @escaping @Sendable (WriteTransaction) throws -> R) async throws -> R {
         try await performAsyncWrite(body)
     }
@@ -101,7 +101,7 @@ extension PaymentSessionStore {
     // MARK: Writes (each joins the next group commit)
 
     /// Applies one write in the next group commit; the write methods
-    /// (``PaymentSessionStoring/create(_:)`` and the others) land here.
+    /// (`PaymentSessionStoring/create(_:)` and the others) land here.
     @discardableResult
     public func apply(_ write: PaymentSessionWrite) async throws -> PaymentSessionWriteResult {
         if case .create(let new) = write {

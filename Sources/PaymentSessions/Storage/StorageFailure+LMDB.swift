@@ -8,7 +8,7 @@ public import Darwin
 
 extension StorageFailure {
     /// The backend-neutral form of an LMDB failure, keeping the `LMDBError` as
-    /// ``StorageFailure/underlying`` (read it back with ``lmdbError``).
+    /// `StorageFailure/underlying` (read it back with ``lmdbError``).
     public init(_ error: LMDBError) {
         self.init(
             backend: .lmdb, kind: Self.kind(of: error.code), operation: error.operation,

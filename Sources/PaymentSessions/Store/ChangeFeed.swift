@@ -29,8 +29,8 @@ extension PaymentSessionStore.ReadTransaction {
 
     /// Up to `limit` changes after `sequence`, in order.
     ///
-    /// - Throws: ``PaymentSessionError/changesTrimmed(after:oldestAvailable:)`` when changes
-    ///   after `sequence` were trimmed; ``PaymentSessionError/invalidInput(field:value:reason:)``
+    /// - Throws: `PaymentSessionError/changesTrimmed(after:oldestAvailable:)` when changes
+    ///   after `sequence` were trimmed; `PaymentSessionError/invalidInput(field:value:reason:)`
     ///   for a negative `sequence`, one past the last change, or a negative `limit`.
     public func changes(after sequence: Int64, limit: Int) throws(PaymentSessionError) -> [PaymentSessionChange] {
         let last = try lastChangeSequence()
@@ -111,7 +111,7 @@ extension PaymentSessionStore.WriteTransaction {
     /// Records that `consumer` has handled every change up to `sequence`. A position only
     /// moves forward: acknowledging an older one (a redelivery) changes nothing.
     ///
-    /// - Throws: ``PaymentSessionError/invalidInput(field:value:reason:)`` for a bad name or a
+    /// - Throws: `PaymentSessionError/invalidInput(field:value:reason:)` for a bad name or a
     ///   sequence past the last change.
     public func acknowledge(consumer: String, upTo sequence: Int64) throws(PaymentSessionError) {
         try SessionValidation.validateIdentifier(consumer, field: "consumer")

@@ -7,11 +7,11 @@ extension PaymentSessionStore {
     /// try store.exportJSONLines { line in print(line) }
     /// ```
     ///
-    /// Every line is read back as ``importJSONLines(_:)`` reads it before it is passed
+    /// Every line is read back as `importJSONLines(_:)` reads it before it is passed
     /// on, so that export never writes a line that import would refuse: a record that
     /// decodes but breaks the input rules (a checksum forged around `data` that is not
     /// JSON, a version 1 record without a checksum whose `updated_at` precedes its
-    /// `created_at`) stops the export with ``PaymentSessionError/corruptRecord(key:reason:)``
+    /// `created_at`) stops the export with `PaymentSessionError/corruptRecord(key:reason:)`
     /// naming it, and ``verify()`` reports it. Records are decoded a chunk at a time and
     /// `writeLine` runs outside the map, so a slow consumer does not hold back the map's
     /// growth.
@@ -42,13 +42,13 @@ extension PaymentSessionStore {
         }
     }
 
-    /// Imports sessions in ``exportJSONLines(_:)``'s format, all or nothing: every line is
+    /// Imports sessions in `exportJSONLines(_:)`'s format, all or nothing: every line is
     /// parsed and checked first, then all are inserted in one transaction, keeping their
     /// ids, timestamps, statuses and selections. Blank lines are skipped; lines may end
     /// in `\n`, `\r\n` or `\r`, and a leading byte order mark is ignored, so files
     /// written on other systems import as they are.
     ///
-    /// - Throws: ``PaymentSessionError/importFailed(line:error:)`` naming the first bad
+    /// - Throws: `PaymentSessionError/importFailed(line:error:)` naming the first bad
     ///   line (malformed JSON, a field that breaks the rules, an id or (cart, provider)
     ///   that exists already or twice in the input, two selected sessions of one cart);
     ///   nothing is imported then.

@@ -28,7 +28,7 @@ import Metrics
 ///
 /// The store keeps these invariants in every committed state: at most one selected
 /// session per cart, at most one session per (cart, provider), unique idempotency keys,
-/// status moves along ``PaymentSessionStatus/canMove(to:)``, every record indexed exactly
+/// status moves along `PaymentSessionStatus/canMove(to:)`, every record indexed exactly
 /// as it says, and the money rules (see `authorize(id:amount:currencyCode:data:expectedUpdatedAt:)`).
 /// ``verify()`` checks them all.
 public final class PaymentSessionStore: Sendable {
@@ -47,9 +47,9 @@ public final class PaymentSessionStore: Sendable {
     /// Opens the store in directory `path`, creating it when ``Options/createIfMissing``
     /// allows.
     ///
-    /// - Throws: ``PaymentSessionError/storeNotFound(location:)`` when there is no store and
-    ///   it may not be created; ``PaymentSessionError/unsupportedFormat(found:supported:)``
-    ///   for a store written by a newer version; ``PaymentSessionError/storage(_:)``.
+    /// - Throws: `PaymentSessionError/storeNotFound(location:)` when there is no store and
+    ///   it may not be created; `PaymentSessionError/unsupportedFormat(found:supported:)`
+    ///   for a store written by a newer version; `PaymentSessionError/storage(_:)`.
     public init(path: String, options: Options = Options()) throws(PaymentSessionError) {
         var options = options
         options.groupCommit.maxCount = max(1, options.groupCommit.maxCount)
@@ -139,7 +139,7 @@ public final class PaymentSessionStore: Sendable {
     /// Runs `body` on a consistent snapshot and returns its result.
     ///
     /// Errors from `body` are rethrown as they were thrown (a `CancellationError` stays
-    /// one); LMDB failures become ``PaymentSessionError/storage(_:)``.
+    /// one); LMDB failures become `PaymentSessionError/storage(_:)`.
     public func read<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
         try performRead(body)
     }
@@ -191,8 +191,8 @@ public final class PaymentSessionStore: Sendable {
     ///   no side effects outside the transaction.
     ///
     /// Do not call `write` from inside `body` (it throws
-    /// ``LMDB/LMDBError/Code/nestedWriteTransaction``). Errors from `body` are rethrown as they
-    /// were thrown; LMDB failures become ``PaymentSessionError/storage(_:)``.
+    /// `LMDB/LMDBError/Code/nestedWriteTransaction`). Errors from `body` are rethrown as they
+    /// were thrown; LMDB failures become `PaymentSessionError/storage(_:)`.
     public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
         try performWrite(body)
     }
@@ -274,8 +274,8 @@ public final class PaymentSessionStore: Sendable {
 
     /// The sessions of `cartID` in creation order.
     ///
-    /// Like ``session(id:)``, one pooled read with no transaction object (see
-    /// ``CartSessions``).
+    /// Like `session(id:)`, one pooled read with no transaction object (see
+    /// `CartSessions`).
     public func sessions(cartID: String) throws(PaymentSessionError) -> [PaymentSession] {
         try sessionsOfCart(cartID)
     }
@@ -326,11 +326,13 @@ public final class PaymentSessionStore: Sendable {
     /// is a complete store (`data.mdb`, `0600`), flushed to disk: open it with
     /// ``init(path:options:)``.
     ///
-    /// - Parameter compact: `false` (the default) copies the snapshot's pages through the
-    ///   file, never pinning the map: writers and map growth go on undisturbed however
-    ///   long the copy takes. `true` omits free pages (a smaller copy after many deletes)
-    ///   but pins the map while it runs, so a write that must grow the map waits for it;
-    ///   see ``LMDB/Environment/copy(to:compact:)``.
+    /// - Parameters:
+    ///   - destination: The copy's directory.
+    ///   - compact: `false` (the default) copies the snapshot's pages through the file,
+    ///     never pinning the map: writers and map growth go on undisturbed however long the
+    ///     copy takes. `true` omits free pages (a smaller copy after many deletes) but pins
+    ///     the map while it runs, so a write that must grow the map waits for it; see
+    ///     `LMDB/Environment/copy(to:compact:)`.
     public func backup(to destination: String, compact: Bool = false) throws(PaymentSessionError) {
         try storageMapped {
             try environment.copy(to: destination, compact: compact)
@@ -340,7 +342,7 @@ public final class PaymentSessionStore: Sendable {
 
 extension PaymentSessionStore: SynchronousSessionWriting {
     /// Applies one write in its own durable transaction; the write methods
-    /// (``SynchronousSessionWriting/create(_:)`` and the others) land here.
+    /// (`SynchronousSessionWriting/create(_:)` and the others) land here.
     ///
     /// A create's fields are checked and its `data` encoded before the write transaction
     /// begins: LMDB has one writer at a time across threads and processes, and encoding is

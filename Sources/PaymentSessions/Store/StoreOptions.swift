@@ -21,12 +21,12 @@ extension PaymentSessionStore {
         /// up to 1 TiB, 16 named databases (the store uses 5).
         public var environment = Environment.Options()
         /// Create the directory and an empty store when there is none. When `false`,
-        /// opening a missing store throws ``PaymentSessionError/storeNotFound(location:)``.
+        /// opening a missing store throws `PaymentSessionError/storeNotFound(location:)`.
         public var createIfMissing = true
         /// The largest `data` object, in bytes of compact JSON.
         public var maxDataBytes = 64 << 10
         /// How long the idempotency key of a deleted or purged session stays reserved: a
-        /// create retried with it meanwhile gets ``PaymentSessionError/sessionGone(key:id:)``
+        /// create retried with it meanwhile gets `PaymentSessionError/sessionGone(key:id:)`
         /// instead of a second session. 24 hours by default, as Stripe keeps its keys;
         /// `purge` drops reservations older than this.
         public var idempotencyRetention: TimeInterval = 24 * 3600

@@ -2,8 +2,8 @@ public import Foundation
 import LMDB
 
 extension PaymentSessionStore {
-    /// A consistent snapshot of the store, valid inside ``PaymentSessionStore/read(_:)``
-    /// (and, as the base of ``WriteTransaction``, inside ``PaymentSessionStore/write(_:)``).
+    /// A consistent snapshot of the store, valid inside `PaymentSessionStore/read(_:)`
+    /// (and, as the base of ``WriteTransaction``, inside `PaymentSessionStore/write(_:)`).
     ///
     /// Every query sees the same committed state, however many it makes:
     ///
@@ -13,7 +13,7 @@ extension PaymentSessionStore {
     /// }
     /// ```
     ///
-    /// Methods throw ``PaymentSessionError`` only.
+    /// Methods throw `PaymentSessionError` only.
     public class ReadTransaction {
         let transaction: LMDB.Transaction
         let layout: StoreLayout
@@ -27,8 +27,8 @@ extension PaymentSessionStore {
 
         /// The session with `id`, or `nil`.
         ///
-        /// - Throws: ``PaymentSessionError/invalidInput(field:value:reason:)`` for an id not
-        ///   of the `ps_` + ULID form; ``PaymentSessionError/corruptRecord(key:reason:)``.
+        /// - Throws: `PaymentSessionError/invalidInput(field:value:reason:)` for an id not
+        ///   of the `ps_` + ULID form; `PaymentSessionError/corruptRecord(key:reason:)`.
         public func session(id: String) throws(PaymentSessionError) -> PaymentSession? {
             try SessionValidation.validateIDUnlessFound(id) { () throws(PaymentSessionError) in try record(id: id) }
         }
@@ -197,9 +197,9 @@ func lmdbMapped<R>(_ body: () throws -> R) throws -> R {
 }
 
 extension PaymentSessionStore {
-    /// What a purge did; see ``PaymentSessionsCore/PurgeReport``.
+    /// What a purge did; see `PaymentSessionsCore/PurgeReport`.
     public typealias PurgeReport = PaymentSessionsCore.PurgeReport
-    /// A cart's payment state; see ``PaymentSessionsCore/CartPayment``.
+    /// A cart's payment state; see `PaymentSessionsCore/CartPayment`.
     public typealias CartPayment = PaymentSessionsCore.CartPayment
 }
 

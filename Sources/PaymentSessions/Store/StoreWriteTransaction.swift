@@ -2,13 +2,13 @@ import Foundation
 import LMDB
 
 extension PaymentSessionStore {
-    /// The store's write transaction, valid inside ``PaymentSessionStore/write(_:)`` on
+    /// The store's write transaction, valid inside `PaymentSessionStore/write(_:)` on
     /// the thread that runs it. Everything done through it commits together or not at all.
     ///
     /// Each operation keeps the invariants: a record and every index that depends on it
     /// change together, at most one session per cart is selected, at most one session
     /// exists per (cart, provider), idempotency keys are unique, and status moves follow
-    /// ``PaymentSessionStatus/canMove(to:)``. An operation that throws has changed
+    /// `PaymentSessionStatus/canMove(to:)`. An operation that throws has changed
     /// nothing; the caller may go on with the transaction or rethrow to roll back all.
     ///
     /// ```swift
@@ -35,9 +35,9 @@ extension PaymentSessionStore {
         // MARK: Apply
 
         /// Applies one write as a step of this transaction: reads what the rules decide
-        /// on, asks the backend-neutral ``SessionRules``, writes the records and indexes.
+        /// on, asks the backend-neutral `SessionRules`, writes the records and indexes.
         /// The write methods (``create(_:)``, ``select(id:)``, and the others) come from
-        /// ``SynchronousSessionWriting`` and land here.
+        /// `SynchronousSessionWriting` and land here.
         @discardableResult
         public func apply(_ write: PaymentSessionWrite) throws(PaymentSessionError) -> PaymentSessionWriteResult {
             let now = options.nowMicroseconds

@@ -42,7 +42,7 @@ public struct NewPaymentSession: Sendable {
     @usableFromInline package var dataStorage: SessionData
 
     /// The provider's state: a JSON object. Reading it parses text given to
-    /// ``init(cartID:providerID:status:dataJSON:idempotencyKey:select:id:)``.
+    /// `init(cartID:providerID:status:dataJSON:idempotencyKey:select:id:)`.
     public var data: [String: JSONValue] {
         get { dataStorage.object }
         set { dataStorage = .object(newValue) }
@@ -72,7 +72,7 @@ public struct NewPaymentSession: Sendable {
     /// The text is checked here as strictly as a stored record is (RFC 8259, valid UTF-8,
     /// no duplicate keys, nesting no deeper than ``SessionValidation/maxDataDepth``) and
     /// kept compact, with the object's key order as given. Its size is checked against the
-    /// store's ``PaymentSessionStore/Options/maxDataBytes`` when it is created.
+    /// store's `PaymentSessionStore/Options/maxDataBytes` when it is created.
     ///
     /// - Throws: ``PaymentSessionError/invalidInput(field:value:reason:)`` for field
     ///   `data`, with the byte offset of the problem in the reason.

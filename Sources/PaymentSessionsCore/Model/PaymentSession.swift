@@ -4,7 +4,7 @@ public import Foundation
 /// A payment session: one payment provider's attempt to pay for one cart, as Medusa's
 /// `PaymentSession` resource describes it.
 ///
-/// A plain value: read it from a ``PaymentSessionStore``, change it only through the
+/// A plain value: read it from a `PaymentSessionStore`, change it only through the
 /// store's operations (which enforce the rules and indexes), print it with
 /// ``jsonText(expandingCart:)``.
 ///

@@ -45,7 +45,7 @@ public enum PaymentSessionError: Error, Sendable, Equatable, CustomStringConvert
     /// delete with `force`.
     case sessionAuthorized(id: String)
     /// The idempotency key belonged to a session that was deleted or purged; the key stays
-    /// reserved for ``PaymentSessionStore/Options/idempotencyRetention``, so that a retry
+    /// reserved for `PaymentSessionStore/Options/idempotencyRetention`, so that a retry
     /// does not create a second session.
     case sessionGone(key: String, id: String)
     /// `expectedUpdatedAt` did not match: someone changed the session since the caller read it.

@@ -48,6 +48,7 @@ extension PaymentSessionStoring {
     /// Changes a session's status and/or data.
     ///
     /// - Parameters:
+    ///   - id: The session.
     ///   - status: The new status; the move must be allowed by
     ///     ``PaymentSessionStatus/canMove(to:)``. Canceling a selected session deselects
     ///     it. The same status again only touches `updated_at`, except `authorized`: every
@@ -105,6 +106,13 @@ extension PaymentSessionStoring {
     /// let again = try await store.authorize(id: id, amount: 4200)
     /// ```
     ///
+    /// - Parameters:
+    ///   - id: The cart's selected session.
+    ///   - amount: The amount the provider authorized, in the currency's minor unit.
+    ///   - currencyCode: Its currency; `nil` keeps the session's.
+    ///   - data: The provider's answer, replacing `data`; `nil` keeps it.
+    ///   - expectedUpdatedAt: Optimistic concurrency, as in
+    ///     ``update(id:status:data:expectedUpdatedAt:)``.
     /// - Throws: The errors above; ``PaymentSessionError/invalidTransition(id:from:to:)`` from
     ///   `error` or `canceled`; ``PaymentSessionError/invalidInput(field:value:reason:)`` for an
     ///   amount out of range or a missing or different currency.
@@ -125,8 +133,12 @@ extension PaymentSessionStoring {
     /// nothing, another is ``PaymentSessionError/amountMismatch(id:expected:actual:)``. A
     /// canceled session is final (``PaymentSessionError/sessionIsFinal(id:)``).
     ///
-    /// - Parameter currencyCode: The currency; `nil` keeps the session's, which must then
-    ///   have one.
+    /// - Parameters:
+    ///   - id: The session.
+    ///   - amount: The amount, in the currency's minor unit.
+    ///   - currencyCode: The currency; `nil` keeps the session's, which must then have one.
+    ///   - expectedUpdatedAt: Optimistic concurrency, as in
+    ///     ``update(id:status:data:expectedUpdatedAt:)``.
     @discardableResult
     public func update(
         id: String, amount: Int, currencyCode: String? = nil, expectedUpdatedAt: Date? = nil
@@ -147,9 +159,11 @@ extension PaymentSessionStoring {
     /// selected). Its idempotency key stays reserved for the store's retention period: a
     /// create retried with it gets ``PaymentSessionError/sessionGone(key:id:)``.
     ///
-    /// - Parameter force: Delete an authorized session too. Without it, an authorized
-    ///   session is refused with ``PaymentSessionError/sessionAuthorized(id:)``: its hold
-    ///   must be voided (the session canceled) first, or it is orphaned.
+    /// - Parameters:
+    ///   - id: The session.
+    ///   - force: Delete an authorized session too. Without it, an authorized session is
+    ///     refused with ``PaymentSessionError/sessionAuthorized(id:)``: its hold must be
+    ///     voided (the session canceled) first, or it is orphaned.
     /// - Returns: The deleted session.
     @discardableResult
     public func delete(id: String, force: Bool = false) async throws -> PaymentSession {
@@ -159,9 +173,11 @@ extension PaymentSessionStoring {
 
     /// Deletes every session of `cartID`, all or none.
     ///
-    /// - Parameter force: Delete authorized sessions too; without it, a cart with an
-    ///   authorized session is refused with ``PaymentSessionError/sessionAuthorized(id:)``
-    ///   and nothing is deleted.
+    /// - Parameters:
+    ///   - cartID: The cart.
+    ///   - force: Delete authorized sessions too; without it, a cart with an authorized
+    ///     session is refused with ``PaymentSessionError/sessionAuthorized(id:)`` and
+    ///     nothing is deleted.
     /// - Returns: How many were deleted.
     @discardableResult
     public func deleteSessions(cartID: String, force: Bool = false) async throws -> Int {
@@ -173,8 +189,11 @@ extension PaymentSessionStoring {
     /// those whose status is in `statuses`, drops idempotency reservations past the
     /// store's retention, and trims the change feed (``trimChanges()``), as one unit.
     ///
-    /// - Parameter includeAuthorized: Delete authorized sessions too. By default they are
-    ///   kept (their holds would be orphaned) and counted in the report.
+    /// - Parameters:
+    ///   - date: The cutoff: sessions updated at or after it stay.
+    ///   - statuses: Only sessions in these statuses; `nil` for any.
+    ///   - includeAuthorized: Delete authorized sessions too. By default they are kept
+    ///     (their holds would be orphaned) and counted in the report.
     @discardableResult
     public func purge(
         notUpdatedSince date: Date, statuses: Set<PaymentSessionStatus>? = nil, includeAuthorized: Bool = false
