@@ -84,6 +84,13 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
         /// may come that much late. For a limit enforced by the server, set
         /// `statement_timeout` in the connection's startup parameters.
         public var operationTimeout: Duration = .seconds(10)
+        /// Whether the pool sends postgres-nio's keep-alive query (`SELECT 1`, every 30
+        /// seconds by default) on idle connections. Off by default, as with libpq: a
+        /// connection the network dropped while idle is then found at its next use, whose
+        /// operation fails (within ``operationTimeout``). On, every return of a connection
+        /// to the pool schedules the query's timer, which costs a read by id more than its
+        /// query. The configuration's `keepAliveBehavior` says how often when on.
+        public var pingsIdleConnections = false
         /// The clock for `created_at`, `updated_at` and reservations (tests set it).
         public var clock: @Sendable () -> Date = { Date() }
         /// Where the store logs schema migrations, retries and corrupt rows, and where
@@ -116,10 +123,15 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     private let schemaReady = SchemaGate()
 
     /// A store on the server `configuration` names. Nothing connects until the store runs
-    /// (``run()``) and an operation needs a connection; the first operation creates or
-    /// migrates the schema.
+    /// (``run()``); the first operation creates or migrates the schema.
+    ///
+    /// The store runs its pool with two changes to `configuration`: at least two
+    /// connections (at most `maximumConnections`) stay open when idle, and no keep-alive
+    /// query is sent unless ``Options/pingsIdleConnections`` asks for it. Both spare a
+    /// timer on every return of a connection to postgres-nio's pool.
     public init(configuration: PostgresClient.Configuration, options: Options = Options()) {
-        self.servers = PostgresServers(configuration: configuration, logger: options.logger)
+        self.servers = PostgresServers(
+            configuration: configuration, pingsIdleConnections: options.pingsIdleConnections, logger: options.logger)
         self.listener = PostgresChangeListener(logger: options.logger)
         self.options = options
         self.watch = OperationWatch(statementTimeout: options.operationTimeout)
@@ -133,7 +145,7 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     /// a server that cannot be used (a refused TLS handshake, a failed login) is reported
     /// then, with its reason, within the URL's `connect_timeout`.
     public init(url: PostgresStoreURL, options: Options = Options()) {
-        self.servers = PostgresServers(url: url, logger: options.logger)
+        self.servers = PostgresServers(url: url, pingsIdleConnections: options.pingsIdleConnections, logger: options.logger)
         self.listener = PostgresChangeListener(logger: options.logger)
         self.options = options
         self.watch = OperationWatch(statementTimeout: options.operationTimeout)

@@ -36,11 +36,14 @@ final class PostgresServers: Sendable {
     private let logger: Logger
     private let state: Mutex<State>
 
-    init(url: PostgresStoreURL, logger: Logger) {
+    init(url: PostgresStoreURL, pingsIdleConnections: Bool, logger: Logger) {
+        let single = url.hosts.count == 1
         servers = url.hosts.map { host in
-            Server(
+            let configuration = Self.pool(
+                url.configuration(for: host), pingsIdleConnections: pingsIdleConnections, keepsConnectionsOpen: single)
+            return Server(
                 name: host.description,
-                client: PostgresClient(configuration: url.configuration(for: host), backgroundLogger: logger),
+                client: PostgresClient(configuration: configuration, backgroundLogger: logger),
                 direct: url.connectionConfiguration(for: host))
         }
         target = url.targetSessionAttributes
@@ -48,15 +51,42 @@ final class PostgresServers: Sendable {
         state = Mutex(State(chosen: nil))
     }
 
-    init(configuration: PostgresClient.Configuration, logger: Logger) {
+    init(configuration: PostgresClient.Configuration, pingsIdleConnections: Bool, logger: Logger) {
+        let pool = Self.pool(configuration, pingsIdleConnections: pingsIdleConnections, keepsConnectionsOpen: true)
         servers = [
             Server(
                 name: PostgresPaymentSessionStore.location(of: configuration),
-                client: PostgresClient(configuration: configuration, backgroundLogger: logger), direct: nil)
+                client: PostgresClient(configuration: pool, backgroundLogger: logger), direct: nil)
         ]
         target = .any
         self.logger = logger
         state = Mutex(State(chosen: 0))
+    }
+
+    /// The connections the store keeps open even when idle, when it uses one server.
+    static let connectionsKeptOpen = 2
+
+    /// `configuration` as the store runs its pool: no keep-alive query unless asked for,
+    /// and, with `keepsConnectionsOpen`, ``connectionsKeptOpen`` connections (at most the
+    /// pool's maximum) open even when idle.
+    ///
+    /// Why: postgres-nio schedules a timer (tasks of its own) on every return of a
+    /// connection to the pool, for its keep-alive query and, beyond the connections kept
+    /// open, for its idle timeout, and cancels them at the next lease: for a get by id that
+    /// was more than the query itself. Without keep-alive queries a connection that the
+    /// network dropped while idle is found at its next use, as with libpq, whose
+    /// connections send none either. Connections are kept open only on a single server:
+    /// with several, the pools of the servers not in use would keep connecting to them.
+    static func pool(
+        _ configuration: PostgresClient.Configuration, pingsIdleConnections: Bool, keepsConnectionsOpen: Bool
+    ) -> PostgresClient.Configuration {
+        var pool = configuration
+        if !pingsIdleConnections { pool.options.keepAliveBehavior = nil }
+        if keepsConnectionsOpen {
+            pool.options.minimumConnections = max(
+                pool.options.minimumConnections, min(connectionsKeptOpen, pool.options.maximumConnections))
+        }
+        return pool
     }
 
     /// The pool of the server in use, looking for one first when none is chosen.
