@@ -231,23 +231,47 @@ public final class Environment: @unchecked Sendable {
     public func value<R>(
         forKey key: some LMDBBytes, in database: Database, _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R? {
-        let txn = try beginPooledRead()
-        defer { endPooledRead(txn) }
+        try pooledValue(forKey: key, in: database, leaf: false, body)
+    }
+
+    /// ``value(forKey:in:_:)`` for a `decode` that only turns the bytes into a value: it
+    /// must not begin any operation on this environment (a read, a write, a cursor).
+    ///
+    /// Why it exists: skipping the per-thread bookkeeping that lets a closure begin
+    /// another read makes the hottest read measurably cheaper. Nothing checks the rule: a
+    /// `decode` that broke it would deadlock whenever another thread waited to grow the
+    /// map meanwhile. So it is not public: the package's record decoders are its only users.
+    @inlinable
+    package func decodeValue<R>(
+        forKey key: some LMDBBytes, in database: Database, _ decode: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R? {
+        try pooledValue(forKey: key, in: database, leaf: true, decode)
+    }
+
+    /// The get of ``value(forKey:in:_:)`` and ``decodeValue(forKey:in:_:)``, in a pooled
+    /// read entered as a leaf or not.
+    @inlinable
+    func pooledValue<R>(
+        forKey key: some LMDBBytes, in database: Database, leaf: Bool, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R? {
+        let txn = try beginPooledRead(leaf: leaf)
+        defer { endPooledRead(txn, leaf: leaf) }
         guard let bytes = try lookup(in: txn, forKey: key, in: database) else { return nil }
         return try body(bytes)
     }
 
-    /// A pooled read transaction renewed on the latest snapshot, the map pinned.
+    /// A pooled read transaction renewed on the latest snapshot, the map pinned. A `leaf`
+    /// read's body begins nothing on this environment (``TransactionGate/enterLeaf()``).
     @usableFromInline
-    func beginPooledRead() throws -> OpaquePointer {
-        try begin(readOnly: true)
+    func beginPooledRead(leaf: Bool = false) throws -> OpaquePointer {
+        try begin(readOnly: true, leaf: leaf)
     }
 
-    /// Ends what ``beginPooledRead()`` began.
+    /// Ends what ``beginPooledRead(leaf:)`` began.
     @usableFromInline
-    func endPooledRead(_ txn: OpaquePointer) {
+    func endPooledRead(_ txn: OpaquePointer, leaf: Bool = false) {
         readPool.recycle(txn)
-        gate.leave()
+        if leaf { gate.leaveLeaf() } else { gate.leave() }
     }
 
     /// `mdb_get` in the live transaction `txn`, the key checked first: the bytes (which
@@ -349,15 +373,18 @@ public final class Environment: @unchecked Sendable {
 
     /// Begins a liblmdb transaction inside the gate, adopting a map another process grew.
     /// On success the caller owns one gate entry.
-    func begin(readOnly: Bool, pooled: Bool = true) throws -> OpaquePointer {
+    ///
+    /// A `leaf` read enters the gate with ``TransactionGate/enterLeaf()``: its caller
+    /// must end it with `endPooledRead(_:leaf:)`.
+    func begin(readOnly: Bool, pooled: Bool = true, leaf: Bool = false) throws -> OpaquePointer {
         let flags: UInt32 = readOnly ? UInt32(MDB_RDONLY) : 0
         while true {
-            try gate.enter()
+            if leaf { try gate.enterLeaf() } else { try gate.enter() }
             if readOnly && pooled, let renewed = readPool.renewed() { return renewed }
             var txn: OpaquePointer?
             let rc = mdb_txn_begin(handle, nil, flags, &txn)
             if rc == MDB_SUCCESS, let txn { return txn }
-            gate.leave()
+            if leaf { gate.leaveLeaf() } else { gate.leave() }
             if rc == MDB_MAP_RESIZED {
                 try adoptGrownMap()
                 continue

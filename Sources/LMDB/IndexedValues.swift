@@ -36,8 +36,26 @@ extension Environment {
         prefix: some LMDBBytes, in index: Database, values: Database,
         _ body: (_ valueKey: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer?) throws -> Void
     ) throws {
-        let txn = try beginPooledRead()
-        defer { endPooledRead(txn) }
+        try walkIndexedValuesInPooledRead(prefix: prefix, index: index, values: values, leaf: false, body)
+    }
+
+    /// ``forEachIndexedValue(prefix:in:values:_:)`` for a `decode` that only turns the
+    /// bytes into values: it must not begin any operation on this environment (see
+    /// ``decodeValue(forKey:in:_:)``).
+    package func decodeIndexedValues(
+        prefix: some LMDBBytes, in index: Database, values: Database,
+        _ decode: (_ valueKey: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer?) throws -> Void
+    ) throws {
+        try walkIndexedValuesInPooledRead(prefix: prefix, index: index, values: values, leaf: true, decode)
+    }
+
+    /// The walk in a pooled read of its own, entered as a leaf or not.
+    private func walkIndexedValuesInPooledRead(
+        prefix: some LMDBBytes, index: Database, values: Database, leaf: Bool,
+        _ body: (_ valueKey: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer?) throws -> Void
+    ) throws {
+        let txn = try beginPooledRead(leaf: leaf)
+        defer { endPooledRead(txn, leaf: leaf) }
         try walkIndexedValues(txn, prefix: prefix, index: index, values: values, body)
     }
 

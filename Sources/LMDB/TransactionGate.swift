@@ -84,16 +84,58 @@ final class TransactionGate: @unchecked Sendable {
         }
     }
 
+    /// Counts one more user of the map for an operation that will not enter this gate
+    /// again before it leaves (a get or an index walk whose body only decodes bytes): the
+    /// same as ``enter()`` but without the thread-local depth.
+    ///
+    /// Why: the depth's `pthread_getspecific` and `pthread_setspecific` calls, in and out,
+    /// were a measurable part of the cheapest read. The depth exists so that a thread
+    /// already inside does not wait on a pending resize that waits for it; a leaf entry
+    /// runs no code that could enter again, so nothing needs to know it is inside. While a
+    /// resize is pending it still consults the depth, for a thread inside by another entry
+    /// (a get within a write closure).
+    ///
+    /// - Important: Nothing checks the rule: an ``enter()`` inside a leaf entry would wait
+    ///   forever on a resize pending meanwhile. Only the package's decoders run inside one.
+    @inline(__always)
+    func enterLeaf() throws(LMDBError) {
+        var current = state.load(ordering: .acquiring)
+        while current & (Self.resizePending | Self.unusable) == 0 {
+            let (exchanged, original) = state.compareExchange(
+                expected: current, desired: current + Self.user, ordering: .acquiringAndReleasing)
+            if exchanged { return }
+            current = original
+        }
+        try enterWhileResizing()
+    }
+
+    /// ``enterLeaf()`` found a resize pending or the map lost: the full entry, which
+    /// waits unless this thread is already inside, minus the depth it records.
+    @inline(never)
+    private func enterWhileResizing() throws(LMDBError) {
+        try enter()
+        depth -= 1
+    }
+
+    /// Counts one user fewer after ``enterLeaf()``.
+    @inline(__always)
+    func leaveLeaf() {
+        let after = state.wrappingSubtract(Self.user, ordering: .acquiringAndReleasing).newValue
+        if after == Self.resizePending { wakeResizer() }
+    }
+
     /// Counts one user fewer.
     func leave() {
         depth -= 1
         let after = state.wrappingSubtract(Self.user, ordering: .acquiringAndReleasing).newValue
-        if after == Self.resizePending {
-            // The last user left while a resize waits for that.
-            condition.lock()
-            condition.broadcast()
-            condition.unlock()
-        }
+        if after == Self.resizePending { wakeResizer() }
+    }
+
+    /// The last user left while a resize waits for that.
+    private func wakeResizer() {
+        condition.lock()
+        condition.broadcast()
+        condition.unlock()
     }
 
     /// The error recorded when the map was lost.

@@ -12,7 +12,7 @@
 //   lmdb-probe adopt-limited DIR MIB   under the same kind of limit, prints "ready", waits
 //                                      for DIR/go, then reads (another process has grown
 //                                      the map past the limit meanwhile), twice
-//   lmdb-probe stress-gate DIR ROUNDS  readers loop over count, cursor walks and statistics
+//   lmdb-probe stress-gate DIR ROUNDS  readers loop over count, cursor walks, statistics and leaf reads
 //                                      while a writer grows a 1 MiB map to 64 MiB, ROUNDS
 //                                      times on fresh environments under DIR
 import Foundation
@@ -123,6 +123,8 @@ do {
         for round in 0..<rounds {
             let roundEnv = try Environment.open(path: arguments[2] + "/round\(round)", options: options)
             let db = try roundEnv.database(named: "probe")
+            // A small index for the walks: entries whose values are keys the writer puts.
+            try roundEnv.write { txn in for n in 0..<4 { try txn.put("k\(n)", forKey: "idx\(n)", in: db) } }
             let done = Flag()
             let finished = DispatchGroup()
             for _ in 0..<3 {
@@ -138,6 +140,9 @@ do {
                             }
                             _ = try roundEnv.statistics()
                             _ = try roundEnv.info()
+                            // The store's leaf reads, which skip the gate's per-thread depth.
+                            _ = try roundEnv.decodeValue(forKey: "k\(reads.value % 512)", in: db) { $0.count }
+                            try roundEnv.decodeIndexedValues(prefix: "idx", in: db, values: db) { _, _ in }
                             reads.add()
                         } catch {
                             failures.add()

@@ -33,6 +33,30 @@ struct CorruptionTests {
         }
     }
 
+    /// The checksum the store writes is the documented one at every length a record can
+    /// take mod 32 (each way the vector checksum's tail can fall), and a flipped bit in any
+    /// one of those records, anywhere, is caught.
+    @Test func theStoredChecksumIsTheDocumentedOneAtEveryRecordLength() throws {
+        let f = try StoreFixture()
+        var lengths = Set<Int>()
+        for padding in 0..<48 {
+            let s = try f.store.create(
+                NewPaymentSession(cartID: "c\(padding)", providerID: "p", data: ["k": .string(String(repeating: "x", count: padding))]))
+            let bytes = try rawRecord(f, s.id)
+            lengths.insert(bytes.count % 32)
+            #expect(bytes.first == RawStorage.recordVersion)
+            let stored = bytes.suffix(4).enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << UInt32(8 * $1.offset) }
+            #expect(stored == recordChecksum(Array(bytes.dropLast(4))), "record of \(bytes.count) bytes")
+            let bit = (padding * 37) % ((bytes.count - 4) * 8)
+            var flipped = bytes
+            flipped[bit / 8] ^= UInt8(1 << (bit % 8))
+            try poke(f, .sessions, s.id, flipped)
+            #expect(storeError({ _ = try f.store.session(id: s.id) }) != nil, "bit \(bit) of \(bytes.count) bytes")
+            try poke(f, .sessions, s.id, bytes)
+        }
+        #expect(lengths.count == 32)
+    }
+
     /// Random byte changes (seeded, so a failure replays) are caught by the checksum:
     /// every changed record reads as `corruptRecord` and `verify` reports it, and the
     /// untouched record reads back as it was.

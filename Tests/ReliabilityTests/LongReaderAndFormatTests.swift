@@ -80,20 +80,22 @@ struct LongReaderAndFormatTests {
         #expect(try store.verify().isClean)
     }
 
-    /// A format 4 store holds version 3 records (the single-chain checksum, the money
-    /// fields): they are read as they are, the cart's sessions too, a corrupt one is still
-    /// caught, and a change rewrites the record as the current version.
-    @Test func aFormatFourStoreReadsItsRecordsAndRewritesThemWhenTheyChange() throws {
-        let directory = TemporaryDirectory(prefix: "format4")
+    /// A store of format 4 holds version 3 records (the single-chain checksum, the money
+    /// fields), one of format 5 version 4 records (the four-chain checksum): they are read
+    /// as they are, the cart's sessions too, a corrupt one is still caught, and a change
+    /// rewrites the record as the current version.
+    @Test(arguments: [(recordVersion: UInt8(3), format: UInt8(4)), (recordVersion: 4, format: 5)])
+    func anOlderStoreReadsItsRecordsAndRewritesThemWhenTheyChange(recordVersion: UInt8, format: UInt8) throws {
+        let directory = TemporaryDirectory(prefix: "format\(format)")
         let id = "ps_01JD0000000000000000000004"
-        let record = oldRecord(version: 3, selected: true, status: 0, strings: ["cart", "stripe", #"{"n":1}"#])
+        let record = oldRecord(version: recordVersion, selected: true, status: 0, strings: ["cart", "stripe", #"{"n":1}"#])
         do {
             let store = try PaymentSessionStore(path: directory.path)
             let raw = store.rawStorage
             try raw.put(record, forKey: id, in: .sessions)
             try raw.put(Array(id.utf8), forKey: RawStorage.cartProviderKey(cartID: "cart", providerID: "stripe"), in: .cartProvider)
             try raw.put(Array(id.utf8), forKey: "cart", in: .selected)
-            try raw.put([4, 0, 0, 0] as [UInt8], forKey: RawStorage.formatVersionKey, in: .meta)
+            try raw.put([format, 0, 0, 0] as [UInt8], forKey: RawStorage.formatVersionKey, in: .meta)
         }
         let store = try PaymentSessionStore(path: directory.path)
         #expect(try store.rawStorage.value(forKey: RawStorage.formatVersionKey, in: .meta) == [UInt8(RawStorage.formatVersion), 0, 0, 0])
@@ -106,7 +108,7 @@ struct LongReaderAndFormatTests {
         flipped[flipped.count - 8] ^= 1
         try store.rawStorage.put(flipped, forKey: id, in: .sessions)
         guard case .corruptRecord(let key, let reason)? = storeError({ _ = try store.session(id: id) }) else {
-            Issue.record("a version 3 record with a flipped bit was accepted")
+            Issue.record("a version \(recordVersion) record with a flipped bit was accepted")
             return
         }
         #expect(key == id && reason.contains("checksum"))

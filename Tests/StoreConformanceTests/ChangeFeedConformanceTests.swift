@@ -108,7 +108,8 @@ struct ChangeFeedConformanceTests {
     }
 
     /// Trimmed: what every consumer acknowledged, and whatever is past the retention; a
-    /// reader after a trimmed position is told the oldest one kept.
+    /// reader after a trimmed position is told the oldest one kept, and numbering goes on
+    /// after a trim that took every change.
     @Test(arguments: Backend.available)
     func changesAreTrimmedOnceAcknowledgedOrPastTheRetention(backend: Backend) async throws {
         let clock = ManualClock()
@@ -132,6 +133,13 @@ struct ChangeFeedConformanceTests {
             let state = try await store.changeFeedState()
             #expect(state.first == 5 && state.last == 5)
             #expect(try await store.changes(after: 4, limit: 10).map(\.sequence) == [5])
+            // A trim that empties the feed keeps its number: the next change follows it.
+            clock.advance(seconds: 3601)
+            #expect(try await store.trimChanges() == 1)
+            let emptied = try await store.changeFeedState()
+            #expect(emptied.first == nil && emptied.last == 5)
+            _ = try await store.create(NewPaymentSession(cartID: "c", providerID: "f"))
+            #expect(try await store.changes(after: 5, limit: 10).map(\.sequence) == [6])
         }
     }
 

@@ -52,14 +52,12 @@ package func storeError(_ body: () throws -> Void) -> PaymentSessionError? {
     }
 }
 
-/// A record's checksum, written out here from its documented definition (multiply-xorshift
-/// steps over little-endian 64-bit words, the last zero-padded: one chain for versions 2
-/// and 3, word `i` in chain `i % 4` for version 4), to forge records in tests.
+/// A record's checksum, written out here from its documented definition, to forge records
+/// in tests: for versions 2 to 4 multiply-xorshift steps over little-endian 64-bit words,
+/// the last zero-padded (one chain for versions 2 and 3, word `i` in chain `i % 4` for
+/// version 4); for version 5 the vector form (``vectorChecksum(_:)``).
 package func recordChecksum(_ bytes: [UInt8], version: UInt8 = RawStorage.recordVersion) -> UInt32 {
-    func step(_ state: inout UInt64, _ word: UInt64) {
-        state = (state ^ word) &* 0x9E37_79B9_7F4A_7C15
-        state ^= state >> 32
-    }
+    if version >= 5 { return vectorChecksum(bytes) }
     var words = bytes
     let tail = bytes.count % 8
     if tail > 0 { words += [UInt8](repeating: 0, count: 8 - tail) }
@@ -68,12 +66,53 @@ package func recordChecksum(_ bytes: [UInt8], version: UInt8 = RawStorage.record
         ? [0x243F_6A88_85A3_08D3 ^ UInt64(bytes.count), 0x1319_8A2E_0370_7344, 0xA409_3822_299F_31D0, 0x082E_FA98_EC4E_6C89]
         : [0x243F_6A88_85A3_08D3 ^ UInt64(bytes.count)]
     for (index, start) in stride(from: 0, to: words.count, by: 8).enumerated() {
-        var word: UInt64 = 0
-        for offset in 0..<8 { word |= UInt64(words[start + offset]) << UInt64(8 * offset) }
-        step(&lanes[index % lanes.count], word)
+        checksumStep(&lanes[index % lanes.count], littleEndianWord(words, at: start))
     }
+    return finishChecksum(lanes)
+}
+
+/// Record version 5's checksum, one 16-byte chunk at a time in plain integers: chunk `c` of
+/// the zero-padded bytes goes to `front` (even `c`) or `back` (odd), keyed by block `c / 2`.
+package func vectorChecksum(_ bytes: [UInt8]) -> UInt32 {
+    let step: UInt64 = 0x9E37_79B9_7F4A_7C15
+    var words = bytes
+    let tail = bytes.count % 16
+    if tail > 0 { words += [UInt8](repeating: 0, count: 16 - tail) }
+    var front: [UInt64] = [0x243F_6A88_85A3_08D3 ^ UInt64(bytes.count), 0x1319_8A2E_0370_7344]
+    var back: [UInt64] = [0xA409_3822_299F_31D0, 0x082E_FA98_EC4E_6C89]
+    let frontKey: [UInt64] = [0x4528_21E6_38D0_1377, 0xBE54_66CF_34E9_0C6C]
+    let backKey: [UInt64] = [0xC0AC_29B7_C97C_50DD, 0x3F84_D5B5_B547_0917]
+    for chunk in 0..<words.count / 16 {
+        let block = UInt64(chunk / 2)
+        let w = [littleEndianWord(words, at: chunk * 16), littleEndianWord(words, at: chunk * 16 + 8)]
+        let key = (chunk % 2 == 0 ? frontKey : backKey).map { $0 &+ block &* step }
+        let keyed = [w[0] ^ key[0], w[1] ^ key[1]]
+        let added = [
+            (keyed[0] & 0xFFFF_FFFF) &* (keyed[0] >> 32) &+ w[1],
+            (keyed[1] & 0xFFFF_FFFF) &* (keyed[1] >> 32) &+ w[0],
+        ]
+        if chunk % 2 == 0 {
+            front = [front[0] &+ added[0], front[1] &+ added[1]]
+        } else {
+            back = [back[0] &+ added[0], back[1] &+ added[1]]
+        }
+    }
+    return finishChecksum(front + back)
+}
+
+private func littleEndianWord(_ bytes: [UInt8], at start: Int) -> UInt64 {
+    (0..<8).reduce(0) { word, offset in word | UInt64(bytes[start + offset]) << UInt64(8 * offset) }
+}
+
+private func checksumStep(_ state: inout UInt64, _ word: UInt64) {
+    state = (state ^ word) &* 0x9E37_79B9_7F4A_7C15
+    state ^= state >> 32
+}
+
+/// The lanes folded in order with the step, then the finish shared by every version.
+private func finishChecksum(_ lanes: [UInt64]) -> UInt32 {
     var state = lanes[0]
-    for lane in lanes.dropFirst() { step(&state, lane) }
+    for lane in lanes.dropFirst() { checksumStep(&state, lane) }
     state ^= state >> 29
     state &*= 0xBF58_476D_1CE4_E5B9
     state ^= state >> 32

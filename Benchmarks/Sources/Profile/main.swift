@@ -93,6 +93,12 @@ case "cart":
     for i in 0..<count { checksum &+= try store.sessions(cartID: carts[i % preload]).count }
 case "create":
     try store.write { tx in checksum &+= try createAll(tx) }
+case "encode-data":
+    // Encoding `data` from a dictionary alone, as a create does it, per session.
+    let inputs = (0..<preload).map { Workload.data($0) }
+    let started = DispatchTime.now().uptimeNanoseconds
+    for i in 0..<count { checksum &+= try SessionValidation.encodeData(inputs[i % preload], maxBytes: 1 << 20).count }
+    print("encode data: \(Double(DispatchTime.now().uptimeNanoseconds - started) / Double(count)) ns each")
 case "create-text":
     // As `create`, with `data` given as JSON text, checked inside the loop.
     let texts = (0..<count).map { Workload.dataText($0) }
@@ -321,7 +327,7 @@ case "sqlite-bulk-ab":
         try sqlite.createMany(0..<1000, seed: 5000 + round)
     }
 default:
-    print("modes: get, cart, create, create-text, async-create, async-rounds, durable-create, raw-create, raw-get, get-ab, cart-ab, bulk-ab, bulk-text-ab, durable-ab, async-ab, late-ab, sync-threads THREADS, solo-ab, sqlite-get-ab, sqlite-bulk-ab")
+    print("modes: get, cart, create, encode-data, create-text, async-create, async-rounds, durable-create, raw-create, raw-get, get-ab, cart-ab, bulk-ab, bulk-text-ab, durable-ab, async-ab, late-ab, sync-threads THREADS, solo-ab, sqlite-get-ab, sqlite-bulk-ab")
 }
 print(checksum)
 

@@ -1,10 +1,10 @@
 /// The stored form of a session (the value under its id in `sessions`).
 ///
-/// Version 4, little-endian, the id being the key:
+/// Version 5, little-endian, the id being the key:
 ///
 /// | bytes | field |
 /// |---|---|
-/// | 1 | record version (4) |
+/// | 1 | record version (5) |
 /// | 1 | flags: bit 0 `is_selected`, bit 1 has `idempotency_key`, bit 2 `is_initiated` |
 /// | 1 | status code (0 pending, 1 requires_more, 2 authorized, 3 error, 4 canceled) |
 /// | 8 | `created_at`, microseconds since 1970 UTC |
@@ -16,12 +16,13 @@
 /// | varint + n | `provider_id`, UTF-8 |
 /// | varint + n | `idempotency_key`, UTF-8 (only when flagged) |
 /// | varint + n | `data`, compact JSON text of an object |
-/// | 4 | ``RecordChecksum/lanes(_:)`` of all the bytes before it |
+/// | 4 | ``RecordChecksum/vectors(_:)`` of all the bytes before it |
 ///
-/// Version 3 is the same with the single-chain ``RecordChecksum/of(_:)``; version 2 is
+/// Version 4 is the same with the four-chain ``RecordChecksum/lanes(_:)``, version 3
+/// with the single-chain ``RecordChecksum/of(_:)``; version 2 is
 /// version 3 without the three money fields and the `is_initiated` flag (they read as
 /// absent and `false`); version 1 is version 2 without the checksum. All are still read,
-/// and rewritten as version 4 when their session next changes.
+/// and rewritten as version 5 when their session next changes.
 ///
 /// The decoder checks every length against the bytes left, the version, flags and
 /// status, and that no byte is left over: corrupt bytes give
@@ -33,7 +34,7 @@
 /// have no checksum, have their strings and `data` validated at each decode, and `verify`
 /// (`checkingData`) validates them in every record.
 enum RecordCodec {
-    static let version: UInt8 = 4
+    static let version: UInt8 = 5
     private static let selectedFlag: UInt8 = 1
     private static let idempotencyFlag: UInt8 = 2
     private static let initiatedFlag: UInt8 = 4
@@ -76,7 +77,7 @@ enum RecordCodec {
             text.providerID.withUTF8 { writer.lengthPrefixed($0) }
             if var key = text.idempotencyKey { key.withUTF8 { writer.lengthPrefixed($0) } }
             dataJSON.withUnsafeBufferPointer { writer.lengthPrefixed($0) }
-            let checksum = RecordChecksum.lanes(UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[..<writer.offset])))
+            let checksum = RecordChecksum.vectors(UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[..<writer.offset])))
             writer.int32(checksum)
             assert(writer.offset == size, "record size computed wrong")
             return body(UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[..<writer.offset])))
@@ -127,7 +128,7 @@ enum RecordCodec {
         }
     }
 
-    /// Decodes a record of version 1 to 4.
+    /// Decodes a record of version 1 to 5.
     ///
     /// - Parameter checkingData: Also validate a checksummed record's `data` as JSON (for
     ///   `verify`; version 1 records always are).
@@ -140,13 +141,18 @@ enum RecordCodec {
         switch version {
         case 1:
             break
-        case 2, 3, 4:
+        case 2, 3, 4, 5:
             guard record.count >= 5 else {
                 throw .corruptRecord(key: id, reason: "truncated: \(record.count) bytes")
             }
             buffer = UnsafeRawBufferPointer(rebasing: record[..<(record.count - 4)])
             let stored = UInt32(littleEndian: record.loadUnaligned(fromByteOffset: record.count - 4, as: UInt32.self))
-            let computed = version == 4 ? RecordChecksum.lanes(buffer) : RecordChecksum.of(buffer)
+            let computed: UInt32
+            switch version {
+            case 5: computed = RecordChecksum.vectors(buffer)
+            case 4: computed = RecordChecksum.lanes(buffer)
+            default: computed = RecordChecksum.of(buffer)
+            }
             guard stored == computed else {
                 throw .corruptRecord(
                     key: id, reason: "checksum mismatch (stored \(hex(stored)), computed \(hex(computed)))")

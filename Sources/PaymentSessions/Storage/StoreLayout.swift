@@ -8,21 +8,24 @@ import LMDB
 /// | `cart_provider` | cart_id, 0x00, provider_id | session id |
 /// | `selected` | cart_id | session id |
 /// | `idempotency` | idempotency_key | session id |
-/// | `meta` | name | value (format version, creation time, last change sequence) |
+/// | `meta` | name | value (format version, creation time, the last change's sequence as of the latest trim) |
 /// | `changes` | sequence, 8 bytes big-endian | ``ChangeRecord`` |
 /// | `consumers` | consumer name | acknowledged sequence, 8 bytes little-endian |
 struct StoreLayout: Sendable {
     /// The store format this version writes and the newest it reads.
     ///
-    /// 5: records are written as ``RecordCodec`` version 4 (the four-chain checksum). 4:
+    /// 6: records are written as ``RecordCodec`` version 5 (the vector checksum), and a
+    /// change no longer updates the last sequence in `meta` (the feed's newest key is it;
+    /// `meta` keeps it through trims). 5:
+    /// records of version 4 (the four-chain checksum). 4:
     /// every write appends to the change feed (`changes`, `consumers`, and the last
     /// sequence in `meta`); a store of format 3 or older has no feed, which starts empty
     /// when it is opened for writing. 3: records are written as ``RecordCodec`` version 3
     /// (with the money fields), and an `idempotency` entry may be a reservation (see
     /// ``IdempotencyEntry``). 2: records of version 2 (with a checksum). A store of format
-    /// 1 to 4 is read as it is and marked format 5 when opened for writing, so that older
+    /// 1 to 5 is read as it is and marked format 6 when opened for writing, so that older
     /// binaries, which cannot read what this one writes, refuse it.
-    static let formatVersion: UInt32 = 5
+    static let formatVersion: UInt32 = 6
     static let formatVersionKey = "format_version"
     static let createdAtKey = "created_at"
     static let changeSequenceKey = "change_sequence"

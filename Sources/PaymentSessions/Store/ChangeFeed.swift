@@ -2,16 +2,35 @@ import Foundation
 import LMDB
 
 extension PaymentSessionStore.ReadTransaction {
-    /// The sequence of the last change ever appended (0 before the first), from `meta`.
+    /// The sequence of the last change ever appended (0 before the first): the newest
+    /// change kept, or, when a trim deleted it, the number `meta` kept for it.
+    ///
+    /// Why not a counter in `meta` that every change updates: a change would put it each
+    /// time, one B-tree write more for every write of the store. The feed's own last key is
+    /// the number, except when trims emptied the feed; a trim writes the number first.
     func lastChangeSequence() throws(PaymentSessionError) -> Int64 {
         let stored: Int64?? = try storageMapped {
             try transaction.value(forKey: StoreLayout.changeSequenceKey, in: layout.meta) { bytes -> Int64? in
                 bytes.count == 8 ? Int64(littleEndian: bytes.loadUnaligned(as: Int64.self)) : nil
             }
         }
-        guard let stored else { return 0 }
-        guard let stored else { throw .corruptRecord(key: "meta/\(StoreLayout.changeSequenceKey)", reason: "expected 8 bytes") }
-        return stored
+        var kept: Int64 = 0
+        if let stored {
+            guard let stored else { throw .corruptRecord(key: "meta/\(StoreLayout.changeSequenceKey)", reason: "expected 8 bytes") }
+            kept = stored
+        }
+        guard let changes = layout.changes else { return kept }
+        var newest: Int64?
+        try storageMapped {
+            try transaction.forEach(in: changes, reverse: true) { key, _ in
+                newest = ChangeRecord.sequence(ofKey: key)
+                guard newest != nil else {
+                    throw PaymentSessionError.corruptRecord(key: "changes", reason: "malformed change key")
+                }
+                return false
+            }
+        }
+        return max(kept, newest ?? 0)
     }
 
     /// The oldest change still kept, or `nil`.
@@ -94,8 +113,8 @@ extension PaymentSessionStore.WriteTransaction {
         let committedAt = options.nowMicroseconds
         let size = ChangeRecord.size(sessionID: sessionID, cartID: cartID, record: record)
         try storageMapped {
-            // Numbers only grow, and trims take the oldest: each change goes at the end. The
-            // change first, then the number: a refused put leaves the counter as it was.
+            // Numbers only grow, and trims take the oldest: each change goes at the end,
+            // and its key is the feed's last number (see `lastChangeSequence`).
             try withUnsafeBytes(of: UInt64(next).bigEndian) { key in
                 try write.put(reservingCount: size, forKey: key, in: changes, appending: true) { buffer in
                     ChangeRecord.write(
@@ -103,7 +122,6 @@ extension PaymentSessionStore.WriteTransaction {
                         cartID: cartID, record: record, into: buffer)
                 }
             }
-            try withUnsafeBytes(of: next.littleEndian) { try write.put($0, forKey: StoreLayout.changeSequenceKey, in: layout.meta) }
         }
         lastAppendedSequence = next
     }
@@ -150,7 +168,13 @@ extension PaymentSessionStore.WriteTransaction {
                 return true
             }
         }
-        try storageMapped { for key in doomed { try write.delete(key, in: changes) } }
+        guard !doomed.isEmpty else { return 0 }
+        // The number first: a trim may take the newest change, whose key was the number.
+        let last = try lastChangeSequence()
+        try storageMapped {
+            try withUnsafeBytes(of: last.littleEndian) { try write.put($0, forKey: StoreLayout.changeSequenceKey, in: layout.meta) }
+            for key in doomed { try write.delete(key, in: changes) }
+        }
         return doomed.count
     }
 }

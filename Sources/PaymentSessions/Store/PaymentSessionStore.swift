@@ -245,20 +245,25 @@ public final class PaymentSessionStore: Sendable {
         try sessionByID(id)
     }
 
-    /// The hottest read: one get, so no transaction objects (``Environment/value(forKey:in:_:)``).
+    /// The hottest read: one get, so no transaction objects (`Environment.decodeValue(forKey:in:_:)`).
     ///
     /// The id's form is checked only when no record answers (see
     /// ``SessionValidation/validateIDUnlessFound(_:_:)``).
+    @inline(__always)
     func sessionByID(_ id: String, as operation: String = #function) throws(PaymentSessionError) -> PaymentSession? {
         guard let instruments else { return try unmeasuredSessionByID(id) }
         return try instruments.measure(operation) { () throws(PaymentSessionError) in try unmeasuredSessionByID(id) }
     }
 
+    // Inlined, as `sessionByID` is, so that the decoder builds the session in the public
+    // method's result: each call it is returned through copies it once more, stalling on
+    // the partial writes just made.
+    @inline(__always)
     private func unmeasuredSessionByID(_ id: String) throws(PaymentSessionError) -> PaymentSession? {
         do {
             return try SessionValidation.validateIDUnlessFound(id) { () throws(PaymentSessionError) in
                 try storageMapped {
-                    try environment.value(forKey: id, in: layout.sessions) { buffer in try RecordCodec.decode(id: id, buffer) }
+                    try environment.decodeValue(forKey: id, in: layout.sessions) { buffer in try RecordCodec.decode(id: id, buffer) }
                 }
             }
         } catch {
@@ -290,7 +295,7 @@ public final class PaymentSessionStore: Sendable {
     private func unmeasuredSessions(cartID: String) throws(PaymentSessionError) -> [PaymentSession] {
         do {
             return try CartSessions.read(cartID: cartID) { prefix, body in
-                try environment.forEachIndexedValue(prefix: prefix, in: layout.cartProvider, values: layout.sessions, body)
+                try environment.decodeIndexedValues(prefix: prefix, in: layout.cartProvider, values: layout.sessions, body)
             }
         } catch {
             logIfCorrupt(error)
