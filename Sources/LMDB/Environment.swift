@@ -239,8 +239,10 @@ public final class Environment: @unchecked Sendable {
     ///
     /// Why it exists: skipping the per-thread bookkeeping that lets a closure begin
     /// another read makes the hottest read measurably cheaper. Nothing checks the rule: a
-    /// `decode` that broke it would deadlock whenever another thread waited to grow the
-    /// map meanwhile. So it is not public: the package's record decoders are its only users.
+    /// `decode` that broke it would wait for ever on another thread's pending map growth,
+    /// and a write inside it that grew the map would wait for itself until `growthTimeout`
+    /// and fail with `mapFull`. So it is not public: the package's record decoders are its
+    /// only users.
     @inlinable
     package func decodeValue<R>(
         forKey key: some LMDBBytes, in database: Database, _ decode: (UnsafeRawBufferPointer) throws -> R

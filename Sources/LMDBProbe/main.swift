@@ -141,8 +141,13 @@ do {
                             _ = try roundEnv.statistics()
                             _ = try roundEnv.info()
                             // The store's leaf reads, which skip the gate's per-thread depth.
-                            _ = try roundEnv.decodeValue(forKey: "k\(reads.value % 512)", in: db) { $0.count }
-                            try roundEnv.decodeIndexedValues(prefix: "idx", in: db, values: db) { _, _ in }
+                            // Each reads the bytes, so that a map replaced under it would fault.
+                            _ = try roundEnv.decodeValue(forKey: "k\(reads.value % 512)", in: db) { $0.last ?? 0 }
+                            var touched = 0
+                            try roundEnv.decodeIndexedValues(prefix: "idx", in: db, values: db) { key, value in
+                                touched &+= Int(key.last ?? 0) &+ Int(value?.last ?? 0)
+                            }
+                            _ = touched
                             reads.add()
                         } catch {
                             failures.add()

@@ -216,6 +216,29 @@ case "durable-ab":
         let (id, cart, provider, key) = fields[index]
         raw.create(id: id, cart: cart, provider: provider, key: key)
     }
+case "mix-ab":
+    // The checkout mix, durable (PROFILE_DURABLE=1): per round 5 cart reads, 2 gets and 3
+    // selects, on the store and on the floor in turns, as the library benchmark runs it.
+    let raw = preloadedFloor(durable: options.environment.durability == .full)
+    try alternate("checkout mix x10, store / floor", rounds: count, per: 1, unit: "ns per mix") { round in
+        for op in 0..<10 {
+            let i = (round &* 31 &+ op &* 7919) % preload
+            switch op {
+            case 0..<5: checksum &+= try store.sessions(cartID: carts[i]).count
+            case 5..<7: checksum &+= try store.session(id: ids[i]) == nil ? 0 : 1
+            default: checksum &+= try store.select(id: ids[i]).id.utf8.count
+            }
+        }
+    } _: { round in
+        for op in 0..<10 {
+            let i = (round &* 31 &+ op &* 7919) % preload
+            switch op {
+            case 0..<5: checksum &+= raw.cartSessions(cart: carts[i]).count
+            case 5..<7: checksum &+= raw.get(id: ids[i]) == nil ? 0 : 1
+            default: raw.select(id: ids[i], cart: carts[i])
+            }
+        }
+    }
 case "async-ab":
     // 1,024 durable creates by 32 tasks through group commit, alternated with the same
     // 1,024 made one commit per call from two threads (PROFILE_DURABLE=1); `count` rounds each.
@@ -327,7 +350,7 @@ case "sqlite-bulk-ab":
         try sqlite.createMany(0..<1000, seed: 5000 + round)
     }
 default:
-    print("modes: get, cart, create, encode-data, create-text, async-create, async-rounds, durable-create, raw-create, raw-get, get-ab, cart-ab, bulk-ab, bulk-text-ab, durable-ab, async-ab, late-ab, sync-threads THREADS, solo-ab, sqlite-get-ab, sqlite-bulk-ab")
+    print("modes: get, cart, create, encode-data, create-text, async-create, async-rounds, durable-create, raw-create, raw-get, get-ab, cart-ab, bulk-ab, bulk-text-ab, durable-ab, mix-ab, async-ab, late-ab, sync-threads THREADS, solo-ab, sqlite-get-ab, sqlite-bulk-ab")
 }
 print(checksum)
 

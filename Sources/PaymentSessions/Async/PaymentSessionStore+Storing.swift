@@ -30,8 +30,8 @@ extension PaymentSessionStore: PaymentSessionStoring {
     /// Returns once the feed holds a change after `sequence`, or after `timeout`.
     ///
     /// Another process's commit leaves no trace in this one but the file, so the store
-    /// looks at the feed's last sequence every ``changePollInterval``: a read of one key,
-    /// and a follower hears of any commit within that interval.
+    /// looks at the feed's last sequence every ``changePollInterval``: a read of one key and
+    /// the feed's last entry, and a follower hears of any commit within that interval.
     public func waitForChanges(after sequence: Int64, timeout: Duration) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout

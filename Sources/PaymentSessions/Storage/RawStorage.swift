@@ -27,7 +27,8 @@ public struct RawStorage: Sendable {
         case selected
         /// Idempotency key to session id (or a reservation).
         case idempotency
-        /// Format version, creation time and the change feed's last sequence.
+        /// Format version, creation time and a floor under the change feed's last sequence
+        /// (the feed's newest key is the sequence; a trim keeps it here).
         case meta
         /// The change feed: sequence (8 bytes big-endian) to change.
         case changes
@@ -41,6 +42,12 @@ public struct RawStorage: Sendable {
     public static let formatVersion = StoreLayout.formatVersion
     /// The record version this version writes (the first byte of a `sessions` value).
     public static let recordVersion = RecordCodec.version
+
+    /// The checksum that ends a record of ``recordVersion``, of `bytes` (all the record's
+    /// bytes before it): for tests that hold it against its documented definition.
+    public static func recordChecksum(of bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBytes { RecordChecksum.vectors($0) }
+    }
 
     /// The LMDB environment, for tests of what the store does when LMDB itself misbehaves
     /// (its writer lock held, its map full).

@@ -8,7 +8,7 @@ import LMDB
 /// | `cart_provider` | cart_id, 0x00, provider_id | session id |
 /// | `selected` | cart_id | session id |
 /// | `idempotency` | idempotency_key | session id |
-/// | `meta` | name | value (format version, creation time, the last change's sequence as of the latest trim) |
+/// | `meta` | name | value (format version, creation time, a floor under the last change's sequence: written by trims, and by every change before format 6) |
 /// | `changes` | sequence, 8 bytes big-endian | ``ChangeRecord`` |
 /// | `consumers` | consumer name | acknowledged sequence, 8 bytes little-endian |
 struct StoreLayout: Sendable {

@@ -92,7 +92,7 @@ public final class PaymentSessionStore: Sendable {
         groupCommitWriter.submit(request)
     }
 
-    /// Records the format version in a new store, marks an older store (format 1 to 4)
+    /// Records the format version in a new store, marks an older store (format 1 to 5)
     /// with the current format when it is opened for writing, and refuses a store of a newer
     /// format. Opening a store of the current format writes nothing.
     private func checkFormat() throws(PaymentSessionError) {
