@@ -26,7 +26,15 @@ final class PostgresCartLocks: Sendable {
         var outOfOrder = false
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
+
+    /// Locks for an operation that will lock `carts` first, in its first attempt too: a
+    /// unit of writes names most of its carts before it runs (its creates'), and locking
+    /// them as it meets them would put every cart after the first out of order and run
+    /// the unit twice.
+    init(lockingFirst carts: some Sequence<String> = [String]()) {
+        state = Mutex(State(lockFirst: Set(carts)))
+    }
 
     /// Starts an attempt: returns the carts to lock first, sorted.
     func beginAttempt() -> [String] {

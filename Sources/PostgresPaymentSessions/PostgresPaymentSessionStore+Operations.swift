@@ -167,7 +167,7 @@ extension PostgresPaymentSessionStore {
             }
         }
         let prepared = preparing
-        return try await transaction("perform writes") { tx in
+        return try await transaction("perform writes", lockingFirst: writes.compactMap(\.namedCartID)) { tx in
             var results: [PaymentSessionWriteResult] = []
             for (index, write) in writes.enumerated() {
                 results.append(try await self.apply(write, prepared: prepared[index], in: tx))

@@ -11,20 +11,22 @@ extension PostgresPaymentSessionStore {
     /// Runs `body` in one transaction, again from the start when a concurrent transaction
     /// got in its way (see the type's documentation), and maps every failure to a
     /// ``PaymentSessionError``. Each attempt, the wait for a connection included, has
-    /// ``Options/operationTimeout``.
+    /// ``Options/operationTimeout``. The carts in `lockingFirst` are locked before the
+    /// first statement of every attempt (see ``PostgresCartLocks``).
     func transaction<R: Sendable>(
-        _ operation: String, as function: String = #function,
+        _ operation: String, as function: String = #function, lockingFirst carts: [String] = [],
         _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
-        try await measured(as: function) { try await self.unmeasuredTransaction(operation, body) }
+        try await measured(as: function) { try await self.unmeasuredTransaction(operation, lockingFirst: carts, body) }
     }
 
     private func unmeasuredTransaction<R: Sendable>(
-        _ operation: String, _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
+        _ operation: String, lockingFirst carts: [String] = [],
+        _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
         try await prepareSchema()
         let logger = options.logger
-        let cartLocks = PostgresCartLocks()
+        let cartLocks = PostgresCartLocks(lockingFirst: carts)
         var attempt = 1
         while true {
             do {

@@ -88,6 +88,16 @@ struct PostgresRoundTripTests {
                 try await counter.query("SELECT pg_stat_statements_reset()", logger: Self.quiet)
                 #expect(try await store.create(NewPaymentSession(cartID: "k0", providerID: "p", idempotencyKey: "key-0")) == created[1])
                 #expect(try await Self.statements(in: database, on: counter).values.reduce(0, +) > 1)
+
+                // A unit of creates on several carts locks them all first, in one statement,
+                // and runs once: locked as they came, every cart after the first would be out
+                // of order and the unit would be rolled back and run again.
+                try await counter.query("SELECT pg_stat_statements_reset()", logger: Self.quiet)
+                let unit = try await store.perform((0..<3).map { .create(NewPaymentSession(cartID: "unit\($0)", providerID: "p")) })
+                let unitCounts = try await Self.statements(in: database, on: counter)
+                #expect(unitCounts.filter { $0.key.uppercased().hasPrefix("ROLLBACK") }.isEmpty, "\(unitCounts)")
+                #expect(unitCounts.values.reduce(0, +) <= 3 + 4, "\(unitCounts)")
+                for case .session(let session) in unit { #expect(try await store.session(id: session.id) == session) }
             }
         }
     }

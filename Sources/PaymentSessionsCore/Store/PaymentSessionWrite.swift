@@ -61,6 +61,17 @@ extension PaymentSessionWrite {
         case .insert: "insert(_:)"
         }
     }
+
+    /// The cart this write names before anything is read (`nil` for a write by session id,
+    /// whose cart is known only once the session is read).
+    package var namedCartID: String? {
+        switch self {
+        case .create(let new): new.cartID
+        case .createOrUpdate(let cartID, _, _), .deselect(let cartID), .deleteSessions(let cartID, _): cartID
+        case .insert(let session): session.cartID
+        case .update, .select, .authorize, .updateAmount, .setInitiated, .delete, .purge: nil
+        }
+    }
 }
 
 /// What one ``PaymentSessionWrite`` of a unit returned, in the unit's order.
