@@ -219,8 +219,7 @@ extension PostgresPaymentSessionStore {
     /// Imports JSON lines all or nothing, in one transaction.
     public func importJSONLines(_ text: String) async throws -> Int {
         let sessions = try SessionLines.parse(text)
-        return try await transaction("import sessions") { tx in
-            try await tx.lockCarts(sessions.map(\.1.cartID))
+        return try await transaction("import sessions", lockingFirst: sessions.map(\.1.cartID)) { tx in
             for (line, session) in sessions {
                 do {
                     try await self.insertWhole(session, in: tx)
