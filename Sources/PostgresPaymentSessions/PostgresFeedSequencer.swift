@@ -62,6 +62,11 @@ final class PostgresFeedSequencer: Sendable {
         var nextTransaction: String
     }
 
+    /// The pause before the next batch while changes wait behind the horizon, at first
+    /// and at most.
+    static let shortestPause = Duration.milliseconds(1)
+    static let longestPause = Duration.milliseconds(200)
+
     private let wakeUps: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
@@ -103,18 +108,22 @@ final class PostgresFeedSequencer: Sendable {
         return batch
     }
 
-    /// Runs batches when woken, until the task is cancelled: again, with a growing pause,
-    /// while committed changes wait behind the horizon; after a failure, a few more times,
-    /// then at the next wake-up (readers sequence too, so nothing waits for ever).
+    /// Runs batches when woken, until the task is cancelled: again while committed changes
+    /// wait behind the horizon, after a pause that grows only while batches number nothing
+    /// (a transaction held open elsewhere) and starts short again once one does (under a
+    /// steady load the horizon moves every few milliseconds, and a pause grown to its cap
+    /// would hold a change back that long); after a failure, a few more times, then at the
+    /// next wake-up (readers sequence too, so nothing waits for ever).
     func run(_ batch: @escaping @Sendable () async throws -> Batch, logger: Logger) async {
         for await _ in wakeUps {
-            var pause = Duration.milliseconds(1)
+            var pause = Self.shortestPause
             var failures = 0
             while !Task.isCancelled {
                 do {
                     let result = try await batch()
                     failures = 0
                     if result.heldBack == 0 { break }
+                    if result.moved > 0 { pause = Self.shortestPause }
                 } catch {
                     if Task.isCancelled { return }
                     failures += 1
@@ -124,7 +133,7 @@ final class PostgresFeedSequencer: Sendable {
                     if failures >= 5 { break }
                 }
                 do { try await Task.sleep(for: pause) } catch { return }
-                pause = min(pause * 2, .milliseconds(200))
+                pause = min(pause * 2, Self.longestPause)
             }
         }
     }

@@ -21,7 +21,7 @@ extension PostgresPaymentSessionStore {
     }
 
     private func unmeasuredTransaction<R: Sendable>(
-        _ operation: String, lockingFirst carts: [String] = [],
+        _ operation: String, lockingFirst carts: [String],
         _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
         try await prepareSchema()

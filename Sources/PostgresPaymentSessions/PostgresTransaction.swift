@@ -132,8 +132,28 @@ struct PostgresTransaction {
     }
 
     private func sessions(from rows: some AsyncSequence<PostgresRow, any Error>) async throws -> [PaymentSession] {
+        // Rows are decoded once the statement has ended (or a batch of them has arrived),
+        // not as each arrives: decoding one while the connection's event loop reads the
+        // rest of the answer cost a get more thread switches than the decoding itself. The
+        // batch bounds the rows held at once for a long answer (a purge's).
         var sessions: [PaymentSession] = []
+        var received: [PostgresRow] = []
         for try await row in rows {
+            received.append(row)
+            if received.count == Self.rowsDecodedTogether {
+                try decode(received, into: &sessions)
+                received.removeAll(keepingCapacity: true)
+            }
+        }
+        try decode(received, into: &sessions)
+        return sessions
+    }
+
+    /// How many rows a long answer holds before they are decoded.
+    private static let rowsDecodedTogether = 256
+
+    private func decode(_ rows: [PostgresRow], into sessions: inout [PaymentSession]) throws(PaymentSessionError) {
+        for row in rows {
             do {
                 sessions.append(try PostgresSessionRow.session(from: row))
             } catch {
@@ -146,7 +166,6 @@ struct PostgresTransaction {
                 throw error
             }
         }
-        return sessions
     }
 
     // MARK: Writes

@@ -55,6 +55,20 @@ import TestScheduling
         }
     }
 
+    /// Longer than the batches a PostgreSQL read decodes its rows in (256): every session
+    /// once, in id order, across the batches' seams.
+    @Test(arguments: Backend.available)
+    func aLongPageHoldsEverySessionOnceInIDOrder(backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let created = try await store.perform(
+                (0..<600).map { index in .create(NewPaymentSession(cartID: "cart_\(index % 40)", providerID: "p\(index)")) })
+            let ids = created.compactMap(\.session?.id).sorted()
+            #expect(ids.count == 600)
+            #expect(try await store.sessions(after: nil, limit: 1000).map(\.id) == ids)
+            #expect(try await store.sessions(after: ids[40], limit: 513).map(\.id) == Array(ids[41..<554]))
+        }
+    }
+
     @Test(arguments: Backend.available)
     func badInputIsATypedErrorAndWritesNothing(backend: Backend) async throws {
         try await withStore(backend, settings: StoreSettings(maxDataBytes: 64)) { store in

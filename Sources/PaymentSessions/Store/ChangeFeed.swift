@@ -3,34 +3,36 @@ import LMDB
 
 extension PaymentSessionStore.ReadTransaction {
     /// The sequence of the last change ever appended (0 before the first): the newest
-    /// change kept, or, when a trim deleted it, the number `meta` kept for it.
+    /// change kept, or, when trims emptied the feed, the number `meta` kept for it.
     ///
     /// Why not a counter in `meta` that every change updates: a change would put it each
     /// time, one B-tree write more for every write of the store. The feed's own last key is
     /// the number, except when trims emptied the feed; a trim writes the number first.
+    /// `meta` is read only for an empty feed: while the feed holds a change, its newest key
+    /// is never below `meta` (a trim writes there the newest key it sees, and every later
+    /// change is numbered above it).
     func lastChangeSequence() throws(PaymentSessionError) -> Int64 {
+        if let changes = layout.changes {
+            var newest: Int64?
+            try storageMapped {
+                try transaction.forEach(in: changes, reverse: true) { key, _ in
+                    newest = ChangeRecord.sequence(ofKey: key)
+                    guard newest != nil else {
+                        throw PaymentSessionError.corruptRecord(key: "changes", reason: "malformed change key")
+                    }
+                    return false
+                }
+            }
+            if let newest { return newest }
+        }
         let stored: Int64?? = try storageMapped {
             try transaction.value(forKey: StoreLayout.changeSequenceKey, in: layout.meta) { bytes -> Int64? in
                 bytes.count == 8 ? Int64(littleEndian: bytes.loadUnaligned(as: Int64.self)) : nil
             }
         }
-        var kept: Int64 = 0
-        if let stored {
-            guard let stored else { throw .corruptRecord(key: "meta/\(StoreLayout.changeSequenceKey)", reason: "expected 8 bytes") }
-            kept = stored
-        }
-        guard let changes = layout.changes else { return kept }
-        var newest: Int64?
-        try storageMapped {
-            try transaction.forEach(in: changes, reverse: true) { key, _ in
-                newest = ChangeRecord.sequence(ofKey: key)
-                guard newest != nil else {
-                    throw PaymentSessionError.corruptRecord(key: "changes", reason: "malformed change key")
-                }
-                return false
-            }
-        }
-        return max(kept, newest ?? 0)
+        guard let stored else { return 0 }
+        guard let stored else { throw .corruptRecord(key: "meta/\(StoreLayout.changeSequenceKey)", reason: "expected 8 bytes") }
+        return stored
     }
 
     /// The oldest change still kept, or `nil`.
