@@ -10,7 +10,8 @@
 //
 // Each round runs, for each number of callers: the store (`creates` creates, each on a cart
 // of its own, a follower timing when each change reaches the feed, pg_locks sampled for
-// lock waits), then pgbench with the store's statements (Benchmarks/pgbench/create-store.sql),
+// lock waits) with a connection for every caller, then the same with postgres-nio's
+// default pool (20 connections, callers beyond it waiting in the store's process), then pgbench with the store's statements (Benchmarks/pgbench/create-store.sql),
 // with the previous release's counter-row feed (create-counter.sql) and a plain insert
 // (create-plain.sql), each in a schema of its own. It prints each run, then the medians.
 // The server is a throwaway one on loopback with fsync on (PostgresServer, durable).
@@ -34,12 +35,12 @@ let server = try PostgresServer.startNew(durable: true)
 let url = server.url()
 
 /// A store in a schema of its own (its name starting with `prefix`), its pool as large as
-/// the largest number of callers.
-func makeStore(prefix: String) async throws -> (PostgresPaymentSessionStore, schema: String) {
+/// the largest number of callers unless `maximumConnections` says otherwise.
+func makeStore(prefix: String, maximumConnections: Int = 140) async throws -> (PostgresPaymentSessionStore, schema: String) {
     let schema = try server.makeSchema(prefix: prefix)
     var configuration = try PostgresStoreURL(url).configuration
     configuration.options.additionalStartupParameters = [("search_path", schema)]
-    configuration.options.maximumConnections = 140
+    configuration.options.maximumConnections = maximumConnections
     var options = PostgresPaymentSessionStore.Options()
     options.logger = quiet
     let store = PostgresPaymentSessionStore(configuration: configuration, options: options)
@@ -52,6 +53,8 @@ struct Run {
     var perSecond: Double
     var p99: Double
     var median: Double = .nan
+    /// This process's CPU time and context switches per call (one-caller runs).
+    var usagePerCall: ProcessUsage?
     var feedLagP99: Double?
     /// Samples with a writer waiting, by the lock it waited for (`locktype mode`).
     var lockWaits: [String: Int] = [:]
@@ -189,19 +192,51 @@ struct ScalingError: Error, CustomStringConvertible { var message: String; var d
 
 /// Single-caller latency, in ms per call: the store's `operation` run `count` times (the
 /// `i`th call given `i`), each timed.
-func timeStore(_ count: Int, _ operation: @Sendable (Int) async throws -> Void) async throws -> Run {
-    let clock = ContinuousClock()
-    var latencies: [Double] = []
-    latencies.reserveCapacity(count)
-    let start = clock.now
-    for i in 0..<count {
-        let began = clock.now
-        try await operation(i)
-        latencies.append(milliseconds(clock.now - began))
+func timeStore(_ count: Int, _ operation: @escaping @Sendable (Int) async throws -> Void) async throws -> Run {
+    // Off the main actor, where this file's top-level code runs: a caller there would pay
+    // a hop back to the main thread after every call, which a server's handlers never do.
+    try await Task.detached {
+        let clock = ContinuousClock()
+        var latencies: [Double] = []
+        latencies.reserveCapacity(count)
+        let usageBefore = ProcessUsage.now()
+        let start = clock.now
+        for i in 0..<count {
+            let began = clock.now
+            try await operation(i)
+            latencies.append(milliseconds(clock.now - began))
+        }
+        let usage = ProcessUsage.now() - usageBefore
+        return Run(
+            perSecond: Double(count) / (milliseconds(clock.now - start) / 1000), p99: percentile(latencies, 0.99),
+            median: percentile(latencies, 0.5), usagePerCall: usage / Double(count))
+    }.value
+}
+
+/// What this process's threads used (`getrusage`): CPU time and context switches.
+struct ProcessUsage {
+    var userMicroseconds: Double
+    var systemMicroseconds: Double
+    var switches: Double
+
+    static func now() -> ProcessUsage {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return ProcessUsage(
+            userMicroseconds: Double(usage.ru_utime.tv_sec) * 1e6 + Double(usage.ru_utime.tv_usec),
+            systemMicroseconds: Double(usage.ru_stime.tv_sec) * 1e6 + Double(usage.ru_stime.tv_usec),
+            switches: Double(usage.ru_nvcsw + usage.ru_nivcsw))
     }
-    return Run(
-        perSecond: Double(count) / (milliseconds(clock.now - start) / 1000), p99: percentile(latencies, 0.99),
-        median: percentile(latencies, 0.5))
+
+    static func - (a: ProcessUsage, b: ProcessUsage) -> ProcessUsage {
+        ProcessUsage(
+            userMicroseconds: a.userMicroseconds - b.userMicroseconds,
+            systemMicroseconds: a.systemMicroseconds - b.systemMicroseconds, switches: a.switches - b.switches)
+    }
+
+    static func / (a: ProcessUsage, n: Double) -> ProcessUsage {
+        ProcessUsage(userMicroseconds: a.userMicroseconds / n, systemMicroseconds: a.systemMicroseconds / n, switches: a.switches / n)
+    }
 }
 
 /// The id pgbench's scripts compute from `n`: `ps_0` and `n` in 25 upper-case hex digits.
@@ -241,6 +276,9 @@ struct GetByID: PostgresPreparedStatement {
 }
 var driverConfiguration = try PostgresStoreURL(url).configuration
 driverConfiguration.options.additionalStartupParameters = [("search_path", readSchema)]
+// The pool as the store runs it (PostgresServers.pool): no keep-alive query, two connections kept open.
+driverConfiguration.options.keepAliveBehavior = nil
+driverConfiguration.options.minimumConnections = 2
 let driver = PostgresClient(configuration: driverConfiguration, backgroundLogger: quiet)
 Task.detached { await driver.run() }
 
@@ -293,12 +331,21 @@ print(String(format: "get through postgres-nio alone (a prepared select on a hel
 print(String(format: "the same, leasing the connection from postgres-nio's pool for each select: %.1f (p99 %.1f), %.2f of pgbench",
     medianOf("get driver leased", \.median) * 1000, medianOf("get driver leased", \.p99) * 1000,
     medianOf("get driver leased", \.median) / medianOf("get floor", \.median)))
+print("this process's CPU time and context switches per get (median of rounds): user µs | system µs | switches")
+for (label, name) in [("store", "get"), ("postgres-nio, held connection", "get driver"), ("postgres-nio, leased", "get driver leased")] {
+    print(String(format: "%@ | %.1f | %.1f | %.2f", label, medianOf(name) { $0.usagePerCall?.userMicroseconds ?? .nan },
+        medianOf(name) { $0.usagePerCall?.systemMicroseconds ?? .nan }, medianOf(name) { $0.usagePerCall?.switches ?? .nan }))
+}
 if latencyOnly {
     try server.stop()
     exit(0)
 }
 
 let (store, _) = try await makeStore(prefix: "scaling_store")
+// The same store with postgres-nio's default pool (20 connections): callers beyond it wait
+// for a connection in the store's process instead of running as backends on the server.
+let defaultPool = PostgresClient.Configuration.Options().maximumConnections
+let (pooledStore, _) = try await makeStore(prefix: "scaling_pooled", maximumConnections: defaultPool)
 var floorSchemas: [String: String] = [:]
 for script in ["create-store.sql", "create-counter.sql", "create-plain.sql"] {
     floorSchemas[script] = try await makeStore(prefix: "scaling_" + script.dropFirst("create-".count).dropLast(".sql".count)).schema
@@ -309,11 +356,13 @@ Task.detached { await sampler.run() }
 var results: [String: [Run]] = [:]
 for round in 0..<rounds {
     for callers in callerCounts {
-        let run = try await runStore(store, callers: callers, round: round, sampler: sampler)
-        results["store \(callers)", default: []].append(run)
-        let waits = run.lockWaits.isEmpty ? "none" : run.lockWaits.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
-        print(String(format: "round %d, %3d callers, store: %7.0f creates/s, p99 %7.1f ms, feed lag p99 %@ ms, writer lock waits sampled: %@",
-            round, callers, run.perSecond, run.p99, run.feedLagP99.map { String(format: "%.1f", $0) } ?? "-", waits))
+        for (label, key, measured) in [("store", "store", store), ("store, \(defaultPool) connections", "pooled", pooledStore)] {
+            let run = try await runStore(measured, callers: callers, round: round, sampler: sampler)
+            results["\(key) \(callers)", default: []].append(run)
+            let waits = run.lockWaits.isEmpty ? "none" : run.lockWaits.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+            print(String(format: "round %d, %3d callers, %@: %7.0f creates/s, p99 %7.1f ms, feed lag p99 %@ ms, writer lock waits sampled: %@",
+                round, callers, label, run.perSecond, run.p99, run.feedLagP99.map { String(format: "%.1f", $0) } ?? "-", waits))
+        }
         for (script, schema) in floorSchemas.sorted(by: { $0.key < $1.key }) {
             let floor = try runPgbench(script, schema: schema, callers: callers)
             results["\(script) \(callers)", default: []].append(floor)
@@ -324,18 +373,21 @@ for round in 0..<rounds {
 
 func median(_ values: [Double]) -> Double { percentile(values, 0.5) }
 print("\nmedians of \(rounds) rounds, \(creates) creates each (creates per second, p99 ms):")
-print("callers | store | pgbench: store's statements | pgbench: counter row (previous release) | pgbench: plain insert | store / store's statements | store / plain")
+print("callers | store | store, \(defaultPool) connections | pgbench: store's statements | pgbench: counter row (previous release) | pgbench: plain insert | store / store's statements | store / plain | \(defaultPool) connections / store's statements")
 for callers in callerCounts {
     let store = results["store \(callers)"] ?? []
+    let pooled = results["pooled \(callers)"] ?? []
     let statements = results["create-store.sql \(callers)"] ?? []
     let counter = results["create-counter.sql \(callers)"] ?? []
     let plain = results["create-plain.sql \(callers)"] ?? []
     let s = median(store.map(\.perSecond))
-    print(String(format: "%d | %.0f (p99 %.1f, lag p99 %.1f) | %.0f (p99 %.1f) | %.0f (p99 %.1f) | %.0f (p99 %.1f) | %.2f | %.2f",
+    let p = median(pooled.map(\.perSecond))
+    print(String(format: "%d | %.0f (p99 %.1f, lag p99 %.1f) | %.0f (p99 %.1f, lag p99 %.1f) | %.0f (p99 %.1f) | %.0f (p99 %.1f) | %.0f (p99 %.1f) | %.2f | %.2f | %.2f",
         callers, s, median(store.map(\.p99)), median(store.compactMap(\.feedLagP99)),
+        p, median(pooled.map(\.p99)), median(pooled.compactMap(\.feedLagP99)),
         median(statements.map(\.perSecond)), median(statements.map(\.p99)),
         median(counter.map(\.perSecond)), median(counter.map(\.p99)),
         median(plain.map(\.perSecond)), median(plain.map(\.p99)),
-        s / median(statements.map(\.perSecond)), s / median(plain.map(\.perSecond))))
+        s / median(statements.map(\.perSecond)), s / median(plain.map(\.perSecond)), p / median(statements.map(\.perSecond))))
 }
 try server.stop()
