@@ -22,8 +22,10 @@ extension PostgresPaymentSessionStore {
 
     /// ``changes(after:limit:)``; without `numberingFirst`, only what is numbered already
     /// (the listener's reads, right after a sequencer's notification).
-    func readChanges(after sequence: Int64, limit: Int, numberingFirst: Bool) async throws -> [PaymentSessionChange] {
-        try await read("read changes") { tx in
+    func readChanges(
+        after sequence: Int64, limit: Int, numberingFirst: Bool, pool: PostgresServers.Pool = .operations
+    ) async throws -> [PaymentSessionChange] {
+        try await read("read changes", pool: pool) { tx in
             let last = numberingFirst ? try await self.catchUp(tx).last : try await Self.lastNumber(tx)
             try SessionRules.checkFeedPosition(sequence, last: last, field: "after")
             let rows = try await tx.connection.query(
@@ -72,8 +74,8 @@ extension PostgresPaymentSessionStore {
     }
 
     /// The feed's last number as it stands: one read, no numbering.
-    func lastNumberedChange() async throws -> Int64 {
-        try await read("read the feed's last number") { tx in try await Self.lastNumber(tx) }
+    func lastNumberedChange(pool: PostgresServers.Pool = .operations) async throws -> Int64 {
+        try await read("read the feed's last number", pool: pool) { tx in try await Self.lastNumber(tx) }
     }
 
     private static func lastNumber(_ tx: PostgresTransaction) async throws -> Int64 {
@@ -86,7 +88,9 @@ extension PostgresPaymentSessionStore {
     /// Numbers the changes committed so far that no open transaction holds back (one batch
     /// of the sequencer; see `PostgresFeedSequencer`).
     func sequenceChanges() async throws -> PostgresFeedSequencer.Batch {
-        try await read("number changes") { tx in try await PostgresFeedSequencer.sequence(on: tx.connection, logger: tx.logger) }
+        try await read("number changes", pool: .feed) { tx in
+            try await PostgresFeedSequencer.sequence(on: tx.connection, logger: tx.logger)
+        }
     }
 
     /// Numbers the changes committed before the call, waiting up to ``Options/feedCatchUp``
@@ -168,19 +172,21 @@ extension PostgresPaymentSessionStore {
         return try await changes(after: sequence, limit: limit)
     }
 
-    /// How the listener reaches the feed.
+    /// How the listener reaches the feed: through the feed's own pool.
     private var feed: PostgresChangeListener.Feed {
         PostgresChangeListener.Feed(
             listen: { heard in
-                try await self.servers.client().withConnection { connection in
+                try await self.servers.client(.feed).withConnection { connection in
                     try await connection.listen(on: PostgresChangeLog.channel) { notifications in
                         await heard()
                         for try await _ in notifications { await heard() }
                     }
                 }
             },
-            lastSequence: { try await self.lastNumberedChange() },
-            changes: { after, limit in try await self.readChanges(after: after, limit: limit, numberingFirst: false) },
+            lastSequence: { try await self.lastNumberedChange(pool: .feed) },
+            changes: { after, limit in
+                try await self.readChanges(after: after, limit: limit, numberingFirst: false, pool: .feed)
+            },
             numberPending: { try await self.sequenceChanges().last })
     }
 

@@ -96,20 +96,21 @@ extension PostgresPaymentSessionStore {
         return try await transaction(operation, body)
     }
 
-    /// Runs one read statement (its own snapshot) on a leased connection.
+    /// Runs one read statement (its own snapshot) on a connection leased from `pool`.
     func read<R: Sendable>(
-        _ operation: String, as function: String = #function,
+        _ operation: String, as function: String = #function, pool: PostgresServers.Pool = .operations,
         _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
-        try await measured(as: function) { try await self.unmeasuredRead(operation, body) }
+        try await measured(as: function) { try await self.unmeasuredRead(operation, pool: pool, body) }
     }
 
     private func unmeasuredRead<R: Sendable>(
-        _ operation: String, _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
+        _ operation: String, pool: PostgresServers.Pool,
+        _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
         try await prepareSchema()
         do {
-            return try await withDeadline(operation) { try await self.attempt(.statements, body) }
+            return try await withDeadline(operation) { try await self.attempt(.statements, pool: pool, body) }
         } catch let error as CancellationError {
             throw error
         } catch {
@@ -127,16 +128,17 @@ extension PostgresPaymentSessionStore {
         case optimistic
     }
 
-    /// One attempt on a leased connection, run as `mode` says. The store's watch closes
-    /// the connection when the attempt outlives ``Options/operationTimeout``: a statement
-    /// whose server crashed without a word would otherwise never finish (seen with a server
-    /// stopped in `immediate` mode), and closing fails it.
+    /// One attempt on a connection leased from `pool`, run as `mode` says. The store's
+    /// watch closes the connection when the attempt outlives ``Options/operationTimeout``:
+    /// a statement whose server crashed without a word would otherwise never finish (seen
+    /// with a server stopped in `immediate` mode), and closing fails it.
     func attempt<R: Sendable>(
-        _ mode: AttemptMode, _ body: @Sendable (PostgresTransaction) async throws -> R
+        _ mode: AttemptMode, pool: PostgresServers.Pool = .operations,
+        _ body: @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
         let logger = options.logger
         let timeout = options.operationTimeout
-        return try await servers.client().withConnection { connection in
+        return try await servers.client(pool).withConnection { connection in
             let watchdog: Task<Void, any Error>?
             if let ticket = OperationWatch.Ticket.current {
                 ticket.watch.statementsStarted(ticket, on: connection)

@@ -22,8 +22,21 @@ final class PostgresServers: Sendable {
     struct Server: Sendable {
         let name: String
         let client: PostgresClient
+        /// The change feed's own pool (see ``Pool/feed``).
+        let feedClient: PostgresClient
         /// How to connect outside the pool, to look; `nil` when the store cannot.
         let direct: PostgresConnection.Configuration?
+    }
+
+    /// Which of a server's pools an operation leases from.
+    enum Pool: Sendable {
+        /// The callers' operations.
+        case operations
+        /// The change feed's machinery: the sequencer's batches, the shared listener's
+        /// `LISTEN` and its reads. A pool of its own, so that they never wait for a
+        /// connection behind the callers: when every connection is busy with writers, a
+        /// batch queued behind them held every change back by as long as the queue.
+        case feed
     }
 
     private struct State {
@@ -44,6 +57,7 @@ final class PostgresServers: Sendable {
             return Server(
                 name: host.description,
                 client: PostgresClient(configuration: configuration, backgroundLogger: logger),
+                feedClient: PostgresClient(configuration: Self.feedPool(configuration), backgroundLogger: logger),
                 direct: url.connectionConfiguration(for: host))
         }
         target = url.targetSessionAttributes
@@ -56,7 +70,8 @@ final class PostgresServers: Sendable {
         servers = [
             Server(
                 name: PostgresPaymentSessionStore.location(of: configuration),
-                client: PostgresClient(configuration: pool, backgroundLogger: logger), direct: nil)
+                client: PostgresClient(configuration: pool, backgroundLogger: logger),
+                feedClient: PostgresClient(configuration: Self.feedPool(pool), backgroundLogger: logger), direct: nil)
         ]
         target = .any
         self.logger = logger
@@ -89,19 +104,37 @@ final class PostgresServers: Sendable {
         return pool
     }
 
-    /// The pool of the server in use, looking for one first when none is chosen.
-    func client() async throws -> PostgresClient {
-        servers[try await chosen()].client
+    /// The connections of the feed's pool: the listener's, and one for batches and reads.
+    static let feedConnections = 2
+
+    /// The feed's pool made from `pool`, the store's: the same server and settings,
+    /// ``feedConnections`` at most, and one kept open when `pool` keeps any (the
+    /// sequencer's, which runs after every commit with changes).
+    static func feedPool(_ pool: PostgresClient.Configuration) -> PostgresClient.Configuration {
+        var feed = pool
+        feed.options.maximumConnections = feedConnections
+        feed.options.minimumConnections = min(pool.options.minimumConnections, 1)
+        return feed
+    }
+
+    /// `pool` of the server in use, looking for one first when none is chosen.
+    func client(_ pool: Pool = .operations) async throws -> PostgresClient {
+        let server = servers[try await chosen()]
+        return switch pool {
+        case .operations: server.client
+        case .feed: server.feedClient
+        }
     }
 
     /// The first pool, for what must not wait to look (the store's `client` property).
     var firstClient: PostgresClient { servers[0].client }
 
-    /// Runs every server's pool until cancelled.
+    /// Runs every server's pools until cancelled.
     func run() async {
         await withDiscardingTaskGroup { group in
             for server in servers {
                 group.addTask { await server.client.run() }
+                group.addTask { await server.feedClient.run() }
             }
         }
     }

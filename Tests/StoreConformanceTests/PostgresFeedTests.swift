@@ -107,6 +107,57 @@ struct PostgresFeedTests {
         }
     }
 
+    /// The feed's machinery (the sequencer, the listener and its reads) has a pool of its
+    /// own: while every connection of the store's pool is busy, with callers queued behind
+    /// them, what another process commits still reaches this process's followers at once.
+    @Test func aFollowerHearsNewChangesWhileEveryPooledConnectionIsBusy() async throws {
+        let (configuration, _) = try postgresConfiguration()
+        var small = configuration
+        small.options.maximumConnections = 2
+        try await PostgresPaymentSessionStore.withStore(small, options: Self.options()) { store in
+            try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { writer in
+                let before = try await store.changeFeedState().last
+                let followed = FollowedChanges()
+                let follower = Task {
+                    for try await change in store.followChanges(after: before) { followed.changes.withLock { $0.append(change) } }
+                }
+                let clock = ContinuousClock()
+                func followedCount(reaches count: Int, within limit: Duration) async throws -> Bool {
+                    let deadline = clock.now + limit
+                    while followed.changes.withLock({ $0.count }) < count && clock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(10))
+                    }
+                    return followed.changes.withLock { $0.count } >= count
+                }
+                // The follower is under way, its listener connected, before the pool fills.
+                for warmUp in 1...3 {
+                    _ = try await writer.create(NewPaymentSession(cartID: "warm-up-\(warmUp)", providerID: "p"))
+                    #expect(try await followedCount(reaches: warmUp, within: .seconds(10)))
+                }
+                try await Task.sleep(for: .seconds(1))
+                let busy = 6
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<2 {
+                        group.addTask {
+                            try await store.client.withConnection { connection in
+                                _ = try await connection.query("SELECT pg_sleep(\(busy))", logger: Self.quiet)
+                            }
+                        }
+                    }
+                    try await Task.sleep(for: .milliseconds(500))
+                    let busySince = clock.now
+                    let created = try await writer.create(NewPaymentSession(cartID: "elsewhere", providerID: "p"))
+                    #expect(try await followedCount(reaches: 4, within: .seconds(busy / 2)))
+                    #expect(clock.now - busySince < .seconds(busy / 2), "the follower waited for the store's pool")
+                    #expect(followed.changes.withLock { $0.last?.sessionID } == created.id)
+                    try await group.waitForAll()
+                }
+                follower.cancel()
+                try await follower.value
+            }
+        }
+    }
+
     /// Sixteen tasks write four carts at once, some in units that span two carts (which
     /// lock their second cart after their first write and so run again with both locked
     /// first): the feed has every change once, numbered without a gap, each session's
@@ -165,4 +216,9 @@ struct PostgresFeedTests {
             #expect(try await store.checkRules().isClean)
         }
     }
+}
+
+/// What a follower task has received, shared with the test that reads it.
+private final class FollowedChanges: Sendable {
+    let changes = Mutex<[PaymentSessionChange]>([])
 }
