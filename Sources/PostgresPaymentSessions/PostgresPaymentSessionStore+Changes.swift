@@ -177,9 +177,16 @@ extension PostgresPaymentSessionStore {
         PostgresChangeListener.Feed(
             listen: { heard in
                 try await self.servers.client(.feed).withConnection { connection in
-                    try await connection.listen(on: PostgresChangeLog.channel) { notifications in
-                        await heard()
-                        for try await _ in notifications { await heard() }
+                    // Closed when the listener is cancelled: it is cancelled to reconnect when
+                    // its connection seems dead, and postgres-nio would hand that connection
+                    // back to the pool, where the next LISTEN would likely lease it again.
+                    try await withTaskCancellationHandler {
+                        try await connection.listen(on: PostgresChangeLog.channel) { notifications in
+                            await heard()
+                            for try await _ in notifications { await heard() }
+                        }
+                    } onCancel: {
+                        let _: EventLoopFuture<Void> = connection.close()
                     }
                 }
             },

@@ -128,7 +128,9 @@ public final class PostgresPaymentSessionStore: PaymentSessionStoring, Service {
     /// The store runs its pool with two changes to `configuration`: at least two
     /// connections (at most `maximumConnections`) stay open when idle, and no keep-alive
     /// query is sent unless ``Options/pingsIdleConnections`` asks for it. Both spare a
-    /// timer on every return of a connection to postgres-nio's pool.
+    /// timer on every return of a connection to postgres-nio's pool. Beside it the store
+    /// runs a pool of up to two more connections (one kept open) for the change feed's
+    /// sequencer and its shared listener, so that they never queue behind the callers.
     public init(configuration: PostgresClient.Configuration, options: Options = Options()) {
         self.servers = PostgresServers(
             configuration: configuration, pingsIdleConnections: options.pingsIdleConnections, logger: options.logger)

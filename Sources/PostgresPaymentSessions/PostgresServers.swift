@@ -108,8 +108,11 @@ final class PostgresServers: Sendable {
     static let feedConnections = 2
 
     /// The feed's pool made from `pool`, the store's: the same server and settings,
-    /// ``feedConnections`` at most, and one kept open when `pool` keeps any (the
-    /// sequencer's, which runs after every commit with changes).
+    /// ``feedConnections`` at most, one kept open when `pool` keeps any (the sequencer runs
+    /// after every commit with changes). While a listener holds that one, the batches run
+    /// on the second, for which postgres-nio schedules its idle timer on every return: a
+    /// cost per batch, not per operation, kept instead of a fourth connection held open by
+    /// every store process.
     static func feedPool(_ pool: PostgresClient.Configuration) -> PostgresClient.Configuration {
         var feed = pool
         feed.options.maximumConnections = feedConnections

@@ -136,15 +136,31 @@ struct PostgresFeedTests {
                 }
                 try await Task.sleep(for: .seconds(1))
                 let busy = 6
+                // Marked, to find these two among the other suites' statements.
+                let marker = "feed_pool_busy_\(UInt32.random(in: 0...UInt32.max))"
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for _ in 0..<2 {
                         group.addTask {
                             try await store.client.withConnection { connection in
-                                _ = try await connection.query("SELECT pg_sleep(\(busy))", logger: Self.quiet)
+                                _ = try await connection.query(
+                                    "SELECT pg_sleep(\(unescaped: String(busy))) AS \(unescaped: marker)", logger: Self.quiet)
                             }
                         }
                     }
-                    try await Task.sleep(for: .milliseconds(500))
+                    // Both of the pool's connections asleep before the create.
+                    let sleeping: PostgresQuery = """
+                        SELECT count(*) FROM pg_stat_activity
+                        WHERE wait_event = 'PgSleep' AND query LIKE \("%" + marker + "%") AND query NOT LIKE '%pg_stat_activity%'
+                        """
+                    var asleep: Int64 = 0
+                    let startBy = clock.now + .seconds(busy / 2)
+                    while asleep < 2 && clock.now < startBy {
+                        for try await (count) in try await writer.client.query(sleeping, logger: Self.quiet).decode(Int64.self) {
+                            asleep = count
+                        }
+                        if asleep < 2 { try await Task.sleep(for: .milliseconds(20)) }
+                    }
+                    try #require(asleep == 2, "the store's two connections never both slept")
                     let busySince = clock.now
                     let created = try await writer.create(NewPaymentSession(cartID: "elsewhere", providerID: "p"))
                     #expect(try await followedCount(reaches: 4, within: .seconds(busy / 2)))

@@ -121,9 +121,11 @@ public final class PostgresServer: Sendable {
     }
 
     /// The server's settings: loopback only, its socket in its own directory, room for many
-    /// pools, and `fsync` off unless it is ``durable``.
+    /// pools, and `fsync` off unless it is ``durable``. The conformance suites keep about 300
+    /// connections open at their busiest (a store keeps two for its callers and one for its
+    /// feed), so twice that leaves room.
     private var settings: String {
-        "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=400" + (durable ? "" : " -c fsync=off")
+        "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=800" + (durable ? "" : " -c fsync=off")
             + (Self.hasStatementStatistics(binaries) ? " -c shared_preload_libraries=pg_stat_statements" : "")
             + (tls.map {
                 " -c ssl=on -c ssl_cert_file=\($0.certificate) -c ssl_key_file=\($0.key)"
