@@ -11,8 +11,9 @@
 // Each round runs, for each number of callers: the store (`creates` creates, each on a cart
 // of its own, a follower timing when each change reaches the feed, pg_locks sampled for
 // lock waits) with a connection for every caller, then the same with postgres-nio's
-// default pool (20 connections, callers beyond it waiting in the store's process), then pgbench with the store's statements (Benchmarks/pgbench/create-store.sql),
-// with the previous release's counter-row feed (create-counter.sql) and a plain insert
+// default pool (20 connections, callers beyond it waiting in the store's process), then
+// pgbench with the store's statements (Benchmarks/pgbench/create-store.sql), with the
+// previous release's counter-row feed (create-counter.sql) and a plain insert
 // (create-plain.sql), each in a schema of its own. It prints each run, then the medians.
 // The server is a throwaway one on loopback with fsync on (PostgresServer, durable).
 import Foundation
