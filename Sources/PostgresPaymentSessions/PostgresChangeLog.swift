@@ -47,17 +47,9 @@ final class PostgresChangeLog: Sendable {
     func flush(on connection: PostgresConnection, committedAt: Int64, logger: Logger) async throws -> Bool {
         let pending = take()
         guard !pending.isEmpty else { return false }
-        try await connection.query(
-            """
-            INSERT INTO payment_session_pending_changes
-                (position, session_id, cart_id, kind, status_before, status_after, committed_at, session)
-            SELECT changes.position, session_id, cart_id, kind, NULLIF(status_before, ''), NULLIF(status_after, ''),
-                \(PostgresTimestamp(committedAt)), NULLIF(session, '')
-            FROM unnest(\(pending.map(\.sessionID))::TEXT[], \(pending.map(\.cartID))::TEXT[],
-                \(pending.map(\.kind.rawValue))::TEXT[], \(pending.map { $0.before?.rawValue ?? "" })::TEXT[],
-                \(pending.map { $0.after?.rawValue ?? "" })::TEXT[], \(pending.map { $0.sessionJSON ?? "" })::TEXT[])
-                WITH ORDINALITY AS changes (session_id, cart_id, kind, status_before, status_after, session, position)
-            """, logger: logger)
+        for try await _ in try await connection.execute(
+            InsertPendingChangesStatement(changes: pending, committedAt: committedAt), logger: logger)
+        {}
         return true
     }
 }

@@ -94,20 +94,20 @@ extension PostgresPaymentSessionStore {
     ///
     /// A create that selects nothing tries one statement first; most other writes run
     /// optimistically (their reads, then their rows in one statement that checks nothing
-    /// changed), falling back to a transaction; `deleteSessions`, `purge` and `insert`
-    /// run as transactions.
+    /// changed), falling back to a transaction; `purge` and `insert` run as transactions.
     @discardableResult
     public func apply(_ write: PaymentSessionWrite) async throws -> PaymentSessionWriteResult {
         let operation = write.failureOperation
         switch write {
         case .create(let new):
             return try await measured(as: write.operationName) { .session(try await self.unmeasuredCreate(new)) }
-        case .deleteSessions, .purge, .insert:
-            return try await transaction(operation, as: write.operationName) { tx in
-                try await self.apply(write, prepared: nil, in: tx)
+        default:
+            if write.runsOptimistically {
+                return try await self.write(operation, as: write.operationName) { tx in
+                    try await self.apply(write, prepared: nil, in: tx)
+                }
             }
-        case .createOrUpdate, .update, .select, .deselect, .authorize, .updateAmount, .setInitiated, .delete:
-            return try await self.write(operation, as: write.operationName) { tx in
+            return try await transaction(operation, as: write.operationName) { tx in
                 try await self.apply(write, prepared: nil, in: tx)
             }
         }
@@ -119,15 +119,38 @@ extension PostgresPaymentSessionStore {
         if prepared.select {
             return try await write("create session") { try await self.insertNew(prepared, in: $0) }
         }
-        if try await createInOneStatement(prepared) { return prepared.session }
+        switch try await createInOneStatement(prepared) {
+        case .created:
+            return prepared.session
+        case .keyTaken:
+            // A client's retry: the key's live session answers it, read in one more round
+            // trip, as the transaction would decide from the same committed rows. A key
+            // reserved by a deleted session (no live holder) is the transaction's to report.
+            if let key = prepared.session.idempotencyKey,
+                let holder = try await read("create session", { try await $0.session(idempotencyKey: key) })
+            {
+                return try SessionRules.retriedCreate(prepared.session, keyHeldBy: holder)
+            }
+        case .needsTransaction:
+            break
+        }
         return try await transaction("create session") { try await self.insertNew(prepared, in: $0) }
     }
 
+    /// What the one-statement create did.
+    private enum OneStatementCreate {
+        /// The session was created.
+        case created
+        /// Its idempotency key was taken; nothing was written.
+        case keyTaken
+        /// A constraint refused the row or a conflict needs a retry; nothing was written.
+        case needsTransaction
+    }
+
     /// The usual create, a new session on a new key (or none) that selects nothing, in one
-    /// round trip (``PostgresCreateSession``, its own transaction); `false` when it needs the
-    /// transaction's decisions (the key taken, the row refused by a constraint, a conflict
-    /// to retry), having written nothing.
-    private func createInOneStatement(_ prepared: PreparedSession) async throws -> Bool {
+    /// round trip (``PostgresCreateSession``, its own transaction); anything but `created`
+    /// needs more decisions, having written nothing.
+    private func createInOneStatement(_ prepared: PreparedSession) async throws -> OneStatementCreate {
         try await prepareSchema()
         let statement = PostgresCreateSession(
             session: prepared.session, dataText: PostgresSessionRow.dataText(prepared.session, prepared.dataJSON))
@@ -140,13 +163,19 @@ extension PostgresPaymentSessionStore {
                     return outcome
                 }
             }
-            guard outcome == "created" else { return false }
-            sequencer.wakeUp()
-            return true
+            switch outcome {
+            case "created":
+                sequencer.wakeUp()
+                return .created
+            case "key":
+                return .keyTaken
+            default:
+                return .needsTransaction
+            }
         } catch let error as PSQLError
             where error.serverInfo?[.sqlState] == PostgresCreateSession.refusedState || PostgresFailure.isRetryable(error)
         {
-            return false
+            return .needsTransaction
         } catch let error as CancellationError {
             throw error
         } catch {
@@ -167,13 +196,21 @@ extension PostgresPaymentSessionStore {
             }
         }
         let prepared = preparing
-        return try await transaction("perform writes", lockingFirst: writes.compactMap(\.namedCartID)) { tx in
+        let body: @Sendable (PostgresTransaction) async throws -> [PaymentSessionWriteResult] = { tx in
             var results: [PaymentSessionWriteResult] = []
             for (index, write) in writes.enumerated() {
                 results.append(try await self.apply(write, prepared: prepared[index], in: tx))
             }
             return results
         }
+        let carts = writes.compactMap(\.namedCartID)
+        // A unit of the writes that run optimistically alone runs so too, reading its own
+        // writes (see PostgresWriteSet.overlaying); one that purges or inserts whole
+        // sessions is a transaction.
+        if writes.allSatisfy(\.runsOptimistically) {
+            return try await write("perform writes", lockingFirst: carts, body)
+        }
+        return try await transaction("perform writes", lockingFirst: carts, body)
     }
 }
 

@@ -258,5 +258,17 @@ extension PaymentSessionWrite {
         case .insert: "insert session"
         }
     }
+
+    /// Whether the write can run optimistically (see ``PostgresWriteSet``): a purge rests on
+    /// the set of sessions past an age, which nothing checks, and an import's insert reads
+    /// and reclaims keys as a transaction does.
+    var runsOptimistically: Bool {
+        switch self {
+        case .purge, .insert: false
+        case .create, .createOrUpdate, .update, .select, .deselect, .authorize, .updateAmount, .setInitiated, .delete,
+            .deleteSessions:
+            true
+        }
+    }
 }
 #endif

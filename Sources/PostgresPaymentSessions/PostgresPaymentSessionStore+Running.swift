@@ -61,16 +61,17 @@ extension PostgresPaymentSessionStore {
     /// or a unique constraint on the selection refused (up to ``Options/maxAttempts``), and
     /// as a ``transaction(_:_:)`` when a constraint refused a row or key (the transaction
     /// reads and decides: the key's session, a duplicate), when the operation needs locks
-    /// no constraint stands for, or when it kept meeting concurrent writes.
+    /// no constraint stands for, or when it kept meeting concurrent writes. The
+    /// transaction locks the carts in `lockingFirst` first.
     func write<R: Sendable>(
-        _ operation: String, as function: String = #function,
+        _ operation: String, as function: String = #function, lockingFirst carts: [String] = [],
         _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
-        try await measured(as: function) { try await self.unmeasuredWrite(operation, body) }
+        try await measured(as: function) { try await self.unmeasuredWrite(operation, lockingFirst: carts, body) }
     }
 
     private func unmeasuredWrite<R: Sendable>(
-        _ operation: String, _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
+        _ operation: String, lockingFirst carts: [String], _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
         try await prepareSchema()
         for _ in 0..<options.maxAttempts {
@@ -93,7 +94,7 @@ extension PostgresPaymentSessionStore {
                 throw PostgresFailure.storeError(error, operation: operation)
             }
         }
-        return try await transaction(operation, body)
+        return try await transaction(operation, lockingFirst: carts, body)
     }
 
     /// Runs one read statement (its own snapshot) on a connection leased from `pool`.
@@ -168,9 +169,10 @@ extension PostgresPaymentSessionStore {
                 let result: R
                 do {
                     result = try await body(tx)
-                } catch is PaymentSessionError where writeSet.hasTentativeClaims {
-                    // A key claimed without reading it may be taken, and a transaction checks the
-                    // key before what refused here: it decides which answer is right.
+                } catch is PaymentSessionError where !writeSet.isEmpty {
+                    // A key claimed without reading it may be taken, and a row recorded may be
+                    // refused by a constraint, and a transaction meets either before what
+                    // refused here (a later write of a unit): it decides which answer is right.
                     throw NeedsTransaction()
                 }
                 guard !writeSet.isEmpty else { return result }

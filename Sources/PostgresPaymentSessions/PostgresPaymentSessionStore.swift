@@ -23,12 +23,13 @@ import Synchronization
 ///
 /// ## How it keeps the rules
 ///
-/// A single operation reads without locks, lets the rules decide, and applies the decision
-/// in one statement, its own transaction, that locks the carts and checks that every row the
-/// decision rests on is unchanged (else it runs again): a select switch is three round trips,
-/// a create one or two. When that cannot decide (a unique constraint refused a row or key, or
-/// the operation reads a set no constraint guards, as deleting a cart's sessions does), and
-/// for units of writes, imports and purges, the operation is one transaction at READ
+/// An operation, or a unit of them, reads without locks, lets the rules decide, and applies
+/// the decision in one statement, its own transaction, that locks the carts and checks that
+/// every row the decision rests on is unchanged, and that a cart read whole has as many
+/// sessions (else it runs again): a select switch is three round trips, a create one or two,
+/// deleting a cart's sessions two. A unit's later writes read what its earlier ones decided.
+/// When that cannot decide (a unique constraint refused a row or key, or it kept meeting
+/// concurrent writes), and for imports and purges, the operation is one transaction at READ
 /// COMMITTED, as follows. It locks the carts it writes
 /// (transaction-level advisory locks, before its first write, which keeps the change feed
 /// in commit order within a cart), then the rows it decides on (`SELECT ... FOR UPDATE`:

@@ -28,7 +28,7 @@ import PostgresNIO
 /// generated from it, for an operator's queries and indexes (`data->>'client_secret'`).
 enum PostgresSchema {
     /// The version this library writes.
-    static let currentVersion: Int32 = 5
+    static let currentVersion: Int32 = 6
     /// The partial unique index that keeps one selected session per cart.
     static let oneSelectedIndex = "payment_sessions_one_selected_per_cart"
 
@@ -246,68 +246,7 @@ enum PostgresSchema {
                     ELSE \(unescaped: timestamp(fromMicroseconds: "microseconds")) END
             $$
             """,
-            """
-            CREATE FUNCTION payment_session_apply(
-                \(unescaped: applyParameters)
-            ) RETURNS VOID LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-            DECLARE
-                lock_cart TEXT;
-                i INTEGER;
-            BEGIN
-                FOREACH lock_cart IN ARRAY lock_carts LOOP
-                    PERFORM payment_session_lock_cart(lock_cart);
-                END LOOP;
-                FOR i IN 1..coalesce(array_length(expected_ids, 1), 0) LOOP
-                    PERFORM 1 FROM payment_sessions s
-                    WHERE s.id = expected_ids[i] AND s.updated_at = payment_session_time(expected_updated_at[i]) FOR UPDATE;
-                    IF NOT FOUND THEN
-                        RAISE EXCEPTION 'payment session % changed since it was read', expected_ids[i]
-                            USING ERRCODE = '\(unescaped: PostgresApplyWrites.staleState)';
-                    END IF;
-                END LOOP;
-                FOR i IN 1..coalesce(array_length(key_claims, 1), 0) LOOP
-                    INSERT INTO payment_session_idempotency_keys (key, session_id) VALUES (key_claims[i], key_claim_ids[i])
-                    ON CONFLICT DO NOTHING;
-                    IF NOT FOUND THEN
-                        RAISE EXCEPTION 'idempotency key % is taken', key_claims[i]
-                            USING ERRCODE = '\(unescaped: PostgresCreateSession.refusedState)';
-                    END IF;
-                END LOOP;
-                FOR i IN 1..coalesce(array_length(row_ops, 1), 0) LOOP
-                    IF row_ops[i] = 'insert' THEN
-                        INSERT INTO payment_sessions (\(unescaped: PostgresSessionRow.columns))
-                        VALUES (row_ids[i], row_cart_ids[i], row_provider_ids[i], row_selected[i], row_statuses[i], row_data_texts[i],
-                            NULLIF(row_keys[i], ''), NULLIF(row_amounts[i], -1), NULLIF(row_currency_codes[i], ''), row_initiated[i],
-                            payment_session_time(row_authorized_at[i]), payment_session_time(row_created_at[i]),
-                            payment_session_time(row_updated_at[i]))
-                        ON CONFLICT DO NOTHING;
-                        IF NOT FOUND THEN
-                            RAISE EXCEPTION 'payment session % refused by a unique constraint', row_ids[i]
-                                USING ERRCODE = '\(unescaped: PostgresCreateSession.refusedState)';
-                        END IF;
-                    ELSIF row_ops[i] = 'update' THEN
-                        UPDATE payment_sessions s SET is_selected = row_selected[i], status = row_statuses[i], data_text = row_data_texts[i],
-                            amount = NULLIF(row_amounts[i], -1), currency_code = NULLIF(row_currency_codes[i], ''),
-                            is_initiated = row_initiated[i], payment_authorized_at = payment_session_time(row_authorized_at[i]),
-                            updated_at = payment_session_time(row_updated_at[i])
-                        WHERE s.id = row_ids[i];
-                    ELSE
-                        DELETE FROM payment_sessions s WHERE s.id = row_ids[i];
-                    END IF;
-                END LOOP;
-                FOR i IN 1..coalesce(array_length(key_reservations, 1), 0) LOOP
-                    UPDATE payment_session_idempotency_keys k SET deleted_at = payment_session_time(written_at)
-                    WHERE k.key = key_reservations[i] AND k.session_id = key_reservation_ids[i];
-                END LOOP;
-                INSERT INTO payment_session_pending_changes
-                    (position, session_id, cart_id, kind, status_before, status_after, committed_at, session)
-                SELECT c.position, c.session_id, c.cart_id, c.kind, NULLIF(c.status_before, ''), NULLIF(c.status_after, ''),
-                    payment_session_time(written_at), NULLIF(c.session, '')
-                FROM unnest(change_ids, change_carts, change_kinds, change_before, change_after, change_sessions)
-                    WITH ORDINALITY AS c (session_id, cart_id, kind, status_before, status_after, session, position);
-            END
-            $$
-            """,
+            applyFunction(checkingCarts: false),
         ],
         // 5: the one-statement writes commit inside the statement. Run as a statement of
         // its own, a function's transaction commits after the server has said the statement
@@ -331,25 +270,155 @@ enum PostgresSchema {
             END
             $$
             """,
+            applyProcedure(checkingCarts: false),
+        ],
+        // 6: the two helpers every write calls become SQL the planner inlines. A SQL
+        // function it cannot inline is parsed again in every statement that calls it, and a
+        // PL/pgSQL one with `SET search_path` saves and restores the setting on every call:
+        // together most of a write's time on the server. `payment_session_time` was declared
+        // IMMUTABLE over a STABLE body (`timestamptz + interval`), which forbids inlining;
+        // it is STABLE now. The cart lock's first key, the store's, is computed once here
+        // from the schema's name, as `current_schema()` gave it under the old function's
+        // `SET search_path FROM CURRENT`, so that the body needs no search path. And the
+        // one-statement apply also checks carts read whole, so that deleting a cart's
+        // sessions is one statement too; the version 5 apply stays beside it (an overload),
+        // for a process of the previous version still running while this one migrates.
+        [
             """
-            CREATE PROCEDURE payment_session_apply_committed(
-                \(unescaped: applyParameters)
-            ) LANGUAGE plpgsql AS $$
-            BEGIN
-                PERFORM payment_session_apply(lock_carts, expected_ids, expected_updated_at, key_claims, key_claim_ids,
-                    key_reservations, key_reservation_ids, row_ops, row_ids, row_cart_ids, row_provider_ids, row_selected,
-                    row_statuses, row_data_texts, row_keys, row_amounts, row_currency_codes, row_initiated, row_authorized_at,
-                    row_created_at, row_updated_at, change_ids, change_carts, change_kinds, change_before, change_after,
-                    change_sessions, written_at);
-                COMMIT;
-            END
+            CREATE OR REPLACE FUNCTION payment_session_time(microseconds BIGINT) RETURNS timestamptz
+            LANGUAGE sql STABLE PARALLEL SAFE AS $$
+                SELECT CASE WHEN microseconds = -9223372036854775808 THEN NULL
+                    ELSE \(unescaped: timestamp(fromMicroseconds: "microseconds")) END
             $$
+            """,
+            """
+            DO $lock$ BEGIN
+                EXECUTE format(
+                    'CREATE OR REPLACE FUNCTION payment_session_lock_cart(cart TEXT) RETURNS BOOLEAN LANGUAGE sql '
+                        || 'AS $body$ SELECT pg_advisory_xact_lock(%s, hashtext(cart)) IS NOT NULL $body$',
+                    hashtext(current_schema()) # \(unescaped: String(PostgresFeedSequencer.cartLockSeed)));
+            END $lock$
+            """,
+            applyFunction(checkingCarts: true),
+            applyProcedure(checkingCarts: true),
+            // The transition check runs only when the status moves: most updates rewrite
+            // the status column unchanged, and a PL/pgSQL call per row was a cost of its own.
+            "DROP TRIGGER payment_sessions_transition ON payment_sessions",
+            """
+            CREATE TRIGGER payment_sessions_transition BEFORE UPDATE OF status ON payment_sessions
+                FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION payment_sessions_check_transition()
             """,
         ],
     ]
 
+    /// `payment_session_apply`: see ``PostgresApplyWrites``. Version 4 made it; version 6
+    /// made it again, `checkingCarts`, with the carts whose every session the operation read
+    /// (`complete_carts`, and how many: `complete_counts`), so that deleting a cart's
+    /// sessions runs optimistically too.
+    static func applyFunction(checkingCarts: Bool) -> PostgresQuery {
+        """
+        CREATE FUNCTION payment_session_apply(
+            \(unescaped: applyParameters(checkingCarts: checkingCarts))
+        ) RETURNS VOID LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+        DECLARE
+            lock_cart TEXT;
+            i INTEGER;
+        BEGIN
+            FOREACH lock_cart IN ARRAY lock_carts LOOP
+                PERFORM payment_session_lock_cart(lock_cart);
+            END LOOP;
+            FOR i IN 1..coalesce(array_length(expected_ids, 1), 0) LOOP
+                PERFORM 1 FROM payment_sessions s
+                WHERE s.id = expected_ids[i] AND s.updated_at = payment_session_time(expected_updated_at[i]) FOR UPDATE;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'payment session % changed since it was read', expected_ids[i]
+                        USING ERRCODE = '\(unescaped: PostgresApplyWrites.staleState)';
+                END IF;
+            END LOOP;
+            \(unescaped: checkingCarts ? cartsCheck : "")
+            FOR i IN 1..coalesce(array_length(key_claims, 1), 0) LOOP
+                INSERT INTO payment_session_idempotency_keys (key, session_id) VALUES (key_claims[i], key_claim_ids[i])
+                ON CONFLICT DO NOTHING;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'idempotency key % is taken', key_claims[i]
+                        USING ERRCODE = '\(unescaped: PostgresCreateSession.refusedState)';
+                END IF;
+            END LOOP;
+            FOR i IN 1..coalesce(array_length(row_ops, 1), 0) LOOP
+                IF row_ops[i] = 'insert' THEN
+                    INSERT INTO payment_sessions (\(unescaped: PostgresSessionRow.columns))
+                    VALUES (row_ids[i], row_cart_ids[i], row_provider_ids[i], row_selected[i], row_statuses[i], row_data_texts[i],
+                        NULLIF(row_keys[i], ''), NULLIF(row_amounts[i], -1), NULLIF(row_currency_codes[i], ''), row_initiated[i],
+                        payment_session_time(row_authorized_at[i]), payment_session_time(row_created_at[i]),
+                        payment_session_time(row_updated_at[i]))
+                    ON CONFLICT DO NOTHING;
+                    IF NOT FOUND THEN
+                        RAISE EXCEPTION 'payment session % refused by a unique constraint', row_ids[i]
+                            USING ERRCODE = '\(unescaped: PostgresCreateSession.refusedState)';
+                    END IF;
+                ELSIF row_ops[i] = 'update' THEN
+                    UPDATE payment_sessions s SET is_selected = row_selected[i], status = row_statuses[i], data_text = row_data_texts[i],
+                        amount = NULLIF(row_amounts[i], -1), currency_code = NULLIF(row_currency_codes[i], ''),
+                        is_initiated = row_initiated[i], payment_authorized_at = payment_session_time(row_authorized_at[i]),
+                        updated_at = payment_session_time(row_updated_at[i])
+                    WHERE s.id = row_ids[i];
+                ELSE
+                    DELETE FROM payment_sessions s WHERE s.id = row_ids[i];
+                END IF;
+            END LOOP;
+            FOR i IN 1..coalesce(array_length(key_reservations, 1), 0) LOOP
+                UPDATE payment_session_idempotency_keys k SET deleted_at = payment_session_time(written_at)
+                WHERE k.key = key_reservations[i] AND k.session_id = key_reservation_ids[i];
+            END LOOP;
+            INSERT INTO payment_session_pending_changes
+                (position, session_id, cart_id, kind, status_before, status_after, committed_at, session)
+            SELECT c.position, c.session_id, c.cart_id, c.kind, NULLIF(c.status_before, ''), NULLIF(c.status_after, ''),
+                payment_session_time(written_at), NULLIF(c.session, '')
+            FROM unnest(change_ids, change_carts, change_kinds, change_before, change_after, change_sessions)
+                WITH ORDINALITY AS c (session_id, cart_id, kind, status_before, status_after, session, position);
+        END
+        $$
+        """
+    }
+
+    /// The procedure that runs ``applyFunction(checkingCarts:)`` and commits (version 5;
+    /// version 6 with `checkingCarts`).
+    static func applyProcedure(checkingCarts: Bool) -> PostgresQuery {
+        """
+        CREATE PROCEDURE payment_session_apply_committed(
+            \(unescaped: applyParameters(checkingCarts: checkingCarts))
+        ) LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM payment_session_apply(lock_carts, expected_ids, expected_updated_at, key_claims, key_claim_ids,
+                key_reservations, key_reservation_ids, row_ops, row_ids, row_cart_ids, row_provider_ids, row_selected,
+                row_statuses, row_data_texts, row_keys, row_amounts, row_currency_codes, row_initiated, row_authorized_at,
+                row_created_at, row_updated_at, change_ids, change_carts, change_kinds, change_before, change_after,
+                change_sessions, written_at\(unescaped: checkingCarts ? ", complete_carts, complete_counts" : ""));
+            COMMIT;
+        END
+        $$
+        """
+    }
+
+    /// Version 6's check, after the carts are locked: each cart read whole still has as
+    /// many sessions as were read (with the rows read unchanged, the same sessions, since
+    /// every write to a cart takes its lock first).
+    private static let cartsCheck = """
+        FOR i IN 1..coalesce(array_length(complete_carts, 1), 0) LOOP
+                    IF (SELECT count(*) FROM payment_sessions s WHERE s.cart_id = complete_carts[i]) <> complete_counts[i] THEN
+                        RAISE EXCEPTION 'cart % changed since it was read', complete_carts[i]
+                            USING ERRCODE = '\(PostgresApplyWrites.staleState)';
+                    END IF;
+                END LOOP;
+        """
+
     /// The parameters of `payment_session_apply` and of the procedure that calls it.
-    static let applyParameters = """
+    static func applyParameters(checkingCarts: Bool) -> String {
+        guard checkingCarts else { return applyParametersOfVersionFour }
+        return applyParametersOfVersionFour + ", complete_carts TEXT[], complete_counts INTEGER[]"
+    }
+
+    private static let applyParametersOfVersionFour = """
         lock_carts TEXT[], expected_ids TEXT[], expected_updated_at BIGINT[],
             key_claims TEXT[], key_claim_ids TEXT[], key_reservations TEXT[], key_reservation_ids TEXT[],
             row_ops TEXT[], row_ids TEXT[], row_cart_ids TEXT[], row_provider_ids TEXT[], row_selected BOOLEAN[], row_statuses TEXT[],

@@ -132,14 +132,15 @@ struct PostgresCreateSession: PostgresPreparedStatement {
 
 /// A ``PostgresWriteSet`` and its changes applied in one statement (`payment_session_apply`,
 /// in a procedure that commits before the statement completes): carts locked in sorted order, the rows read checked, the writes
-/// made, the changes left pending. It raises ``staleState`` when a row read has changed
+/// made, the changes left pending. It raises ``staleState`` when a row read has changed, or a cart read whole has
+/// another number of sessions
 /// (nothing written: the operation runs again) and ``PostgresCreateSession/refusedState``
 /// when a unique constraint refuses a row or key (nothing written: it runs as a transaction).
 struct PostgresApplyWrites: PostgresPreparedStatement {
     static let name = "payment_session_apply_committed"
     static let sql = """
         CALL payment_session_apply_committed($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-            $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)
+            $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
         """
     /// The SQLSTATE the function raises when a row the operation read has changed since.
     static let staleState = "YP002"
@@ -150,7 +151,7 @@ struct PostgresApplyWrites: PostgresPreparedStatement {
     var now: Int64
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 28)
+        var bindings = PostgresBindings(capacity: 30)
         bindings.append(writes.carts.sorted())
         bindings.append(writes.expected.map(\.id))
         bindings.append(writes.expected.map(\.updatedAt))
@@ -180,6 +181,8 @@ struct PostgresApplyWrites: PostgresPreparedStatement {
         bindings.append(changes.map { $0.after?.rawValue ?? "" })
         bindings.append(changes.map { $0.sessionJSON ?? "" })
         bindings.append(now)
+        bindings.append(writes.completeCarts.map(\.cart))
+        bindings.append(writes.completeCarts.map { Int32($0.count) })
         return bindings
     }
 

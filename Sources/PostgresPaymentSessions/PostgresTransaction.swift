@@ -41,8 +41,12 @@ struct PostgresTransaction {
     /// The session with `id`; with `lock`, its cart locked first (in the same statement,
     /// before the row lock) and then its row.
     func session(id: String, lock: Bool = false) async throws -> PaymentSession? {
+        if let writeSet {
+            return writeSet.overlaying(
+                try await all(SessionStatement<SessionQueries.ByID>(values: [id])), noting: lock, matching: { $0.id == id }
+            ).first
+        }
         guard lock else { return try await all(SessionStatement<SessionQueries.ByID>(values: [id])).first }
-        if let writeSet { return try await all(SessionStatement<SessionQueries.ByID>(values: [id])).first.map(writeSet.noting) }
         let hadTransactionID = cartLocks.hasTransactionID
         guard let session = try await all(SessionStatement<SessionQueries.ByIDLocked>(values: [id])).first else {
             return nil
@@ -53,15 +57,20 @@ struct PostgresTransaction {
     }
 
     func session(idempotencyKey key: String) async throws -> PaymentSession? {
-        try await all(SessionStatement<SessionQueries.ByKey>(values: [key])).first
+        let rows = try await all(SessionStatement<SessionQueries.ByKey>(values: [key]))
+        guard let writeSet else { return rows.first }
+        return writeSet.overlaying(rows, noting: false, matching: { $0.idempotencyKey == key }).first
     }
 
     func session(cartID: String, providerID: String, lock: Bool = false) async throws -> PaymentSession? {
-        guard lock else { return try await all(SessionStatement<SessionQueries.ByPair>(values: [cartID, providerID])).first }
         if let writeSet {
-            writeSet.lock([cartID])
-            return try await all(SessionStatement<SessionQueries.ByPair>(values: [cartID, providerID])).first.map(writeSet.noting)
+            if lock { writeSet.lock([cartID]) }
+            return writeSet.overlaying(
+                try await all(SessionStatement<SessionQueries.ByPair>(values: [cartID, providerID])), noting: lock,
+                matching: { $0.cartID == cartID && $0.providerID == providerID }
+            ).first
         }
+        guard lock else { return try await all(SessionStatement<SessionQueries.ByPair>(values: [cartID, providerID])).first }
         try await lockCarts([cartID])
         cartLocks.didWrite()
         return try await all(SessionStatement<SessionQueries.ByPairLocked>(values: [cartID, providerID])).first
@@ -69,11 +78,14 @@ struct PostgresTransaction {
 
     /// The cart's selected session, locked when `lock` (the row a selection change rewrites).
     func selectedSession(cartID: String, lock: Bool = false) async throws -> PaymentSession? {
-        guard lock else { return try await all(SessionStatement<SessionQueries.Selected>(values: [cartID])).first }
         if let writeSet {
-            writeSet.lock([cartID])
-            return try await all(SessionStatement<SessionQueries.Selected>(values: [cartID])).first.map(writeSet.noting)
+            if lock { writeSet.lock([cartID]) }
+            return writeSet.overlaying(
+                try await all(SessionStatement<SessionQueries.Selected>(values: [cartID])), noting: lock,
+                matching: { $0.cartID == cartID && $0.isSelected }
+            ).first
         }
+        guard lock else { return try await all(SessionStatement<SessionQueries.Selected>(values: [cartID])).first }
         try await lockCarts([cartID])
         cartLocks.didWrite()
         return try await all(SessionStatement<SessionQueries.SelectedLocked>(values: [cartID])).first
@@ -82,9 +94,14 @@ struct PostgresTransaction {
     /// The cart's sessions in id order, locked in that order when `lock` (one order for
     /// every locker, so two of them never deadlock on one cart).
     func sessions(cartID: String, lock: Bool = false) async throws -> [PaymentSession] {
+        if let writeSet {
+            let rows = try await all(SessionStatement<SessionQueries.ByCart>(values: [cartID]))
+            // Deleting a cart's sessions rests on there being no others, which no constraint
+            // checks: the apply counts them.
+            if lock { writeSet.expectComplete(cart: cartID, sessions: rows) }
+            return writeSet.overlaying(rows, noting: false, matching: { $0.cartID == cartID })
+        }
         guard lock else { return try await all(SessionStatement<SessionQueries.ByCart>(values: [cartID])) }
-        // Deleting a cart's sessions rests on there being no others, which no constraint checks.
-        if writeSet != nil { throw NeedsTransaction() }
         try await lockCarts([cartID])
         cartLocks.didWrite()
         return try await all(SessionStatement<SessionQueries.ByCartLocked>(values: [cartID]))
@@ -233,14 +250,13 @@ struct PostgresTransaction {
         }
         try await lockCarts([session.cartID])
         cartLocks.didWrite()
-        try await connection.query("DELETE FROM payment_sessions WHERE id = \(session.id)", logger: logger)
+        let delete = TextStatement<TransactionQueries.DeleteSession>(values: [session.id])
+        for try await _ in try await connection.execute(delete, logger: logger) {}
         changes.record(kind, before: session, after: nil, sessionID: session.id, cartID: session.cartID)
         if let key = session.idempotencyKey {
-            try await connection.query(
-                """
-                UPDATE payment_session_idempotency_keys SET deleted_at = \(PostgresTimestamp(now))
-                WHERE key = \(key) AND session_id = \(session.id)
-                """, logger: logger)
+            for try await _ in try await connection.execute(
+                ReserveKeyStatement(key: key, sessionID: session.id, deletedAt: now), logger: logger)
+            {}
         }
     }
 
@@ -267,17 +283,12 @@ struct PostgresTransaction {
             return .claimed
         }
         cartLocks.didWrite()
-        let inserted = try await connection.query(
-            """
-            INSERT INTO payment_session_idempotency_keys (key, session_id) VALUES (\(key), \(sessionID))
-            ON CONFLICT DO NOTHING RETURNING key
-            """, logger: logger)
-        for try await _ in inserted { return .claimed }
-        let rows = try await connection.query(
-            "SELECT session_id, deleted_at FROM payment_session_idempotency_keys WHERE key = \(key) FOR UPDATE",
-            logger: logger)
+        let claim = TextStatement<TransactionQueries.ClaimKey>(values: [key, sessionID])
+        for try await _ in try await connection.execute(claim, logger: logger) {
+            return .claimed
+        }
         var holder: (String, Int64?)?
-        for try await (holderID, deletedAt) in rows.decode((String, PostgresTimestamp?).self) {
+        for try await (holderID, deletedAt) in try await connection.execute(LockedKeyHolderStatement(key: key), logger: logger) {
             holder = (holderID, deletedAt?.microseconds)
         }
         // The holder was deleted (its row gone) between the insert and the read: run again.
@@ -286,11 +297,8 @@ struct PostgresTransaction {
         let expired = SessionRules.reservationExpired(
             reservedAt: deletedAt, now: now, retention: options.idempotencyRetention)
         if holderID != sessionID && !expired { return .reserved(sessionID: holderID) }
-        try await connection.query(
-            """
-            UPDATE payment_session_idempotency_keys SET session_id = \(sessionID), deleted_at = NULL
-            WHERE key = \(key)
-            """, logger: logger)
+        let reclaim = TextStatement<TransactionQueries.ReclaimKey>(values: [key, sessionID])
+        for try await _ in try await connection.execute(reclaim, logger: logger) {}
         return .claimed
     }
 

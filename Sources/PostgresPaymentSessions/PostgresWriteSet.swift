@@ -15,7 +15,8 @@ import Synchronization
 /// one), so an unchanged `updated_at` is an unchanged row. What the operation read as absent
 /// (no selected session, no session for a pair, a new key) is checked by the unique
 /// constraints the writes meet: a refused insert raises ``PostgresCreateSession/refusedState``
-/// and the operation runs as a transaction, which decides.
+/// and the operation runs as a transaction, which decides. A cart read whole (to delete its
+/// sessions) is checked by its count of sessions, under the cart's lock.
 final class PostgresWriteSet: Sendable {
     enum RowOperation: String, Sendable {
         case insert, update, delete
@@ -32,6 +33,8 @@ final class PostgresWriteSet: Sendable {
         var expected: [(id: String, updatedAt: Int64)] = []
         var keyClaims: [(key: String, sessionID: String)] = []
         var keyReservations: [(key: String, sessionID: String)] = []
+        /// Carts whose every session the operation read, and how many there were.
+        var completeCarts: [(cart: String, count: Int)] = []
         var rows: [RowWrite] = []
     }
 
@@ -39,10 +42,6 @@ final class PostgresWriteSet: Sendable {
 
     /// What was recorded.
     var recorded: State { state.withLock { $0 } }
-
-    /// Whether the operation claimed an idempotency key (without reading it: the apply
-    /// finds out whether it was free).
-    var hasTentativeClaims: Bool { state.withLock { !$0.keyClaims.isEmpty } }
 
     /// Whether the operation wrote anything (else there is nothing to apply).
     var isEmpty: Bool { state.withLock { $0.rows.isEmpty && $0.keyClaims.isEmpty && $0.keyReservations.isEmpty } }
@@ -63,10 +62,50 @@ final class PostgresWriteSet: Sendable {
         }
     }
 
+    /// The operation's decision rests on `sessions` being all of `cart`'s (as read, before
+    /// its own writes): the apply notes each, and refuses if the cart has another number
+    /// of sessions, which, each of these unchanged, means another set.
+    func expectComplete(cart: String, sessions: [PaymentSession]) {
+        for session in sessions { expect(session) }
+        state.withLock { state in
+            if !state.carts.contains(cart) { state.carts.append(cart) }
+            guard !state.completeCarts.contains(where: { $0.cart == cart }) else { return }
+            state.completeCarts.append((cart, sessions.count))
+        }
+    }
+
     /// `session`, noted as a row the decision rests on.
     func noting(_ session: PaymentSession) -> PaymentSession {
         expect(session)
         return session
+    }
+
+    /// The server's `rows` for a read, as this operation's recorded writes leave them: a
+    /// row it wrote is its last version (gone when deleted, dropped when it no longer
+    /// matches), and a row it wrote that matches `predicate` is added; with `noting`, rows
+    /// from the server that it did not write are noted (``expect(_:)``). So a unit of
+    /// several writes reads its own writes, as in a transaction.
+    func overlaying(
+        _ rows: [PaymentSession], noting: Bool, matching predicate: (PaymentSession) -> Bool
+    ) -> [PaymentSession] {
+        let written = state.withLock { state in
+            var latest: [String: RowWrite] = [:]
+            for row in state.rows { latest[row.session.id] = row }
+            return latest
+        }
+        var result: [PaymentSession] = []
+        for row in rows {
+            if let write = written[row.id] {
+                if write.operation != .delete, predicate(write.session) { result.append(write.session) }
+            } else {
+                result.append(noting ? self.noting(row) : row)
+            }
+        }
+        let seen = Set(rows.map(\.id))
+        for (id, write) in written where !seen.contains(id) && write.operation != .delete && predicate(write.session) {
+            result.append(write.session)
+        }
+        return result.sorted { $0.id < $1.id }
     }
 
     func write(_ operation: RowOperation, _ session: PaymentSession, dataText: String) {
@@ -82,7 +121,7 @@ final class PostgresWriteSet: Sendable {
     }
 }
 
-/// An operation that cannot run optimistically (it reads a set of rows whose absence no
-/// constraint checks, say a cart's sessions to delete them all): it runs as a transaction.
+/// An operation that cannot run optimistically (it reads a set of rows whose completeness
+/// nothing checks, say the sessions a purge finds by age): it runs as a transaction.
 struct NeedsTransaction: Error {}
 #endif

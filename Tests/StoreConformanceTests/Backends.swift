@@ -100,21 +100,30 @@ func withLockHeldByAnotherClient(
     _ configuration: PostgresClient.Configuration, _ lockStatement: PostgresQuery, _ body: () async throws -> Void
 ) async throws {
     let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
-    let holder = PostgresClient(configuration: configuration)
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { await holder.run() }
-        defer { group.cancelAll() }
-        try await holder.withConnection { connection in
-            try await connection.query("BEGIN", logger: quiet)
-            try await connection.query(lockStatement, logger: quiet)
-            do {
-                try await body()
-            } catch {
-                _ = try? await connection.query("ROLLBACK", logger: quiet)
-                throw error
-            }
-            try await connection.query("ROLLBACK", logger: quiet)
+    try await withConnectionOfAnotherClient(configuration) { connection in
+        try await connection.query("BEGIN", logger: quiet)
+        try await connection.query(lockStatement, logger: quiet)
+        do {
+            try await body()
+        } catch {
+            _ = try? await connection.query("ROLLBACK", logger: quiet)
+            throw error
         }
+        try await connection.query("ROLLBACK", logger: quiet)
+    }
+}
+
+/// Runs `body` on a connection of a client of its own, beside the store's: what another
+/// process would do to the database meanwhile.
+func withConnectionOfAnotherClient<R>(
+    _ configuration: PostgresClient.Configuration, _ body: (PostgresConnection) async throws -> R
+) async throws -> R {
+    let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+    let client = PostgresClient(configuration: configuration, backgroundLogger: quiet)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { await client.run() }
+        defer { group.cancelAll() }
+        return try await client.withConnection { try await body($0) }
     }
 }
 

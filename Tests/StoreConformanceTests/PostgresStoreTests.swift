@@ -43,7 +43,7 @@ struct PostgresStoreTests {
         let error = await expectStoreError {
             try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { _ in }
         }
-        #expect(error == .unsupportedFormat(found: 99, supported: 5))
+        #expect(error == .unsupportedFormat(found: 99, supported: 6))
     }
 
     /// A store of version 1 (before the change feed) is migrated when opened, by a read
@@ -87,8 +87,18 @@ struct PostgresStoreTests {
             SET search_path TO \(schema);
             ALTER TABLE payment_sessions DROP COLUMN data;
             DROP FUNCTION payment_session_data_jsonb(TEXT);
-            DROP PROCEDURE payment_session_create_committed, payment_session_apply_committed;
-            DROP FUNCTION payment_session_create, payment_session_apply, payment_session_time;
+            DO $$
+            DECLARE routine regprocedure;
+            BEGIN
+                -- Version 6 keeps two of each apply (overloads): every one goes.
+                FOR routine IN SELECT p.oid::regprocedure FROM pg_proc p
+                    WHERE p.pronamespace = current_schema()::regnamespace AND p.proname IN (
+                        'payment_session_create_committed', 'payment_session_apply_committed', 'payment_session_create',
+                        'payment_session_apply', 'payment_session_time')
+                LOOP
+                    EXECUTE 'DROP ROUTINE ' || routine;
+                END LOOP;
+            END $$;
             ALTER TABLE payment_sessions RENAME COLUMN data_text TO data;
             ALTER TABLE payment_sessions \(microseconds("payment_authorized_at")), \(microseconds("created_at")),
                 \(microseconds("updated_at"));
@@ -233,24 +243,65 @@ struct PostgresStoreTests {
         try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
             _ = try await store.create(NewPaymentSession(cartID: "c", providerID: "p"))
         }
-        let holder = PostgresClient(configuration: configuration, backgroundLogger: Self.quiet)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await holder.run() }
-            defer { group.cancelAll() }
-            try await holder.withConnection { connection in
-                try await connection.query("BEGIN", logger: Self.quiet)
-                try await connection.query("LOCK TABLE payment_session_schema IN EXCLUSIVE MODE", logger: Self.quiet)
-                var options = Self.options()
-                options.operationTimeout = .seconds(5)
-                for create in [false, true] {
-                    options.createIfMissing = create
-                    let count = try await PostgresPaymentSessionStore.withStore(configuration, options: options) { try await $0.count() }
-                    #expect(count == 1)
-                }
-                try await connection.query("ROLLBACK", logger: Self.quiet)
+        try await withConnectionOfAnotherClient(configuration) { connection in
+            try await connection.query("BEGIN", logger: Self.quiet)
+            try await connection.query("LOCK TABLE payment_session_schema IN EXCLUSIVE MODE", logger: Self.quiet)
+            var options = Self.options()
+            options.operationTimeout = .seconds(5)
+            for create in [false, true] {
+                options.createIfMissing = create
+                let count = try await PostgresPaymentSessionStore.withStore(configuration, options: options) { try await $0.count() }
+                #expect(count == 1)
             }
+            try await connection.query("ROLLBACK", logger: Self.quiet)
         }
     }
+
+    /// Deleting a cart's sessions reads them without locks and applies the deletes in one
+    /// statement, which counts the cart again under its lock: a session that joined the
+    /// cart in between (here written straight into the table by a transaction holding the
+    /// cart's lock, as every store write takes it) makes it read and delete again, so that
+    /// none is left behind and the count returned is every session deleted.
+    @Test func deletingACartsSessionsCountsTheCartAgainUnderItsLock() async throws {
+        let (configuration, _) = try postgresConfiguration()
+        try await PostgresPaymentSessionStore.withStore(configuration, options: Self.options()) { store in
+            let first = try await store.create(NewPaymentSession(cartID: "whole", providerID: "a"))
+            let joiner = PaymentSessionID.generate()
+            try await withConnectionOfAnotherClient(configuration) { connection in
+                try await connection.query("BEGIN", logger: Self.quiet)
+                try await connection.query("SELECT payment_session_lock_cart('whole')", logger: Self.quiet)
+                let deleting = Task { try await store.deleteSessions(cartID: "whole", force: false) }
+                // Its read done, the delete's apply waits for the cart's lock: this
+                // connection blocks it.
+                var blocked = false
+                for _ in 0..<500 where !blocked {
+                    let rows = try await connection.query(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid))",
+                        logger: Self.quiet)
+                    for try await (count) in rows.decode(Int64.self) { blocked = count > 0 }
+                    if !blocked { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                try #require(blocked, "the delete never waited for the cart's lock")
+                try await connection.query(
+                    """
+                    INSERT INTO payment_sessions (\(unescaped: Self.sessionColumns))
+                    SELECT \(joiner), cart_id, 'b', FALSE, status, data_text, NULL, amount, currency_code, is_initiated,
+                        payment_authorized_at, created_at, updated_at
+                    FROM payment_sessions WHERE id = \(first.id)
+                    """, logger: Self.quiet)
+                try await connection.query("COMMIT", logger: Self.quiet)
+                #expect(try await deleting.value == 2)
+            }
+            #expect(try await store.sessions(cartID: "whole").isEmpty)
+            #expect(try await store.session(id: joiner) == nil)
+        }
+    }
+
+    /// The columns of `payment_sessions` a store writes, in its order.
+    static let sessionColumns = """
+        id, cart_id, provider_id, is_selected, status, data_text, idempotency_key, amount, currency_code, is_initiated,
+        payment_authorized_at, created_at, updated_at
+        """
 
     @Test func twoStoresOpeningOneNewDatabaseAtOnceBothSucceed() async throws {
         let (configuration, _) = try postgresConfiguration()
