@@ -206,9 +206,12 @@ extension PostgresPaymentSessionStore {
         let carts = writes.compactMap(\.namedCartID)
         // A unit of the writes that run optimistically alone runs so too, reading its own
         // writes (see PostgresWriteSet.overlaying); one that purges or inserts whole
-        // sessions is a transaction.
-        if writes.allSatisfy(\.runsOptimistically) {
-            return try await write("perform writes", lockingFirst: carts, body)
+        // sessions is a transaction, and so is one with a `deselect` beside other writes:
+        // a deselect that finds no selection writes nothing, so no constraint checks that
+        // absence when the other writes are applied.
+        let unit = writes.count > 1
+        if writes.allSatisfy(\.runsOptimistically), !unit || !writes.contains(where: \.isDeselect) {
+            return try await write("perform writes", lockingFirst: carts, unit: unit, body)
         }
         return try await transaction("perform writes", lockingFirst: carts, body)
     }

@@ -259,6 +259,12 @@ extension PaymentSessionWrite {
         }
     }
 
+    /// Whether the write is a `deselect`.
+    var isDeselect: Bool {
+        if case .deselect = self { return true }
+        return false
+    }
+
     /// Whether the write can run optimistically (see ``PostgresWriteSet``): a purge rests on
     /// the set of sessions past an age, which nothing checks, and an import's insert reads
     /// and reclaims keys as a transaction does.

@@ -62,21 +62,24 @@ extension PostgresPaymentSessionStore {
     /// as a ``transaction(_:_:)`` when a constraint refused a row or key (the transaction
     /// reads and decides: the key's session, a duplicate), when the operation needs locks
     /// no constraint stands for, or when it kept meeting concurrent writes. The
-    /// transaction locks the carts in `lockingFirst` first.
+    /// transaction locks the carts in `lockingFirst` first. A `unit` of several writes
+    /// also runs as the transaction when it writes nothing or a rule refuses: its reads,
+    /// each a statement of its own, are checked together only by an apply that writes.
     func write<R: Sendable>(
-        _ operation: String, as function: String = #function, lockingFirst carts: [String] = [],
+        _ operation: String, as function: String = #function, lockingFirst carts: [String] = [], unit: Bool = false,
         _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
-        try await measured(as: function) { try await self.unmeasuredWrite(operation, lockingFirst: carts, body) }
+        try await measured(as: function) { try await self.unmeasuredWrite(operation, lockingFirst: carts, unit: unit, body) }
     }
 
     private func unmeasuredWrite<R: Sendable>(
-        _ operation: String, lockingFirst carts: [String], _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
+        _ operation: String, lockingFirst carts: [String], unit: Bool,
+        _ body: @escaping @Sendable (PostgresTransaction) async throws -> R
     ) async throws -> R {
         try await prepareSchema()
         for _ in 0..<options.maxAttempts {
             do {
-                return try await withDeadline(operation) { try await self.attempt(.optimistic, body) }
+                return try await withDeadline(operation) { try await self.attempt(.optimistic(unit: unit), body) }
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == PostgresCreateSession.refusedState {
                 break
             } catch is NeedsTransaction {
@@ -125,8 +128,9 @@ extension PostgresPaymentSessionStore {
         case statements
         /// In a transaction, the operation's carts locked first.
         case transaction(PostgresCartLocks)
-        /// Plain reads, then one statement applying the writes (see ``PostgresWriteSet``).
-        case optimistic
+        /// Plain reads, then one statement applying the writes (see ``PostgresWriteSet``);
+        /// `unit` for several writes (see ``write(_:as:lockingFirst:unit:_:)``).
+        case optimistic(unit: Bool)
     }
 
     /// One attempt on a connection leased from `pool`, run as `mode` says. The store's
@@ -163,19 +167,23 @@ extension PostgresPaymentSessionStore {
             switch mode {
             case .statements:
                 return try await body(tx)
-            case .optimistic:
+            case .optimistic(let unit):
                 let writeSet = PostgresWriteSet()
                 tx.writeSet = writeSet
                 let result: R
                 do {
                     result = try await body(tx)
-                } catch is PaymentSessionError where !writeSet.isEmpty {
+                } catch is PaymentSessionError where unit || !writeSet.isEmpty {
                     // A key claimed without reading it may be taken, and a row recorded may be
                     // refused by a constraint, and a transaction meets either before what
-                    // refused here (a later write of a unit): it decides which answer is right.
+                    // refused here (a later write of a unit); a unit's reads were never
+                    // checked together: the transaction decides which answer is right.
                     throw NeedsTransaction()
                 }
-                guard !writeSet.isEmpty else { return result }
+                guard !writeSet.isEmpty else {
+                    if unit { throw NeedsTransaction() }
+                    return result
+                }
                 let apply = PostgresApplyWrites(writes: writeSet.recorded, changes: tx.changes.take(), now: tx.now)
                 CommitProgress.commitSending()
                 for try await _ in try await connection.execute(apply, logger: logger) {}

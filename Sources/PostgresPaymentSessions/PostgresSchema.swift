@@ -295,7 +295,7 @@ enum PostgresSchema {
             DO $lock$ BEGIN
                 EXECUTE format(
                     'CREATE OR REPLACE FUNCTION payment_session_lock_cart(cart TEXT) RETURNS BOOLEAN LANGUAGE sql '
-                        || 'AS $body$ SELECT pg_advisory_xact_lock(%s, hashtext(cart)) IS NOT NULL $body$',
+                        || 'AS $body$ SELECT pg_advisory_xact_lock((%s)::INTEGER, hashtext(cart)) IS NOT NULL $body$',
                     hashtext(current_schema()) # \(unescaped: String(PostgresFeedSequencer.cartLockSeed)));
             END $lock$
             """,
